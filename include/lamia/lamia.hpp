@@ -1,0 +1,4 @@
+#pragma once
+// Everything in lamia, in pipeline order.
+#include <lamia/core/errors.hpp>
+#include <lamia/data.hpp>

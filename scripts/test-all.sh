@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of lamia on a fresh machine: installs the Debian packages,
+# builds the C++ library, tests and the Python module once (build/), runs the
+# C++ tests with ctest, installs pylamia into a venv with pip and runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${LAMIA_BUILD_JOBS:-$(nproc)}
+
+scripts/install-deps.sh
+scripts/fetch-test-references.sh
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLAMIA_BUILD_TESTS=ON -DLAMIA_BUILD_PYTHON=ON \
+  -DLAMIA_BUILD_BENCH=ON -DLAMIA_BUILD_EXAMPLES=ON -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
+cmake --build build -j "$JOBS"
+
+echo "== C++ tests (ctest)"
+(cd build && ctest --output-on-failure -j 1)
+
+echo "== Python tests (pytest, pylamia installed with pip into .venv)"
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+# The pip install reuses build/ (LAMIA_BUILD_DIR), so nothing is compiled twice.
+LAMIA_BUILD_DIR="$ROOT/build" .venv/bin/python -m pip install --no-build-isolation --no-deps -q . 2>&1 \
+  | grep -v "^\s*$" || true
+.venv/bin/python -c "import pylamia" # fail early with a clear message if the install is broken
+cd /tmp && "$ROOT/.venv/bin/python" -m pytest -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests/python" -q
