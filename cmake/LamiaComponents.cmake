@@ -5,11 +5,43 @@
 #
 # lamia_add_component(<name> DEPENDS <targets...>)
 set(LAMIA_COMPONENTS "" CACHE INTERNAL "")
+# For development: build only these components (and their bindings, tests and
+# CLI commands), e.g. -DLAMIA_ONLY="core;data". Empty means all.
+set(LAMIA_ONLY "" CACHE STRING "Build only these components (empty: all)")
+
+# lamia_component_enabled(<name> <out-var>)
+function(lamia_component_enabled name out)
+  if(NOT LAMIA_ONLY OR name IN_LIST LAMIA_ONLY)
+    set(${out} ON PARENT_SCOPE)
+  else()
+    set(${out} OFF PARENT_SCOPE)
+  endif()
+endfunction()
+
+# lamia_filter_by_component(<list-var>): keeps files named <component>*.cpp or
+# cmd_<component>*.cpp only for enabled components; other names are kept.
+function(lamia_filter_by_component var)
+  set(_kept "")
+  foreach(f IN LISTS ${var})
+    get_filename_component(_n ${f} NAME)
+    set(_keep ON)
+    foreach(c core data text nn palette quantize recommend evaluate pipeline)
+      if(_n MATCHES "^(cmd_)?${c}[_.]")
+        lamia_component_enabled(${c} _keep)
+      endif()
+    endforeach()
+    if(_keep)
+      list(APPEND _kept ${f})
+    endif()
+  endforeach()
+  set(${var} ${_kept} PARENT_SCOPE)
+endfunction()
 
 function(lamia_add_component name)
   cmake_parse_arguments(ARG "" "" "DEPENDS;PRECOMPILE" ${ARGN})
+  lamia_component_enabled(${name} _enabled)
   file(GLOB _sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
-  if(NOT _sources)
+  if(NOT _sources OR NOT _enabled)
     return()
   endif()
   set(_target lamia_${name})
