@@ -40,6 +40,12 @@ ItemIndex Catalog::add(std::string id, std::vector<std::string> values) {
   return index;
 }
 
+void Catalog::reserve(std::size_t items) {
+  ids_.reserve(items);
+  values_.reserve(items * attributes_.size());
+  by_id_.reserve(items);
+}
+
 void Catalog::check_item(ItemIndex item) const {
   if (item < 0 || std::size_t(item) >= ids_.size())
     throw IndexError(fmt::format("Catalog: item index {} out of range [0, {})", item, ids_.size()));

@@ -32,6 +32,8 @@ class Catalog {
   /// Adds an item; values follow attribute_names(). Throws ValueError on a
   /// duplicate or empty id, or when values.size() != num_attributes().
   ItemIndex add(std::string id, std::vector<std::string> values);
+  /// Reserves room for this many items (a speed-up for large catalogs; no effect on contents).
+  void reserve(std::size_t items);
 
   const std::string& id(ItemIndex item) const;
   /// Value of one attribute of an item (may be empty).
