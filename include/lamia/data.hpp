@@ -3,3 +3,6 @@
 #include <lamia/data/catalog.hpp>
 #include <lamia/data/interactions.hpp>
 #include <lamia/data/sequences.hpp>
+#include <lamia/data/synthetic.hpp>
+#include <lamia/data/loaders.hpp>
+#include <lamia/data/statistics.hpp>
