@@ -1,0 +1,58 @@
+#pragma once
+// Internals of the loaders: JSON helpers that keep line numbers, and a reader for the
+// Python-literal "loose JSON" of the 2014 Amazon metadata. Not part of the stable API.
+#include <lamia/core/errors.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace lamia::detail {
+
+/// One member of a top-level JSON object, as found by JsonObjectScanner.
+struct JsonMember {
+  std::string key;
+  std::string_view value;  ///< the raw JSON text of the value
+  std::size_t line = 0;    ///< 1-based line of the key
+  std::size_t value_line = 0;  ///< 1-based line where the value starts
+};
+
+/// Walks the members of a top-level JSON object without building it, so that each member
+/// can be parsed on its own and errors can name its line (LC-Rec files are one big object).
+class JsonObjectScanner {
+ public:
+  /// text must outlive the scanner; file is used in error messages.
+  JsonObjectScanner(std::string_view text, std::string file);
+  /// The next member; false after the closing brace. Throws ParseError (file, line) when
+  /// the text is not a JSON object or is truncated.
+  bool next(JsonMember& member);
+  /// 1-based line of a byte offset into text (counts from the start: for errors only).
+  std::size_t line_at(std::size_t offset) const;
+  /// Offset of value within text.
+  std::size_t offset_of(std::string_view value) const { return std::size_t(value.data() - text_.data()); }
+
+ private:
+  [[noreturn]] void fail(std::size_t offset, const std::string& what) const;
+  void skip_space();
+  std::size_t skip_string(std::size_t at) const;  // at: opening quote; returns index after closing quote
+  std::size_t skip_value(std::size_t at) const;
+
+  std::string_view text_;
+  std::string file_;
+  std::size_t pos_ = 0;
+  std::size_t line_ = 1, line_pos_ = 0;  // line counter, advanced lazily up to line_pos_
+  bool started_ = false, done_ = false;
+};
+
+/// Parses text as JSON; on failure throws ParseError at file:line (line counted from
+/// first_line for the byte the parser stopped at) with the parser's reason.
+nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
+
+/// Parses a Python literal (dict, list, tuple, str with '…' or "…" and Python escapes,
+/// int, float, True, False, None) as JSON: what `ast.literal_eval` accepts for the 2014
+/// Amazon metadata. Throws ParseError at file:line on anything else.
+nlohmann::json parse_python_literal(std::string_view text, const std::string& file, std::size_t line);
+
+}  // namespace lamia::detail

@@ -1,0 +1,277 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/data/detail/text_io.hpp>
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace lamia::detail {
+
+std::size_t find_invalid_utf8(std::string_view text) noexcept {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // ASCII fast path, 8 bytes at a time.
+    while (i + 8 <= n) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07u;
+    } else {
+      return i;  // continuation byte, overlong 2-byte lead, or > U+10FFFF lead
+    }
+    if (i + len > n) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (s[i + k] & 0x3Fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+std::string latin1_to_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (unsigned char c : text) {
+    if (c < 0x80) {
+      out.push_back(char(c));
+    } else {
+      out.push_back(char(0xC0 | (c >> 6)));
+      out.push_back(char(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ByteReader::ByteReader(const std::filesystem::path& path) : path_(path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IOError(fmt::format("{}: is a directory, expected a file", path.string()));
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw IOError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+  gzbuffer(f, 1 << 18);
+  gz_ = f;
+}
+
+ByteReader::~ByteReader() {
+  if (gz_) gzclose(static_cast<gzFile>(gz_));
+}
+
+std::size_t ByteReader::read(char* dst, std::size_t n) {
+  auto* f = static_cast<gzFile>(gz_);
+  int got = gzread(f, dst, unsigned(std::min<std::size_t>(n, 1u << 30)));
+  if (got < 0) {
+    int code = 0;
+    const char* msg = gzerror(f, &code);
+    throw IOError(fmt::format("{}: read error: {}", path_.string(), msg ? msg : "unknown"));
+  }
+  if (got == 0 && !gzeof(f)) {
+    int code = 0;
+    const char* msg = gzerror(f, &code);
+    if (code != Z_OK) throw IOError(fmt::format("{}: read error: {}", path_.string(), msg ? msg : "unknown"));
+  }
+  return std::size_t(got);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t kChunk = 1 << 20;
+}
+
+ChunkBuffer::ChunkBuffer(const std::filesystem::path& path) : reader_(path) {}
+
+bool ChunkBuffer::fill() {
+  if (eof_) return false;
+  // Keep the unconsumed tail at the front, then append a chunk.
+  if (pos_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  if (buf_.size() < end_ + kChunk) buf_.resize(std::max(buf_.size() * 2, end_ + kChunk));
+  std::size_t got = reader_.read(buf_.data() + end_, buf_.size() - end_);
+  if (got == 0) {
+    eof_ = true;
+    return false;
+  }
+  end_ += got;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+LineReader::LineReader(const std::filesystem::path& path) : in_(path) {}
+
+bool LineReader::next(std::string_view& line) {
+  if (!started_) {
+    started_ = true;
+    while (in_.available() < 3 && in_.fill()) {
+    }
+    if (in_.available() >= 3 && std::memcmp(in_.data(), "\xEF\xBB\xBF", 3) == 0) in_.consume(3);
+  }
+  std::size_t searched = 0;
+  for (;;) {
+    const char* p = in_.data();
+    const void* nl = std::memchr(p + searched, '\n', in_.available() - searched);
+    if (nl) {
+      std::size_t len = std::size_t(static_cast<const char*>(nl) - p);
+      in_.consume(len + 1);
+      if (len > 0 && p[len - 1] == '\r') --len;
+      line = {p, len};
+      ++line_;
+      return true;
+    }
+    searched = in_.available();
+    if (!in_.fill()) {
+      if (in_.available() == 0) return false;
+      // Last line without a terminator.
+      std::size_t len = in_.available();
+      const char* q = in_.data();
+      in_.consume(len);
+      if (len > 0 && q[len - 1] == '\r') --len;
+      line = {q, len};
+      ++line_;
+      return true;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+CsvReader::CsvReader(const std::filesystem::path& path, CsvDialect dialect) : in_(path), dialect_(dialect) {}
+
+std::size_t CsvReader::first_invalid_utf8_field() const noexcept {
+  // Validate the whole record first: the common case is one pass.
+  if (is_valid_utf8(storage_)) return size();
+  for (std::size_t i = 0; i < size(); ++i)
+    if (!is_valid_utf8((*this)[i])) return i;
+  return size();
+}
+
+bool CsvReader::parse(std::size_t& consumed, std::size_t& newlines) {
+  const char* p = in_.data();
+  const std::size_t n = in_.available();
+  const char delim = dialect_.delimiter;
+  storage_.clear();
+  offsets_.assign(1, 0);
+  newlines = 0;
+  std::size_t i = 0;
+  for (;;) {
+    // One field.
+    if (dialect_.quoting && i < n && p[i] == '"') {
+      ++i;
+      for (;;) {
+        const char* start = p + i;
+        // Copy runs of plain bytes in one go.
+        const void* q = std::memchr(start, '"', n - i);
+        std::size_t run = q ? std::size_t(static_cast<const char*>(q) - start) : n - i;
+        for (std::size_t k = 0; k < run; ++k)
+          if (start[k] == '\n') ++newlines;
+        storage_.append(start, run);
+        i += run;
+        if (i >= n) return false;  // the closing quote is not in the buffer yet
+        if (i + 1 >= n) {
+          if (!in_.eof()) return false;  // cannot tell "" from " + end yet
+          ++i;
+          break;
+        }
+        if (p[i + 1] == '"') {
+          storage_.push_back('"');
+          i += 2;
+          continue;
+        }
+        ++i;  // closing quote
+        break;
+      }
+      // Text after the closing quote up to the delimiter is kept literally.
+    }
+    while (i < n && p[i] != delim && p[i] != '\n') storage_.push_back(p[i++]);
+    if (i >= n) {
+      if (!in_.eof()) return false;
+      // Last record without a line end.
+      if (!storage_.empty() && storage_.back() == '\r') storage_.pop_back();
+      offsets_.push_back(storage_.size());
+      consumed = i;
+      return true;
+    }
+    if (p[i] == delim) {
+      offsets_.push_back(storage_.size());
+      ++i;
+      continue;
+    }
+    // '\n': end of record; drop the '\r' of CRLF.
+    if (!storage_.empty() && storage_.back() == '\r' && (offsets_.back() < storage_.size())) storage_.pop_back();
+    offsets_.push_back(storage_.size());
+    ++newlines;
+    consumed = i + 1;
+    return true;
+  }
+}
+
+bool CsvReader::next() {
+  if (!started_) {
+    started_ = true;
+    while (in_.available() < 3 && in_.fill()) {
+    }
+    if (in_.available() >= 3 && std::memcmp(in_.data(), "\xEF\xBB\xBF", 3) == 0) in_.consume(3);
+  }
+  for (;;) {
+    if (in_.available() == 0 && !in_.fill()) return false;
+    // Blank lines are skipped (a trailing one is common).
+    if (in_.data()[0] == '\n' || (in_.available() >= 2 && in_.data()[0] == '\r' && in_.data()[1] == '\n')) {
+      in_.consume(in_.data()[0] == '\n' ? 1 : 2);
+      ++next_line_;
+      continue;
+    }
+    std::size_t consumed = 0, newlines = 0;
+    while (!parse(consumed, newlines)) {
+      if (!in_.fill()) {
+        if (!in_.eof()) continue;
+        // At EOF parse() only fails inside a quoted field that never closes.
+        if (!parse(consumed, newlines))
+          throw ParseError({in_.path().filename().string(), next_line_, ""},
+                           "quoted field is not closed before the end of the file (truncated row?)");
+        break;
+      }
+    }
+    if (offsets_.size() == 2 && storage_.empty()) {  // a lone "\r" line
+      in_.consume(consumed);
+      next_line_ += newlines;
+      continue;
+    }
+    record_line_ = next_line_;
+    next_line_ += newlines;
+    in_.consume(consumed);
+    return true;
+  }
+}
+
+}  // namespace lamia::detail
