@@ -8,8 +8,8 @@
 
 namespace lamia::detail {
 
-JsonObjectScanner::JsonObjectScanner(std::string_view text, std::string file)
-    : text_(text), file_(std::move(file)) {
+JsonObjectScanner::JsonObjectScanner(std::string_view text, std::string file, std::string what_keys)
+    : text_(text), file_(std::move(file)), what_keys_(std::move(what_keys)) {
   if (text_.size() >= 3 && std::memcmp(text_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = line_pos_ = 3;
 }
 
@@ -18,7 +18,7 @@ std::size_t JsonObjectScanner::line_at(std::size_t offset) const {
 }
 
 void JsonObjectScanner::fail(std::size_t offset, const std::string& what) const {
-  throw ParseError({file_, line_at(offset), ""}, what);
+  throw ParseError({file_, line_at(offset), key_.empty() ? what_keys_ : key_}, what);
 }
 
 void JsonObjectScanner::skip_space() {
@@ -103,6 +103,7 @@ bool JsonObjectScanner::next(JsonMember& member) {
   } else {
     member.key = parse_json(raw_key, file_, line_).get<std::string>();
   }
+  key_ = member.key;
   pos_ = key_end;
   skip_space();
   if (pos_ >= text_.size() || text_[pos_] != ':') fail(pos_, "expected ':' after the key");
@@ -119,6 +120,29 @@ bool JsonObjectScanner::next(JsonMember& member) {
   return true;
 }
 
+std::string json_key_before(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  while (offset > 0) {
+    auto colon = text.rfind(':', offset - 1);
+    if (colon == std::string_view::npos) return {};
+    std::size_t q = colon;
+    while (q > 0 && (text[q - 1] == ' ' || text[q - 1] == '\t' || text[q - 1] == '\n' || text[q - 1] == '\r')) --q;
+    if (q > 0 && text[q - 1] == '"') {
+      std::size_t close = q - 1;
+      std::size_t open = close;
+      while (open > 0) {
+        open = text.rfind('"', open - 1);
+        if (open == std::string_view::npos) return {};
+        if (open == 0 || text[open - 1] != '\\') break;
+      }
+      if (open < close) return std::string(text.substr(open + 1, close - open - 1));
+      return {};
+    }
+    offset = colon;
+  }
+  return {};
+}
+
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
@@ -129,7 +153,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& file, std::s
     // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..." -> the tail
     auto colon = reason.find(": ");
     if (colon != std::string::npos) reason = reason.substr(colon + 2);
-    throw ParseError({file, line, ""}, "invalid JSON: " + reason);
+    throw ParseError({file, line, json_key_before(text, at)}, "invalid JSON: " + reason);
   }
 }
 

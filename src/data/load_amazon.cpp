@@ -54,7 +54,7 @@ fs::path exactly_one(const fs::path& dir, const std::vector<fs::path>& found, co
 // The key of the member of a JSON object (raw text) whose value spans offset; "" if unknown.
 std::string key_at(std::string_view object_text, std::size_t offset) {
   try {
-    detail::JsonObjectScanner scan(object_text, "");
+    detail::JsonObjectScanner scan(object_text, "", "");
     detail::JsonMember m;
     while (scan.next(m)) {
       std::size_t start = scan.offset_of(m.value);
@@ -111,7 +111,7 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
   {
     const std::string file = item_path.filename().string();
     const std::string text = read_file(item_path);
-    detail::JsonObjectScanner scan(text, file);
+    detail::JsonObjectScanner scan(text, file, "item id");
     detail::JsonMember m;
     std::unordered_map<std::string, std::size_t> first_line;
     std::size_t rows = 0;
@@ -159,7 +159,7 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
   {
     const std::string file = inter_path.filename().string();
     const std::string text = read_file(inter_path);
-    detail::JsonObjectScanner scan(text, file);
+    detail::JsonObjectScanner scan(text, file, "user id");
     detail::JsonMember m;
     detail::SequenceBuilder seqs;
     std::size_t rows = 0;
@@ -320,7 +320,7 @@ Dataset load_amazon_files(const fs::path& metadata, const fs::path& reviews, con
       ds.catalog.add(std::move(*id), {std::move(*title), std::move(*description), std::move(*brand),
                                       std::move(*categories)});
     }
-    if (rows == 0) throw ParseError({file, 0, ""}, "file is empty, expected item metadata lines");
+    if (rows == 0) throw ParseError({file, 1, "asin"}, "file is empty, expected item metadata lines");
     problems.count("rows:" + file, rows);
     if (loose) problems.count("python_literal_lines", loose);
   }
@@ -376,7 +376,7 @@ Dataset load_amazon_files(const fs::path& metadata, const fs::path& reviews, con
       event.item = *item;
       seqs.add(*user, event);
     }
-    if (rows == 0) throw ParseError({file, 0, ""}, "file is empty, expected review lines");
+    if (rows == 0) throw ParseError({file, 1, "reviewerID"}, "file is empty, expected review lines");
     problems.count("rows:" + file, rows);
     ds.interactions = seqs.finish(true);
   }

@@ -47,8 +47,8 @@ std::optional<std::string> id_text(const json& v) {
 }
 
 // Records of a JSON-lines file with their line numbers; blank lines skipped.
-std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, detail::Problems& problems,
-                                                          std::size_t& rows) {
+std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, const std::string& first_field,
+                                                          detail::Problems& problems, std::size_t& rows) {
   detail::LineReader in(path);
   const std::string file = path.filename().string();
   std::vector<std::pair<std::size_t, json>> out;
@@ -59,7 +59,7 @@ std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, 
     ++rows;
     const std::size_t n = in.line_number();
     if (auto bad = detail::find_invalid_utf8(line); bad != std::string_view::npos) {
-      problems.row("invalid_utf8", {file, n, ""}, fmt::format("invalid UTF-8 at column {}", bad + 1));
+      problems.row("invalid_utf8", {file, n, detail::json_key_before(line, bad)}, fmt::format("invalid UTF-8 at column {}", bad + 1));
       continue;
     }
     json record;
@@ -75,7 +75,7 @@ std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, 
     }
     out.emplace_back(n, std::move(record));
   }
-  if (rows == 0) throw ParseError({file, 0, ""}, "file is empty, expected JSON lines");
+  if (rows == 0) throw ParseError({file, 1, first_field}, "file is empty, expected JSON lines");
   problems.count("rows:" + file, rows);
   return out;
 }
@@ -105,7 +105,7 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
   std::vector<std::string> attributes = map.text_fields;
   if (items_path) {
     std::size_t rows = 0;
-    auto records = read_json_lines(*items_path, problems, rows);
+    auto records = read_json_lines(*items_path, map.item_id, problems, rows);
     const std::string file = items_path->filename().string();
     if (attributes.empty()) {
       for (const auto& [n, r] : records)
@@ -141,7 +141,7 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
   }
   {
     std::size_t rows = 0;
-    auto records = read_json_lines(*inter_path, problems, rows);
+    auto records = read_json_lines(*inter_path, map.user_id, problems, rows);
     const std::string file = inter_path->filename().string();
     detail::SequenceBuilder seqs;
     for (auto& [n, r] : records) {
@@ -214,7 +214,7 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
   std::vector<std::string> attributes = map.text_fields;
   if (items_path) {
     detail::CsvReader r(*items_path, dialect(*items_path));
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {map.item_id});
     const auto id_col = header.require(map.item_id);
     std::vector<std::size_t> columns;
     if (attributes.empty()) {
@@ -247,14 +247,14 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
       for (auto c : columns) values.emplace_back(r[c]);
       ds.catalog.add(std::move(id), std::move(values));
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file has a header but no items");
+    if (rows == 0) throw ParseError({r.file_name(), 2, map.item_id}, "file has a header but no items");
     problems.count("rows:" + r.file_name(), rows);
   } else {
     ds.catalog = Catalog(attributes);
   }
   {
     detail::CsvReader r(*inter_path, dialect(*inter_path));
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {map.user_id, map.item_id});
     const auto user_col = header.require(map.user_id), item_col = header.require(map.item_id);
     auto time_col = map.timestamp.empty() ? std::nullopt : header.find(map.timestamp);
     auto rating_col = map.rating.empty() ? std::nullopt : header.find(map.rating);
@@ -291,7 +291,7 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
       e.item = *item;
       seqs.add(r[user_col], e);
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file has a header but no interactions");
+    if (rows == 0) throw ParseError({r.file_name(), 2, map.user_id}, "file has a header but no interactions");
     problems.count("rows:" + r.file_name(), rows);
     ds.interactions = seqs.finish(map.sort_by_timestamp);
   }

@@ -39,7 +39,7 @@ Dataset load_hm(const std::filesystem::path& dir, const LoadOptions& options, Lo
   ds.name = detail::dataset_name(dir);
   {
     detail::CsvReader r(articles_path);
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {"article_id", "detail_desc"});
     const std::size_t id_col = header.require("article_id");
     std::vector<std::string> names;
     std::vector<std::size_t> columns;
@@ -76,12 +76,12 @@ Dataset load_hm(const std::filesystem::path& dir, const LoadOptions& options, Lo
       for (auto c : columns) values.emplace_back(r[c]);
       ds.catalog.add(std::move(*id), std::move(values));
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file has a header but no articles");
+    if (rows == 0) throw ParseError({r.file_name(), 2, "article_id"}, "file has a header but no articles");
     problems.count("rows:articles.csv", rows);
   }
   {
     detail::CsvReader r(transactions_path);
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {"t_dat", "customer_id", "article_id"});
     const std::size_t date_col = header.require("t_dat");
     const std::size_t user_col = header.require("customer_id");
     const std::size_t item_col = header.require("article_id");

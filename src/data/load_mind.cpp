@@ -69,6 +69,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
   ds.catalog = Catalog({"title", "abstract", "category", "subcategory"});
   {
     CsvReader r(news_path, tsv);
+    r.set_field_names(kNewsColumns);
     std::size_t rows = 0;
     std::unordered_map<std::string, std::size_t> first_line;
     while (r.next()) {
@@ -87,7 +88,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
       }
       ds.catalog.add(std::move(id), {std::string(r[3]), std::string(r[4]), std::string(r[1]), std::string(r[2])});
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file is empty, expected news rows");
+    if (rows == 0) throw ParseError({r.file_name(), 1, "news_id"}, "file is empty, expected news rows");
     problems.count("rows:news.tsv", rows);
   }
 
@@ -103,6 +104,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
   std::vector<std::vector<Click>> clicks;
   {
     CsvReader r(behaviors_path, tsv);
+    r.set_field_names(kBehaviorColumns);
     std::size_t rows = 0, history_entries = 0, clicked = 0, differing = 0;
     std::vector<Interaction> row_history;
     std::vector<Click> row_clicks;
@@ -166,7 +168,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
       auto& c = clicks[it->second];
       c.insert(c.end(), row_clicks.begin(), row_clicks.end());
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file is empty, expected impression rows");
+    if (rows == 0) throw ParseError({r.file_name(), 1, "impression_id"}, "file is empty, expected impression rows");
     problems.count("rows:behaviors.tsv", rows);
     problems.count("history_entries", history_entries);
     problems.count("clicked_impressions", clicked);

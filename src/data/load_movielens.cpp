@@ -107,7 +107,7 @@ Dataset load_ml100k(const fs::path& dir, const LoadOptions& options, LoadReport*
       }
       ds.catalog.add(std::move(id), {detail::latin1_to_utf8(r[1]), std::move(g), ""});
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file is empty, expected movies");
+    if (rows == 0) throw ParseError({r.file_name(), 1, "movie_id"}, "file is empty, expected movies");
     problems.count("rows:u.item", rows);
   }
   {
@@ -120,7 +120,7 @@ Dataset load_ml100k(const fs::path& dir, const LoadOptions& options, LoadReport*
       if (!detail::check_record(r, names, problems)) continue;
       add_rating(r, 0, 1, 2, 3, names, ds.catalog, policy, seqs, problems);
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file is empty, expected ratings");
+    if (rows == 0) throw ParseError({r.file_name(), 1, "user_id"}, "file is empty, expected ratings");
     problems.count("rows:u.data", rows);
     ds.interactions = seqs.finish(true);
   }
@@ -142,7 +142,7 @@ Dataset load_movielens(const fs::path& dir, const LoadOptions& options, LoadRepo
   ds.catalog = Catalog(kAttributes);
   {
     CsvReader r(movies_path);
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {"movieId", "title", "genres"});
     const auto id_col = header.require("movieId"), title_col = header.require("title"),
                genres_col = header.require("genres");
     std::unordered_map<std::string, std::size_t> first_line;
@@ -163,12 +163,12 @@ Dataset load_movielens(const fs::path& dir, const LoadOptions& options, LoadRepo
       }
       ds.catalog.add(std::move(id), {std::string(r[title_col]), std::string(r[genres_col]), ""});
     }
-    if (rows == 0) throw ParseError({r.file_name(), 0, ""}, "file has a header but no movies");
+    if (rows == 0) throw ParseError({r.file_name(), 2, "movieId"}, "file has a header but no movies");
     problems.count("rows:movies.csv", rows);
   }
   if (file_exists(dir / "tags.csv")) {
     CsvReader r(dir / "tags.csv");
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {"userId", "movieId", "tag", "timestamp"});
     const auto item_col = header.require("movieId"), tag_col = header.require("tag");
     const std::size_t tags_attr = ds.catalog.attribute_index("tags");
     // Distinct tags per movie, in first-use order.
@@ -197,7 +197,7 @@ Dataset load_movielens(const fs::path& dir, const LoadOptions& options, LoadRepo
   }
   {
     CsvReader r(ratings_path);
-    auto header = detail::Header::read(r);
+    auto header = detail::Header::read(r, {"userId", "movieId", "rating", "timestamp"});
     const auto user_col = header.require("userId"), item_col = header.require("movieId"),
                rating_col = header.require("rating"), time_col = header.require("timestamp");
     detail::SequenceBuilder seqs;

@@ -73,12 +73,16 @@ void Problems::count(const std::string& name, std::size_t n) {
   if (report_) report_->counts[name] += n;
 }
 
-Header Header::read(CsvReader& reader) {
-  if (!reader.next()) throw ParseError({reader.file_name(), 0, ""}, "file is empty, expected a header row");
+Header Header::read(CsvReader& reader, const std::vector<std::string>& expected) {
+  if (!reader.next())
+    throw ParseError({reader.file_name(), 1, expected.empty() ? std::string() : expected.front()},
+                     fmt::format("file is empty, expected a header row with the columns {}", fmt::join(expected, ", ")));
   std::vector<std::string> names;
   for (std::size_t i = 0; i < reader.size(); ++i) names.emplace_back(reader[i]);
-  if (reader.first_invalid_utf8_field() != reader.size())
-    throw ParseError({reader.file_name(), reader.line(), ""}, "header row is not valid UTF-8");
+  std::size_t bad = reader.first_invalid_utf8_field();
+  if (bad != reader.size())
+    throw ParseError({reader.file_name(), reader.line(), fmt::format("#{}", bad + 1)}, "column name is not valid UTF-8");
+  reader.set_field_names(names);
   return {reader, std::move(names)};
 }
 

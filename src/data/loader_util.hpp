@@ -40,8 +40,9 @@ class Problems {
 class Header {
  public:
   Header(CsvReader& reader, std::vector<std::string> names) : file_(reader.file_name()), names_(std::move(names)) {}
-  /// Reads the header row; throws ParseError for an empty file or invalid UTF-8.
-  static Header read(CsvReader& reader);
+  /// Reads the header row; throws ParseError for an empty file (naming the first expected
+  /// column) or invalid UTF-8.
+  static Header read(CsvReader& reader, const std::vector<std::string>& expected);
   /// Index of a required column; throws ParseError (file, line 1, field) naming the columns found.
   std::size_t require(std::string_view name) const;
   std::optional<std::size_t> find(std::string_view name) const;

@@ -256,9 +256,12 @@ bool CsvReader::next() {
       if (!in_.fill()) {
         if (!in_.eof()) continue;
         // At EOF parse() only fails inside a quoted field that never closes.
-        if (!parse(consumed, newlines))
-          throw ParseError({in_.path().filename().string(), next_line_, ""},
+        if (!parse(consumed, newlines)) {
+          std::size_t f = offsets_.size() - 1;
+          throw ParseError({in_.path().filename().string(), next_line_,
+                            f < names_.size() ? names_[f] : "#" + std::to_string(f + 1)},
                            "quoted field is not closed before the end of the file (truncated row?)");
+        }
         break;
       }
     }

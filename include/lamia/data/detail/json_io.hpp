@@ -23,8 +23,9 @@ struct JsonMember {
 /// can be parsed on its own and errors can name its line (LC-Rec files are one big object).
 class JsonObjectScanner {
  public:
-  /// text must outlive the scanner; file is used in error messages.
-  JsonObjectScanner(std::string_view text, std::string file);
+  /// text must outlive the scanner; file is used in error messages, and so is what_keys
+  /// (e.g. "item id") as the field of errors before the first key.
+  JsonObjectScanner(std::string_view text, std::string file, std::string what_keys);
   /// The next member; false after the closing brace. Throws ParseError (file, line) when
   /// the text is not a JSON object or is truncated.
   bool next(JsonMember& member);
@@ -41,13 +42,19 @@ class JsonObjectScanner {
 
   std::string_view text_;
   std::string file_;
+  std::string what_keys_, key_;  // key_: the member being read (the field of errors)
   std::size_t pos_ = 0;
   std::size_t line_ = 1, line_pos_ = 0;  // line counter, advanced lazily up to line_pos_
   bool started_ = false, done_ = false;
 };
 
+/// The key of the last `"key":` before offset in raw JSON text ("" if none): a best guess
+/// at the field an error at offset is in.
+std::string json_key_before(std::string_view text, std::size_t offset);
+
 /// Parses text as JSON; on failure throws ParseError at file:line (line counted from
-/// first_line for the byte the parser stopped at) with the parser's reason.
+/// first_line for the byte the parser stopped at), field json_key_before() that byte, with
+/// the parser's reason.
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
 
 /// Parses a Python literal (dict, list, tuple, str with '…' or "…" and Python escapes,

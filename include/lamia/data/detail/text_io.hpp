@@ -97,6 +97,8 @@ class CsvReader {
   std::size_t first_invalid_utf8_field() const noexcept;
   const std::filesystem::path& path() const noexcept { return in_.path(); }
   std::string file_name() const { return in_.path().filename().string(); }
+  /// Column names used in errors the reader itself raises (an unclosed quote).
+  void set_field_names(std::vector<std::string> names) { names_ = std::move(names); }
 
  private:
   // Parses one record from the buffer; false when the buffer ends before the record does.
@@ -106,6 +108,7 @@ class CsvReader {
   CsvDialect dialect_;
   std::string storage_;
   std::vector<std::size_t> offsets_{0};
+  std::vector<std::string> names_;
   std::size_t next_line_ = 1, record_line_ = 0;
   bool started_ = false;
 };
