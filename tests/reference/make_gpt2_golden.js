@@ -37,7 +37,7 @@ for (const text of strings) {
   if (/[\u0085\ufeff]/u.test(text)) throw new Error(`refused (JS \\s differs from White_Space): ${JSON.stringify(text)}`);
   const ids = encode(text);
   if (decode(ids) !== text) throw new Error(`reference round trip failed for ${JSON.stringify(text)}`);
-  cases.push({ text, ids });
+  cases.push({ text, ids, pieces: pieces(text) });
 }
 const out = {
   about: `GPT-2 ids from npm gpt-3-encoder ${version} (node ${process.version}, Unicode ${process.versions.unicode}); ` +
