@@ -2,3 +2,5 @@
 // Everything in lamia, in pipeline order.
 #include <lamia/core/errors.hpp>
 #include <lamia/data.hpp>
+#include <lamia/text.hpp>
+#include <lamia/nn.hpp>

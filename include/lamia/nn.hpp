@@ -1,0 +1,6 @@
+#pragma once
+// The nn component: the OPT decoder LM, LoRA, safetensors and Hugging Face checkpoints.
+#include <lamia/nn/checkpoint.hpp>
+#include <lamia/nn/decoder.hpp>
+#include <lamia/nn/lora.hpp>
+#include <lamia/nn/safetensors.hpp>

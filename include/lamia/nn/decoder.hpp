@@ -1,0 +1,187 @@
+#pragma once
+// The decoder language model: OPT (Zhang et al. 2022) exactly as Hugging Face's
+// OPTForCausalLM computes it, with an arbitrary per-sample attention mask, input
+// embeddings at chosen positions (the palette encoder's second pass), hidden states
+// of every layer, a KV cache for incremental decoding and LoRA adapters.
+#include <lamia/nn/lora.hpp>
+
+#include <torch/arg.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lamia {
+
+/// Architecture of an OPT decoder.
+///   vocab_size, hidden_size (D), num_layers, num_heads (D % num_heads == 0).
+///   ffn_dim: FFN inner size, 0 -> 4 * hidden_size. max_position_embeddings: learned positions
+///   (the table has 2 more rows: OPT's offset). word_embed_proj_dim (E): token-embedding size,
+///   0 -> hidden_size; when E != D, project_in (E->D) and project_out (D->E) are used (OPT-350M:
+///   E = 512, D = 1024). do_layer_norm_before: pre-LN (true) or post-LN (false, OPT-350M, which
+///   then has no final layer norm). dropout: on attention output and FFN output (training only);
+///   attention_dropout: on attention probabilities. pad_token_id: the embedding row that gets no
+///   gradient. tie_word_embeddings: the LM head is the token embedding matrix.
+/// Example: Decoder d(DecoderOptions(/*vocab*/ 1000, /*D*/ 64, /*layers*/ 2, /*heads*/ 4).dropout(0));
+struct DecoderOptions {
+  DecoderOptions(int64_t vocab_size, int64_t hidden_size, int64_t num_layers, int64_t num_heads)
+      : vocab_size_(vocab_size), hidden_size_(hidden_size), num_layers_(num_layers), num_heads_(num_heads) {}
+  TORCH_ARG(int64_t, vocab_size);
+  TORCH_ARG(int64_t, hidden_size);
+  TORCH_ARG(int64_t, num_layers);
+  TORCH_ARG(int64_t, num_heads);
+  TORCH_ARG(int64_t, ffn_dim) = 0;
+  TORCH_ARG(int64_t, max_position_embeddings) = 2048;
+  TORCH_ARG(int64_t, word_embed_proj_dim) = 0;
+  TORCH_ARG(bool, do_layer_norm_before) = true;
+  TORCH_ARG(double, dropout) = 0.1;
+  TORCH_ARG(double, attention_dropout) = 0.0;
+  TORCH_ARG(int64_t, pad_token_id) = 1;
+  TORCH_ARG(bool, tie_word_embeddings) = true;
+
+ public:
+  /// ffn_dim with 0 resolved.
+  int64_t resolved_ffn_dim() const { return ffn_dim_ > 0 ? ffn_dim_ : 4 * hidden_size_; }
+  /// word_embed_proj_dim with 0 resolved.
+  int64_t resolved_embed_dim() const { return word_embed_proj_dim_ > 0 ? word_embed_proj_dim_ : hidden_size_; }
+  /// Throws ValueError naming the first inconsistent field.
+  void validate() const;
+
+  /// Reads a Hugging Face OPT config.json. ParseError (file, field) for a missing or wrong field,
+  /// ValueError for an architecture we do not implement (model_type != "opt", activation != relu,
+  /// enable_bias false, layer_norm_elementwise_affine false, _remove_final_layer_norm true).
+  static DecoderOptions from_hf_config(const std::filesystem::path& config_json);
+  /// The same, from the JSON text (`source` names it in errors).
+  static DecoderOptions from_hf_config_json(const std::string& json, const std::string& source = "config.json");
+  /// A Hugging Face OPT config.json (model_type "opt", architectures ["OPTForCausalLM"]).
+  std::string to_hf_config_json(const std::string& torch_dtype = "float32") const;
+  /// Writes to_hf_config_json() to path atomically.
+  void to_hf_config(const std::filesystem::path& config_json, const std::string& torch_dtype = "float32") const;
+};
+
+/// Inputs of one forward pass. Tensors may live anywhere: they are moved to the module's device.
+struct DecoderInput {
+  torch::Tensor input_ids;       // [B,T] int64, required (defines B,T)
+  torch::Tensor position_ids;    // [B,T] int64, 0-based; undefined -> 0..T-1 (past..past+T-1 with a cache). OPT's offset (2) is added inside.
+  torch::Tensor attention_mask;  // [B,T,T] bool ([B,T,past+T] with a cache), true = query row may attend key column. Undefined -> causal.
+                                 // Used INSTEAD of causal when given. A row with no allowed key attends nothing (attention output 0, no NaN).
+  torch::Tensor inputs_embeds;   // [B,T,E] float, used where embeds_mask is true in place of the token embedding (position embedding still added)
+  torch::Tensor embeds_mask;     // [B,T] bool
+  bool output_hidden_states = false;
+  bool compute_logits = true;
+};
+
+/// Outputs of one forward pass (as Hugging Face's OPTForCausalLM).
+struct DecoderOutput {
+  torch::Tensor last_hidden_state;           // [B,T,E]: after the final layer norm and project_out, as HF OPTModel returns
+  torch::Tensor logits;                      // [B,T,V] or undefined
+  std::vector<torch::Tensor> hidden_states;  // num_layers + 1 entries when requested (as HF): the input of every layer
+                                             // ([B,T,D]), then last_hidden_state
+};
+
+/// Keys and values of every layer for incremental decoding. Filled by forward(input, &cache).
+/// For beam search keep one row per beam and call reorder(parent_beam_indices) after each step.
+struct KVCache {
+  std::vector<torch::Tensor> keys;    // one per layer, [B, num_heads, S, head_dim]
+  std::vector<torch::Tensor> values;  // one per layer, [B, num_heads, S, head_dim]
+  /// S, the number of cached positions (0 when empty).
+  int64_t length() const;
+  /// B (0 when empty).
+  int64_t batch_size() const;
+  bool empty() const { return keys.empty(); }
+  void clear();
+  /// Keeps rows `indices` ([N] int64, any order, repeats allowed): cache row i becomes old row indices[i].
+  void reorder(const torch::Tensor& indices);
+};
+
+namespace functional {
+/// softmax(q k^T, masked) v for q [B,H,T,Dh] (already scaled), k, v [B,H,S,Dh], mask [B,T,S] bool
+/// (true = may attend; undefined = all). Masked scores use the dtype's lowest value, softmax runs in
+/// float32 for half types, and masked probabilities are set to 0 afterwards, so a row with no
+/// allowed key yields zeros (never NaN, forward or backward). dropout_p applies to the probabilities
+/// when training.
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask, double dropout_p = 0.0, bool training = false);
+/// [T, past + T] bool: query i may attend key j iff j <= past + i.
+torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device);
+}  // namespace functional
+
+/// OPT multi-head self-attention (q_proj, k_proj, v_proj, out_proj; q scaled by head_dim^-0.5).
+class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
+ public:
+  AttentionImpl(int64_t hidden_size, int64_t num_heads, double attention_dropout);
+  void reset() override;
+  /// x [B,T,D]; mask [B,T,S] bool or undefined (all keys). With past_k/past_v ([B,H,P,Dh], may be
+  /// undefined) the new keys/values are appended and returned through new_k/new_v when non-null.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                        const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
+                        torch::Tensor* new_v = nullptr, bool causal_hint = false);
+  int64_t hidden_size, num_heads, head_dim;
+  double attention_dropout;
+  LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+/// One OPT decoder layer: self-attention and ReLU FFN, each with residual and pre- or post-LN.
+class DecoderLayerImpl : public torch::nn::Cloneable<DecoderLayerImpl> {
+ public:
+  explicit DecoderLayerImpl(DecoderOptions options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                        const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
+                        torch::Tensor* new_v = nullptr, bool causal_hint = false);
+  /// The feed-forward block alone (with its residual and layer norm), for tests.
+  torch::Tensor feed_forward(const torch::Tensor& x);
+  DecoderOptions options;
+  Attention self_attn{nullptr};
+  torch::nn::LayerNorm self_attn_layer_norm{nullptr};
+  LoraLinear fc1{nullptr}, fc2{nullptr};
+  torch::nn::LayerNorm final_layer_norm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+/// OPT decoder with LM head. Parameter names follow Hugging Face's without the "model.decoder."
+/// prefix ("embed_tokens.weight", "layers.0.self_attn.q_proj.weight", ..., "lm_head.weight" when
+/// untied). Initialisation as HF: N(0, 0.02) weights, zero biases, the pad row zero.
+/// Example:
+///   Decoder d(DecoderOptions(1000, 64, 2, 4));
+///   DecoderInput in; in.input_ids = torch::randint(1000, {2, 8});
+///   auto logits = d->forward(in).logits;  // [2, 8, 1000]
+class DecoderImpl : public torch::nn::Cloneable<DecoderImpl> {
+ public:
+  explicit DecoderImpl(DecoderOptions options);
+  void reset() override;
+  DecoderOutput forward(const DecoderInput& input);
+  /// Incremental forward: attends over cache->length() cached positions plus the T new ones and
+  /// appends the new keys/values to *cache (cache may be empty; nullptr = forward(input)).
+  DecoderOutput forward(const DecoderInput& input, KVCache* cache);
+  torch::Tensor embed_tokens(const torch::Tensor& ids);           // [B,T,E]
+  void resize_token_embeddings(int64_t new_vocab_size);             // keeps old rows; new rows ~ N(0, 0.02) seeded by torch's generator; tied head follows
+  const DecoderOptions& options() const;
+  /// logits for hidden states [.., E].
+  torch::Tensor lm_logits(const torch::Tensor& last_hidden_state);
+  /// The device and dtype of the parameters.
+  torch::Device device() const;
+  torch::Dtype dtype() const;
+
+  DecoderOptions options_;
+  torch::nn::Embedding embed_tokens_{nullptr};
+  torch::nn::Embedding embed_positions{nullptr};
+  torch::nn::Linear project_in{nullptr}, project_out{nullptr};  // when E != D
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<DecoderLayer> layer_modules;
+  torch::nn::LayerNorm final_layer_norm{nullptr};  // when do_layer_norm_before
+  torch::nn::Linear lm_head{nullptr};              // when not tied
+  LoraOptions lora{0};                             // rank 0: no adapters
+};
+TORCH_MODULE(Decoder);
+
+}  // namespace lamia

@@ -1,0 +1,462 @@
+#include <lamia/core/atomic_file.hpp>
+#include <lamia/core/errors.hpp>
+#include <lamia/nn/decoder.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
+namespace lamia {
+namespace F = torch::nn::functional;
+
+namespace {
+std::string shape_str(const torch::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+}  // namespace
+
+// ---------------------------------------------------------------- options
+
+void DecoderOptions::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v <= 0) throw ValueError(fmt::format("DecoderOptions: {} must be > 0, got {}", name, v));
+  };
+  positive("vocab_size", vocab_size_);
+  positive("hidden_size", hidden_size_);
+  positive("num_layers", num_layers_);
+  positive("num_heads", num_heads_);
+  positive("max_position_embeddings", max_position_embeddings_);
+  if (hidden_size_ % num_heads_ != 0)
+    throw ValueError(fmt::format("DecoderOptions: hidden_size ({}) must be divisible by num_heads ({})", hidden_size_,
+                                 num_heads_));
+  if (ffn_dim_ < 0) throw ValueError(fmt::format("DecoderOptions: ffn_dim must be >= 0, got {}", ffn_dim_));
+  if (word_embed_proj_dim_ < 0)
+    throw ValueError(fmt::format("DecoderOptions: word_embed_proj_dim must be >= 0, got {}", word_embed_proj_dim_));
+  if (!(dropout_ >= 0 && dropout_ < 1))
+    throw ValueError(fmt::format("DecoderOptions: dropout must be in [0, 1), got {}", dropout_));
+  if (!(attention_dropout_ >= 0 && attention_dropout_ < 1))
+    throw ValueError(fmt::format("DecoderOptions: attention_dropout must be in [0, 1), got {}", attention_dropout_));
+  if (pad_token_id_ >= vocab_size_)
+    throw ValueError(
+        fmt::format("DecoderOptions: pad_token_id ({}) must be < vocab_size ({})", pad_token_id_, vocab_size_));
+}
+
+DecoderOptions DecoderOptions::from_hf_config_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ParseError({source, 0, ""}, std::string("invalid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ParseError({source, 0, ""}, "expected a JSON object");
+  auto get_int = [&](const char* key, bool required, int64_t fallback) -> int64_t {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) {
+      if (required) throw ParseError({source, 0, key}, "missing (required for OPT)");
+      return fallback;
+    }
+    if (!it->is_number_integer()) throw ParseError({source, 0, key}, "expected an integer, got " + it->dump());
+    return it->get<int64_t>();
+  };
+  auto get_bool = [&](const char* key, bool fallback) -> bool {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    if (!it->is_boolean()) throw ParseError({source, 0, key}, "expected true or false, got " + it->dump());
+    return it->get<bool>();
+  };
+  auto get_double = [&](const char* key, double fallback) -> double {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    if (!it->is_number()) throw ParseError({source, 0, key}, "expected a number, got " + it->dump());
+    return it->get<double>();
+  };
+  if (j.contains("model_type") && j["model_type"] != "opt")
+    throw ValueError(fmt::format("{}: model_type {} is not supported (only \"opt\")", source, j["model_type"].dump()));
+  if (j.contains("activation_function") && j["activation_function"] != "relu")
+    throw ValueError(fmt::format("{}: activation_function {} is not supported (only \"relu\")", source,
+                                 j["activation_function"].dump()));
+  if (!get_bool("enable_bias", true)) throw ValueError(source + ": enable_bias false is not supported");
+  if (!get_bool("layer_norm_elementwise_affine", true))
+    throw ValueError(source + ": layer_norm_elementwise_affine false is not supported");
+  if (get_bool("_remove_final_layer_norm", false))
+    throw ValueError(source + ": _remove_final_layer_norm true is not supported");
+  DecoderOptions o(get_int("vocab_size", true, 0), get_int("hidden_size", true, 0),
+                   get_int("num_hidden_layers", true, 0), get_int("num_attention_heads", true, 0));
+  o.ffn_dim(get_int("ffn_dim", false, 0));
+  o.max_position_embeddings(get_int("max_position_embeddings", false, 2048));
+  o.word_embed_proj_dim(get_int("word_embed_proj_dim", false, 0));
+  o.do_layer_norm_before(get_bool("do_layer_norm_before", true));
+  o.dropout(get_double("dropout", 0.1));
+  o.attention_dropout(get_double("attention_dropout", 0.0));
+  o.pad_token_id(get_int("pad_token_id", false, 1));
+  o.tie_word_embeddings(get_bool("tie_word_embeddings", true));
+  try {
+    o.validate();
+  } catch (const ValueError& e) {
+    throw ValueError(source + ": " + e.what());
+  }
+  return o;
+}
+
+DecoderOptions DecoderOptions::from_hf_config(const std::filesystem::path& config_json) {
+  return from_hf_config_json(read_file(config_json), config_json.string());
+}
+
+std::string DecoderOptions::to_hf_config_json(const std::string& torch_dtype) const {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"OPTForCausalLM"};
+  j["model_type"] = "opt";
+  j["vocab_size"] = vocab_size_;
+  j["hidden_size"] = hidden_size_;
+  j["num_hidden_layers"] = num_layers_;
+  j["num_attention_heads"] = num_heads_;
+  j["ffn_dim"] = resolved_ffn_dim();
+  j["max_position_embeddings"] = max_position_embeddings_;
+  j["word_embed_proj_dim"] = resolved_embed_dim();
+  j["do_layer_norm_before"] = do_layer_norm_before_;
+  j["dropout"] = dropout_;
+  j["attention_dropout"] = attention_dropout_;
+  j["activation_dropout"] = 0.0;
+  j["activation_function"] = "relu";
+  j["enable_bias"] = true;
+  j["layer_norm_elementwise_affine"] = true;
+  j["layerdrop"] = 0.0;
+  j["init_std"] = 0.02;
+  j["pad_token_id"] = pad_token_id_;
+  j["bos_token_id"] = 2;
+  j["eos_token_id"] = 2;
+  j["tie_word_embeddings"] = tie_word_embeddings_;
+  j["use_cache"] = true;
+  j["torch_dtype"] = torch_dtype;
+  return j.dump(2) + "\n";
+}
+
+void DecoderOptions::to_hf_config(const std::filesystem::path& config_json, const std::string& torch_dtype) const {
+  write_text_atomically(config_json, to_hf_config_json(torch_dtype));
+}
+
+// ---------------------------------------------------------------- KV cache
+
+int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+int64_t KVCache::batch_size() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(0); }
+void KVCache::clear() {
+  keys.clear();
+  values.clear();
+}
+void KVCache::reorder(const torch::Tensor& indices) {
+  if (empty()) return;
+  TORCH_CHECK_VALUE(indices.dim() == 1, "KVCache::reorder: indices must be 1-D, got shape ", indices.sizes());
+  TORCH_CHECK_VALUE(indices.scalar_type() == torch::kLong, "KVCache::reorder: indices must be int64, got ",
+                    indices.scalar_type());
+  auto idx = indices.to(keys[0].device());
+  if (idx.numel() > 0) {
+    auto lo = idx.min().item<int64_t>(), hi = idx.max().item<int64_t>();
+    TORCH_CHECK_INDEX(lo >= 0 && hi < batch_size(), "KVCache::reorder: indices must be in [0, ", batch_size(),
+                      "), got values in [", lo, ", ", hi, "]");
+  }
+  for (auto& k : keys) k = k.index_select(0, idx);
+  for (auto& v : values) v = v.index_select(0, idx);
+}
+
+// ---------------------------------------------------------------- functional
+
+namespace functional {
+torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto q = torch::arange(length, opts).unsqueeze(1) + past;
+  auto k = torch::arange(past + length, opts).unsqueeze(0);
+  return k <= q;
+}
+
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask, double dropout_p, bool training) {
+  auto scores = torch::matmul(q, k.transpose(-1, -2));  // [B,H,T,S]
+  const bool half = scores.scalar_type() == torch::kHalf || scores.scalar_type() == torch::kBFloat16;
+  if (half) scores = scores.to(torch::kFloat);
+  torch::Tensor keep;
+  if (mask.defined()) {
+    keep = mask.unsqueeze(1);  // [B,1,T,S]
+    scores = scores.masked_fill(keep.logical_not(), std::numeric_limits<float>::lowest());
+  }
+  auto probs = torch::softmax(scores, -1);
+  if (keep.defined()) probs = probs.masked_fill(keep.logical_not(), 0.0);
+  if (half) probs = probs.to(q.scalar_type());
+  if (dropout_p > 0 && training) probs = torch::dropout(probs, dropout_p, true);
+  return torch::matmul(probs, v);
+}
+}  // namespace functional
+
+// ---------------------------------------------------------------- attention
+
+AttentionImpl::AttentionImpl(int64_t hidden_size_, int64_t num_heads_, double attention_dropout_)
+    : hidden_size(hidden_size_), num_heads(num_heads_), head_dim(hidden_size_ / num_heads_),
+      attention_dropout(attention_dropout_) {
+  reset();
+}
+
+void AttentionImpl::reset() {
+  TORCH_CHECK_VALUE(num_heads > 0 && hidden_size % num_heads == 0, "Attention: hidden_size (", hidden_size,
+                    ") must be divisible by num_heads (", num_heads, ")");
+  q_proj = register_module("q_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
+  k_proj = register_module("k_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
+  v_proj = register_module("v_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
+  out_proj = register_module("out_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k,
+                                     const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v,
+                                     bool causal_hint) {
+  const auto B = x.size(0), T = x.size(1);
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, num_heads, head_dim}).transpose(1, 2); };
+  const double scaling = 1.0 / std::sqrt(double(head_dim));
+  auto q = heads(q_proj->forward(x));
+  auto k = heads(k_proj->forward(x));
+  auto v = heads(v_proj->forward(x));
+  if (past_k.defined()) {
+    k = torch::cat({past_k, k}, 2);
+    v = torch::cat({past_v, v}, 2);
+  }
+  if (new_k) *new_k = k;
+  if (new_v) *new_v = v;
+  const double p = is_training() ? attention_dropout : 0.0;
+  torch::Tensor out;
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+  if (causal_hint && !past_k.defined()) {
+    // Pure causal self-attention: the fused kernel (it scales q by head_dim^-0.5 itself).
+    out = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
+  }
+#endif
+  (void)causal_hint;
+  if (!out.defined()) out = functional::masked_attention(q * scaling, k, v, mask, p, is_training());
+  out = out.transpose(1, 2).reshape({B, T, hidden_size});
+  return out_proj->forward(out);
+}
+
+// ---------------------------------------------------------------- layer
+
+DecoderLayerImpl::DecoderLayerImpl(DecoderOptions options_) : options(std::move(options_)) { reset(); }
+
+void DecoderLayerImpl::reset() {
+  const auto D = options.hidden_size(), F_ = options.resolved_ffn_dim();
+  self_attn = register_module("self_attn", Attention(D, options.num_heads(), options.attention_dropout()));
+  self_attn_layer_norm = register_module("self_attn_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D})));
+  fc1 = register_module("fc1", LoraLinear(LoraLinearOptions(D, F_)));
+  fc2 = register_module("fc2", LoraLinear(LoraLinearOptions(F_, D)));
+  final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D})));
+}
+
+torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x) {
+  const bool pre = options.do_layer_norm_before();
+  auto h = pre ? final_layer_norm->forward(x) : x;
+  h = fc2->forward(torch::relu(fc1->forward(h)));
+  h = F::dropout(h, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
+  h = x + h;
+  return pre ? h : final_layer_norm->forward(h);
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k,
+                                        const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v,
+                                        bool causal_hint) {
+  const bool pre = options.do_layer_norm_before();
+  auto h = pre ? self_attn_layer_norm->forward(x) : x;
+  h = self_attn->forward(h, mask, past_k, past_v, new_k, new_v, causal_hint);
+  h = F::dropout(h, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
+  h = x + h;
+  if (!pre) h = self_attn_layer_norm->forward(h);
+  return feed_forward(h);
+}
+
+// ---------------------------------------------------------------- decoder
+
+DecoderImpl::DecoderImpl(DecoderOptions options) : options_(std::move(options)) { reset(); }
+
+const DecoderOptions& DecoderImpl::options() const { return options_; }
+
+void DecoderImpl::reset() {
+  options_.validate();
+  const auto V = options_.vocab_size(), D = options_.hidden_size(), E = options_.resolved_embed_dim();
+  embed_tokens_ = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(V, E)));
+  embed_positions = register_module(
+      "embed_positions", torch::nn::Embedding(torch::nn::EmbeddingOptions(options_.max_position_embeddings() + 2, D)));
+  project_in = nullptr;
+  project_out = nullptr;
+  if (E != D) {
+    project_out = register_module("project_out", torch::nn::Linear(torch::nn::LinearOptions(D, E).bias(false)));
+    project_in = register_module("project_in", torch::nn::Linear(torch::nn::LinearOptions(E, D).bias(false)));
+  }
+  layers = register_module("layers", torch::nn::ModuleList());
+  layer_modules.clear();
+  for (int64_t i = 0; i < options_.num_layers(); ++i) {
+    layer_modules.emplace_back(options_);
+    layers->push_back(layer_modules.back());
+  }
+  final_layer_norm = nullptr;
+  if (options_.do_layer_norm_before())
+    final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D})));
+  lm_head = nullptr;
+  if (!options_.tie_word_embeddings())
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(E, V).bias(false)));
+
+  // HF's OPTPreTrainedModel._init_weights: N(0, init_std) for Linear and Embedding, zero biases,
+  // the padding row zero; LayerNorm weight 1, bias 0 (torch's default).
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters()) {
+    const auto& name = p.key();
+    auto& t = p.value();
+    const bool is_norm = name.find("layer_norm") != std::string::npos;
+    if (is_norm) continue;
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
+      t.zero_();
+    else
+      t.normal_(0.0, 0.02);
+  }
+  const auto pad = options_.pad_token_id();
+  if (pad >= 0 && pad < V) embed_tokens_->weight[pad].zero_();
+  if (lora.rank() > 0) {
+    const LoraOptions again = lora;
+    lora = LoraOptions(0);
+    apply_lora(*this, again);
+  }
+}
+
+torch::Device DecoderImpl::device() const { return embed_tokens_->weight.device(); }
+torch::Dtype DecoderImpl::dtype() const { return embed_tokens_->weight.scalar_type(); }
+
+torch::Tensor DecoderImpl::embed_tokens(const torch::Tensor& ids) {
+  TORCH_CHECK_VALUE(ids.scalar_type() == torch::kLong, "Decoder::embed_tokens: ids must be int64, got ",
+                    ids.scalar_type());
+  return torch::embedding(embed_tokens_->weight, ids.to(device()), options_.pad_token_id());
+}
+
+torch::Tensor DecoderImpl::lm_logits(const torch::Tensor& h) {
+  if (lm_head) return lm_head->forward(h);
+  return torch::matmul(h, embed_tokens_->weight.t());
+}
+
+void DecoderImpl::resize_token_embeddings(int64_t new_vocab_size) {
+  TORCH_CHECK_VALUE(new_vocab_size > 0, "Decoder::resize_token_embeddings: new_vocab_size must be > 0, got ",
+                    new_vocab_size);
+  const auto old = options_.vocab_size();
+  if (new_vocab_size == old) return;
+  torch::NoGradGuard no_grad;
+  auto grow = [&](torch::Tensor& w) {
+    auto fresh = torch::empty({new_vocab_size, w.size(1)}, w.options().requires_grad(false));
+    fresh.normal_(0.0, 0.02);
+    const auto keep = std::min(old, new_vocab_size);
+    fresh.narrow(0, 0, keep).copy_(w.narrow(0, 0, keep));
+    w.set_data(fresh);
+  };
+  grow(embed_tokens_->weight);
+  if (lm_head) grow(lm_head->weight);
+  options_.vocab_size(new_vocab_size);
+  embed_tokens_->options.num_embeddings(new_vocab_size);
+  if (lm_head) lm_head->options.out_features(new_vocab_size);
+  if (options_.pad_token_id() >= new_vocab_size) options_.pad_token_id(-1);
+}
+
+DecoderOutput DecoderImpl::forward(const DecoderInput& input) { return forward(input, nullptr); }
+
+DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
+  const auto dev = device();
+  const auto E = options_.resolved_embed_dim();
+  TORCH_CHECK_VALUE(in.input_ids.defined() && in.input_ids.dim() == 2, "Decoder::forward: input_ids must be [B,T], got ",
+                    shape_str(in.input_ids));
+  TORCH_CHECK_VALUE(in.input_ids.scalar_type() == torch::kLong, "Decoder::forward: input_ids must be int64, got ",
+                    in.input_ids.scalar_type());
+  const auto B = in.input_ids.size(0), T = in.input_ids.size(1);
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache && !cache->empty()) {
+    TORCH_CHECK_VALUE(int64_t(cache->keys.size()) == options_.num_layers() && cache->values.size() == cache->keys.size(),
+                      "Decoder::forward: cache has ", cache->keys.size(), " layers, the model ", options_.num_layers());
+    TORCH_CHECK_VALUE(cache->batch_size() == B, "Decoder::forward: cache batch size ", cache->batch_size(),
+                      " != input batch size ", B, " (reorder the cache to the beams first)");
+  }
+  const auto S = past + T;
+  auto ids = in.input_ids.to(dev);
+
+  // Token embeddings, replaced by inputs_embeds where embeds_mask is set.
+  auto x = torch::embedding(embed_tokens_->weight, ids, options_.pad_token_id());
+  if (in.inputs_embeds.defined() || in.embeds_mask.defined()) {
+    TORCH_CHECK_VALUE(in.inputs_embeds.defined() && in.embeds_mask.defined(),
+                      "Decoder::forward: inputs_embeds and embeds_mask must be given together");
+    TORCH_CHECK_VALUE(in.inputs_embeds.dim() == 3 && in.inputs_embeds.size(0) == B && in.inputs_embeds.size(1) == T &&
+                          in.inputs_embeds.size(2) == E,
+                      "Decoder::forward: inputs_embeds must be [", B, ", ", T, ", ", E, "], got ",
+                      shape_str(in.inputs_embeds));
+    TORCH_CHECK_VALUE(in.embeds_mask.sizes() == in.input_ids.sizes() && in.embeds_mask.scalar_type() == torch::kBool,
+                      "Decoder::forward: embeds_mask must be bool [", B, ", ", T, "], got ", in.embeds_mask.scalar_type(),
+                      " ", shape_str(in.embeds_mask));
+    auto em = in.embeds_mask.to(dev).unsqueeze(-1);
+    x = torch::where(em, in.inputs_embeds.to(dev, x.scalar_type()), x);
+  }
+
+  // Positions (0-based; the table is offset by 2 as OPT's).
+  torch::Tensor pos;
+  if (in.position_ids.defined()) {
+    TORCH_CHECK_VALUE(in.position_ids.sizes() == in.input_ids.sizes() && in.position_ids.scalar_type() == torch::kLong,
+                      "Decoder::forward: position_ids must be int64 [", B, ", ", T, "], got ",
+                      in.position_ids.scalar_type(), " ", shape_str(in.position_ids));
+    pos = in.position_ids.to(dev);
+    if (pos.numel() > 0) {
+      auto lo = pos.min().item<int64_t>(), hi = pos.max().item<int64_t>();
+      TORCH_CHECK_INDEX(lo >= 0 && hi < options_.max_position_embeddings(), "Decoder::forward: position_ids must be in [0, ",
+                        options_.max_position_embeddings(), "), got values in [", lo, ", ", hi, "]");
+    }
+  } else {
+    TORCH_CHECK_INDEX(S <= options_.max_position_embeddings(), "Decoder::forward: sequence length ", S,
+                      " exceeds max_position_embeddings ", options_.max_position_embeddings());
+    pos = (torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(dev)) + past).unsqueeze(0).expand({B, T});
+  }
+  auto pos_embeds = torch::embedding(embed_positions->weight, pos + 2);
+  if (project_in) x = project_in->forward(x);
+  auto h = x + pos_embeds;
+
+  // Mask: [B,T,S] bool.
+  torch::Tensor mask;
+  bool causal_hint = false;
+  if (in.attention_mask.defined()) {
+    TORCH_CHECK_VALUE(in.attention_mask.dim() == 3 && in.attention_mask.size(0) == B && in.attention_mask.size(1) == T &&
+                          in.attention_mask.size(2) == S,
+                      "Decoder::forward: attention_mask must be [", B, ", ", T, ", ", S, "], got ",
+                      shape_str(in.attention_mask));
+    TORCH_CHECK_VALUE(in.attention_mask.scalar_type() == torch::kBool, "Decoder::forward: attention_mask must be bool, got ",
+                      in.attention_mask.scalar_type());
+    mask = in.attention_mask.to(dev);
+  } else {
+    mask = functional::causal_mask(T, past, dev).unsqueeze(0).expand({B, T, S});
+    causal_hint = true;
+  }
+
+  DecoderOutput out;
+  if (in.output_hidden_states) out.hidden_states.reserve(layer_modules.size() + 1);
+  std::vector<torch::Tensor> new_keys(layer_modules.size()), new_values(layer_modules.size());
+  for (size_t i = 0; i < layer_modules.size(); ++i) {
+    if (in.output_hidden_states) out.hidden_states.push_back(h);
+    torch::Tensor pk, pv;
+    if (cache && !cache->empty()) {
+      pk = cache->keys[i];
+      pv = cache->values[i];
+    }
+    h = layer_modules[i]->forward(h, mask, pk, pv, cache ? &new_keys[i] : nullptr, cache ? &new_values[i] : nullptr,
+                                  causal_hint);
+  }
+  if (final_layer_norm) h = final_layer_norm->forward(h);
+  if (project_out) h = project_out->forward(h);
+  if (in.output_hidden_states) out.hidden_states.push_back(h);
+  out.last_hidden_state = h;
+  if (in.compute_logits) out.logits = lm_logits(h);
+  if (cache) {
+    cache->keys = std::move(new_keys);
+    cache->values = std::move(new_values);
+  }
+  return out;
+}
+
+}  // namespace lamia
