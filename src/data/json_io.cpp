@@ -143,9 +143,11 @@ std::string json_key_before(std::string_view text, std::size_t offset) {
   return {};
 }
 
-nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line) {
+namespace {
+template <class Json>
+Json parse_json_as(std::string_view text, const std::string& file, std::size_t first_line) {
   try {
-    return nlohmann::json::parse(text.begin(), text.end());
+    return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     std::size_t at = std::min(e.byte > 0 ? e.byte - 1 : 0, text.size());
     std::size_t line = first_line + std::size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(at), '\n'));
@@ -155,6 +157,15 @@ nlohmann::json parse_json(std::string_view text, const std::string& file, std::s
     if (colon != std::string::npos) reason = reason.substr(colon + 2);
     throw ParseError({file, line, json_key_before(text, at)}, "invalid JSON: " + reason);
   }
+}
+}  // namespace
+
+nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line) {
+  return parse_json_as<nlohmann::json>(text, file, first_line);
+}
+
+nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line) {
+  return parse_json_as<nlohmann::ordered_json>(text, file, first_line);
 }
 
 // ---------------------------------------------------------------------------------------------

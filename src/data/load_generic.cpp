@@ -14,7 +14,7 @@ namespace lamia {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::optional<fs::path> find_with_ext(const fs::path& dir, const std::string& stem,
                                       std::initializer_list<const char*> exts) {
@@ -64,7 +64,7 @@ std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, 
     }
     json record;
     try {
-      record = detail::parse_json(line, file, n);
+      record = detail::parse_ordered_json(line, file, n);
     } catch (const ParseError& e) {
       problems.row("malformed_row", e.where(), e.reason());
       continue;

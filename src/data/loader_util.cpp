@@ -285,23 +285,30 @@ Interactions SequenceBuilder::finish(bool sort_by_time) {
   return out;
 }
 
-std::string json_text(const nlohmann::json& value, std::string_view sep) {
+namespace {
+template <class Json>
+std::string json_text_of(const Json& value, std::string_view sep) {
   switch (value.type()) {
-    case nlohmann::json::value_t::null: return {};
-    case nlohmann::json::value_t::string: return value.get<std::string>();
-    case nlohmann::json::value_t::array: {
+    case Json::value_t::null: return {};
+    case Json::value_t::string: return value.template get<std::string>();
+    case Json::value_t::array: {
       std::string out;
       for (const auto& v : value) {
-        auto part = json_text(v, v.is_array() ? std::string_view(", ") : sep);
+        auto part = json_text_of(v, v.is_array() ? std::string_view(", ") : sep);
         if (part.empty()) continue;
         if (!out.empty()) out += v.is_array() ? std::string_view(" | ") : sep;
         out += part;
       }
       return out;
     }
-    case nlohmann::json::value_t::object: return value.dump();
+    case Json::value_t::object: return value.dump();
     default: return value.dump();
   }
 }
+
+}  // namespace
+
+std::string json_text(const nlohmann::json& value, std::string_view sep) { return json_text_of(value, sep); }
+std::string json_text(const nlohmann::ordered_json& value, std::string_view sep) { return json_text_of(value, sep); }
 
 }  // namespace lamia::detail

@@ -99,5 +99,6 @@ class SequenceBuilder {
 /// A value of a JSON record as attribute text: strings as is, lists joined with sep
 /// (nested lists joined with " | "), numbers and booleans as written, null as "".
 std::string json_text(const nlohmann::json& value, std::string_view sep = ", ");
+std::string json_text(const nlohmann::ordered_json& value, std::string_view sep = ", ");
 
 }  // namespace lamia::detail

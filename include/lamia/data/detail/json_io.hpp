@@ -56,6 +56,8 @@ std::string json_key_before(std::string_view text, std::size_t offset);
 /// first_line for the byte the parser stopped at), field json_key_before() that byte, with
 /// the parser's reason.
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
+/// The same, keeping the order of object keys (the generic loader takes attribute order from it).
+nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line);
 
 /// Parses a Python literal (dict, list, tuple, str with '…' or "…" and Python escapes,
 /// int, float, True, False, None) as JSON: what `ast.literal_eval` accepts for the 2014
