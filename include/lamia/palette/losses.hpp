@@ -1,0 +1,114 @@
+#pragma once
+// The palette encoder's losses (paper 4.2.2, DESIGN.md): pure functions in lamia::functional and
+// thin modules that hold their options.
+//   intra: sum_i sum_{j != k} max(0, s(B_ij, B_ik) - alpha_intra)^2   (positions of one item)
+//   inter: sum_j sum_{i != k} max(0, s(B_ij, B_kj) - alpha_inter)^2   (items at one position)
+//   total: L_gen + gamma (L_intra + L_inter)
+// s is the cosine similarity of the L2-normalised vectors. Reduction::kMean (default) divides a
+// sum by its number of ordered pairs (B L (L-1) for intra, L B (B-1) for inter) so that gamma does
+// not depend on the batch size or L; Reduction::kSum is the paper's formula as written.
+// With no pairs (L = 1 for intra, one item for inter) a loss is 0 (connected to the graph, zero
+// gradient), never NaN.
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+
+namespace lamia {
+
+enum class Reduction { kMean, kSum };
+
+/// "mean" / "sum"; parse_reduction throws ValueError naming the accepted values.
+const char* reduction_name(Reduction reduction);
+Reduction parse_reduction(const std::string& name);
+
+/// Which contrastive terms the total loss includes (ablations).
+enum class ContrastiveMode { kBoth, kIntraOnly, kInterOnly, kOff };
+const char* contrastive_mode_name(ContrastiveMode mode);
+/// "both" / "intra" / "inter" / "off".
+ContrastiveMode parse_contrastive_mode(const std::string& name);
+
+namespace functional {
+
+/// Intra-palette hinge loss of palettes [B, L, D] (any float dtype). Throws ValueError when
+/// L = 0 or the shape is not 3-d. Returns a 0-d tensor.
+/// Example: auto l = lamia::functional::intra_palette_loss(palettes, 0.1);
+torch::Tensor intra_palette_loss(const torch::Tensor& palettes, double alpha = 0.1,
+                                 Reduction reduction = Reduction::kMean);
+
+/// Inter-palette hinge loss of palettes [B, L, D]; 0 for a batch of one item.
+torch::Tensor inter_palette_loss(const torch::Tensor& palettes, double alpha = 0.25,
+                                 Reduction reduction = Reduction::kMean);
+
+/// Next-token cross-entropy of logits [B, T, V] against labels [B, T] (kIgnoreLabel = no loss):
+/// mean over the labelled tokens, or their sum. 0 when no token is labelled.
+torch::Tensor generation_loss(const torch::Tensor& logits, const torch::Tensor& labels,
+                              Reduction reduction = Reduction::kMean);
+
+}  // namespace functional
+
+/// Options of the palette losses; defaults are the paper's.
+struct PaletteLossOptions {
+  /// gamma: weight of the contrastive terms in the total.
+  TORCH_ARG(double, gamma) = 0.1;
+  /// alpha_intra: cosine similarity below which two positions of one item are not penalised.
+  TORCH_ARG(double, alpha_intra) = 0.1;
+  /// alpha_inter: cosine similarity below which two items at one position are not penalised.
+  TORCH_ARG(double, alpha_inter) = 0.25;
+  /// Reduction of all three terms.
+  TORCH_ARG(Reduction, reduction) = Reduction::kMean;
+  /// Which contrastive terms enter the total (the others are still computed and reported).
+  TORCH_ARG(ContrastiveMode, contrastive) = ContrastiveMode::kBoth;
+};
+
+/// The parts of the loss of one batch; each a 0-d tensor in the graph.
+struct PaletteLossParts {
+  torch::Tensor total;
+  torch::Tensor generation;
+  torch::Tensor intra;
+  torch::Tensor inter;
+};
+
+/// intra_palette_loss as a module.
+class IntraPaletteLossImpl : public torch::nn::Cloneable<IntraPaletteLossImpl> {
+ public:
+  explicit IntraPaletteLossImpl(double alpha = 0.1, Reduction reduction = Reduction::kMean)
+      : alpha(alpha), reduction(reduction) {}
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& palettes);
+  double alpha;
+  Reduction reduction;
+};
+TORCH_MODULE(IntraPaletteLoss);
+
+/// inter_palette_loss as a module.
+class InterPaletteLossImpl : public torch::nn::Cloneable<InterPaletteLossImpl> {
+ public:
+  explicit InterPaletteLossImpl(double alpha = 0.25, Reduction reduction = Reduction::kMean)
+      : alpha(alpha), reduction(reduction) {}
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& palettes);
+  double alpha;
+  Reduction reduction;
+};
+TORCH_MODULE(InterPaletteLoss);
+
+/// L_gen + gamma (L_intra + L_inter) with the terms PaletteLossOptions::contrastive selects.
+class PaletteLossImpl : public torch::nn::Cloneable<PaletteLossImpl> {
+ public:
+  explicit PaletteLossImpl(PaletteLossOptions options = {}) : options(options) {}
+  void reset() override {}
+  /// logits [B, T, V], labels [B, T], palettes [N, L, D] (one row per distinct item).
+  PaletteLossParts forward(const torch::Tensor& logits, const torch::Tensor& labels,
+                           const torch::Tensor& palettes);
+  /// Combines precomputed parts into the total (used when the generation loss is computed apart).
+  PaletteLossParts combine(const torch::Tensor& generation, const torch::Tensor& palettes) const;
+  PaletteLossOptions options;
+};
+TORCH_MODULE(PaletteLoss);
+
+}  // namespace lamia

@@ -1,0 +1,175 @@
+#include <lamia/core/atomic_file.hpp>
+#include <lamia/core/errors.hpp>
+#include <lamia/palette/palette_file.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <array>
+#include <cstring>
+#include <fstream>
+#include <ostream>
+
+namespace lamia {
+namespace {
+
+constexpr std::array<char, 8> kMagic = {'L', 'A', 'M', 'I', 'A', 'P', 'A', 'L'};
+constexpr std::uint32_t kFloat32 = 0;
+
+// Writes bytes and keeps the running crc32.
+struct CrcWriter {
+  std::ostream& out;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  void bytes(const void* data, std::size_t n) {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+    // zlib's crc32 takes uInt lengths; feed large buffers in chunks.
+    const auto* p = static_cast<const Bytef*>(data);
+    while (n > 0) {
+      const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
+      crc = crc32(crc, p, chunk);
+      p += chunk;
+      n -= chunk;
+    }
+  }
+  template <class T>
+  void pod(T v) { bytes(&v, sizeof v); }
+};
+
+void check_ids(const std::vector<std::string>& ids) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i].size() > 0xFFFFFFFFu) throw ValueError(fmt::format("palette file: item id {} is too long", i));
+  }
+}
+
+}  // namespace
+
+void write_palette_file(const std::filesystem::path& path, const std::vector<std::string>& item_ids,
+                        std::int64_t palette_size, std::int64_t dim, const PaletteProducer& produce,
+                        std::int64_t batch_size) {
+  if (palette_size < 1) throw ValueError(fmt::format("write_palette_file: palette size L must be >= 1, got {}", palette_size));
+  if (dim < 1) throw ValueError(fmt::format("write_palette_file: dimension D must be >= 1, got {}", dim));
+  if (batch_size < 1) throw ValueError(fmt::format("write_palette_file: batch_size must be >= 1, got {}", batch_size));
+  check_ids(item_ids);
+  const auto n = static_cast<std::int64_t>(item_ids.size());
+  write_file_atomically(path, [&](std::ostream& os) {
+    os.write(kMagic.data(), kMagic.size());
+    CrcWriter w{os};
+    w.pod<std::uint32_t>(kPaletteFileVersion);
+    w.pod<std::uint32_t>(kFloat32);
+    w.pod<std::uint64_t>(static_cast<std::uint64_t>(n));
+    w.pod<std::uint64_t>(static_cast<std::uint64_t>(palette_size));
+    w.pod<std::uint64_t>(static_cast<std::uint64_t>(dim));
+    for (const auto& id : item_ids) {
+      w.pod<std::uint32_t>(static_cast<std::uint32_t>(id.size()));
+      w.bytes(id.data(), id.size());
+    }
+    for (std::int64_t begin = 0; begin < n; begin += batch_size) {
+      const auto end = std::min(n, begin + batch_size);
+      auto t = produce(begin, end);
+      if (!t.defined() || t.dim() != 3 || t.size(0) != end - begin || t.size(1) != palette_size ||
+          t.size(2) != dim) {
+        throw ValueError(fmt::format("write_palette_file: palettes of items [{}, {}) must be [{}, {}, {}], got {}",
+                                     begin, end, end - begin, palette_size, dim,
+                                     t.defined() ? fmt::format("{}", fmt::join(t.sizes(), ", ")) : "undefined"));
+      }
+      t = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+      if (!torch::isfinite(t).all().item<bool>()) {
+        throw ValueError(fmt::format("write_palette_file: palettes of items [{}, {}) have non-finite values", begin, end));
+      }
+      w.bytes(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()) * sizeof(float));
+    }
+    const auto crc = static_cast<std::uint32_t>(w.crc);
+    os.write(reinterpret_cast<const char*>(&crc), sizeof crc);
+  });
+}
+
+void save_palettes(const std::filesystem::path& path, const std::vector<std::string>& item_ids,
+                   const torch::Tensor& palettes) {
+  TORCH_CHECK_VALUE(palettes.defined() && palettes.dim() == 3, "save_palettes: palettes must be [n, L, D], got ",
+                    palettes.defined() ? palettes.sizes() : torch::IntArrayRef{});
+  TORCH_CHECK_VALUE(palettes.size(0) == static_cast<std::int64_t>(item_ids.size()), "save_palettes: ",
+                    item_ids.size(), " item ids for ", palettes.size(0), " palettes");
+  TORCH_CHECK_VALUE(torch::isFloatingType(palettes.scalar_type()), "save_palettes: palettes must be floating point, got ",
+                    palettes.scalar_type());
+  write_palette_file(path, item_ids, palettes.size(1), palettes.size(2),
+                     [&](std::int64_t b, std::int64_t e) { return palettes.slice(0, b, e); },
+                     std::max<std::int64_t>(1, palettes.size(0)));
+}
+
+PaletteFile load_palettes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError(fmt::format("cannot open palette file '{}'", path.string()));
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::uint64_t>(in.tellg());
+  in.seekg(0, std::ios::beg);
+  const auto file = path.string();
+  auto fail = [&](const char* field, const std::string& why) { throw ParseError({file, 0, field}, why); };
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::uint64_t consumed = 0;
+  auto read = [&](void* dst, std::uint64_t n, const char* field, bool with_crc = true) {
+    if (consumed + n > file_size) {
+      fail(field, fmt::format("file is truncated: {} bytes, needs more than {}", file_size, consumed + n - 1));
+    }
+    in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
+    if (!in) fail(field, "read error");
+    consumed += n;
+    if (with_crc) {
+      auto* p = static_cast<const Bytef*>(dst);
+      while (n > 0) {
+        const auto chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        n -= chunk;
+      }
+    }
+  };
+  std::array<char, 8> magic{};
+  read(magic.data(), magic.size(), "magic", false);
+  if (magic != kMagic) fail("magic", "not a lamia palette file (expected magic 'LAMIAPAL')");
+  std::uint32_t version = 0, dtype = 0;
+  read(&version, sizeof version, "version");
+  if (version != kPaletteFileVersion) {
+    fail("version", fmt::format("unsupported palette file version {} (this build reads version {})", version,
+                                kPaletteFileVersion));
+  }
+  read(&dtype, sizeof dtype, "dtype");
+  if (dtype != kFloat32) fail("dtype", fmt::format("unknown dtype code {} (expected 0 = float32)", dtype));
+  std::uint64_t n = 0, L = 0, D = 0;
+  read(&n, sizeof n, "n");
+  read(&L, sizeof L, "L");
+  read(&D, sizeof D, "D");
+  if (L < 1 || D < 1) fail("shape", fmt::format("palette size and dimension must be >= 1, got L = {}, D = {}", L, D));
+  // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating.
+  const auto header = consumed;
+  if (n > file_size || L > file_size || D > file_size ||
+      (n > 0 && (L * D > file_size / 4 || n * (4 + L * D * 4) > file_size - header))) {
+    fail("shape", fmt::format("shape [{}, {}, {}] does not fit in a file of {} bytes", n, L, D, file_size));
+  }
+  PaletteFile out;
+  out.item_ids.resize(n);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::uint32_t len = 0;
+    read(&len, sizeof len, "item_ids");
+    if (len > file_size - consumed) fail("item_ids", fmt::format("item id {} has length {} past the end of the file", i, len));
+    out.item_ids[i].resize(len);
+    read(out.item_ids[i].data(), len, "item_ids");
+  }
+  const auto data_bytes = n * L * D * sizeof(float);
+  const auto expected = consumed + data_bytes + sizeof(std::uint32_t);
+  if (expected != file_size) {
+    fail("palettes", fmt::format("file has {} bytes, the header says {} (shape [{}, {}, {}])", file_size, expected, n, L, D));
+  }
+  out.palettes = torch::empty({static_cast<std::int64_t>(n), static_cast<std::int64_t>(L), static_cast<std::int64_t>(D)},
+                              torch::kFloat32);
+  if (data_bytes > 0) read(out.palettes.data_ptr<float>(), data_bytes, "palettes");
+  std::uint32_t stored = 0;
+  read(&stored, sizeof stored, "crc32", false);
+  if (stored != static_cast<std::uint32_t>(crc)) {
+    fail("crc32", fmt::format("checksum mismatch (stored {:08x}, computed {:08x}): the file is corrupted", stored,
+                              static_cast<std::uint32_t>(crc)));
+  }
+  return out;
+}
+
+}  // namespace lamia

@@ -1,0 +1,113 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/palette/palette_file.hpp>
+
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+using namespace lamia;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("lamia_palette_file_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void spit(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+}  // namespace
+
+TEST_CASE("palettes round-trip with their item ids, streamed in batches", "[palette][file]") {
+  auto dir = temp_dir("roundtrip");
+  torch::manual_seed(0);
+  auto palettes = torch::randn({7, 3, 5});
+  std::vector<std::string> ids = {"a", "bb", "", "item-4", "é", "x", "last"};
+  const std::int64_t batch = GENERATE(1, 3, 100);
+  std::vector<std::pair<std::int64_t, std::int64_t>> calls;
+  write_palette_file(dir / "p.bin", ids, 3, 5,
+                     [&](std::int64_t b, std::int64_t e) {
+                       calls.emplace_back(b, e);
+                       return palettes.slice(0, b, e).to(torch::kFloat64);
+                     },
+                     batch);
+  CHECK(calls.front().first == 0);
+  CHECK(calls.back().second == 7);
+  CHECK(static_cast<std::int64_t>(calls.size()) == (7 + batch - 1) / batch);
+  auto f = load_palettes(dir / "p.bin");
+  CHECK(f.item_ids == ids);
+  CHECK(f.palettes.scalar_type() == torch::kFloat32);
+  CHECK(f.palettes.equal(palettes));
+  save_palettes(dir / "q.bin", {}, torch::zeros({0, 2, 2}));
+  auto empty = load_palettes(dir / "q.bin");
+  CHECK(empty.palettes.sizes() == torch::IntArrayRef({0, 2, 2}));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a failed export leaves the previous file untouched", "[palette][file]") {
+  auto dir = temp_dir("atomic");
+  save_palettes(dir / "p.bin", {"a"}, torch::ones({1, 1, 2}));
+  const auto before = slurp(dir / "p.bin");
+  CHECK_THROWS_AS(write_palette_file(dir / "p.bin", {"a", "b"}, 1, 2,
+                                     [](std::int64_t, std::int64_t) { return torch::ones({1, 1, 3}); }),
+                  ValueError);
+  CHECK_THROWS_WITH(write_palette_file(dir / "p.bin", {"a"}, 1, 2,
+                                       [](std::int64_t, std::int64_t) { return torch::full({1, 1, 2}, NAN); }),
+                    Catch::Contains("non-finite"));
+  CHECK(slurp(dir / "p.bin") == before);
+  CHECK_THROWS_AS(save_palettes(dir / "p.bin", {"a", "b"}, torch::ones({1, 1, 2})), c10::ValueError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("corrupted palette files are rejected with the field at fault", "[palette][file]") {
+  auto dir = temp_dir("corrupt");
+  save_palettes(dir / "good.bin", {"a", "b"}, torch::randn({2, 2, 3}));
+  const auto good = slurp(dir / "good.bin");
+  auto expect = [&](std::string bytes, const std::string& field) {
+    spit(dir / "bad.bin", bytes);
+    try {
+      load_palettes(dir / "bad.bin");
+      FAIL("no error for a file corrupted in " << field);
+    } catch (const ParseError& e) {
+      CHECK(e.where().field == field);
+      CHECK(std::string(e.what()).find("bad.bin") != std::string::npos);
+    }
+  };
+  auto bad = good;
+  bad[0] = 'X';
+  expect(bad, "magic");
+  bad = good;
+  bad[8] = 9;  // version
+  expect(bad, "version");
+  bad = good;
+  bad[12] = 1;  // dtype
+  expect(bad, "dtype");
+  bad = good;
+  bad[16 + 8] = 0;  // L = 0
+  expect(bad, "shape");
+  bad = good;
+  bad[16] = 100;  // n far beyond the file
+  expect(bad, "shape");
+  expect(good.substr(0, good.size() - 5), "palettes");
+  expect(good + "x", "palettes");
+  expect(good.substr(0, 20), "n");
+  bad = good;
+  bad[good.size() - 10] ^= 0x40;  // a float bit
+  expect(bad, "crc32");
+  CHECK_THROWS_AS(load_palettes(dir / "missing.bin"), IOError);
+  fs::remove_all(dir);
+}

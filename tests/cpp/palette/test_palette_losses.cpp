@@ -1,0 +1,146 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/palette/blocks.hpp>
+#include <lamia/palette/losses.hpp>
+
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+using namespace lamia;
+
+namespace {
+
+// The paper's formulas, term by term, with explicit loops (double precision).
+torch::Tensor cosine(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a * b).sum() / (a.norm() * b.norm());
+}
+
+torch::Tensor intra_by_loops(const torch::Tensor& p, double alpha, bool mean) {
+  auto total = torch::zeros({}, p.options());
+  std::int64_t pairs = 0;
+  for (std::int64_t i = 0; i < p.size(0); ++i)
+    for (std::int64_t j = 0; j < p.size(1); ++j)
+      for (std::int64_t k = 0; k < p.size(1); ++k) {
+        if (j == k) continue;
+        total = total + torch::relu(cosine(p[i][j], p[i][k]) - alpha).pow(2);
+        ++pairs;
+      }
+  return mean && pairs > 0 ? total / double(pairs) : total;
+}
+
+torch::Tensor inter_by_loops(const torch::Tensor& p, double alpha, bool mean) {
+  auto total = torch::zeros({}, p.options());
+  std::int64_t pairs = 0;
+  for (std::int64_t j = 0; j < p.size(1); ++j)
+    for (std::int64_t i = 0; i < p.size(0); ++i)
+      for (std::int64_t k = 0; k < p.size(0); ++k) {
+        if (i == k) continue;
+        total = total + torch::relu(cosine(p[i][j], p[k][j]) - alpha).pow(2);
+        ++pairs;
+      }
+  return mean && pairs > 0 ? total / double(pairs) : total;
+}
+
+}  // namespace
+
+TEST_CASE("contrastive losses equal the paper's sums, values and gradients", "[palette][losses]") {
+  const std::int64_t B = GENERATE(1, 2, 5);
+  const std::int64_t L = GENERATE(1, 3, 4);
+  const bool mean = GENERATE(true, false);
+  torch::manual_seed(B * 100 + L);
+  // A shared direction makes many similarities exceed the margins, so the hinge is active.
+  auto base = torch::randn({1, 1, 8}, torch::kFloat64);
+  auto p0 = (torch::randn({B, L, 8}, torch::kFloat64) + 1.5 * base);
+  const auto red = mean ? Reduction::kMean : Reduction::kSum;
+  for (int which = 0; which < 2; ++which) {
+    auto p = p0.clone().requires_grad_(true);
+    auto q = p0.clone().requires_grad_(true);
+    torch::Tensor got, want;
+    if (which == 0) {
+      got = functional::intra_palette_loss(p, 0.1, red);
+      want = intra_by_loops(q, 0.1, mean);
+    } else {
+      got = functional::inter_palette_loss(p, 0.25, red);
+      want = inter_by_loops(q, 0.25, mean);
+    }
+    REQUIRE(got.dim() == 0);
+    CHECK(std::isfinite(got.item<double>()));
+    CHECK(got.item<double>() == Approx(want.item<double>()).epsilon(1e-10).margin(1e-12));
+    got.backward();
+    if (want.requires_grad()) want.backward();
+    auto gq = q.grad().defined() ? q.grad() : torch::zeros_like(q);
+    REQUIRE(p.grad().defined());
+    CHECK(torch::allclose(p.grad(), gq, 1e-9, 1e-12));
+  }
+}
+
+TEST_CASE("no pairs give a zero loss with a zero gradient, never NaN", "[palette][losses]") {
+  auto one_item = torch::randn({1, 4, 16}).requires_grad_(true);
+  auto inter = functional::inter_palette_loss(one_item);
+  CHECK(inter.item<float>() == 0.0f);
+  inter.backward();
+  CHECK(one_item.grad().abs().sum().item<float>() == 0.0f);
+  auto one_position = torch::randn({3, 1, 16});
+  CHECK(functional::intra_palette_loss(one_position).item<float>() == 0.0f);
+  CHECK(functional::intra_palette_loss(one_position, 0.1, Reduction::kSum).item<float>() == 0.0f);
+}
+
+TEST_CASE("identical palettes hit the hinge at (1 - alpha)^2 per pair", "[palette][losses]") {
+  auto p = torch::ones({3, 4, 5});
+  CHECK(functional::intra_palette_loss(p, 0.1).item<double>() == Approx(0.81));
+  CHECK(functional::inter_palette_loss(p, 0.25).item<double>() == Approx(0.5625));
+  CHECK(functional::intra_palette_loss(p, 0.1, Reduction::kSum).item<double>() == Approx(0.81 * 3 * 4 * 3));
+  CHECK(functional::inter_palette_loss(p, 0.25, Reduction::kSum).item<double>() == Approx(0.5625 * 4 * 3 * 2));
+  // Orthogonal palette positions are below the margin: no intra loss.
+  auto eye = torch::eye(4).unsqueeze(0).repeat({2, 1, 1});
+  CHECK(functional::intra_palette_loss(eye).item<double>() == 0.0);
+}
+
+TEST_CASE("palette size 0 and bad shapes are clear errors", "[palette][losses]") {
+  CHECK_THROWS_WITH(functional::intra_palette_loss(torch::zeros({2, 0, 4})), Catch::Contains("L = 0"));
+  CHECK_THROWS_WITH(functional::inter_palette_loss(torch::zeros({2, 0, 4})), Catch::Contains("L = 0"));
+  CHECK_THROWS_AS(functional::intra_palette_loss(torch::zeros({2, 4})), c10::ValueError);
+  CHECK_THROWS_AS(functional::inter_palette_loss(torch::zeros({2, 3, 4}, torch::kInt64)), c10::ValueError);
+  CHECK_THROWS_AS(parse_reduction("avg"), ValueError);
+  CHECK(parse_reduction("sum") == Reduction::kSum);
+  CHECK(parse_contrastive_mode("intra") == ContrastiveMode::kIntraOnly);
+  CHECK_THROWS_AS(parse_contrastive_mode("none"), ValueError);
+}
+
+TEST_CASE("generation loss is cross-entropy over labelled tokens only", "[palette][losses]") {
+  torch::manual_seed(3);
+  auto logits = torch::randn({2, 5, 7}, torch::kFloat64);
+  auto labels = torch::full({2, 5}, kIgnoreLabel, torch::kInt64);
+  labels[0][1] = 3;
+  labels[0][2] = 0;
+  labels[1][4] = 6;
+  auto lp = torch::log_softmax(logits, -1);
+  const double want_sum = -(lp[0][1][3] + lp[0][2][0] + lp[1][4][6]).item<double>();
+  CHECK(functional::generation_loss(logits, labels, Reduction::kSum).item<double>() == Approx(want_sum));
+  CHECK(functional::generation_loss(logits, labels).item<double>() == Approx(want_sum / 3));
+  auto none = torch::full({2, 5}, kIgnoreLabel, torch::kInt64);
+  CHECK(functional::generation_loss(logits, none).item<double>() == 0.0);
+  CHECK_THROWS_AS(functional::generation_loss(logits, labels.slice(1, 0, 4)), c10::ValueError);
+}
+
+TEST_CASE("the total is L_gen + gamma (intra + inter) with the selected terms", "[palette][losses]") {
+  torch::manual_seed(5);
+  auto logits = torch::randn({2, 3, 5});
+  auto labels = torch::randint(0, 5, {2, 3}, torch::kInt64);
+  auto palettes = torch::randn({2, 4, 6}) + 2.0;
+  PaletteLoss loss(PaletteLossOptions{});
+  auto parts = loss(logits, labels, palettes);
+  const double g = parts.generation.item<double>(), a = parts.intra.item<double>(), e = parts.inter.item<double>();
+  CHECK(a > 0);
+  CHECK(e > 0);
+  CHECK(parts.total.item<double>() == Approx(g + 0.1 * (a + e)));
+  loss->options.contrastive(ContrastiveMode::kIntraOnly);
+  CHECK(loss(logits, labels, palettes).total.item<double>() == Approx(g + 0.1 * a));
+  loss->options.contrastive(ContrastiveMode::kInterOnly).gamma(0.5);
+  CHECK(loss(logits, labels, palettes).total.item<double>() == Approx(g + 0.5 * e));
+  loss->options.contrastive(ContrastiveMode::kOff);
+  CHECK(loss(logits, labels, palettes).total.item<double>() == Approx(g));
+  IntraPaletteLoss intra(0.1);
+  InterPaletteLoss inter(0.25, Reduction::kSum);
+  CHECK(intra(palettes).item<double>() == Approx(a));
+  CHECK(inter(palettes).item<double>() == Approx(e * 4 * 2));
+}
