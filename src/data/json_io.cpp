@@ -172,6 +172,130 @@ nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::stri
 
 namespace {
 
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(char(cp));
+  } else if (cp < 0x800) {
+    out.push_back(char(0xC0 | (cp >> 6)));
+    out.push_back(char(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(char(0xE0 | (cp >> 12)));
+    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(char(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(char(0xF0 | (cp >> 18)));
+    out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(char(0x80 | (cp & 0x3F)));
+  }
+}
+
+bool hex4(std::string_view t, std::size_t at, std::uint32_t& v) {
+  if (at + 4 > t.size()) return false;
+  v = 0;
+  for (std::size_t k = 0; k < 4; ++k) {
+    char c = t[at + k];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= std::uint32_t(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= std::uint32_t(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= std::uint32_t(c - 'A' + 10);
+    else return false;
+  }
+  return true;
+}
+
+// A JSON string starting at t[i] == '"'; on success i is past the closing quote.
+bool json_string(std::string_view t, std::size_t& i, std::string& out) {
+  out.clear();
+  ++i;
+  for (;;) {
+    std::size_t j = i;
+    while (j < t.size() && t[j] != '"' && t[j] != '\\') {
+      if (static_cast<unsigned char>(t[j]) < 0x20) return false;  // control characters must be escaped
+      ++j;
+    }
+    out.append(t.data() + i, j - i);
+    if (j >= t.size()) return false;
+    if (t[j] == '"') {
+      i = j + 1;
+      return true;
+    }
+    if (j + 1 >= t.size()) return false;
+    char e = t[j + 1];
+    i = j + 2;
+    switch (e) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 't': out.push_back('\t'); break;
+      case 'u': {
+        std::uint32_t cp;
+        if (!hex4(t, i, cp)) return false;
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // a surrogate pair
+          std::uint32_t lo;
+          if (i + 6 > t.size() || t[i] != '\\' || t[i + 1] != 'u' || !hex4(t, i + 2, lo) || lo < 0xDC00 || lo > 0xDFFF)
+            return false;
+          i += 6;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return false;
+        }
+        append_utf8(out, cp);
+        break;
+      }
+      default: return false;
+    }
+  }
+}
+
+}  // namespace
+
+bool parse_flat_string_object(std::string_view t, std::vector<std::pair<std::string, std::string>>& out) {
+  out.clear();
+  std::size_t i = 0;
+  auto space = [&] {
+    while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) ++i;
+  };
+  space();
+  if (i >= t.size() || t[i] != '{') return false;
+  ++i;
+  space();
+  if (i < t.size() && t[i] == '}') {
+    ++i;
+    space();
+    return i == t.size();
+  }
+  std::string key, value;
+  for (;;) {
+    if (i >= t.size() || t[i] != '"' || !json_string(t, i, key)) return false;
+    space();
+    if (i >= t.size() || t[i] != ':') return false;
+    ++i;
+    space();
+    if (i >= t.size() || t[i] != '"' || !json_string(t, i, value)) return false;
+    out.emplace_back(key, value);
+    space();
+    if (i < t.size() && t[i] == ',') {
+      ++i;
+      space();
+      continue;
+    }
+    if (i < t.size() && t[i] == '}') {
+      ++i;
+      space();
+      return i == t.size();
+    }
+    return false;
+  }
+}
+
+namespace {
+
 class PyLiteral {
  public:
   PyLiteral(std::string_view t, const std::string& file, std::size_t line) : t_(t), file_(file), line_(line) {}

@@ -114,6 +114,7 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
     detail::JsonObjectScanner scan(text, file, "item id");
     detail::JsonMember m;
     std::unordered_map<std::string, std::size_t> first_line;
+    std::vector<std::pair<std::string, std::string>> flat;
     std::size_t rows = 0;
     while (scan.next(m)) {
       ++rows;
@@ -127,6 +128,15 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
       if (!fresh) {
         problems.row("duplicate_item", {file, line, m.key},
                      fmt::format("duplicate item id '{}' (first on line {})", m.key, it->second));
+        continue;
+      }
+      // Most items are flat objects of strings: read those without building a JSON tree.
+      if (detail::parse_flat_string_object(m.value, flat)) {
+        std::vector<std::string> values(kAmazonAttributes.size());
+        for (auto& [k, v] : flat)
+          for (std::size_t a = 0; a < kAmazonAttributes.size(); ++a)
+            if (k == kAmazonAttributes[a]) values[a] = std::move(v);
+        ds.catalog.add(m.key, std::move(values));
         continue;
       }
       json record;

@@ -304,3 +304,22 @@ TEST_CASE("lenient loads keep only the first max_messages messages but count all
   CHECK(j["warnings"]["invalid_value"] == 30);
   CHECK(j["messages"].size() == 5);
 }
+
+TEST_CASE("flat JSON objects of strings are read without a JSON tree, with every escape") {
+  std::vector<std::pair<std::string, std::string>> out;
+  REQUIRE(detail::parse_flat_string_object(
+      " {\"a\": \"x\\\"y\\\\z\\/\\n\\t\", \"b\":\"\\u00e9\\ud83d\\ude00\",\n \"c\": \"\"} ", out));
+  REQUIRE(out.size() == 3);
+  CHECK(out[0] == std::pair<std::string, std::string>{"a", "x\"y\\z/\n\t"});
+  CHECK(out[1].second == "\xC3\xA9\xF0\x9F\x98\x80");
+  CHECK(out[2].second.empty());
+  CHECK(detail::parse_flat_string_object("{}", out));
+  CHECK(out.empty());
+  // Anything else is left to the full parser.
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": [\"x\"]}", out));
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"x\" \"b\"}", out));
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"\\ud83d\"}", out));  // lone surrogate
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"\\q\"}", out));
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"x\"} extra", out));
+  CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"tab\there\"}", out));  // raw control character
+}

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace lamia::detail {
 
@@ -58,6 +60,11 @@ std::string json_key_before(std::string_view text, std::size_t offset);
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
 /// The same, keeping the order of object keys (the generic loader takes attribute order from it).
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line);
+
+/// Fast path for the common record shape {"key": "string", ...}: fills out with the
+/// unescaped (key, value) pairs and returns true. Returns false, leaving the error to
+/// parse_json, when text is anything else (other value types, bad escapes, trailing text).
+bool parse_flat_string_object(std::string_view text, std::vector<std::pair<std::string, std::string>>& out);
 
 /// Parses a Python literal (dict, list, tuple, str with '…' or "…" and Python escapes,
 /// int, float, True, False, None) as JSON: what `ast.literal_eval` accepts for the 2014
