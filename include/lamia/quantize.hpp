@@ -1,0 +1,11 @@
+#pragma once
+// The quantize layer: PCA + K-Means palette quantizer, residual K-Means and
+// RQ-VAE baselines, TF-IDF item embeddings, the semantic-ID table, diagnostics.
+#include <lamia/quantize/diagnostics.hpp>
+#include <lamia/quantize/kmeans.hpp>
+#include <lamia/quantize/palette_quantizer.hpp>
+#include <lamia/quantize/pca.hpp>
+#include <lamia/quantize/residual_kmeans.hpp>
+#include <lamia/quantize/rq_vae.hpp>
+#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/quantize/text_embedding.hpp>

@@ -1,0 +1,136 @@
+#pragma once
+// PaletteQuantizer: LAMIA's training-free quantizer (paper 4.2.3). For every
+// palette position j it fits a PCA (mean-centred, D -> d) on the n vectors of
+// position j, then K-Means (faiss) with k centroids on the reduced vectors; the
+// code of an item at position j is its nearest centroid. New items are encoded
+// by projection + nearest centroid, without refitting.
+//
+// Example:
+//   lamia::PaletteQuantizerOptions opt;          // d = 64, k = 256
+//   lamia::PaletteQuantizer q(opt);
+//   lamia::PaletteFitReport report = q.fit(palettes);     // n x L x D float32
+//   lamia::SemanticIdTable table = q.table();             // training items, collisions resolved
+//   torch::Tensor codes = q.encode(new_palettes);         // m x L int64
+//   q.save("quantizer.bin");
+#include <lamia/quantize/kmeans.hpp>
+#include <lamia/quantize/pca.hpp>
+#include <lamia/quantize/semantic_id_table.hpp>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace lamia {
+
+struct PaletteQuantizerOptions {
+  /// d: PCA output dimension per position (paper: 64). Must be <= D.
+  std::int64_t pca_dim = 64;
+  /// k: K-Means centroids per position, the codebook size (paper: 256).
+  std::int64_t num_codes = 256;
+  /// Lloyd iterations per restart (faiss' default 25).
+  int iterations = 25;
+  /// K-Means restarts per position, best final objective kept (faiss' nredo).
+  int restarts = 1;
+  /// Seed of position j, restart r: seed + 1000003 * j + r.
+  std::uint64_t seed = 0;
+  /// One PCA fitted on the vectors of all positions together, instead of one per position.
+  bool shared_pca = false;
+  /// Cluster the raw D-dimensional vectors (pca_dim is ignored).
+  bool no_pca = false;
+  /// With fewer than k items: false -> ValueError; true -> k is reduced to the number of items
+  /// (reported in PaletteFitReport::positions[j].num_codes and in codebook_sizes()).
+  bool reduce_k_when_few_items = false;
+  KMeansInit init = KMeansInit::kPlusPlus;
+  /// Fit K-Means on at most this many points per centroid (seeded sample); 0 = all items.
+  std::int64_t max_points_per_centroid = 0;
+};
+
+/// What fit() did, per palette position.
+struct PositionFitReport {
+  std::int64_t num_codes = 0;  ///< k actually used
+  std::vector<std::vector<double>> objective;  ///< per restart, per iteration (see KMeansResult)
+  int best_restart = 0;
+  double inertia = 0.0;  ///< sum of squared distances to the final nearest centroid (reduced space)
+  std::vector<double> explained_variance_ratio;  ///< per PCA component (empty with no_pca)
+  double explained_variance_ratio_total = 0.0;  ///< sum of the above
+  std::int64_t used_codes = 0;  ///< centroids that received at least one training item
+};
+
+struct PaletteFitReport {
+  std::int64_t num_items = 0;
+  std::int64_t num_positions = 0;
+  std::int64_t input_dim = 0;
+  std::int64_t reduced_dim = 0;
+  std::vector<PositionFitReport> positions;
+  /// Items whose L codes collide with another item's (resolved by the index token).
+  std::int64_t num_colliding_items = 0;
+  double seconds = 0.0;
+  nlohmann::json to_json() const;
+};
+
+class PaletteQuantizer {
+ public:
+  /// Version of the binary file format written by save().
+  static constexpr std::uint32_t kFormatVersion = 1;
+
+  explicit PaletteQuantizer(PaletteQuantizerOptions options = {});
+
+  const PaletteQuantizerOptions& options() const noexcept { return options_; }
+  bool fitted() const noexcept { return !centroids_.empty(); }
+  std::int64_t num_positions() const noexcept { return num_positions_; }
+  std::int64_t input_dim() const noexcept { return input_dim_; }
+  std::int64_t reduced_dim() const noexcept { return reduced_dim_; }
+  /// k per position (L entries).
+  std::vector<std::int64_t> codebook_sizes() const;
+
+  /// Fits on n x L x D float32 CPU palettes (a non-contiguous tensor is copied first).
+  /// Throws ValueError on a wrong shape or dtype, a NaN/inf (naming the item), d > D, or n < k.
+  PaletteFitReport fit(const torch::Tensor& palettes);
+  /// Same from n*L*D floats, row-major (item, position, dimension); not copied.
+  PaletteFitReport fit(const float* palettes, std::int64_t num_items, std::int64_t num_positions,
+                       std::int64_t dim);
+
+  /// Codes of m x L x D palettes as an m x L int64 tensor. Throws ValueError when L or D
+  /// differ from the fitted ones, or on NaN/inf.
+  torch::Tensor encode(const torch::Tensor& palettes) const;
+  /// Same into codes (m*L int32, row-major).
+  void encode(const float* palettes, std::int64_t num_items, std::int64_t num_positions, std::int64_t dim,
+              std::int32_t* codes) const;
+
+  /// Codes of the training items (n x L int64), as assigned at the end of fit().
+  torch::Tensor training_codes() const;
+  /// The semantic-ID table of the training items (collisions resolved, see SemanticIdTable).
+  SemanticIdTable table() const;
+  /// The report of the last fit() (empty after load()).
+  const PaletteFitReport& report() const noexcept { return report_; }
+
+  /// The PCA of a position (all positions share one with shared_pca).
+  const Pca& pca(std::int64_t position) const;
+  /// Centroids of a position, k x d float32 (a copy).
+  torch::Tensor centroids(std::int64_t position) const;
+
+  /// Writes the versioned binary format atomically (options, PCAs, centroids).
+  void save(const std::filesystem::path& path) const;
+  /// Reads a file written by save(); ValueError naming the file and what is wrong.
+  static PaletteQuantizer load(const std::filesystem::path& path);
+
+ private:
+  void check_fitted(const char* what) const;
+  void check_position(std::int64_t position) const;
+
+  PaletteQuantizerOptions options_;
+  std::int64_t num_positions_ = 0;
+  std::int64_t input_dim_ = 0;
+  std::int64_t reduced_dim_ = 0;
+  std::vector<Pca> pcas_;                    // L entries, or 1 with shared_pca
+  std::vector<std::vector<float>> centroids_;  // per position, k_j x d
+  std::vector<std::int64_t> num_codes_;      // k_j
+  std::vector<std::int32_t> training_codes_;  // n x L
+  std::int64_t num_training_items_ = 0;
+  PaletteFitReport report_;
+};
+
+}  // namespace lamia

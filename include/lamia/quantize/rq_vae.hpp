@@ -1,0 +1,119 @@
+#pragma once
+// RqVae: the trained baseline quantizer of TIGER (Rajput et al., 2023). An MLP
+// encoder maps an item embedding to a latent z; L residual codebooks of k codes
+// quantize z coarse to fine (code l is the nearest codeword to the residual left
+// by levels < l); an MLP decoder reconstructs the embedding from the sum of the
+// chosen codewords. Loss = MSE(x, x_hat) + sum_l [ |sg(r_l) - e_l|^2 + beta |r_l - sg(e_l)|^2 ],
+// gradients pass the quantizer straight through. Codebooks are initialised with
+// K-Means on the first batch; codes unused during an epoch are reset to random
+// residuals of the training data.
+//
+// Example:
+//   lamia::RqVae model(lamia::RqVaeOptions(768).num_levels(3).num_codes(256));
+//   lamia::RqVaeTrainReport r = lamia::train_rq_vae(model, embeddings);   // n x 768
+//   torch::Tensor codes = model->encode(embeddings);                      // n x 3
+//   auto table = lamia::SemanticIdTable::from_codes(codes, model->codebook_sizes());
+#include <lamia/quantize/semantic_id_table.hpp>
+
+#include <nlohmann/json.hpp>
+#include <torch/arg.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace lamia {
+
+struct RqVaeOptions {
+  /// D: dimension of the item embeddings (required).
+  /* implicit */ RqVaeOptions(std::int64_t input_dim) : input_dim_(input_dim) {}
+  TORCH_ARG(std::int64_t, input_dim);
+  /// Hidden widths of the encoder MLP (the decoder mirrors them); TIGER: 512, 256, 128.
+  TORCH_ARG(std::vector<std::int64_t>, hidden_dims) = std::vector<std::int64_t>{512, 256, 128};
+  /// Latent dimension quantized by the codebooks (TIGER: 32).
+  TORCH_ARG(std::int64_t, latent_dim) = 32;
+  /// L: residual codebooks (TIGER: 3).
+  TORCH_ARG(std::int64_t, num_levels) = 3;
+  /// k: codes per codebook (TIGER: 256).
+  TORCH_ARG(std::int64_t, num_codes) = 256;
+  /// Commitment weight beta (TIGER: 0.25).
+  TORCH_ARG(double, beta) = 0.25;
+  /// Seed of the parameter initialisation (independent of torch's global generator).
+  TORCH_ARG(std::uint64_t, seed) = 0;
+};
+
+struct RqVaeOutput {
+  torch::Tensor reconstruction;      ///< n x D
+  torch::Tensor codes;               ///< n x L int64
+  torch::Tensor reconstruction_loss; ///< scalar, mean squared error
+  torch::Tensor quantization_loss;   ///< scalar, codebook + beta * commitment, summed over levels
+  torch::Tensor loss;                ///< reconstruction_loss + quantization_loss
+};
+
+class RqVaeImpl : public torch::nn::Cloneable<RqVaeImpl> {
+ public:
+  explicit RqVaeImpl(RqVaeOptions options);
+  void reset() override;
+
+  RqVaeOutput forward(const torch::Tensor& x);
+  /// Codes of n x D embeddings, n x L int64 (no gradient). ValueError on a wrong shape or NaN/inf.
+  torch::Tensor encode(const torch::Tensor& x);
+  /// The latent sum of the chosen codewords decoded back to n x D.
+  torch::Tensor decode_codes(const torch::Tensor& codes);
+  /// Sets the codebooks to K-Means centroids (faiss) of the latent residuals of x, level by level.
+  void init_codebooks_kmeans(const torch::Tensor& x, std::uint64_t seed);
+  /// Replaces the codes with zero count by residuals of random rows of x; returns how many per level.
+  std::vector<std::int64_t> reset_dead_codes(const torch::Tensor& x, const torch::Tensor& counts,
+                                             std::uint64_t seed);
+  std::vector<std::int64_t> codebook_sizes() const;
+
+  RqVaeOptions options;
+  torch::nn::Sequential encoder{nullptr};
+  torch::nn::Sequential decoder{nullptr};
+  std::vector<torch::Tensor> codebooks;  ///< L parameters, each k x latent_dim
+
+ private:
+  /// Residual quantization of latents z: codes (n x L) and the quantized sum (n x latent).
+  std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& z, torch::Tensor* loss);
+};
+TORCH_MODULE(RqVae);
+
+struct RqVaeTrainOptions {
+  /// Items per batch (TIGER: 1024). The first batch (at least k items) initialises the codebooks.
+  std::int64_t batch_size = 1024;
+  /// Upper bound on epochs.
+  int max_epochs = 200;
+  /// Adam learning rate.
+  double learning_rate = 1e-3;
+  /// Stop when the epoch's mean reconstruction loss has not improved by min_rel_improvement
+  /// (relative) for this many epochs.
+  int patience = 10;
+  double min_rel_improvement = 1e-3;
+  /// Reset codes unused during an epoch every this many epochs (0 = never).
+  int dead_code_reset_every = 1;
+  /// Seed of shuffling, K-Means initialisation and dead-code resets.
+  std::uint64_t seed = 0;
+  /// Print one progress line per epoch to stderr.
+  bool progress = false;
+};
+
+struct RqVaeTrainReport {
+  std::vector<double> reconstruction_loss;  ///< mean per epoch
+  std::vector<double> quantization_loss;    ///< mean per epoch
+  std::int64_t epochs = 0;
+  bool stopped_early = false;
+  std::int64_t dead_codes_reset = 0;
+  /// Fraction of codes used by the training items at the end, per level.
+  std::vector<double> utilization;
+  double seconds = 0.0;
+  nlohmann::json to_json() const;
+};
+
+/// Trains model on n x D float32 embeddings with Adam and early stopping. Deterministic for
+/// fixed options.seed, RqVaeOptions::seed and thread count.
+RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, const RqVaeTrainOptions& options = {});
+
+}  // namespace lamia

@@ -1,0 +1,184 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/quantize/kmeans.hpp>
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/impl/FaissException.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace lamia {
+namespace {
+
+// Squared L2 distance with 4 independent partial sums so that the compiler can
+// vectorise without -ffast-math; the order of additions is fixed, so a point
+// gets the same code whatever the batch it is encoded in.
+inline float l2sq(const float* a, const float* b, std::int64_t d) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::int64_t j = 0;
+  for (; j + 4 <= d; j += 4) {
+    const float e0 = a[j] - b[j], e1 = a[j + 1] - b[j + 1], e2 = a[j + 2] - b[j + 2], e3 = a[j + 3] - b[j + 3];
+    s0 += e0 * e0;
+    s1 += e1 * e1;
+    s2 += e2 * e2;
+    s3 += e3 * e3;
+  }
+  for (; j < d; ++j) {
+    const float e = a[j] - b[j];
+    s0 += e * e;
+  }
+  return (s0 + s1) + (s2 + s3);
+}
+
+std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
+                                  std::mt19937_64& rng) {
+  std::vector<float> c(k * d);
+  std::vector<double> min_d2(n, std::numeric_limits<double>::infinity());
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+  for (std::int64_t m = 0; m < k; ++m) {
+    std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
+    const float* cm = c.data() + m * d;
+    double total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double dist = l2sq(x + i * d, cm, d);
+      if (dist < min_d2[i]) min_d2[i] = dist;
+      total += min_d2[i];
+    }
+    if (m + 1 == k) break;
+    // D^2 sampling; when every point coincides with a centroid, pick uniformly.
+    if (total > 0) {
+      double target = uni(rng) * total, acc = 0;
+      pick = n - 1;
+      for (std::int64_t i = 0; i < n; ++i) {
+        acc += min_d2[i];
+        if (acc > target && min_d2[i] > 0) {
+          pick = i;
+          break;
+        }
+      }
+    } else {
+      pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+    }
+  }
+  return c;
+}
+
+std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
+                               std::mt19937_64& rng) {
+  std::vector<std::int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::vector<float> c(k * d);
+  for (std::int64_t m = 0; m < k; ++m) {
+    std::uniform_int_distribution<std::int64_t> pick(m, n - 1);
+    std::swap(perm[m], perm[pick(rng)]);
+    std::copy(x + perm[m] * d, x + (perm[m] + 1) * d, c.begin() + m * d);
+  }
+  return c;
+}
+
+}  // namespace
+
+void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, const char* what,
+                  std::int64_t rows_per_item) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* p = x + r * row_stride;
+    for (std::int64_t j = 0; j < row_stride; ++j) {
+      if (!std::isfinite(p[j])) {
+        if (rows_per_item > 1) {
+          throw ValueError(fmt::format("{}: item {} has a non-finite value ({}) at position {}, dimension {}", what,
+                                       r / rows_per_item, p[j], r % rows_per_item, j));
+        }
+        throw ValueError(fmt::format("{}: item {} has a non-finite value ({}) at dimension {}", what, r, p[j], j));
+      }
+    }
+  }
+}
+
+void assign_nearest(const float* centroids, std::int64_t k, std::int64_t d, const float* x, std::int64_t n,
+                    std::int32_t* codes, float* distances) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * d;
+    float best = std::numeric_limits<float>::infinity();
+    std::int32_t arg = 0;
+    for (std::int64_t m = 0; m < k; ++m) {
+      const float dist = l2sq(xi, centroids + m * d, d);
+      if (dist < best) {  // strict: ties go to the lowest centroid index
+        best = dist;
+        arg = static_cast<std::int32_t>(m);
+      }
+    }
+    codes[i] = arg;
+    if (distances) distances[i] = best;
+  }
+}
+
+KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options) {
+  const std::int64_t k = options.num_codes;
+  if (k < 1) throw ValueError(fmt::format("kmeans: num_codes (k) must be >= 1, got {}", k));
+  if (d < 1) throw ValueError(fmt::format("kmeans: dimension must be >= 1, got {}", d));
+  if (n < k) {
+    throw ValueError(fmt::format("kmeans: needs at least num_codes = {} points, got {}", k, n));
+  }
+  if (options.iterations < 1) {
+    throw ValueError(fmt::format("kmeans: iterations must be >= 1, got {}", options.iterations));
+  }
+  if (options.restarts < 1) throw ValueError(fmt::format("kmeans: restarts must be >= 1, got {}", options.restarts));
+  if (options.max_points_per_centroid < 0) {
+    throw ValueError(fmt::format("kmeans: max_points_per_centroid must be >= 0, got {}",
+                                 options.max_points_per_centroid));
+  }
+  check_finite(x, n, d, "kmeans");
+
+  KMeansResult best;
+  best.inertia = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> objectives;
+  std::vector<std::int32_t> codes(n);
+  std::vector<float> dist(n);
+  for (int r = 0; r < options.restarts; ++r) {
+    std::mt19937_64 rng(options.seed + static_cast<std::uint64_t>(r));
+    faiss::ClusteringParameters cp;
+    cp.niter = options.iterations;
+    cp.nredo = 1;
+    cp.verbose = false;
+    cp.seed = static_cast<int>((options.seed + r) & 0x7fffffff);
+    cp.min_points_per_centroid = 1;  // small sets are deliberate in tests; no faiss warning
+    const std::int64_t cap = options.max_points_per_centroid == 0 ? (INT_MAX / 2) : options.max_points_per_centroid;
+    cp.max_points_per_centroid = static_cast<int>(std::min<std::int64_t>(cap, INT_MAX / 2));
+    faiss::Clustering clus(static_cast<int>(d), static_cast<int>(k), cp);
+    clus.centroids = options.init == KMeansInit::kPlusPlus ? init_plus_plus(x, n, d, k, rng)
+                                                            : init_random(x, n, d, k, rng);
+    faiss::IndexFlatL2 index(static_cast<faiss::Index::idx_t>(d));
+    try {
+      clus.train(static_cast<faiss::Index::idx_t>(n), x, index);
+    } catch (const faiss::FaissException& e) {
+      throw ValueError(fmt::format("kmeans: faiss failed: {}", e.what()));
+    }
+    std::vector<double> obj;
+    for (const auto& s : clus.iteration_stats) obj.push_back(s.obj);
+    objectives.push_back(std::move(obj));
+    // Final assignment with the final centroids: the codes and sklearn's inertia_.
+    assign_nearest(clus.centroids.data(), k, d, x, n, codes.data(), dist.data());
+    double inertia = 0;
+    for (float v : dist) inertia += v;
+    if (inertia < best.inertia) {
+      best.inertia = inertia;
+      best.best_restart = r;
+      best.centroids = clus.centroids;
+      best.assignment = codes;
+    }
+  }
+  best.num_codes = k;
+  best.dim = d;
+  best.objective = std::move(objectives);
+  return best;
+}
+
+}  // namespace lamia

@@ -1,0 +1,336 @@
+#include <lamia/core/atomic_file.hpp>
+#include <lamia/core/errors.hpp>
+#include <lamia/quantize/detail/binary_io.hpp>
+#include <lamia/quantize/detail/tensor_views.hpp>
+#include <lamia/quantize/palette_quantizer.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <numeric>
+
+namespace lamia {
+namespace detail {
+
+torch::Tensor checked_float_tensor(const torch::Tensor& t, std::int64_t dim, const char* what, const char* shape) {
+  TORCH_CHECK_VALUE(t.defined(), what, ": expected a ", shape, " float32 tensor, got an undefined tensor");
+  TORCH_CHECK_VALUE(t.dim() == dim, what, ": expected a ", dim, "-D tensor (", shape, "), got ", t.dim(),
+                    "-D with shape ", t.sizes());
+  TORCH_CHECK_VALUE(t.scalar_type() == torch::kFloat32, what, ": expected float32, got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device().is_cpu(), what, ": expected a CPU tensor, got one on ", t.device());
+  return t.contiguous();
+}
+
+}  // namespace detail
+
+namespace {
+constexpr char kMagic[] = "LAMIAPQZ";
+constexpr std::uint64_t kMaxPositions = 4096;
+constexpr std::uint64_t kMaxDim = 1u << 20;
+constexpr std::uint64_t kMaxCodes = 1u << 24;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+nlohmann::json PaletteFitReport::to_json() const {
+  nlohmann::json j;
+  j["num_items"] = num_items;
+  j["num_positions"] = num_positions;
+  j["input_dim"] = input_dim;
+  j["reduced_dim"] = reduced_dim;
+  j["num_colliding_items"] = num_colliding_items;
+  j["seconds"] = seconds;
+  j["positions"] = nlohmann::json::array();
+  for (const auto& p : positions) {
+    j["positions"].push_back({{"num_codes", p.num_codes},
+                              {"objective", p.objective},
+                              {"best_restart", p.best_restart},
+                              {"inertia", p.inertia},
+                              {"explained_variance_ratio", p.explained_variance_ratio},
+                              {"explained_variance_ratio_total", p.explained_variance_ratio_total},
+                              {"used_codes", p.used_codes}});
+  }
+  return j;
+}
+
+PaletteQuantizer::PaletteQuantizer(PaletteQuantizerOptions options) : options_(options) {
+  if (options_.num_codes < 1 || static_cast<std::uint64_t>(options_.num_codes) > kMaxCodes) {
+    throw ValueError(fmt::format("PaletteQuantizer: num_codes (k) must be 1 to {}, got {}", kMaxCodes,
+                                 options_.num_codes));
+  }
+  if (!options_.no_pca && options_.pca_dim < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer: pca_dim (d) must be >= 1, got {}", options_.pca_dim));
+  }
+  if (options_.iterations < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer: iterations must be >= 1, got {}", options_.iterations));
+  }
+  if (options_.restarts < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer: restarts must be >= 1, got {}", options_.restarts));
+  }
+  if (options_.shared_pca && options_.no_pca) {
+    throw ValueError("PaletteQuantizer: shared_pca and no_pca exclude each other");
+  }
+}
+
+std::vector<std::int64_t> PaletteQuantizer::codebook_sizes() const { return num_codes_; }
+
+void PaletteQuantizer::check_fitted(const char* what) const {
+  if (!fitted()) throw ValueError(fmt::format("PaletteQuantizer::{}: the quantizer is not fitted", what));
+}
+
+void PaletteQuantizer::check_position(std::int64_t position) const {
+  if (position < 0 || position >= num_positions_) {
+    throw IndexError(fmt::format("PaletteQuantizer: position {} out of range (0 to {})", position,
+                                 num_positions_ - 1));
+  }
+}
+
+PaletteFitReport PaletteQuantizer::fit(const torch::Tensor& palettes) {
+  auto x = detail::checked_float_tensor(palettes, 3, "PaletteQuantizer::fit: palettes", "n x L x D");
+  return fit(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2));
+}
+
+PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::int64_t L, std::int64_t D) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (n < 1 || L < 1 || D < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer::fit: palettes must be non-empty (n x L x D), got {} x {} x {}", n,
+                                 L, D));
+  }
+  if (static_cast<std::uint64_t>(L) > kMaxPositions || static_cast<std::uint64_t>(D) > kMaxDim) {
+    throw ValueError(fmt::format("PaletteQuantizer::fit: at most {} positions of dimension {}, got L = {}, D = {}",
+                                 kMaxPositions, kMaxDim, L, D));
+  }
+  const std::int64_t d = options_.no_pca ? D : options_.pca_dim;
+  if (d > D) {
+    throw ValueError(fmt::format("PaletteQuantizer::fit: pca_dim (d) must be <= the palette dimension D = {}, got {}",
+                                 D, d));
+  }
+  std::int64_t k = options_.num_codes;
+  if (n < k) {
+    if (!options_.reduce_k_when_few_items) {
+      throw ValueError(fmt::format("PaletteQuantizer::fit: needs at least num_codes = {} items, got {} (set "
+                                   "reduce_k_when_few_items to use k = number of items)",
+                                   k, n));
+    }
+    k = n;
+  }
+  check_finite(data, n * L, D, "PaletteQuantizer::fit: palettes", L);
+  if (!options_.no_pca && n < 2) throw ValueError("PaletteQuantizer::fit: PCA needs at least 2 items, got 1");
+
+  const auto x = torch::from_blob(const_cast<float*>(data), {n, L, D}, torch::kFloat32);
+  std::vector<Pca> pcas;
+  if (options_.shared_pca) {
+    pcas.push_back(detail::fit_pca_rows(x.view({n * L, D}), d));
+  } else if (!options_.no_pca) {
+    for (std::int64_t j = 0; j < L; ++j) pcas.push_back(detail::fit_pca_rows(x.select(1, j), d));
+  }
+
+  PaletteFitReport report;
+  report.num_items = n;
+  report.num_positions = L;
+  report.input_dim = D;
+  report.reduced_dim = d;
+  std::vector<std::vector<float>> centroids(L);
+  std::vector<std::int32_t> codes(n * L);
+  std::vector<std::int64_t> ks(L, k);
+  for (std::int64_t j = 0; j < L; ++j) {
+    torch::Tensor reduced;
+    const Pca* pca = options_.no_pca ? nullptr : &pcas[options_.shared_pca ? 0 : j];
+    reduced = pca ? detail::pca_transform(*pca, x.select(1, j)) : x.select(1, j).contiguous();
+    KMeansOptions ko;
+    ko.num_codes = k;
+    ko.iterations = options_.iterations;
+    ko.restarts = options_.restarts;
+    ko.seed = options_.seed + 1000003ull * static_cast<std::uint64_t>(j);
+    ko.init = options_.init;
+    ko.max_points_per_centroid = options_.max_points_per_centroid;
+    KMeansResult km = kmeans(reduced.data_ptr<float>(), n, d, ko);
+    PositionFitReport pr;
+    pr.num_codes = k;
+    pr.objective = std::move(km.objective);
+    pr.best_restart = km.best_restart;
+    pr.inertia = km.inertia;
+    if (pca) {
+      pr.explained_variance_ratio = pca->explained_variance_ratio();
+      pr.explained_variance_ratio_total =
+          std::accumulate(pr.explained_variance_ratio.begin(), pr.explained_variance_ratio.end(), 0.0);
+    }
+    std::vector<char> used(k, 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      codes[i * L + j] = km.assignment[i];
+      used[km.assignment[i]] = 1;
+    }
+    pr.used_codes = std::count(used.begin(), used.end(), 1);
+    centroids[j] = std::move(km.centroids);
+    report.positions.push_back(std::move(pr));
+  }
+  // Commit only after everything succeeded.
+  num_positions_ = L;
+  input_dim_ = D;
+  reduced_dim_ = d;
+  pcas_ = std::move(pcas);
+  centroids_ = std::move(centroids);
+  num_codes_ = std::move(ks);
+  training_codes_ = std::move(codes);
+  num_training_items_ = n;
+  report.num_colliding_items = table().num_colliding_items();
+  report.seconds = seconds_since(t0);
+  report_ = report;
+  return report;
+}
+
+torch::Tensor PaletteQuantizer::encode(const torch::Tensor& palettes) const {
+  auto x = detail::checked_float_tensor(palettes, 3, "PaletteQuantizer::encode: palettes", "m x L x D");
+  auto codes = torch::empty({x.size(0), x.size(1)}, torch::kInt32);
+  encode(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), codes.data_ptr<std::int32_t>());
+  return codes.to(torch::kInt64);
+}
+
+void PaletteQuantizer::encode(const float* data, std::int64_t m, std::int64_t L, std::int64_t D,
+                              std::int32_t* codes) const {
+  check_fitted("encode");
+  if (L != num_positions_ || D != input_dim_) {
+    throw ValueError(fmt::format("PaletteQuantizer::encode: palettes must be m x {} x {} (as fitted), got {} x {} x {}",
+                                 num_positions_, input_dim_, m, L, D));
+  }
+  if (m < 0) throw ValueError(fmt::format("PaletteQuantizer::encode: num_items must be >= 0, got {}", m));
+  if (m == 0) return;
+  check_finite(data, m * L, D, "PaletteQuantizer::encode: palettes", L);
+  const auto x = torch::from_blob(const_cast<float*>(data), {m, L, D}, torch::kFloat32);
+  std::vector<std::int32_t> col(m);
+  for (std::int64_t j = 0; j < L; ++j) {
+    torch::Tensor reduced = options_.no_pca ? x.select(1, j).contiguous()
+                                            : detail::pca_transform(pcas_[options_.shared_pca ? 0 : j], x.select(1, j));
+    assign_nearest(centroids_[j].data(), num_codes_[j], reduced_dim_, reduced.data_ptr<float>(), m, col.data());
+    for (std::int64_t i = 0; i < m; ++i) codes[i * L + j] = col[i];
+  }
+}
+
+torch::Tensor PaletteQuantizer::training_codes() const {
+  check_fitted("training_codes");
+  if (training_codes_.empty()) {
+    throw ValueError("PaletteQuantizer::training_codes: a loaded quantizer keeps no training codes; use encode()");
+  }
+  return torch::from_blob(const_cast<std::int32_t*>(training_codes_.data()), {num_training_items_, num_positions_},
+                          torch::kInt32)
+      .to(torch::kInt64);
+}
+
+SemanticIdTable PaletteQuantizer::table() const {
+  check_fitted("table");
+  if (training_codes_.empty()) {
+    throw ValueError("PaletteQuantizer::table: a loaded quantizer keeps no training codes; use "
+                     "SemanticIdTable::from_codes(encode(palettes), codebook_sizes())");
+  }
+  return SemanticIdTable::from_codes(training_codes_.data(), num_training_items_, num_positions_, num_codes_);
+}
+
+const Pca& PaletteQuantizer::pca(std::int64_t position) const {
+  check_fitted("pca");
+  check_position(position);
+  if (options_.no_pca) throw ValueError("PaletteQuantizer::pca: the quantizer was fitted with no_pca");
+  return pcas_[options_.shared_pca ? 0 : position];
+}
+
+torch::Tensor PaletteQuantizer::centroids(std::int64_t position) const {
+  check_fitted("centroids");
+  check_position(position);
+  return torch::from_blob(const_cast<float*>(centroids_[position].data()), {num_codes_[position], reduced_dim_},
+                          torch::kFloat32)
+      .clone();
+}
+
+void PaletteQuantizer::save(const std::filesystem::path& path) const {
+  check_fitted("save");
+  detail::BinaryWriter w;
+  w.put_bytes(std::string_view(kMagic, 8));
+  w.put<std::uint32_t>(kFormatVersion);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(num_positions_));
+  w.put<std::uint64_t>(static_cast<std::uint64_t>(input_dim_));
+  w.put<std::uint64_t>(static_cast<std::uint64_t>(reduced_dim_));
+  const std::uint8_t flags = (options_.shared_pca ? 1 : 0) | (options_.no_pca ? 2 : 0) |
+                             (options_.reduce_k_when_few_items ? 4 : 0) |
+                             (options_.init == KMeansInit::kRandom ? 8 : 0);
+  w.put<std::uint8_t>(flags);
+  w.put<std::int64_t>(options_.pca_dim);
+  w.put<std::int64_t>(options_.num_codes);
+  w.put<std::int32_t>(options_.iterations);
+  w.put<std::int32_t>(options_.restarts);
+  w.put<std::uint64_t>(options_.seed);
+  w.put<std::int64_t>(options_.max_points_per_centroid);
+  w.put<std::uint64_t>(pcas_.size());
+  for (auto k : num_codes_) w.put<std::uint64_t>(static_cast<std::uint64_t>(k));
+  for (const auto& p : pcas_) {
+    w.put_array(p.mean.data(), p.mean.size());
+    w.put_array(p.components.data(), p.components.size());
+    w.put_array(p.explained_variance.data(), p.explained_variance.size());
+    w.put<double>(p.total_variance);
+  }
+  for (const auto& c : centroids_) w.put_array(c.data(), c.size());
+  w.put_checksum();
+  write_file_atomically(path, [&](std::ostream& out) { out.write(w.bytes().data(), w.bytes().size()); });
+}
+
+PaletteQuantizer PaletteQuantizer::load(const std::filesystem::path& path) {
+  detail::BinaryReader r(path);
+  r.expect_header(std::string_view(kMagic, 8), "lamia palette quantizer", kFormatVersion);
+  const auto L = r.get<std::uint32_t>("num_positions");
+  if (L < 1 || L > kMaxPositions) {
+    r.fail(fmt::format("field 'num_positions' is {}, expected 1 to {}", L, kMaxPositions));
+  }
+  const auto D = r.get_size("input_dim", 1, kMaxDim);
+  const auto d = r.get_size("reduced_dim", 1, D);
+  PaletteQuantizerOptions o;
+  const auto flags = r.get<std::uint8_t>("flags");
+  if (flags > 15) r.fail(fmt::format("field 'flags' is {}, expected 0 to 15", flags));
+  o.shared_pca = flags & 1;
+  o.no_pca = flags & 2;
+  o.reduce_k_when_few_items = flags & 4;
+  o.init = (flags & 8) ? KMeansInit::kRandom : KMeansInit::kPlusPlus;
+  o.pca_dim = r.get<std::int64_t>("pca_dim");
+  o.num_codes = r.get<std::int64_t>("num_codes");
+  o.iterations = r.get<std::int32_t>("iterations");
+  o.restarts = r.get<std::int32_t>("restarts");
+  o.seed = r.get<std::uint64_t>("seed");
+  o.max_points_per_centroid = r.get<std::int64_t>("max_points_per_centroid");
+  const std::uint64_t expected_pcas = o.no_pca ? 0 : (o.shared_pca ? 1 : L);
+  const auto num_pcas = r.get_size("num_pcas", expected_pcas, expected_pcas);
+  if (o.no_pca ? d != D : static_cast<std::int64_t>(d) != o.pca_dim) {
+    r.fail(fmt::format("inconsistent sizes: reduced_dim is {}, but the options say {}", d,
+                       o.no_pca ? static_cast<std::int64_t>(D) : o.pca_dim));
+  }
+  std::vector<std::int64_t> ks(L);
+  std::uint64_t payload = num_pcas * (D * 4 + d * D * 4 + d * 8 + 8);
+  for (std::uint32_t j = 0; j < L; ++j) {
+    ks[j] = static_cast<std::int64_t>(r.get_size("num_codes_per_position", 1, kMaxCodes));
+    payload += static_cast<std::uint64_t>(ks[j]) * d * 4;
+  }
+  r.expect_remaining(payload, fmt::format("{} PCAs and {} codebooks of dimension {}", num_pcas, L, d));
+  r.verify_checksum();
+  PaletteQuantizer q;  // default options pass the constructor checks; replaced below
+  q.options_ = o;
+  q.num_positions_ = L;
+  q.input_dim_ = static_cast<std::int64_t>(D);
+  q.reduced_dim_ = static_cast<std::int64_t>(d);
+  q.num_codes_ = ks;
+  for (std::uint64_t p = 0; p < num_pcas; ++p) {
+    Pca pca;
+    pca.input_dim = static_cast<std::int64_t>(D);
+    pca.output_dim = static_cast<std::int64_t>(d);
+    pca.mean = r.get_vector<float>(D, "pca.mean");
+    pca.components = r.get_vector<float>(d * D, "pca.components");
+    pca.explained_variance = r.get_vector<double>(d, "pca.explained_variance");
+    pca.total_variance = r.get<double>("pca.total_variance");
+    q.pcas_.push_back(std::move(pca));
+  }
+  for (std::uint32_t j = 0; j < L; ++j) {
+    q.centroids_.push_back(r.get_vector<float>(static_cast<std::uint64_t>(ks[j]) * d, "centroids"));
+  }
+  r.expect_end();
+  return q;
+}
+
+}  // namespace lamia
