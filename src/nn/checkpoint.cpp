@@ -151,6 +151,14 @@ void save_pretrained(const DecoderImpl& decoder, const fs::path& dir, int64_t ma
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, t] : hf_state_dict(decoder)) tensors[name] = t.detach().to(torch::kCPU, dt);
   std::map<std::string, std::string> meta{{"format", "pt"}};
+  // Remove weights of an earlier save in the other layout, so that the folder stays unambiguous.
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto name = e.path().filename().string();
+    const bool shard_file = name.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors";
+    if (name == "model.safetensors.index.json" || name == "model.safetensors" || shard_file) stale.push_back(e.path());
+  }
+  for (const auto& p : stale) fs::remove(p, ec);
   if (max_shard_bytes <= 0) {
     save_safetensors(dir / "model.safetensors", tensors, meta);
     return;

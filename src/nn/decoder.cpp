@@ -87,8 +87,11 @@ DecoderOptions DecoderOptions::from_hf_config_json(const std::string& text, cons
     throw ValueError(source + ": layer_norm_elementwise_affine false is not supported");
   if (get_bool("_remove_final_layer_norm", false))
     throw ValueError(source + ": _remove_final_layer_norm true is not supported");
-  DecoderOptions o(get_int("vocab_size", true, 0), get_int("hidden_size", true, 0),
-                   get_int("num_hidden_layers", true, 0), get_int("num_attention_heads", true, 0));
+  const auto vocab_size = get_int("vocab_size", true, 0);  // in order: the first missing field is reported
+  const auto hidden_size = get_int("hidden_size", true, 0);
+  const auto num_layers = get_int("num_hidden_layers", true, 0);
+  const auto num_heads = get_int("num_attention_heads", true, 0);
+  DecoderOptions o(vocab_size, hidden_size, num_layers, num_heads);
   o.ffn_dim(get_int("ffn_dim", false, 0));
   o.max_position_embeddings(get_int("max_position_embeddings", false, 2048));
   o.word_embed_proj_dim(get_int("word_embed_proj_dim", false, 0));
