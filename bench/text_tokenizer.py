@@ -3,7 +3,7 @@
 amazon-office item texts against a pure-Python GPT-2 BPE (OpenAI's encoder.py
 algorithm; its pre-tokenizer approximates \\p{L}/\\p{N} with Python's re).
 
-  PYTHONPATH=build-text/pypkg python3 bench/text_tokenizer.py [Office.item.json]
+  PYTHONPATH=build-text/pypkg /usr/bin/python3 bench/text_tokenizer.py [Office.item.json]
 (after scripts/dev-pytest.sh build-text ... has built pylamia there).
 """
 import json
