@@ -45,9 +45,11 @@ lamia::cli::Command setup(CLI::App& parent) {
             out["format"] = args->format;
             out["load_report"] = report.to_json();
             for (const auto& m : report.messages) std::cerr << "lamia: warning: " << m.str() << "\n";
-            if (report.num_warnings() > report.messages.size())
-              std::cerr << "lamia: warning: " << report.num_warnings() - report.messages.size()
-                        << " more warnings not shown\n";
+            // The messages are the first few; the totals say how many there were.
+            for (const auto& [kind, n] : report.warnings)
+              std::cerr << fmt::format("lamia: warning: {} rows skipped: {}\n", n, kind);
+            if (auto it = report.counts.find("unknown_item_skipped"); it != report.counts.end())
+              std::cerr << fmt::format("lamia: warning: {} interactions with unknown item ids skipped\n", it->second);
             std::cout << out.dump() << "\n";
           }};
 }

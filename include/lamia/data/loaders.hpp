@@ -28,7 +28,8 @@ namespace lamia {
 
 /// What a loader does with an interaction whose item id is not in the catalog.
 enum class UnknownItems {
-  kDefault,  ///< the format's default (see docs/data.md): error for all formats but MIND (add)
+  kDefault,  ///< the format's default (docs/data.md): kAdd for MIND and for generic data without
+             ///< an items file, kError otherwise
   kError,    ///< a ParseError naming the file, line and field (a counted warning when lenient)
   kSkip,     ///< drop the interaction and count it in LoadReport::counts["unknown_item_skipped"]
   kAdd,      ///< add the id to the catalog as an item with no text; counted as "unknown_item_added"
