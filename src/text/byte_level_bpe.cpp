@@ -5,7 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <deque>
+#include <cstring>
+#include <functional>
 #include <string_view>
 
 namespace lamia {
@@ -91,31 +92,78 @@ std::optional<std::string> token_to_bytes(std::string_view token) {
 struct ByteLevelBpeTokenizer::Cache {
   static constexpr std::size_t kMaxEntries = 1 << 18;
   static constexpr std::size_t kMaxPieceBytes = 128;
+  // Open addressing with linear probing over a flat arena: no allocation per entry.
+  struct Slot {
+    std::uint64_t hash = 0;  // 0: empty
+    std::uint32_t key_offset = 0;
+    std::uint32_t ids_offset = 0;
+    std::uint16_t key_length = 0;
+    std::uint16_t num_ids = 0;
+  };
   std::mutex mutex;
-  std::deque<std::string> keys;  // owns the bytes the map's views point to
-  std::unordered_map<std::string_view, std::vector<TokenId>> map;
+  std::vector<Slot> slots = std::vector<Slot>(1 << 12);
+  std::string keys;
+  std::vector<TokenId> ids;
+  std::size_t count = 0;
 
+  static std::uint64_t hash_of(std::string_view piece) noexcept {
+    return std::hash<std::string_view>{}(piece) | 1u;
+  }
+  // The slot holding piece, or the empty slot where it would go.
+  std::size_t find(std::string_view piece, std::uint64_t h) const noexcept {
+    const std::size_t mask = slots.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots[i];
+      if (s.hash == 0) return i;
+      if (s.hash == h && s.key_length == piece.size() &&
+          std::memcmp(keys.data() + s.key_offset, piece.data(), piece.size()) == 0)
+        return i;
+    }
+  }
   bool lookup(std::string_view piece, std::vector<TokenId>& out) {
+    const std::uint64_t h = hash_of(piece);
     std::lock_guard<std::mutex> lock(mutex);
-    auto it = map.find(piece);
-    if (it == map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
+    const Slot& s = slots[find(piece, h)];
+    if (s.hash == 0) return false;
+    out.insert(out.end(), ids.begin() + s.ids_offset, ids.begin() + s.ids_offset + s.num_ids);
     return true;
   }
-  void insert(std::string_view piece, const TokenId* ids, std::size_t n) {
+  void insert(std::string_view piece, const TokenId* first, std::size_t n) {
+    const std::uint64_t h = hash_of(piece);
     std::lock_guard<std::mutex> lock(mutex);
-    if (map.size() >= kMaxEntries) {
-      map.clear();
-      keys.clear();
+    if (count >= kMaxEntries) clear_locked();
+    if ((count + 1) * 2 > slots.size()) grow();
+    Slot& s = slots[find(piece, h)];
+    if (s.hash != 0) return;
+    s.hash = h;
+    s.key_offset = static_cast<std::uint32_t>(keys.size());
+    s.key_length = static_cast<std::uint16_t>(piece.size());
+    s.ids_offset = static_cast<std::uint32_t>(ids.size());
+    s.num_ids = static_cast<std::uint16_t>(n);
+    keys.append(piece.data(), piece.size());
+    ids.insert(ids.end(), first, first + n);
+    ++count;
+  }
+  void grow() {
+    std::vector<Slot> old(slots.size() * 2);
+    old.swap(slots);
+    const std::size_t mask = slots.size() - 1;
+    for (const Slot& s : old) {
+      if (s.hash == 0) continue;
+      std::size_t i = s.hash & mask;
+      while (slots[i].hash != 0) i = (i + 1) & mask;
+      slots[i] = s;
     }
-    if (map.count(piece)) return;
-    keys.emplace_back(piece);
-    map.emplace(std::string_view(keys.back()), std::vector<TokenId>(ids, ids + n));
+  }
+  void clear_locked() {
+    slots.assign(1 << 12, Slot{});
+    keys.clear();
+    ids.clear();
+    count = 0;
   }
   void clear() {
     std::lock_guard<std::mutex> lock(mutex);
-    map.clear();
-    keys.clear();
+    clear_locked();
   }
 };
 
