@@ -1,0 +1,228 @@
+// PaletteQuantizer and K-Means: fitting, encoding, persistence, bad input.
+#include <lamia/core/errors.hpp>
+#include <lamia/quantize/kmeans.hpp>
+#include <lamia/quantize/palette_quantizer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "quantize/quantize_test_util.hpp"
+
+using lamia::PaletteQuantizer;
+using lamia::PaletteQuantizerOptions;
+using Catch::Matchers::Contains;
+
+namespace {
+PaletteQuantizerOptions small_options() {
+  PaletteQuantizerOptions o;
+  o.pca_dim = 8;
+  o.num_codes = 16;
+  o.iterations = 20;
+  o.seed = 3;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("k-means objective never increases across iterations", "[kmeans]") {
+  const auto init = GENERATE(lamia::KMeansInit::kPlusPlus, lamia::KMeansInit::kRandom);
+  const auto d = GENERATE(2, 7, 16);
+  auto x = torch::randn({600, d}, at::make_generator<at::CPUGeneratorImpl>(11));
+  lamia::KMeansOptions o;
+  o.num_codes = 12;
+  o.iterations = 30;
+  o.restarts = 3;
+  o.init = init;
+  auto km = lamia::kmeans(x.data_ptr<float>(), 600, d, o);
+  REQUIRE(km.objective.size() == 3);
+  for (const auto& run : km.objective) {
+    REQUIRE(run.size() == 30);
+    for (std::size_t i = 1; i < run.size(); ++i) {
+      INFO("iteration " << i << ": " << run[i - 1] << " -> " << run[i]);
+      CHECK(run[i] <= run[i - 1] * (1 + 1e-6));
+    }
+  }
+  // The kept restart is the best one, and its inertia is the final objective or lower.
+  for (const auto& run : km.objective) CHECK(km.inertia <= run.back() * (1 + 1e-5));
+  CHECK(km.inertia > 0);
+}
+
+TEST_CASE("k-means recovers well separated clusters", "[kmeans]") {
+  auto data = lamia::test::clustered_palettes(400, 1, 6, 5, 21, 0.01);
+  auto x = data.x.select(1, 0).contiguous();
+  lamia::KMeansOptions o;
+  o.num_codes = 5;
+  o.restarts = 3;
+  auto km = lamia::kmeans(x.data_ptr<float>(), 400, 6, o);
+  // Same partition as the labels (up to renaming): each code maps to one label.
+  std::map<int, std::set<std::int64_t>> labels_of_code;
+  for (int i = 0; i < 400; ++i) labels_of_code[km.assignment[i]].insert(data.labels[i][0].item<std::int64_t>());
+  for (auto& [code, labels] : labels_of_code) CHECK(labels.size() == 1);
+}
+
+TEST_CASE("encoding the training vectors reproduces the fitted codes", "[palette_quantizer]") {
+  const bool shared = GENERATE(false, true);
+  const bool no_pca = GENERATE(false, true);
+  if (shared && no_pca) return;
+  auto data = lamia::test::clustered_palettes(300, 3, 12, 10, 5);
+  auto o = small_options();
+  o.shared_pca = shared;
+  o.no_pca = no_pca;
+  PaletteQuantizer q(o);
+  auto report = q.fit(data.x);
+  CHECK(report.positions.size() == 3);
+  CHECK(q.reduced_dim() == (no_pca ? 12 : 8));
+  auto codes = q.encode(data.x);
+  CHECK(torch::equal(codes, q.training_codes()));
+  CHECK(codes.min().item<std::int64_t>() >= 0);
+  CHECK(codes.max().item<std::int64_t>() < 16);
+  for (const auto& p : report.positions) {
+    CHECK(p.num_codes == 16);
+    CHECK(p.used_codes > 8);
+    if (!no_pca) {
+      CHECK(p.explained_variance_ratio.size() == 8);
+      CHECK(p.explained_variance_ratio_total > 0.5);
+      CHECK(p.explained_variance_ratio_total <= 1.0 + 1e-9);
+      CHECK(std::is_sorted(p.explained_variance_ratio.rbegin(), p.explained_variance_ratio.rend()));
+    }
+  }
+  // A subset encodes to the same codes as in the batch.
+  CHECK(torch::equal(q.encode(data.x.narrow(0, 17, 5).contiguous()), codes.narrow(0, 17, 5)));
+}
+
+TEST_CASE("save then load then encode gives identical codes", "[palette_quantizer]") {
+  auto data = lamia::test::clustered_palettes(200, 2, 10, 6, 8);
+  PaletteQuantizer q(small_options());
+  q.fit(data.x);
+  const auto path = lamia::test::temp_path("quantizer_roundtrip.bin");
+  q.save(path);
+  auto r = PaletteQuantizer::load(path);
+  CHECK(r.num_positions() == 2);
+  CHECK(r.input_dim() == 10);
+  CHECK(r.codebook_sizes() == q.codebook_sizes());
+  CHECK(torch::equal(r.encode(data.x), q.encode(data.x)));
+  CHECK(torch::equal(r.centroids(1), q.centroids(1)));
+  CHECK(r.pca(0).components == q.pca(0).components);
+  auto fresh = lamia::test::clustered_palettes(50, 2, 10, 6, 99);
+  CHECK(torch::equal(r.encode(fresh.x), q.encode(fresh.x)));
+}
+
+TEST_CASE("the same seed gives an identical table", "[palette_quantizer]") {
+  auto data = lamia::test::clustered_palettes(250, 3, 10, 40, 4, 0.5);
+  PaletteQuantizer a(small_options()), b(small_options());
+  a.fit(data.x);
+  b.fit(data.x);
+  CHECK(a.table() == b.table());
+  CHECK(a.centroids(2).equal(b.centroids(2)));
+  auto o = small_options();
+  o.seed = 4;
+  PaletteQuantizer c(o);
+  c.fit(data.x);
+  CHECK_FALSE(c.centroids(0).equal(a.centroids(0)));  // the seed matters
+}
+
+TEST_CASE("collisions are resolved with an index token", "[palette_quantizer]") {
+  // 3 clusters per position, 2 positions: at most 9 distinct code pairs for 120 items.
+  auto data = lamia::test::clustered_palettes(120, 2, 6, 3, 12, 0.01);
+  auto o = small_options();
+  o.pca_dim = 4;
+  o.num_codes = 3;
+  PaletteQuantizer q(o);
+  auto report = q.fit(data.x);
+  auto t = q.table();
+  CHECK(report.num_colliding_items == 120);
+  CHECK(t.num_colliding_items() == 120);
+  CHECK(t.id_length() == 3);
+  std::set<std::vector<std::int32_t>> seen;
+  for (int i = 0; i < 120; ++i) {
+    auto id = t.id(i);
+    CHECK(seen.insert(id).second);
+    CHECK(t.item(id) == i);
+  }
+}
+
+TEST_CASE("a NaN or inf vector is rejected with its item index", "[palette_quantizer][errors]") {
+  auto data = lamia::test::clustered_palettes(100, 2, 8, 4, 1);
+  const float bad = GENERATE(std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity());
+  data.x[37][1][3] = bad;
+  PaletteQuantizer q(small_options());
+  REQUIRE_THROWS_AS(q.fit(data.x), lamia::ValueError);
+  REQUIRE_THROWS_WITH(q.fit(data.x), Contains("item 37") && Contains("position 1") && Contains("dimension 3"));
+  auto clean = lamia::test::clustered_palettes(100, 2, 8, 4, 1);
+  q.fit(clean.x);
+  REQUIRE_THROWS_WITH(q.encode(data.x), Contains("item 37"));
+}
+
+TEST_CASE("fewer items than k: an error, or k reduced when asked", "[palette_quantizer][errors]") {
+  auto data = lamia::test::clustered_palettes(10, 2, 8, 4, 1);
+  auto o = small_options();
+  o.pca_dim = 4;
+  PaletteQuantizer q(o);
+  REQUIRE_THROWS_WITH(q.fit(data.x), Contains("at least num_codes = 16 items, got 10"));
+  o.reduce_k_when_few_items = true;
+  PaletteQuantizer r(o);
+  auto report = r.fit(data.x);
+  CHECK(report.positions[0].num_codes == 10);
+  CHECK(r.codebook_sizes() == std::vector<std::int64_t>{10, 10});
+}
+
+TEST_CASE("pca_dim larger than the palette dimension is rejected", "[palette_quantizer][errors]") {
+  auto data = lamia::test::clustered_palettes(100, 2, 6, 4, 1);
+  PaletteQuantizer q(small_options());  // d = 8 > D = 6
+  REQUIRE_THROWS_AS(q.fit(data.x), lamia::ValueError);
+  REQUIRE_THROWS_WITH(q.fit(data.x), Contains("pca_dim (d) must be <= the palette dimension D = 6, got 8"));
+}
+
+TEST_CASE("encode rejects a palette of another shape", "[palette_quantizer][errors]") {
+  auto data = lamia::test::clustered_palettes(100, 2, 10, 4, 1);
+  PaletteQuantizer q(small_options());
+  q.fit(data.x);
+  auto wrong_dim = torch::randn({5, 2, 11});
+  REQUIRE_THROWS_WITH(q.encode(wrong_dim), Contains("m x 2 x 10 (as fitted), got 5 x 2 x 11"));
+  auto wrong_positions = torch::randn({5, 3, 10});
+  REQUIRE_THROWS_AS(q.encode(wrong_positions), lamia::ValueError);
+  REQUIRE_THROWS_AS(q.encode(torch::randn({5, 2, 10}, torch::kFloat64)), c10::ValueError);
+  PaletteQuantizer unfitted(small_options());
+  REQUIRE_THROWS_WITH(unfitted.encode(data.x), Contains("not fitted"));
+}
+
+TEST_CASE("corrupted quantizer files are rejected", "[palette_quantizer][errors]") {
+  auto data = lamia::test::clustered_palettes(100, 2, 10, 4, 1);
+  PaletteQuantizer q(small_options());
+  q.fit(data.x);
+  const auto good = lamia::test::temp_path("quantizer_good.bin");
+  q.save(good);
+  const std::string bytes = lamia::test::read_bytes(good);
+  const auto bad = lamia::test::temp_path("quantizer_bad.bin");
+  auto expect_error = [&](const std::string& content, const std::string& what) {
+    lamia::test::write_bytes(bad, content);
+    REQUIRE_THROWS_AS(PaletteQuantizer::load(bad), lamia::ValueError);
+    REQUIRE_THROWS_WITH(PaletteQuantizer::load(bad), Contains(bad.string()) && Contains(what));
+  };
+  SECTION("truncated") { expect_error(bytes.substr(0, bytes.size() - 100), "truncated"); }
+  SECTION("truncated in the header") { expect_error(bytes.substr(0, 20), "truncated"); }
+  SECTION("bad magic") {
+    auto b = bytes;
+    b[0] = 'X';
+    expect_error(b, "bad magic");
+  }
+  SECTION("wrong version") {
+    auto b = bytes;
+    b[8] = 9;
+    expect_error(b, "unsupported lamia palette quantizer format version 9");
+  }
+  SECTION("inconsistent sizes") {
+    auto b = bytes;
+    b[16] = static_cast<char>(b[16] + 1);  // input_dim 10 -> 11: the data no longer fits
+    expect_error(b, "header promises");
+  }
+  SECTION("flipped data byte") {
+    auto b = bytes;
+    b[b.size() / 2] = static_cast<char>(~b[b.size() / 2]);
+    expect_error(b, "checksum mismatch");
+  }
+  SECTION("missing file") { REQUIRE_THROWS_AS(PaletteQuantizer::load(lamia::test::temp_path("nope.bin")), lamia::IOError); }
+}
