@@ -1,10 +1,14 @@
 // The bad-input corpus (tests/data/<format>/<case>/, written by tests/data/make_loader_corpus.py):
 // each case has one defect, and the error must name its file, line and field.
+#include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/loaders.hpp>
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 using namespace lamia;
@@ -243,4 +247,65 @@ TEST_CASE("load_dataset rejects unknown formats and missing folders") {
   CHECK_THROWS_WITH(load_dataset("parquet", corpus("csv", "ok")), Catch::Contains("movielens"));
   CHECK_THROWS_AS(load_dataset("movielens", corpus("movielens", "no_such_case")), IOError);
   CHECK_THROWS_AS(load_dataset("movielens", corpus("movielens", "ok") / "movies.csv"), IOError);
+}
+
+// --- robustness: cut or corrupt the well-formed cases anywhere --------------------------------
+namespace {
+
+// Loads dir in both modes; anything but a Dataset or a lamia::Error is a failure.
+std::size_t g_loads = 0;
+
+void load_or_lamia_error(const std::string& format, const std::filesystem::path& dir, const std::string& what) {
+  for (bool lenient : {false, true}) {
+    ++g_loads;
+    LoadOptions options;
+    options.lenient = lenient;
+    try {
+      load_dataset(format, dir, options);
+    } catch (const Error&) {
+    } catch (const std::exception& e) {
+      FAIL(format << " " << what << (lenient ? " (lenient)" : "") << ": non-lamia exception: " << e.what());
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cutting or corrupting any file of a good case gives a dataset or a lamia error, never a crash") {
+  namespace fs = std::filesystem;
+  auto tmp = fs::temp_directory_path() / ("lamia_test_fuzz_" + std::to_string(::getpid()));
+  std::uint32_t rng = 12345;  // xorshift, seeded: the same corruptions every run
+  auto next = [&rng] {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+  };
+  for (const std::string format : {"movielens", "mind", "amazon-lcrec", "amazon", "hm", "jsonl", "csv"}) {
+    auto good = corpus(format, "ok");
+    for (const auto& entry : fs::directory_iterator(good)) {
+      std::string bytes = read_file(entry.path());
+      auto name = entry.path().filename().string();
+      auto reset = [&] {
+        fs::remove_all(tmp);
+        fs::create_directories(tmp);
+        for (const auto& e : fs::directory_iterator(good)) fs::copy_file(e.path(), tmp / e.path().filename());
+      };
+      const std::size_t step = std::max<std::size_t>(1, bytes.size() / 40);
+      for (std::size_t cut = 0; cut < bytes.size(); cut += step) {
+        reset();
+        write_text_atomically(tmp / name, std::string_view(bytes).substr(0, cut));
+        load_or_lamia_error(format, tmp, name + " cut at " + std::to_string(cut));
+      }
+      for (int k = 0; k < 40; ++k) {
+        reset();
+        std::string bad = bytes;
+        for (int j = 0; j < 3; ++j) bad[next() % bad.size()] = char(next() & 0xFF);
+        write_text_atomically(tmp / name, bad);
+        load_or_lamia_error(format, tmp, name + " corrupted #" + std::to_string(k));
+      }
+    }
+  }
+  fs::remove_all(tmp);
+  CHECK(g_loads > 2000);
 }

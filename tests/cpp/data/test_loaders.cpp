@@ -7,6 +7,7 @@
 #include <lamia/data/loaders.hpp>
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -322,4 +323,29 @@ TEST_CASE("flat JSON objects of strings are read without a JSON tree, with every
   CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"\\q\"}", out));
   CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"x\"} extra", out));
   CHECK_FALSE(detail::parse_flat_string_object("{\"a\": \"tab\there\"}", out));  // raw control character
+}
+
+TEST_CASE("amazon: the 2023 release's keys (parent_asin, user_id, rating, timestamp in ms)") {
+  TempDir dir("amazon2023");
+  write_text_atomically(dir.path / "meta_Office_Products.jsonl",
+                        "{\"parent_asin\": \"P1\", \"title\": \"Desk\", \"description\": [\"Oak\", \"desk\"], "
+                        "\"store\": \"Ikea\", \"categories\": [\"Office\", \"Furniture\"], \"price\": null}\n"
+                        "{\"parent_asin\": \"P2\", \"title\": \"Chair\", \"description\": [], \"store\": null, "
+                        "\"categories\": []}\n");
+  write_text_atomically(dir.path / "Office_Products.jsonl",
+                        "{\"rating\": 5.0, \"asin\": \"C9\", \"parent_asin\": \"P2\", \"user_id\": \"U\", "
+                        "\"timestamp\": 1600000000500}\n"
+                        "{\"rating\": 1.0, \"asin\": \"C1\", \"parent_asin\": \"P1\", \"user_id\": \"U\", "
+                        "\"timestamp\": 1500000000000}\n");
+  auto ds = load_dataset("amazon", dir.path);
+  REQUIRE(ds.catalog.size() == 2);
+  CHECK(ds.catalog.value(0, "description") == "Oak desk");
+  CHECK(ds.catalog.value(0, "brand") == "Ikea");
+  CHECK(ds.catalog.value(0, "categories") == "Office, Furniture");
+  CHECK(ds.catalog.value(1, "brand").empty());
+  CHECK(item_ids(ds, "U") == std::vector<std::string>{"P1", "P2"});
+  const auto& seq = ds.interactions.sequence(0);
+  CHECK(seq[0].timestamp == 1500000000);
+  CHECK(seq[1].timestamp == 1600000000);
+  CHECK(seq[0].rating == Approx(1.0));
 }
