@@ -4,3 +4,4 @@
 #include <lamia/data.hpp>
 #include <lamia/text.hpp>
 #include <lamia/nn.hpp>
+#include <lamia/quantize.hpp>
