@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     }
     const double tb = time_it(s.iters, [&] {
       auto out = d->forward(in);
-      out.logits.float().mean().backward();
+      out.logits.to(torch::kFloat).mean().backward();
       d->zero_grad();
     });
     const double tokens = double(s.batch * s.seq);

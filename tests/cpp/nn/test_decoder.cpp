@@ -215,3 +215,40 @@ TEST_CASE("decoder: clone copies parameters", "[nn][decoder]") {
   REQUIRE(a.size() == b.size());
   for (const auto& p : a) CHECK(torch::equal(p.value(), b[p.key()]));
 }
+
+TEST_CASE("decoder: cached decoding with per-sample masks and positions equals the full masked forward",
+          "[nn][decoder][cache][mask]") {
+  torch::manual_seed(9);
+  Decoder d(small_options(false, 16));
+  d->eval();
+  torch::NoGradGuard ng;
+  const int64_t B = 3, T = 8;
+  // A random subset of the causal mask (diagonal kept), e.g. left padding or block structure.
+  auto mask = (torch::rand({B, T, T}) < 0.7).logical_and(torch::ones({T, T}, torch::kBool).tril());
+  mask = mask.logical_or(torch::eye(T, torch::kBool));
+  auto pos = torch::randint(0, 60, {B, T}, torch::kLong);
+  DecoderInput full;
+  full.input_ids = torch::randint(50, {B, T}, torch::kLong);
+  full.attention_mask = mask;
+  full.position_ids = pos;
+  auto ref = d->forward(full).logits;
+  KVCache cache;
+  DecoderInput first;
+  first.input_ids = full.input_ids.narrow(1, 0, 3);
+  first.attention_mask = mask.narrow(1, 0, 3).narrow(2, 0, 3);
+  first.position_ids = pos.narrow(1, 0, 3);
+  std::vector<torch::Tensor> parts{d->forward(first, &cache).logits};
+  for (int64_t t = 3; t < T; ++t) {
+    DecoderInput step;
+    step.input_ids = full.input_ids.narrow(1, t, 1);
+    step.attention_mask = mask.narrow(1, t, 1).narrow(2, 0, t + 1);
+    step.position_ids = pos.narrow(1, t, 1);
+    parts.push_back(d->forward(step, &cache).logits);
+  }
+  CHECK(torch::allclose(torch::cat(parts, 1), ref, 1e-4, 1e-5));
+  // A mask of the wrong key length for the cache is rejected.
+  DecoderInput bad;
+  bad.input_ids = full.input_ids.narrow(1, 0, 1);
+  bad.attention_mask = torch::ones({B, 1, 1}, torch::kBool);
+  CHECK_THROWS_WITH(d->forward(bad, &cache), Catch::Contains("attention_mask must be [3, 1, 9]"));
+}
