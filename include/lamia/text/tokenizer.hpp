@@ -40,6 +40,8 @@ class Tokenizer {
   /// added/special token string (leftmost, longest first) becomes that token's id
   /// and the text between occurrences is encoded with encode(text).
   /// The default implementation searches the strings of added_tokens().
+  /// (A subclass that overrides encode(text) should add `using Tokenizer::encode;`
+  /// so that this overload stays visible through the subclass.)
   virtual std::vector<TokenId> encode(std::string_view text, bool parse_special) const;
 
   /// encode(text, /*parse_special=*/true) with bos prepended when
