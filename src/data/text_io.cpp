@@ -103,7 +103,8 @@ std::size_t ByteReader::read(char* dst, std::size_t n) {
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-constexpr std::size_t kChunk = 1 << 20;
+// Reads of 256 KiB amortise the system calls; the buffer grows only for longer records.
+constexpr std::size_t kChunk = 1 << 18;
 }
 
 ChunkBuffer::ChunkBuffer(const std::filesystem::path& path) : reader_(path) {}
@@ -112,12 +113,18 @@ bool ChunkBuffer::fill() {
   if (eof_) return false;
   // Keep the unconsumed tail at the front, then append a chunk.
   if (pos_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    std::memmove(buf_.get(), buf_.get() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
   }
-  if (buf_.size() < end_ + kChunk) buf_.resize(std::max(buf_.size() * 2, end_ + kChunk));
-  std::size_t got = reader_.read(buf_.data() + end_, buf_.size() - end_);
+  if (capacity_ < end_ + kChunk) {
+    std::size_t grown = std::max(capacity_ * 2, end_ + kChunk);
+    std::unique_ptr<char[]> bigger(new char[grown]);
+    if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
+    buf_ = std::move(bigger);
+    capacity_ = grown;
+  }
+  std::size_t got = reader_.read(buf_.get() + end_, capacity_ - end_);
   if (got == 0) {
     eof_ = true;
     return false;
@@ -213,7 +220,12 @@ bool CsvReader::parse(std::size_t& consumed, std::size_t& newlines) {
       }
       // Text after the closing quote up to the delimiter is kept literally.
     }
-    while (i < n && p[i] != delim && p[i] != '\n') storage_.push_back(p[i++]);
+    {
+      std::size_t j = i;
+      while (j < n && p[j] != delim && p[j] != '\n') ++j;
+      storage_.append(p + i, j - i);
+      i = j;
+    }
     if (i >= n) {
       if (!in_.eof()) return false;
       // Last record without a line end.

@@ -84,7 +84,7 @@ TEST_CASE("CSV reader: quotes, escaped quotes, embedded newlines, CRLF, BOM, bla
   CHECK(lines == std::vector<std::size_t>{1, 2, 4, 6, 7});
 }
 
-TEST_CASE("CSV reader: records that straddle the 1 MiB read chunks are parsed whole") {
+TEST_CASE("CSV reader: records that straddle the 256 KiB read chunks are parsed whole") {
   TempDir dir("chunks");
   auto p = dir.path / "big.csv";
   std::string text;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,7 +41,7 @@ class ChunkBuffer {
  public:
   explicit ChunkBuffer(const std::filesystem::path& path);
   /// Bytes from pos() to the end of what was read so far.
-  const char* data() const noexcept { return buf_.data() + pos_; }
+  const char* data() const noexcept { return buf_.get() + pos_; }
   std::size_t available() const noexcept { return end_ - pos_; }
   void consume(std::size_t n) noexcept { pos_ += n; }
   /// Reads more bytes (keeping the unconsumed ones); false at end of file.
@@ -50,8 +51,8 @@ class ChunkBuffer {
 
  private:
   ByteReader reader_;
-  std::string buf_;
-  std::size_t pos_ = 0, end_ = 0;
+  std::unique_ptr<char[]> buf_;  // not zero-filled: only [pos_, end_) is ever read
+  std::size_t capacity_ = 0, pos_ = 0, end_ = 0;
   bool eof_ = false;
 };
 
