@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -356,6 +357,125 @@ SplitDataset split_leave_one_out(const ProcessedSequences& sequences, const Leav
     if (out.train.size() > before) out.train_users.push_back(u.user);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void json_fail(const char* what, const std::string& key, const std::string& expected, const json& got) {
+  throw ValueError(fmt::format("{} JSON: key '{}': expected {}, got {}", what, key, expected, got.dump()));
+}
+
+void require_object(const char* what, const json& j) {
+  if (!j.is_object()) throw ValueError(fmt::format("{} JSON: expected an object, got {}", what, j.dump()));
+}
+
+[[noreturn]] void unknown_key(const char* what, const std::string& key, const char* known) {
+  throw ValueError(fmt::format("{} JSON: unknown key '{}' (known keys: {})", what, key, known));
+}
+
+std::size_t json_size(const char* what, const std::string& key, const json& v) {
+  if (v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0)) return v.get<std::size_t>();
+  json_fail(what, key, "a non-negative integer", v);
+}
+
+bool json_bool(const char* what, const std::string& key, const json& v) {
+  if (!v.is_boolean()) json_fail(what, key, "true or false", v);
+  return v.get<bool>();
+}
+
+const char* train_examples_name(TrainExamples t) { return t == TrainExamples::last_item ? "last_item" : "all_prefixes"; }
+
+TrainExamples json_train_examples(const char* what, const std::string& key, const json& v) {
+  if (v == "last_item") return TrainExamples::last_item;
+  if (v == "all_prefixes") return TrainExamples::all_prefixes;
+  json_fail(what, key, "\"last_item\" or \"all_prefixes\"", v);
+}
+
+json user_count_json(const UserCount& c) {
+  if (c.is_fraction) return c.value;
+  return std::uint64_t(c.value);
+}
+
+UserCount json_user_count(const char* what, const std::string& key, const json& v) {
+  if (v.is_number_integer()) {
+    if (v.get<std::int64_t>() < 0 && !v.is_number_unsigned()) json_fail(what, key, "a count >= 0 or a fraction in [0, 1]", v);
+    return UserCount::count(v.get<std::size_t>());
+  }
+  if (v.is_number_float()) {
+    double f = v.get<double>();
+    if (!(f >= 0.0 && f <= 1.0)) json_fail(what, key, "a fraction in [0, 1] (or an integer count)", v);
+    return UserCount::fraction(f);
+  }
+  json_fail(what, key, "an integer count or a fraction in [0, 1]", v);
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const SequenceOptions& o) {
+  j = json{{"min_rating", o.min_rating ? json(double(*o.min_rating)) : json(nullptr)},
+           {"max_length", o.max_length},
+           {"min_length", o.min_length},
+           {"drop_items_without_text", o.drop_items_without_text}};
+}
+
+void from_json(const nlohmann::json& j, SequenceOptions& o) {
+  constexpr const char* what = "SequenceOptions";
+  require_object(what, j);
+  SequenceOptions r;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "min_rating") {
+      if (v.is_null()) r.min_rating = std::nullopt;
+      else if (v.is_number()) r.min_rating = v.get<float>();
+      else json_fail(what, key, "a number or null", v);
+    } else if (key == "max_length") r.max_length = json_size(what, key, v);
+    else if (key == "min_length") r.min_length = json_size(what, key, v);
+    else if (key == "drop_items_without_text") r.drop_items_without_text = json_bool(what, key, v);
+    else unknown_key(what, key, "min_rating, max_length, min_length, drop_items_without_text");
+  }
+  o = r;
+}
+
+void to_json(nlohmann::json& j, const HoldoutOptions& o) {
+  j = json{{"train_users", o.train_users ? user_count_json(*o.train_users) : json(nullptr)},
+           {"valid_users", user_count_json(o.valid_users)},
+           {"test_users", user_count_json(o.test_users)},
+           {"train_examples", train_examples_name(o.train_examples)}};
+}
+
+void from_json(const nlohmann::json& j, HoldoutOptions& o) {
+  constexpr const char* what = "HoldoutOptions";
+  require_object(what, j);
+  HoldoutOptions r;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "train_users") {
+      if (v.is_null()) r.train_users = std::nullopt;
+      else r.train_users = json_user_count(what, key, v);
+    } else if (key == "valid_users") r.valid_users = json_user_count(what, key, v);
+    else if (key == "test_users") r.test_users = json_user_count(what, key, v);
+    else if (key == "train_examples") r.train_examples = json_train_examples(what, key, v);
+    else unknown_key(what, key, "train_users, valid_users, test_users, train_examples");
+  }
+  o = r;
+}
+
+void to_json(nlohmann::json& j, const LeaveOneOutOptions& o) {
+  j = json{{"train_examples", train_examples_name(o.train_examples)}};
+}
+
+void from_json(const nlohmann::json& j, LeaveOneOutOptions& o) {
+  constexpr const char* what = "LeaveOneOutOptions";
+  require_object(what, j);
+  LeaveOneOutOptions r;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "train_examples") r.train_examples = json_train_examples(what, key, v);
+    else unknown_key(what, key, "train_examples");
+  }
+  o = r;
 }
 
 }  // namespace lamia

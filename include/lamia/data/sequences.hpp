@@ -9,6 +9,8 @@
 #include <lamia/data/catalog.hpp>
 #include <lamia/data/interactions.hpp>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -191,5 +193,21 @@ struct LeaveOneOutOptions {
 };
 
 SplitDataset split_leave_one_out(const ProcessedSequences& sequences, const LeaveOneOutOptions& options = {});
+
+// JSON for configuration files (`lamia run --config`). Keys are the field names; missing keys keep
+// their defaults; unknown keys and wrong types throw ValueError naming the key.
+//   SequenceOptions:    {"min_rating": 4.0 or null, "max_length": 20, "min_length": 2,
+//                        "drop_items_without_text": false}
+//   HoldoutOptions:     {"train_users": null, "valid_users": 0, "test_users": 0.1,
+//                        "train_examples": "last_item" or "all_prefixes"}
+//                       (an integer is a count of users, a number with a fraction part or a
+//                        decimal point a fraction: 5000 users, 0.1 of them, 1.0 = all)
+//   LeaveOneOutOptions: {"train_examples": "last_item"}
+void to_json(nlohmann::json& j, const SequenceOptions& options);
+void from_json(const nlohmann::json& j, SequenceOptions& options);
+void to_json(nlohmann::json& j, const HoldoutOptions& options);
+void from_json(const nlohmann::json& j, HoldoutOptions& options);
+void to_json(nlohmann::json& j, const LeaveOneOutOptions& options);
+void from_json(const nlohmann::json& j, LeaveOneOutOptions& options);
 
 }  // namespace lamia

@@ -3,6 +3,7 @@
 #include <lamia/data/sequences.hpp>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -389,4 +390,47 @@ TEST_CASE("leave-one-out: last item tests, second to last validates, the rest tr
     REQUIRE(ex.target == items[items.size() - 3]);
     REQUIRE(ex.history == std::vector<ItemIndex>(items.begin(), items.end() - 3));
   }
+}
+
+TEST_CASE("sequence and split options round-trip through JSON and bad JSON names the key") {
+  SequenceOptions s;
+  s.min_rating = std::nullopt;
+  s.max_length = 50;
+  s.drop_items_without_text = true;
+  nlohmann::json js = s;
+  auto s2 = js.get<SequenceOptions>();
+  REQUIRE_FALSE(s2.min_rating.has_value());
+  REQUIRE(s2.max_length == 50);
+  REQUIRE(s2.drop_items_without_text);
+  REQUIRE(nlohmann::json(s2) == js);
+  REQUIRE(nlohmann::json::parse(R"({"min_rating": 3.5})").get<SequenceOptions>().min_rating == 3.5f);
+  REQUIRE(nlohmann::json::parse("{}").get<SequenceOptions>().max_length == 20);
+
+  auto h = nlohmann::json::parse(R"({"train_users": 40000, "test_users": 5000, "valid_users": 0.05,
+                                     "train_examples": "all_prefixes"})")
+               .get<HoldoutOptions>();
+  REQUIRE(h.train_users.has_value());
+  REQUIRE_FALSE(h.train_users->is_fraction);
+  REQUIRE(h.train_users->value == 40000);
+  REQUIRE_FALSE(h.test_users.is_fraction);
+  REQUIRE(h.valid_users.is_fraction);
+  REQUIRE(h.valid_users.value == 0.05);
+  REQUIRE(h.train_examples == TrainExamples::all_prefixes);
+  REQUIRE(nlohmann::json(h).get<HoldoutOptions>().valid_users.value == 0.05);
+  REQUIRE(nlohmann::json::parse(R"({"test_users": 1.0})").get<HoldoutOptions>().test_users.is_fraction);
+  auto defaults = nlohmann::json(HoldoutOptions{});
+  REQUIRE(defaults["train_users"].is_null());
+  REQUIRE(defaults["test_users"] == 0.1);
+  REQUIRE(nlohmann::json::parse(R"({"train_examples": "all_prefixes"})").get<LeaveOneOutOptions>().train_examples ==
+          TrainExamples::all_prefixes);
+
+  auto parse_seq = [](const char* t) { return nlohmann::json::parse(t).get<SequenceOptions>(); };
+  auto parse_hold = [](const char* t) { return nlohmann::json::parse(t).get<HoldoutOptions>(); };
+  REQUIRE_THROWS_WITH(parse_seq(R"({"max_len": 3})"), Catch::Contains("unknown key 'max_len'") && Catch::Contains("max_length"));
+  REQUIRE_THROWS_WITH(parse_seq(R"({"max_length": -3})"), Catch::Contains("'max_length'") && Catch::Contains("-3"));
+  REQUIRE_THROWS_WITH(parse_seq(R"({"min_rating": "4"})"), Catch::Contains("'min_rating'"));
+  REQUIRE_THROWS_WITH(parse_hold(R"({"test_users": 1.5})"), Catch::Contains("'test_users'") && Catch::Contains("1.5"));
+  REQUIRE_THROWS_WITH(parse_hold(R"({"test_users": -2})"), Catch::Contains("'test_users'"));
+  REQUIRE_THROWS_WITH(parse_hold(R"({"train_examples": "each"})"), Catch::Contains("'train_examples'"));
+  REQUIRE_THROWS_AS(parse_hold("[]"), ValueError);
 }
