@@ -4,6 +4,7 @@
 #include <lamia/nn/safetensors.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 

@@ -354,3 +354,37 @@ def test_to_dtype_and_masked_attention():
     out = pylamia.masked_attention(q, q, q, m)
     assert out[0, 0, 2].abs().max() == 0
     torch.testing.assert_close(out[0, 0, :2], (torch.softmax(q @ q.transpose(-1, -2), -1) @ q)[0, 0, :2])
+
+
+def test_lora_logits_and_adapter_gradients_match_reference(tmp_path):
+    cfg = hf_config(True, 12)
+    w = random_weights(cfg, seed=7)
+    d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
+    d.apply_lora(3, alpha=6.0, target_modules=["q_proj", "fc1"])
+    g = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        for k, p in d.named_parameters():
+            if "lora_B" in k:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.2)
+    lora = dict(d.named_parameters())
+    ref_p = {k: v.double() for k, v in w.items()}
+    ref_ab = {}
+    for k in list(lora):
+        if ".lora_A" in k:
+            base = k[: -len(".lora_A")]
+            a = lora[k].detach().clone().requires_grad_(True)
+            b = lora[base + ".lora_B"].detach().clone().requires_grad_(True)
+            ref_ab[base] = (a, b)
+            ref_p[P + base + ".weight"] = ref_p[P + base + ".weight"] + (6.0 / 3) * b @ a  # merged form
+    ids = torch.randint(cfg["vocab_size"], (2, 6))
+    ours = d(ids).logits
+    ref, _ = ref_forward(ref_p, cfg, ids)
+    torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
+    wl = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+    (ours * wl).sum().backward()
+    (ref * wl).sum().backward()
+    assert len(ref_ab) == 2 * 2
+    for base, (a, b) in ref_ab.items():
+        torch.testing.assert_close(lora[base + ".lora_A"].grad, a.grad, rtol=1e-8, atol=1e-10, msg=base)
+        torch.testing.assert_close(lora[base + ".lora_B"].grad, b.grad, rtol=1e-8, atol=1e-10, msg=base)
+    assert all(p.grad is None for k, p in d.named_parameters() if ".lora_" not in k)
