@@ -321,23 +321,6 @@ class PyLiteral {
     }
     return false;
   }
-  static void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(char(cp));
-    } else if (cp < 0x800) {
-      out.push_back(char(0xC0 | (cp >> 6)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(char(0xE0 | (cp >> 12)));
-      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(char(0xF0 | (cp >> 18)));
-      out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    }
-  }
   std::uint32_t hex(std::size_t digits) {
     if (i_ + digits > t_.size()) fail("truncated escape");
     std::uint32_t v = 0;
@@ -375,9 +358,9 @@ class PyLiteral {
         case '0': out.push_back('\0'); break;
         case '\\': case '\'': case '"': out.push_back(e); break;
         case '\n': break;  // line continuation
-        case 'x': put_utf8(out, hex(2)); break;
-        case 'u': put_utf8(out, hex(4)); break;
-        case 'U': put_utf8(out, hex(8)); break;
+        case 'x': append_utf8(out, hex(2)); break;
+        case 'u': append_utf8(out, hex(4)); break;
+        case 'U': append_utf8(out, hex(8)); break;
         default:  // Python keeps unknown escapes as written
           out.push_back('\\');
           out.push_back(e);
