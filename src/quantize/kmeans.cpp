@@ -35,37 +35,57 @@ inline float l2sq(const float* a, const float* b, std::int64_t d) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// Greedy k-means++ (as sklearn): each new centroid is the best, by the resulting
+// potential sum_i min_d2[i], of 2 + ln(k) candidates drawn with probability
+// proportional to min_d2 (plain k-means++ misses clusters far more often).
 std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
                                   std::mt19937_64& rng) {
   std::vector<float> c(k * d);
   std::vector<double> min_d2(n, std::numeric_limits<double>::infinity());
   std::uniform_real_distribution<double> uni(0.0, 1.0);
-  std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
-  for (std::int64_t m = 0; m < k; ++m) {
-    std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
-    const float* cm = c.data() + m * d;
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  auto sample = [&](double total) {
+    if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;  // all points on centroids
+    const double target = uni(rng) * total;
+    double acc = 0;
     for (std::int64_t i = 0; i < n; ++i) {
-      const double dist = l2sq(x + i * d, cm, d);
-      if (dist < min_d2[i]) min_d2[i] = dist;
-      total += min_d2[i];
+      acc += min_d2[i];
+      if (acc > target && min_d2[i] > 0) return i;
     }
-    if (m + 1 == k) break;
-    // D^2 sampling; when every point coincides with a centroid, pick uniformly.
-    if (total > 0) {
-      double target = uni(rng) * total, acc = 0;
-      pick = n - 1;
-      for (std::int64_t i = 0; i < n; ++i) {
-        acc += min_d2[i];
-        if (acc > target && min_d2[i] > 0) {
-          pick = i;
-          break;
+    for (std::int64_t i = n - 1; i >= 0; --i) {
+      if (min_d2[i] > 0) return i;
+    }
+    return n - 1;
+  };
+  std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+  double total = 0;
+  std::vector<double> cand_d2(n), best_d2(n);
+  for (std::int64_t m = 0; m < k; ++m) {
+    if (m == 0) {
+      for (std::int64_t i = 0; i < n; ++i) min_d2[i] = l2sq(x + i * d, x + pick * d, d);
+      total = std::accumulate(min_d2.begin(), min_d2.end(), 0.0);
+    } else {
+      double best_total = std::numeric_limits<double>::infinity();
+      std::vector<std::int64_t> cands(trials);
+      for (auto& cand : cands) cand = sample(total);
+      for (auto cand : cands) {
+        const float* cx = x + cand * d;
+        double pot = 0;
+#pragma omp parallel for reduction(+ : pot) schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) {
+          cand_d2[i] = std::min<double>(min_d2[i], l2sq(x + i * d, cx, d));
+          pot += cand_d2[i];
+        }
+        if (pot < best_total) {
+          best_total = pot;
+          pick = cand;
+          best_d2.swap(cand_d2);
         }
       }
-    } else {
-      pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+      min_d2.swap(best_d2);
+      total = best_total;
     }
+    std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
   }
   return c;
 }

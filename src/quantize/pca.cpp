@@ -2,7 +2,7 @@
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/pca.hpp>
 
-#include <Eigen/Eigenvalues>
+#include <Eigen/Core>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -26,24 +26,27 @@ Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
     sum += x.narrow(0, s, std::min(kChunk, n - s)).to(torch::kFloat64).sum(0);
   }
   const auto mean = sum / static_cast<double>(n);
+  // Each chunk is centred in double, multiplied in float32 (twice the BLAS speed; a
+  // 4096-row partial sum loses ~1e-7 relatively) and accumulated in double.
   auto cov = torch::zeros({D, D}, dopt);
   for (std::int64_t s = 0; s < n; s += kChunk) {
-    auto c = x.narrow(0, s, std::min(kChunk, n - s)).to(torch::kFloat64) - mean;
-    cov.addmm_(c.t(), c);
+    auto c = (x.narrow(0, s, std::min(kChunk, n - s)).to(torch::kFloat64) - mean).to(torch::kFloat32);
+    cov += torch::mm(c.t(), c).to(torch::kFloat64);
   }
   cov /= static_cast<double>(n - 1);
-  cov = cov.contiguous();
-  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> C(
-      cov.data_ptr<double>(), D, D);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(C);
-  if (solver.info() != Eigen::Success) throw ValueError("fit_pca: the eigendecomposition of the covariance failed");
-  const auto& values = solver.eigenvalues();    // ascending
-  const auto& vectors = solver.eigenvectors();  // columns
+  cov = (cov + cov.t()) / 2;  // exactly symmetric for the eigensolver
+  // LAPACK's symmetric eigensolver (syevd) through torch: eigenvalues ascending, vectors in columns.
+  auto [values_t, vectors_t] = torch::linalg::eigh(cov, "L");
+  values_t = values_t.contiguous();
+  vectors_t = vectors_t.contiguous();
+  const double* values = values_t.data_ptr<double>();
+  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> vectors(
+      vectors_t.data_ptr<double>(), D, D);
 
   Pca p;
   p.input_dim = D;
   p.output_dim = output_dim;
-  p.total_variance = C.trace();
+  p.total_variance = cov.trace().item<double>();
   p.mean.resize(D);
   const double* m = mean.data_ptr<double>();
   for (std::int64_t j = 0; j < D; ++j) p.mean[j] = static_cast<float>(m[j]);
@@ -56,7 +59,7 @@ Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
     vectors.col(col).cwiseAbs().maxCoeff(&arg);
     const double sign = vectors(arg, col) < 0 ? -1.0 : 1.0;
     for (std::int64_t j = 0; j < D; ++j) p.components[i * D + j] = static_cast<float>(sign * vectors(j, col));
-    p.explained_variance[i] = std::max(values(col), 0.0);  // round-off can make null directions slightly negative
+    p.explained_variance[i] = std::max(values[col], 0.0);  // round-off can make null directions slightly negative
   }
   return p;
 }

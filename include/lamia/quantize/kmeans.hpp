@@ -15,7 +15,7 @@ namespace lamia {
 
 /// How the centroids of a restart are chosen before the first iteration.
 enum class KMeansInit {
-  kPlusPlus,  ///< k-means++ (D^2 sampling), sklearn's default
+  kPlusPlus,  ///< greedy k-means++ (D^2 sampling, best of 2 + ln k candidates), sklearn's default
   kRandom,    ///< k distinct random rows, faiss's default
 };
 

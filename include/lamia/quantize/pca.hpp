@@ -1,9 +1,9 @@
 #pragma once
 // Principal component analysis of row vectors: mean-centring, then the top
-// eigenvectors of the covariance (accumulated in double, solved with Eigen's
-// self-adjoint eigensolver). Signs are fixed so that the largest-magnitude
-// coefficient of each component is positive (deterministic, like sklearn's svd_flip
-// up to its own sign rule).
+// eigenvectors of the covariance (accumulated in double from float32 chunk
+// products; LAPACK's symmetric eigensolver via torch::linalg::eigh). Signs are
+// fixed so that the largest-magnitude coefficient of each component is positive
+// (deterministic; sklearn's svd_flip uses another rule, so compare up to sign).
 //
 // Example:
 //   lamia::Pca pca = lamia::fit_pca(x.data(), n, 1024, 64);

@@ -1,0 +1,333 @@
+// pylamia: the quantize component (palette quantizer, semantic-ID table,
+// residual K-Means, RQ-VAE, TF-IDF embeddings, diagnostics). Tensors cross as
+// torch.Tensor; inputs are float32 CPU (copied only when not contiguous), outputs
+// are new tensors. fit/encode/train release the GIL.
+#include "registry.hpp"
+
+#include <lamia/core/errors.hpp>
+#include <lamia/quantize.hpp>
+
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+#include <torch/extension.h>
+
+#include <sstream>
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace {
+
+py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+
+lamia::KMeansInit parse_init(const std::string& s) {
+  if (s == "k-means++") return lamia::KMeansInit::kPlusPlus;
+  if (s == "random") return lamia::KMeansInit::kRandom;
+  throw lamia::ValueError("init must be 'k-means++' or 'random', got '" + s + "'");
+}
+std::string init_name(lamia::KMeansInit i) { return i == lamia::KMeansInit::kRandom ? "random" : "k-means++"; }
+
+py::dict pca_dict(const lamia::Pca& p) {
+  auto t = [](const auto& v, std::vector<std::int64_t> shape, auto dtype) {
+    return torch::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), shape, dtype).clone();
+  };
+  return py::dict("mean"_a = t(p.mean, {p.input_dim}, torch::kFloat32),
+                  "components"_a = t(p.components, {p.output_dim, p.input_dim}, torch::kFloat32),
+                  "explained_variance"_a = t(p.explained_variance, {p.output_dim}, torch::kFloat64),
+                  "explained_variance_ratio"_a = p.explained_variance_ratio(),
+                  "total_variance"_a = p.total_variance);
+}
+
+std::vector<std::int64_t> optional_sizes(const std::optional<std::vector<std::int64_t>>& s) {
+  return s ? *s : std::vector<std::int64_t>{};
+}
+
+}  // namespace
+
+LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
+  using lamia::SemanticIdTable;
+  using Tokens = std::vector<SemanticIdTable::Token>;
+
+  py::class_<SemanticIdTable>(m, "SemanticIdTable", R"doc(
+Items <-> semantic IDs (L codes + 1 index token), with a prefix trie.
+
+Items sharing all L codes get index tokens 0, 1, 2, ... in item order; a new item
+(add_item) takes the next free index token of its group, so existing IDs never change.)doc")
+      .def_static(
+          "from_codes",
+          [](const torch::Tensor& codes, std::optional<std::vector<std::int64_t>> sizes) {
+            return SemanticIdTable::from_codes(codes, optional_sizes(sizes));
+          },
+          "codes"_a, "codebook_sizes"_a = py::none(),
+          "Builds the table from n x L integer codes; codebook_sizes defaults to max code + 1 per position.")
+      .def_static("load", &SemanticIdTable::load, "path"_a,
+                  "Reads a table file; ValueError naming the file for a corrupted one, OSError when unreadable.")
+      .def("save", &SemanticIdTable::save, "path"_a, "Writes the binary format atomically.")
+      .def(
+          "dump", [](const SemanticIdTable& t) { return t.dump(); }, "Readable text: one 'item<TAB>id' line per item.")
+      .def(
+          "dump_to", [](const SemanticIdTable& t, const std::filesystem::path& p) { t.dump(p); }, "path"_a,
+          "Writes dump() to a file atomically.")
+      .def_property_readonly("num_items", &SemanticIdTable::num_items)
+      .def_property_readonly("num_levels", &SemanticIdTable::num_levels)
+      .def_property_readonly("id_length", &SemanticIdTable::id_length)
+      .def_property_readonly("codebook_sizes", &SemanticIdTable::codebook_sizes,
+                             "L + 1 vocabulary sizes; the last is the index token's (largest collision group).")
+      .def_property_readonly("num_colliding_items", &SemanticIdTable::num_colliding_items)
+      .def_property_readonly("num_unique_codes", &SemanticIdTable::num_unique_codes)
+      .def_property_readonly("num_nodes", &SemanticIdTable::num_nodes)
+      .def("__len__", &SemanticIdTable::num_items)
+      .def("__eq__", [](const SemanticIdTable& a, const SemanticIdTable& b) { return a == b; })
+      .def("id", &SemanticIdTable::id, "item"_a, "The L+1 tokens of an item; IndexError when unknown.")
+      .def("ids", &SemanticIdTable::ids, "All IDs, n x (L+1) int64.")
+      .def("codes", &SemanticIdTable::codes, "All L codes, n x L int64.")
+      .def("item", &SemanticIdTable::item, "id"_a, "The item with this ID; IndexError when none.")
+      .def("find", &SemanticIdTable::find, "id"_a, "The item with this ID, or None.")
+      .def("items_with_prefix", &SemanticIdTable::items_with_prefix, "prefix"_a, "Items whose ID starts with prefix.")
+      .def("allowed_next", &SemanticIdTable::allowed_next, "prefix"_a,
+           "Tokens that may follow prefix, ascending (empty for a full or unknown prefix).")
+      .def(
+          "walk", [](const SemanticIdTable& t, const Tokens& prefix) { return t.walk(prefix.data(), prefix.size()); },
+          "prefix"_a, "Trie node of a prefix (-1 when absent).")
+      .def("child", &SemanticIdTable::child, "node"_a, "token"_a)
+      .def(
+          "children",
+          [](const SemanticIdTable& t, SemanticIdTable::Node node) {
+            auto c = t.children(node);
+            return py::make_tuple(Tokens(c.tokens, c.tokens + c.size), c.first);
+          },
+          "node"_a, "(tokens, first child node) of a trie node; child i is node first + i.")
+      .def("add_item", &SemanticIdTable::add_item, "codes"_a,
+           "Appends an item with these L codes (next free index token); returns its index.");
+
+  py::class_<lamia::PaletteQuantizer>(m, "PaletteQuantizer", R"doc(
+LAMIA's training-free quantizer: per palette position, PCA (D -> pca_dim) then
+K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
+      .def(py::init([](std::int64_t pca_dim, std::int64_t num_codes, int iterations, int restarts, std::uint64_t seed,
+                       bool shared_pca, bool no_pca, bool reduce_k_when_few_items, const std::string& init,
+                       std::int64_t max_points_per_centroid) {
+             lamia::PaletteQuantizerOptions o;
+             o.pca_dim = pca_dim;
+             o.num_codes = num_codes;
+             o.iterations = iterations;
+             o.restarts = restarts;
+             o.seed = seed;
+             o.shared_pca = shared_pca;
+             o.no_pca = no_pca;
+             o.reduce_k_when_few_items = reduce_k_when_few_items;
+             o.init = parse_init(init);
+             o.max_points_per_centroid = max_points_per_centroid;
+             return lamia::PaletteQuantizer(o);
+           }),
+           py::kw_only(), "pca_dim"_a = 64, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1, "seed"_a = 0,
+           "shared_pca"_a = false, "no_pca"_a = false, "reduce_k_when_few_items"_a = false, "init"_a = "k-means++",
+           "max_points_per_centroid"_a = 0)
+      .def(
+          "fit",
+          [](lamia::PaletteQuantizer& q, const torch::Tensor& palettes) {
+            lamia::PaletteFitReport r;
+            {
+              py::gil_scoped_release release;
+              r = q.fit(palettes);
+            }
+            return to_python(r.to_json());
+          },
+          "palettes"_a, "Fits on n x L x D float32 palettes; returns the fit report as a dict.")
+      .def("encode", py::overload_cast<const torch::Tensor&>(&lamia::PaletteQuantizer::encode, py::const_), "palettes"_a,
+           py::call_guard<py::gil_scoped_release>(),
+           "Codes (m x L int64) of m x L x D palettes, without refitting.")
+      .def("training_codes", &lamia::PaletteQuantizer::training_codes)
+      .def("table", &lamia::PaletteQuantizer::table, "The semantic-ID table of the training items.")
+      .def("centroids", &lamia::PaletteQuantizer::centroids, "position"_a)
+      .def(
+          "pca", [](const lamia::PaletteQuantizer& q, std::int64_t j) { return pca_dict(q.pca(j)); }, "position"_a,
+          "dict: mean, components (d x D), explained_variance, explained_variance_ratio, total_variance.")
+      .def("save", &lamia::PaletteQuantizer::save, "path"_a)
+      .def_static("load", &lamia::PaletteQuantizer::load, "path"_a)
+      .def_property_readonly("fitted", &lamia::PaletteQuantizer::fitted)
+      .def_property_readonly("num_positions", &lamia::PaletteQuantizer::num_positions)
+      .def_property_readonly("input_dim", &lamia::PaletteQuantizer::input_dim)
+      .def_property_readonly("reduced_dim", &lamia::PaletteQuantizer::reduced_dim)
+      .def_property_readonly("codebook_sizes", &lamia::PaletteQuantizer::codebook_sizes)
+      .def_property_readonly("report", [](const lamia::PaletteQuantizer& q) { return to_python(q.report().to_json()); })
+      .def_property_readonly("options", [](const lamia::PaletteQuantizer& q) {
+        const auto& o = q.options();
+        return py::dict("pca_dim"_a = o.pca_dim, "num_codes"_a = o.num_codes, "iterations"_a = o.iterations,
+                        "restarts"_a = o.restarts, "seed"_a = o.seed, "shared_pca"_a = o.shared_pca,
+                        "no_pca"_a = o.no_pca, "reduce_k_when_few_items"_a = o.reduce_k_when_few_items,
+                        "init"_a = init_name(o.init), "max_points_per_centroid"_a = o.max_points_per_centroid);
+      });
+
+  m.def(
+      "kmeans",
+      [](const torch::Tensor& x, std::int64_t num_codes, int iterations, int restarts, std::uint64_t seed,
+         const std::string& init, std::int64_t max_points_per_centroid) {
+        auto xc = x;
+        TORCH_CHECK_VALUE(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
+                          "kmeans: x must be a 2-D float32 CPU tensor, got ", x.dim(), "-D ", x.scalar_type());
+        xc = x.contiguous();
+        lamia::KMeansOptions o;
+        o.num_codes = num_codes;
+        o.iterations = iterations;
+        o.restarts = restarts;
+        o.seed = seed;
+        o.init = parse_init(init);
+        o.max_points_per_centroid = max_points_per_centroid;
+        lamia::KMeansResult r;
+        {
+          py::gil_scoped_release release;
+          r = lamia::kmeans(xc.data_ptr<float>(), xc.size(0), xc.size(1), o);
+        }
+        auto cents = torch::from_blob(r.centroids.data(), {r.num_codes, r.dim}, torch::kFloat32).clone();
+        auto assign = torch::from_blob(r.assignment.data(), {xc.size(0)}, torch::kInt32).to(torch::kInt64);
+        return py::dict("centroids"_a = cents, "assignment"_a = assign, "objective"_a = r.objective,
+                        "best_restart"_a = r.best_restart, "inertia"_a = r.inertia);
+      },
+      "x"_a, py::kw_only(), "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1, "seed"_a = 0,
+      "init"_a = "k-means++", "max_points_per_centroid"_a = 0,
+      "K-Means (faiss) of n x d float32 rows: dict with centroids, assignment, objective (per restart, per "
+      "iteration), best_restart, inertia.");
+
+  py::class_<lamia::ResidualKMeans>(m, "ResidualKMeans", "Training-free residual K-Means baseline (L levels of k).")
+      .def(py::init([](std::int64_t num_levels, std::int64_t num_codes, int iterations, int restarts,
+                       std::uint64_t seed, bool reduce_k_when_few_items, const std::string& init) {
+             lamia::ResidualKMeansOptions o;
+             o.num_levels = num_levels;
+             o.num_codes = num_codes;
+             o.iterations = iterations;
+             o.restarts = restarts;
+             o.seed = seed;
+             o.reduce_k_when_few_items = reduce_k_when_few_items;
+             o.init = parse_init(init);
+             return lamia::ResidualKMeans(o);
+           }),
+           py::kw_only(), "num_levels"_a = 3, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1,
+           "seed"_a = 0, "reduce_k_when_few_items"_a = false, "init"_a = "k-means++")
+      .def(
+          "fit",
+          [](lamia::ResidualKMeans& rk, const torch::Tensor& x) {
+            lamia::ResidualKMeansReport r;
+            {
+              py::gil_scoped_release release;
+              r = rk.fit(x);
+            }
+            return to_python(r.to_json());
+          },
+          "embeddings"_a)
+      .def("encode", &lamia::ResidualKMeans::encode, "embeddings"_a, py::call_guard<py::gil_scoped_release>())
+      .def("reconstruct", &lamia::ResidualKMeans::reconstruct, "codes"_a)
+      .def("codebook", &lamia::ResidualKMeans::codebook, "level"_a)
+      .def("training_codes", &lamia::ResidualKMeans::training_codes)
+      .def("table", &lamia::ResidualKMeans::table)
+      .def_property_readonly("codebook_sizes", &lamia::ResidualKMeans::codebook_sizes);
+
+  m.def(
+      "residual_kmeans",
+      [](const torch::Tensor& x, std::int64_t num_levels, std::int64_t num_codes, int iterations, int restarts,
+         std::uint64_t seed, bool reduce_k_when_few_items) {
+        lamia::ResidualKMeansOptions o;
+        o.num_levels = num_levels;
+        o.num_codes = num_codes;
+        o.iterations = iterations;
+        o.restarts = restarts;
+        o.seed = seed;
+        o.reduce_k_when_few_items = reduce_k_when_few_items;
+        py::gil_scoped_release release;
+        return lamia::residual_kmeans(x, o);
+      },
+      "embeddings"_a, py::kw_only(), "num_levels"_a = 3, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1,
+      "seed"_a = 0, "reduce_k_when_few_items"_a = false,
+      "Fits residual K-Means on n x D embeddings and returns the SemanticIdTable.");
+
+  py::class_<lamia::RqVae>(m, "RqVae", "TIGER's RQ-VAE: MLP encoder/decoder, residual codebooks, straight-through.")
+      .def(py::init([](std::int64_t input_dim, std::vector<std::int64_t> hidden_dims, std::int64_t latent_dim,
+                       std::int64_t num_levels, std::int64_t num_codes, double beta, std::uint64_t seed) {
+             return lamia::RqVae(lamia::RqVaeOptions(input_dim)
+                                     .hidden_dims(hidden_dims)
+                                     .latent_dim(latent_dim)
+                                     .num_levels(num_levels)
+                                     .num_codes(num_codes)
+                                     .beta(beta)
+                                     .seed(seed));
+           }),
+           "input_dim"_a, py::kw_only(), "hidden_dims"_a = std::vector<std::int64_t>{512, 256, 128},
+           "latent_dim"_a = 32, "num_levels"_a = 3, "num_codes"_a = 256, "beta"_a = 0.25, "seed"_a = 0)
+      .def(
+          "train",
+          [](lamia::RqVae& model, const torch::Tensor& x, std::int64_t batch_size, int max_epochs,
+             double learning_rate, int patience, double min_rel_improvement, int dead_code_reset_every,
+             std::uint64_t seed, bool progress) {
+            lamia::RqVaeTrainOptions o;
+            o.batch_size = batch_size;
+            o.max_epochs = max_epochs;
+            o.learning_rate = learning_rate;
+            o.patience = patience;
+            o.min_rel_improvement = min_rel_improvement;
+            o.dead_code_reset_every = dead_code_reset_every;
+            o.seed = seed;
+            o.progress = progress;
+            lamia::RqVaeTrainReport r;
+            {
+              py::gil_scoped_release release;
+              r = lamia::train_rq_vae(model, x, o);
+            }
+            return to_python(r.to_json());
+          },
+          "embeddings"_a, py::kw_only(), "batch_size"_a = 1024, "max_epochs"_a = 200, "learning_rate"_a = 1e-3,
+          "patience"_a = 10, "min_rel_improvement"_a = 1e-3, "dead_code_reset_every"_a = 1, "seed"_a = 0,
+          "progress"_a = false, "Trains with Adam and early stopping; returns the training report as a dict.")
+      .def(
+          "encode", [](lamia::RqVae& model, const torch::Tensor& x) { return model->encode(x); }, "embeddings"_a,
+          py::call_guard<py::gil_scoped_release>())
+      .def(
+          "decode_codes", [](lamia::RqVae& model, const torch::Tensor& c) { return model->decode_codes(c); },
+          "codes"_a)
+      .def(
+          "table",
+          [](lamia::RqVae& model, const torch::Tensor& x) {
+            return SemanticIdTable::from_codes(model->encode(x), model->codebook_sizes());
+          },
+          "embeddings"_a, "The SemanticIdTable of these items' codes.")
+      .def_property_readonly("codebook_sizes", [](lamia::RqVae& model) { return model->codebook_sizes(); });
+
+  m.def(
+      "tfidf_svd_embeddings",
+      [](const std::vector<std::string>& texts, std::int64_t dim, std::int64_t min_df, double max_df,
+         std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
+        lamia::TfidfSvdOptions o;
+        o.dim = dim;
+        o.min_df = min_df;
+        o.max_df = max_df;
+        o.max_features = max_features;
+        o.sublinear_tf = sublinear_tf;
+        o.power_iterations = power_iterations;
+        o.seed = seed;
+        py::gil_scoped_release release;
+        return lamia::tfidf_svd_embeddings(texts, o).embeddings;
+      },
+      "texts"_a, py::kw_only(), "dim"_a = 64, "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0,
+      "sublinear_tf"_a = false, "power_iterations"_a = 7, "seed"_a = 0,
+      "TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
+  m.def("tokenize_words", &lamia::tokenize_words, "text"_a, "Lowercased words (the TF-IDF tokenisation).");
+
+  m.def(
+      "normalized_mutual_info",
+      [](const torch::Tensor& a, const torch::Tensor& b) { return lamia::normalized_mutual_info(a, b); }, "a"_a,
+      "b"_a, "NMI with arithmetic-mean normalisation (sklearn's normalized_mutual_info_score).");
+  m.def(
+      "diagnose_codes",
+      [](const torch::Tensor& codes, std::optional<std::vector<std::int64_t>> sizes,
+         std::optional<torch::Tensor> labels, std::vector<std::string> names) {
+        return to_python(
+            lamia::diagnose_codes(codes, optional_sizes(sizes), labels ? *labels : torch::Tensor(), names));
+      },
+      "codes"_a, "codebook_sizes"_a = py::none(), "labels"_a = py::none(), "label_names"_a = std::vector<std::string>{},
+      "Diagnostics of n x L codes as a dict (see docs/quantize.md).");
+  m.def(
+      "diagnose_table",
+      [](const SemanticIdTable& t, std::optional<torch::Tensor> labels, std::vector<std::string> names) {
+        return to_python(lamia::diagnose_table(t, labels ? *labels : torch::Tensor(), names));
+      },
+      "table"_a, "labels"_a = py::none(), "label_names"_a = std::vector<std::string>{},
+      "Diagnostics of a table's L codes as a dict.");
+}
