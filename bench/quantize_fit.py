@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Reference for bench_quantize_fit: sklearn PCA + KMeans per palette position on the same data.
+
+    /usr/bin/python3 bench/quantize_fit.py --data palettes.npy --pca-dim 64 --codes 256 --iterations 25 --restarts 1
+
+Prints one JSON line: fit_seconds, encode_items_per_s, inertia per position, peak_rss_mb.
+Run by bench_quantize_fit (which writes the .npy); also usable alone.
+"""
+import argparse
+import json
+import resource
+import time
+import warnings
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True, help="n x L x D float32 .npy")
+    p.add_argument("--pca-dim", type=int, default=64)
+    p.add_argument("--codes", type=int, default=256)
+    p.add_argument("--iterations", type=int, default=25)
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    x = np.load(a.data, mmap_mode="r")
+    n, L, D = x.shape
+    models = []
+    inertia = []
+    t0 = time.perf_counter()
+    for j in range(L):
+        xj = np.ascontiguousarray(x[:, j, :])
+        pca = PCA(n_components=a.pca_dim, random_state=a.seed)
+        reduced = pca.fit_transform(xj)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning at a fixed iteration budget is expected
+            km = KMeans(n_clusters=a.codes, n_init=a.restarts, max_iter=a.iterations, random_state=a.seed,
+                        algorithm="lloyd").fit(reduced)
+        models.append((pca, km))
+        inertia.append(float(km.inertia_))
+    fit_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    codes = np.empty((n, L), dtype=np.int64)
+    for j, (pca, km) in enumerate(models):
+        codes[:, j] = km.predict(pca.transform(np.ascontiguousarray(x[:, j, :])))
+    encode_seconds = time.perf_counter() - t0
+    print(json.dumps({
+        "n": n, "positions": L, "dim": D,
+        "fit_seconds": fit_seconds,
+        "encode_items_per_s": n / encode_seconds,
+        "inertia": inertia,
+        "explained_variance_ratio_total": [float(m[0].explained_variance_ratio_.sum()) for m in models],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }))
+
+
+if __name__ == "__main__":
+    main()
