@@ -41,3 +41,19 @@ def test_tfidf_svd_embeddings():
     e = torch.nn.functional.normalize(e, dim=1)
     assert (e[0] @ e[3]).item() > (e[0] @ e[1]).item()
     assert pylamia.tokenize_words("Red, SHIRT!") == ["red", "shirt"]
+
+
+def test_tfidf_svd_matches_sklearn():
+    import numpy as np
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    topics = [[f"t{t}w{i}" for i in range(8)] for t in range(5)]
+    noise = [f"n{i}" for i in range(40)]
+    texts = [" ".join(list(rng.choice(topics[i % 5], 6)) + list(rng.choice(noise, 3))) for i in range(100)]
+    e = pylamia.tfidf_svd_embeddings(texts, dim=5)
+    X = TfidfVectorizer().fit_transform(texts)
+    svd = TruncatedSVD(5, algorithm="arpack").fit(X)
+    np.testing.assert_allclose(e.double().norm(dim=0).numpy(), svd.singular_values_, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(e.numpy()), np.abs(svd.transform(X)), atol=1e-3)
