@@ -308,6 +308,24 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
       "texts"_a, py::kw_only(), "dim"_a = 64, "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0,
       "sublinear_tf"_a = false, "power_iterations"_a = 7, "seed"_a = 0,
       "TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
+  m.def(
+      "tfidf_svd_embeddings",
+      [](const lamia::Catalog& catalog, std::int64_t dim, std::int64_t min_df, double max_df,
+         std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
+        lamia::TfidfSvdOptions o;
+        o.dim = dim;
+        o.min_df = min_df;
+        o.max_df = max_df;
+        o.max_features = max_features;
+        o.sublinear_tf = sublinear_tf;
+        o.power_iterations = power_iterations;
+        o.seed = seed;
+        py::gil_scoped_release release;
+        return lamia::tfidf_svd_embeddings(catalog, o).embeddings;
+      },
+      "catalog"_a, py::kw_only(), "dim"_a = 64, "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0,
+      "sublinear_tf"_a = false, "power_iterations"_a = 7, "seed"_a = 0,
+      "Same for a Catalog: each item's attribute values joined with spaces.");
   m.def("tokenize_words", &lamia::tokenize_words, "text"_a, "Lowercased words (the TF-IDF tokenisation).");
 
   m.def(

@@ -175,9 +175,9 @@ KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeans
     faiss::Clustering clus(static_cast<int>(d), static_cast<int>(k), cp);
     clus.centroids = options.init == KMeansInit::kPlusPlus ? init_plus_plus(x, n, d, k, rng)
                                                             : init_random(x, n, d, k, rng);
-    faiss::IndexFlatL2 index(static_cast<faiss::Index::idx_t>(d));
+    faiss::IndexFlatL2 index(static_cast<std::int64_t>(d));
     try {
-      clus.train(static_cast<faiss::Index::idx_t>(n), x, index);
+      clus.train(static_cast<std::int64_t>(n), x, index);
     } catch (const faiss::FaissException& e) {
       throw ValueError(fmt::format("kmeans: faiss failed: {}", e.what()));
     }

@@ -57,3 +57,12 @@ def test_tfidf_svd_matches_sklearn():
     svd = TruncatedSVD(5, algorithm="arpack").fit(X)
     np.testing.assert_allclose(e.double().norm(dim=0).numpy(), svd.singular_values_, rtol=1e-4)
     np.testing.assert_allclose(np.abs(e.numpy()), np.abs(svd.transform(X)), atol=1e-3)
+
+
+def test_tfidf_svd_from_a_catalog():
+    catalog = pylamia.Catalog(["title", "genre"])
+    for i in range(12):
+        catalog.add(f"i{i}", [f"Title {i}", ["rock guitar", "jazz piano", "folk banjo"][i % 3]])
+    e = pylamia.tfidf_svd_embeddings(catalog, dim=3)
+    texts = [" ".join(catalog.values(i)) for i in range(12)]
+    assert torch.allclose(e, pylamia.tfidf_svd_embeddings(texts, dim=3))
