@@ -4,4 +4,5 @@
 #include <lamia/data.hpp>
 #include <lamia/text.hpp>
 #include <lamia/nn.hpp>
+#include <lamia/palette.hpp>
 #include <lamia/quantize.hpp>

@@ -3,6 +3,7 @@
 #include <lamia/palette/palette_file.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 #include <zlib.h>
 

@@ -1,0 +1,154 @@
+#pragma once
+// Training the palette encoder: samples are (item, task) pairs of the training items, shuffled
+// per epoch and grouped by length into batches; Adam with gradient clipping; early stopping on
+// a held-out slice of items; checkpoints that resume exactly where training stopped (weights,
+// optimizer state, torch's RNG state, data order, early-stopping state).
+//
+//   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().max_steps(2000)
+//                                                  .checkpoint_path("run/palette.ckpt"));
+//   auto result = trainer.train();   // resumes from run/palette.ckpt when it exists
+#include <lamia/nn/lora.hpp>
+#include <lamia/palette/blocks.hpp>
+#include <lamia/palette/palette_encoder.hpp>
+
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace lamia {
+
+/// Where PaletteTrainer writes progress lines (not owned).
+using PaletteLogStream = std::ostream*;
+
+/// Options of PaletteTrainer; defaults are the paper's where it gives them (Adam, lr 1e-4, batch 128).
+struct PaletteTrainerOptions {
+  /// Samples ((item, task) pairs) per optimizer step.
+  TORCH_ARG(std::int64_t, batch_size) = 128;
+  /// Adam's learning rate.
+  TORCH_ARG(double, learning_rate) = 1e-4;
+  /// Adam's (L2) weight decay.
+  TORCH_ARG(double, weight_decay) = 0.0;
+  /// Passes over the training samples.
+  TORCH_ARG(std::int64_t, epochs) = 1;
+  /// Stop after this many optimizer steps in total (0: no limit). A checkpoint is written there.
+  TORCH_ARG(std::int64_t, max_steps) = 0;
+  /// Clip the global gradient norm to this value (0: no clipping).
+  TORCH_ARG(double, grad_clip_norm) = 1.0;
+  /// Share of the items held out for validation / early stopping (0 <= f < 1; 0: none).
+  TORCH_ARG(double, validation_fraction) = 0.05;
+  /// Evaluate on the held-out items every this many steps (0: at the end of each epoch only).
+  TORCH_ARG(std::int64_t, eval_every) = 500;
+  /// Stop after this many evaluations without a better validation loss (0: never stop early).
+  TORCH_ARG(std::int64_t, patience) = 5;
+  /// Put the best validation weights back into the model when training ends.
+  TORCH_ARG(bool, restore_best) = true;
+  /// Length grouping: samples are sorted by length within windows of this many batches.
+  TORCH_ARG(std::int64_t, group_batches) = 32;
+  /// Seed of the item split, the data order and torch's generator (dropout, LoRA init).
+  TORCH_ARG(std::uint64_t, seed) = 0;
+  /// Checkpoint file; empty: no checkpoints.
+  TORCH_ARG(std::string, checkpoint_path) = "";
+  /// Write a checkpoint every this many steps (0: only at evaluations, epoch ends and the end).
+  TORCH_ARG(std::int64_t, checkpoint_every) = 0;
+  /// Continue from checkpoint_path when it exists.
+  TORCH_ARG(bool, resume) = true;
+  /// Print a progress line every this many steps (0: silent).
+  TORCH_ARG(std::int64_t, log_every) = 50;
+  /// Where progress lines go (nullptr: std::cerr).
+  TORCH_ARG(PaletteLogStream, log) = nullptr;
+  /// Device the model and the batches are moved to.
+  TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
+
+ public:
+  /// Throws ValueError on an option out of range.
+  void check() const;
+};
+
+/// Losses averaged over one logging interval (or over the validation set).
+struct PaletteLossRecord {
+  std::int64_t step = 0;
+  double loss = 0.0;
+  double generation_loss = 0.0;
+  double intra_loss = 0.0;
+  double inter_loss = 0.0;
+  double token_accuracy = 0.0;    ///< teacher-forced, on the labelled tokens
+  double tokens_per_second = 0.0; ///< non-padding tokens of the full layouts (training records only)
+};
+
+/// What train() did.
+struct PaletteTrainResult {
+  std::int64_t steps = 0;            ///< optimizer steps taken in total (resumed ones included)
+  std::int64_t epochs_completed = 0;
+  bool resumed = false;              ///< started from a checkpoint
+  std::int64_t resumed_at_step = 0;
+  bool stopped_early = false;
+  std::string stop_reason;           ///< "epochs done", "max_steps reached", "early stopping (...)"
+  std::vector<PaletteLossRecord> train_history;       ///< one per log interval (this run)
+  std::vector<PaletteLossRecord> validation_history;  ///< one per evaluation (this run)
+  double best_validation_loss = 0.0;  ///< +inf without validation items
+  std::int64_t best_step = -1;
+  double tokens_per_second = 0.0;     ///< over this run's training steps
+  double seconds = 0.0;
+};
+
+/// Adds LoRA adapters to the encoder's decoder (freezing its other weights) and, when
+/// train_embeddings, makes the token embedding matrix trainable again so that the new LaP, LdP and
+/// task tokens learn (PEFT's modules_to_save = ["embed_tokens"]).
+void apply_palette_lora(PaletteEncoderImpl& encoder, const LoraOptions& options, bool train_embeddings = true);
+
+class PaletteTrainer {
+ public:
+  /// Splits the items of catalog into training and validation items (seeded). The encoder is
+  /// trained in place; only its parameters with requires_grad are optimized.
+  PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& catalog, PaletteTrainerOptions options = {});
+
+  /// Trains (resuming from options.checkpoint_path() when it exists and resume is set).
+  /// A non-finite loss or gradient norm throws ValueError naming the step and the batch's item
+  /// ids; the last checkpoint on disk is left as it was.
+  PaletteTrainResult train();
+
+  /// Mean losses and token accuracy of every task of items (no gradient, eval mode).
+  PaletteLossRecord evaluate(const std::vector<ItemIndex>& items);
+
+  /// Writes the whole training state atomically. Throws IOError on failure.
+  void save_checkpoint(const std::filesystem::path& path) const;
+  /// Restores a state written by save_checkpoint. Throws IOError when it cannot be read and
+  /// ValueError when it belongs to another setup (palette size, tasks, batch size, seed, items).
+  void load_checkpoint(const std::filesystem::path& path);
+
+  const std::vector<ItemIndex>& train_items() const noexcept { return train_items_; }
+  const std::vector<ItemIndex>& validation_items() const noexcept { return validation_items_; }
+  /// The batches of an epoch, as lists of (item, task) samples (deterministic in seed and epoch).
+  std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>> epoch_batches(std::int64_t epoch) const;
+  std::int64_t step() const noexcept { return step_; }
+  const PaletteTrainerOptions& options() const noexcept { return options_; }
+  PaletteEncoder encoder() const { return encoder_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+ private:
+  PaletteEncoder encoder_;
+  const TokenizedCatalog& catalog_;
+  PaletteTrainerOptions options_;
+  std::vector<ItemIndex> train_items_, validation_items_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  // Where training stands; all of it goes into checkpoints.
+  std::int64_t step_ = 0;
+  std::int64_t epoch_ = 0;
+  std::int64_t batch_in_epoch_ = 0;
+  double best_validation_loss_ = std::numeric_limits<double>::infinity();
+  std::int64_t best_step_ = -1;
+  std::int64_t evaluations_without_improvement_ = 0;
+  std::vector<torch::Tensor> best_parameters_;
+  bool finished_ = false;
+  std::string finish_reason_;
+};
+
+}  // namespace lamia
