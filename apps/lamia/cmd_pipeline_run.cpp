@@ -1,0 +1,40 @@
+// lamia run: the whole pipeline (see include/lamia/pipeline/pipeline.hpp).
+#include "command.hpp"
+
+#include <lamia/pipeline/pipeline.hpp>
+
+#include <iostream>
+#include <memory>
+
+namespace {
+
+struct RunArgs {
+  std::string config;
+  std::string out = "runs/default";
+  bool quiet = false;
+};
+
+lamia::cli::Command setup(CLI::App& parent) {
+  auto args = std::make_shared<RunArgs>();
+  auto* app = parent.add_subcommand(
+      "run",
+      "Run the pipeline: dataset -> BPE tokenizer -> palette encoder -> palettes -> LAMIA quantizer and the\n"
+      "RQ-VAE / residual K-Means baselines -> DIR/diagnostics.json and a comparison table on stdout.\n"
+      "Without --config it runs the built-in synthetic catalog.");
+  app->add_option("--config,-c", args->config, "JSON configuration (docs/pipeline.md); every key is optional")
+      ->check(CLI::ExistingFile);
+  app->add_option("--out,-o", args->out, "Output folder")->capture_default_str();
+  app->add_flag("--quiet,-q", args->quiet, "No progress lines on stderr");
+  return {app, [args] {
+            lamia::PipelineConfig config;
+            if (!args->config.empty()) config = lamia::load_pipeline_config(args->config);
+            if (args->quiet) config.progress = false;
+            auto result = lamia::run_pipeline(config, args->out, std::cerr);
+            lamia::print_comparison(std::cout, result.tokenizers);
+            std::cout << "\nwritten: " << args->out << "/diagnostics.json\n";
+          }};
+}
+
+const lamia::cli::RegisterCommand registered(300, &setup);
+
+}  // namespace

@@ -1,0 +1,140 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/pipeline/tokenizer_comparison.hpp>
+#include <lamia/quantize/diagnostics.hpp>
+#include <lamia/quantize/palette_quantizer.hpp>
+#include <lamia/quantize/residual_kmeans.hpp>
+#include <lamia/quantize/rq_vae.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ostream>
+
+namespace lamia {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TokenizerResult finish(std::string name, SemanticIdTable table, nlohmann::json fit, double seconds,
+                       const torch::Tensor& labels, const std::vector<std::string>& label_names) {
+  TokenizerResult r;
+  r.name = std::move(name);
+  r.diagnostics = diagnose_table(table, labels, label_names);
+  r.diagnostics["fit"] = std::move(fit);
+  r.diagnostics["seconds"] = seconds;
+  r.table = std::move(table);
+  return r;
+}
+
+double mean_off_diagonal(const nlohmann::json& matrix) {
+  double sum = 0;
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < matrix.size(); ++i)
+    for (std::size_t j = 0; j < matrix[i].size(); ++j)
+      if (i != j) sum += matrix[i][j].get<double>(), ++count;
+  return count ? sum / double(count) : 0.0;
+}
+
+}  // namespace
+
+std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, const torch::Tensor& embeddings,
+                                                const TokenizerComparisonOptions& options, const torch::Tensor& labels,
+                                                const std::vector<std::string>& label_names) {
+  if (palettes.dim() != 3)
+    throw ValueError(fmt::format("compare_tokenizers: palettes must be n x L x D, got {} dimensions", palettes.dim()));
+  if (embeddings.dim() != 2 || embeddings.size(0) != palettes.size(0))
+    throw ValueError(fmt::format("compare_tokenizers: embeddings must be n x E with n = {}, got shape [{}]",
+                                 palettes.size(0), fmt::join(embeddings.sizes(), ", ")));
+  const std::int64_t L = palettes.size(1);
+  const std::int64_t levels = options.baseline_levels > 0 ? options.baseline_levels : L;
+  std::vector<TokenizerResult> results;
+
+  {  // LAMIA: per-position PCA + K-Means on the palettes.
+    PaletteQuantizerOptions q;
+    q.pca_dim = std::min<std::int64_t>(options.pca_dim, palettes.size(2));
+    q.num_codes = options.num_codes;
+    q.iterations = options.iterations;
+    q.restarts = options.restarts;
+    q.seed = options.seed;
+    q.reduce_k_when_few_items = true;
+    auto t0 = std::chrono::steady_clock::now();
+    PaletteQuantizer quantizer(q);
+    auto report = quantizer.fit(palettes.contiguous());
+    results.push_back(finish("lamia", quantizer.table(), report.to_json(), seconds_since(t0), labels, label_names));
+  }
+  {  // Residual K-Means on one embedding per item (training-free, hierarchical).
+    ResidualKMeansOptions q;
+    q.num_levels = levels;
+    q.num_codes = options.num_codes;
+    q.iterations = options.iterations;
+    q.restarts = options.restarts;
+    q.seed = options.seed;
+    q.reduce_k_when_few_items = true;
+    auto t0 = std::chrono::steady_clock::now();
+    ResidualKMeans rk(q);
+    auto report = rk.fit(embeddings.contiguous());
+    results.push_back(finish("residual-kmeans", rk.table(), report.to_json(), seconds_since(t0), labels, label_names));
+  }
+  {  // RQ-VAE (TIGER) on the same embeddings.
+    const std::int64_t n = embeddings.size(0);
+    RqVaeOptions m(embeddings.size(1));
+    m.num_levels(levels).num_codes(std::min<std::int64_t>(options.num_codes, n)).seed(options.seed);
+    RqVaeTrainOptions t;
+    t.batch_size = std::min<std::int64_t>(1024, n);
+    t.max_epochs = options.rqvae_max_epochs;
+    t.seed = options.seed;
+    t.progress = options.progress;
+    auto t0 = std::chrono::steady_clock::now();
+    RqVae model(m);
+    auto report = train_rq_vae(model, embeddings.contiguous(), t);
+    auto codes = model->encode(embeddings.contiguous());
+    auto table = SemanticIdTable::from_codes(codes, model->codebook_sizes());
+    results.push_back(finish("rq-vae", std::move(table), report.to_json(), seconds_since(t0), labels, label_names));
+  }
+  return results;
+}
+
+nlohmann::json comparison_json(const std::vector<TokenizerResult>& results) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& r : results) out[r.name] = r.diagnostics;
+  return {{"tokenizers", out}};
+}
+
+void print_comparison(std::ostream& out, const std::vector<TokenizerResult>& results) {
+  out << fmt::format("{:<16} {:>6} {:>9} {:>11} {:>10} {:>10} {:>12}  {}\n", "tokenizer", "L", "util", "perplexity",
+                     "collision", "NMI(pos)", "NMI(aspect)", "best aspect per position");
+  for (const auto& r : results) {
+    const auto& d = r.diagnostics;
+    double util = 0, perplexity = 0;
+    for (const auto& p : d["positions"]) {
+      util += p["utilization"].get<double>();
+      perplexity += p["perplexity"].get<double>();
+    }
+    const auto L = d["positions"].size();
+    if (L) util /= double(L), perplexity /= double(L);
+    std::string best = "-";
+    double best_nmi_mean = 0;
+    if (d.contains("nmi_with_labels")) {
+      best.clear();
+      for (std::size_t l = 0; l < L; ++l) {
+        const auto& row = d["nmi_with_labels"][l];
+        std::size_t arg = 0;
+        for (std::size_t a = 1; a < row.size(); ++a)
+          if (row[a].get<double>() > row[arg].get<double>()) arg = a;
+        const std::string name = d.contains("label_names") ? d["label_names"][arg].get<std::string>() : std::to_string(arg);
+        best += fmt::format("{}{}({:.2f})", l ? " " : "", name, row[arg].get<double>());
+        best_nmi_mean += row[arg].get<double>();
+      }
+      if (L) best_nmi_mean /= double(L);
+    }
+    out << fmt::format("{:<16} {:>6} {:>9.3f} {:>11.1f} {:>10.4f} {:>10.3f} {:>12.3f}  {}\n", r.name, L, util,
+                       perplexity, d["table"]["collision_rate"].get<double>(),
+                       mean_off_diagonal(d["nmi_between_positions"]), best_nmi_mean, best);
+  }
+}
+
+}  // namespace lamia
