@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
     }
   }
   std::filesystem::create_directories(workdir);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a log file
   fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n", D, d, k, L,
              iterations, restarts, torch::get_num_threads());
   double fit_25k = 0;
