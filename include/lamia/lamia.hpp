@@ -6,3 +6,4 @@
 #include <lamia/nn.hpp>
 #include <lamia/palette.hpp>
 #include <lamia/quantize.hpp>
+#include <lamia/pipeline.hpp>
