@@ -1,0 +1,419 @@
+// pylamia: the palette encoder's losses, attention mask and palette files.
+#include "registry.hpp"
+
+#include <lamia/core/errors.hpp>
+#include <lamia/data/catalog.hpp>
+#include <lamia/nn/decoder.hpp>
+#include <lamia/palette.hpp>
+#include <lamia/text/tokenizer.hpp>
+
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+#include <torch/extension.h>
+
+#include <numeric>
+#include <optional>
+
+namespace py = pybind11;
+
+namespace {
+
+using namespace lamia;
+
+// A palette encoder with what it needs to build its own batches: the Python-side object.
+struct PyPaletteEncoder {
+  PaletteSetup setup;
+
+  PaletteBatch batch(const std::vector<std::pair<ItemIndex, std::int64_t>>& samples, bool with_full) const {
+    if (samples.empty()) throw lamia::ValueError("PaletteEncoder: expected at least one (item, task) sample, got none");
+    std::vector<SampleLayout> layouts;
+    layouts.reserve(samples.size());
+    for (const auto& [item, task] : samples) layouts.push_back(make_sample(setup.catalog, item, task, setup.encoder->tokens()));
+    return collate_samples(layouts, setup.encoder->tokens(), with_full).to(setup.encoder->decoder->device());
+  }
+};
+
+PaletteEncoderOptions encoder_options(std::int64_t m, std::int64_t r, std::int64_t L, std::int64_t attr_budget,
+                                      std::int64_t answer_budget, double gamma, double alpha_intra, double alpha_inter,
+                                      const std::string& reduction, const std::string& contrastive, const std::string& path) {
+  PaletteEncoderOptions o(m, r);
+  o.palette_size(L).attribute_token_budget(attr_budget).answer_token_budget(answer_budget);
+  o.losses(PaletteLossOptions()
+               .gamma(gamma)
+               .alpha_intra(alpha_intra)
+               .alpha_inter(alpha_inter)
+               .reduction(parse_reduction(reduction))
+               .contrastive(parse_contrastive_mode(contrastive)));
+  if (path == "fast") {
+    o.path(PalettePath::kFast);
+  } else if (path == "reference") {
+    o.path(PalettePath::kReference);
+  } else {
+    throw lamia::ValueError("path must be 'fast' or 'reference', got '" + path + "'");
+  }
+  return o;
+}
+
+PalettePath parse_path(const std::string& path) {
+  if (path == "fast") return PalettePath::kFast;
+  if (path == "reference") return PalettePath::kReference;
+  throw lamia::ValueError("path must be 'fast' or 'reference', got '" + path + "'");
+}
+
+py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
+  py::dict d;
+  d["loss"] = o.loss;
+  d["generation_loss"] = o.generation_loss;
+  d["intra_loss"] = o.intra_loss;
+  d["inter_loss"] = o.inter_loss;
+  d["palettes"] = o.palettes;
+  d["items"] = b.items;
+  d["correct_tokens"] = o.correct_tokens;
+  d["label_tokens"] = o.label_tokens;
+  d["num_tokens"] = b.num_tokens;
+  return d;
+}
+
+py::dict record_dict(const PaletteLossRecord& r) {
+  py::dict d;
+  d["step"] = r.step;
+  d["loss"] = r.loss;
+  d["generation_loss"] = r.generation_loss;
+  d["intra_loss"] = r.intra_loss;
+  d["inter_loss"] = r.inter_loss;
+  d["token_accuracy"] = r.token_accuracy;
+  d["tokens_per_second"] = r.tokens_per_second;
+  return d;
+}
+
+#define LAMIA_PALETTE_OPTION_KWARGS                                                                            \
+  py::arg("palette_size") = 4, py::arg("attribute_token_budget") = 64, py::arg("answer_token_budget") = 32,   \
+      py::arg("gamma") = 0.1, py::arg("alpha_intra") = 0.1, py::arg("alpha_inter") = 0.25,                    \
+      py::arg("reduction") = "mean", py::arg("contrastive") = "both", py::arg("path") = "fast"
+
+}  // namespace
+
+LAMIA_REGISTER_BINDINGS(kOrderPalette, palette) {
+  using namespace lamia;
+  m.def(
+      "intra_palette_loss",
+      [](const torch::Tensor& palettes, double alpha, const std::string& reduction) {
+        return functional::intra_palette_loss(palettes, alpha, parse_reduction(reduction));
+      },
+      py::arg("palettes"), py::arg("alpha") = 0.1, py::arg("reduction") = "mean",
+      R"doc(Intra-palette hinge loss sum_i sum_{j!=k} max(0, cos(B_ij, B_ik) - alpha)^2.
+
+palettes: [B, L, D] float tensor (autograd flows through). reduction: "mean" (over the
+B*L*(L-1) ordered pairs, default) or "sum" (the paper's formula). 0 when L = 1.
+Raises ValueError when L = 0 or the shape is not [B, L, D].)doc");
+  m.def(
+      "inter_palette_loss",
+      [](const torch::Tensor& palettes, double alpha, const std::string& reduction) {
+        return functional::inter_palette_loss(palettes, alpha, parse_reduction(reduction));
+      },
+      py::arg("palettes"), py::arg("alpha") = 0.25, py::arg("reduction") = "mean",
+      R"doc(Inter-palette hinge loss sum_j sum_{i!=k} max(0, cos(B_ij, B_kj) - alpha)^2.
+
+palettes: [B, L, D] float tensor. reduction: "mean" (over the L*B*(B-1) ordered pairs,
+default) or "sum". A batch of one item has no pairs: the loss is 0 (no NaN).)doc");
+  m.def(
+      "palette_generation_loss",
+      [](const torch::Tensor& logits, const torch::Tensor& labels, const std::string& reduction) {
+        return functional::generation_loss(logits, labels, parse_reduction(reduction));
+      },
+      py::arg("logits"), py::arg("labels"), py::arg("reduction") = "mean",
+      "Next-token cross-entropy of logits [B, T, V] against labels [B, T] (-100 = no loss).");
+  m.def("palette_attention_mask", &palette_attention_mask, py::arg("block_types"),
+        R"doc(The hierarchical attention mask [B, T, T] (bool, True = query row may attend key
+column) of block-type ids [B, T] (int64: 0 pad, 1 content, 2 LaP, 3 LdP, 4 task).)doc");
+  m.def(
+      "save_palettes",
+      [](const std::filesystem::path& path, const std::vector<std::string>& item_ids, const torch::Tensor& palettes) {
+        py::gil_scoped_release release;
+        save_palettes(path, item_ids, palettes);
+      },
+      py::arg("path"), py::arg("item_ids"), py::arg("palettes"),
+      "Writes palettes [n, L, D] (converted to float32) and their item ids atomically to a versioned file.");
+  m.def(
+      "load_palettes",
+      [](const std::filesystem::path& path) {
+        PaletteFile f;
+        {
+          py::gil_scoped_release release;
+          f = load_palettes(path);
+        }
+        return py::make_tuple(f.item_ids, f.palettes);
+      },
+      py::arg("path"),
+      R"doc(Reads a palette file: (item_ids: list[str], palettes: torch.Tensor [n, L, D] float32).
+Raises OSError when the file cannot be read, ValueError when it is corrupted or of another version.)doc");
+
+  py::class_<PyPaletteEncoder, std::shared_ptr<PyPaletteEncoder>>(m, "PaletteEncoder", R"doc(
+A palette encoder (decoder LM + palette tokens) bound to a catalog. Samples are (item, task)
+pairs: item is the catalog index, task the 0-based attribute the task generates.
+forward() returns the loss parts and the palettes as tensors in the autograd graph, and
+parameters() the module's real tensors, so a notebook can run its own optimizer loop:
+
+    enc = pylamia.PaletteEncoder.from_scratch(catalog, num_content_attributes=2, hidden_size=64)
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-3)
+    out = enc.forward([(0, 0), (1, 3)]); out["loss"].backward(); opt.step()
+)doc")
+      .def_static(
+          "from_scratch",
+          [](const Catalog& catalog, std::int64_t r, std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma,
+             double ai, double ae, const std::string& red, const std::string& cl, const std::string& path,
+             std::int64_t vocab, std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t ffn,
+             double dropout, std::int64_t maxpos, std::uint64_t seed) {
+            auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
+                                     red, cl, path);
+            ScratchModelOptions mo;
+            mo.vocab_size = vocab;
+            mo.hidden_size = hidden;
+            mo.num_layers = layers;
+            mo.num_heads = heads;
+            mo.ffn_dim = ffn;
+            mo.dropout = dropout;
+            mo.max_position_embeddings = maxpos;
+            mo.seed = seed;
+            auto p = std::make_shared<PyPaletteEncoder>();
+            py::gil_scoped_release release;
+            p->setup = make_palette_setup_from_scratch(catalog, o, mo);
+            return p;
+          },
+          py::arg("catalog"), py::arg("num_content_attributes"), LAMIA_PALETTE_OPTION_KWARGS,
+          py::arg("vocab_size") = 2048, py::arg("hidden_size") = 256, py::arg("num_layers") = 4,
+          py::arg("num_heads") = 4, py::arg("ffn_dim") = 0, py::arg("dropout") = 0.1,
+          py::arg("max_position_embeddings") = 1024, py::arg("seed") = 0,
+          "A fresh model: BPE tokenizer trained on the catalog's texts, a new OPT decoder, the palette tokens added.")
+      .def_static(
+          "from_pretrained",
+          [](const Catalog& catalog, const std::filesystem::path& dir, std::int64_t r, std::int64_t lora_rank,
+             std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma, double ai, double ae,
+             const std::string& red, const std::string& cl, const std::string& path) {
+            auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
+                                     red, cl, path);
+            auto p = std::make_shared<PyPaletteEncoder>();
+            py::gil_scoped_release release;
+            p->setup = make_palette_setup_pretrained(catalog, dir, o, lora_rank);
+            return p;
+          },
+          py::arg("catalog"), py::arg("model_dir"), py::arg("num_content_attributes"), py::arg("lora_rank") = 0,
+          LAMIA_PALETTE_OPTION_KWARGS,
+          "A Hugging Face OPT folder (tokenizer + weights); lora_rank > 0 adds LoRA adapters and freezes the rest "
+          "but the token embeddings.")
+      .def(
+          "forward",
+          [](PyPaletteEncoder& self, const std::vector<std::pair<ItemIndex, std::int64_t>>& samples,
+             std::optional<std::string> path) {
+            const auto p = path ? parse_path(*path) : self.setup.encoder->options().path();
+            auto b = self.batch(samples, p == PalettePath::kReference);
+            return output_dict(self.setup.encoder->forward(b, p), b);
+          },
+          py::arg("samples"), py::arg("path") = py::none(),
+          R"doc(Dual forward on (item, task) samples. Returns a dict: loss, generation_loss, intra_loss,
+inter_loss (0-d tensors with autograd), palettes ([U, L, E], one row per distinct item, in the
+order of "items"), items, correct_tokens, label_tokens, num_tokens. path: "fast" or "reference".)doc")
+      .def(
+          "collate",
+          [](PyPaletteEncoder& self, const std::vector<std::pair<ItemIndex, std::int64_t>>& samples, bool with_full) {
+            auto b = self.batch(samples, with_full);
+            auto seg = [](const PaletteSegment& s) {
+              py::dict d;
+              d["input_ids"] = s.input_ids;
+              d["position_ids"] = s.position_ids;
+              d["block_types"] = s.block_types;
+              if (s.labels.defined()) d["labels"] = s.labels;
+              return d;
+            };
+            py::dict d;
+            if (with_full) {
+              d["full"] = seg(b.full);
+              d["full_lap_index"] = b.full_lap_index;
+              d["full_ldp_index"] = b.full_ldp_index;
+            }
+            d["encode"] = seg(b.encode);
+            d["encode_lap_index"] = b.encode_lap_index;
+            d["decode"] = seg(b.decode);
+            d["sample_item_row"] = b.sample_item_row;
+            d["items"] = b.items;
+            d["num_tokens"] = b.num_tokens;
+            return d;
+          },
+          py::arg("samples"), py::arg("with_full") = false,
+          R"doc(The padded batch forward() builds, as tensors: "encode" ([content; LaP] per distinct item),
+"decode" ([LdP; task] per sample) and with_full "full" (all four blocks), each a dict of
+input_ids, position_ids (positions in the full layout), block_types, labels ([B, T] int64).)doc")
+      .def(
+          "encode",
+          [](PyPaletteEncoder& self, const std::vector<ItemIndex>& items) {
+            auto b = collate_items(self.setup.catalog, items, self.setup.encoder->tokens())
+                         .to(self.setup.encoder->decoder->device());
+            return self.setup.encoder->encode(b);
+          },
+          py::arg("items"), "Pass 1 only: the palettes [len(items), L, E] of these items (autograd on).")
+      .def(
+          "encode_items",
+          [](PyPaletteEncoder& self, std::optional<std::vector<ItemIndex>> items, std::int64_t batch_size) {
+            std::vector<ItemIndex> all;
+            if (items) {
+              all = *items;
+            } else {
+              all.resize(self.setup.catalog.size());
+              std::iota(all.begin(), all.end(), 0);
+            }
+            py::gil_scoped_release release;
+            return encode_items(*self.setup.encoder, self.setup.catalog, all, batch_size);
+          },
+          py::arg("items") = py::none(), py::arg("batch_size") = 256,
+          "Palettes [n, L, E] float32 on the CPU, no gradient, eval mode (all items by default).")
+      .def(
+          "export_palettes",
+          [](PyPaletteEncoder& self, const std::filesystem::path& path, std::int64_t batch_size) {
+            py::gil_scoped_release release;
+            return export_palettes(*self.setup.encoder, self.setup.catalog, path, batch_size);
+          },
+          py::arg("path"), py::arg("batch_size") = 256,
+          "Streams the palettes of every item with its id to a palette file (see load_palettes). Returns the count.")
+      .def(
+          "reconstruction_accuracy",
+          [](PyPaletteEncoder& self, const std::vector<ItemIndex>& items, std::int64_t batch_size) {
+            ReconstructionAccuracy r;
+            {
+              py::gil_scoped_release release;
+              r = reconstruction_accuracy(*self.setup.encoder, self.setup.catalog, items, batch_size);
+            }
+            py::dict d;
+            d["token_accuracy"] = r.token_accuracy;
+            d["per_attribute"] = r.per_attribute;
+            d["correct_tokens"] = r.correct_tokens;
+            d["label_tokens"] = r.label_tokens;
+            d["generation_loss"] = r.generation_loss;
+            return d;
+          },
+          py::arg("items"), py::arg("batch_size") = 128,
+          "Teacher-forced token accuracy of every task of these items from the palette alone.")
+      .def("parameters", [](PyPaletteEncoder& self) { return self.setup.encoder->parameters(); },
+           "The module's parameters (the real tensors: optimizers and .grad work on them).")
+      .def(
+          "named_parameters",
+          [](PyPaletteEncoder& self) {
+            py::dict d;
+            for (const auto& p : self.setup.encoder->named_parameters()) d[py::str(p.key())] = p.value();
+            return d;
+          },
+          "Parameters by name (e.g. 'decoder.embed_tokens.weight').")
+      .def("train", [](PyPaletteEncoder& self, bool mode) { self.setup.encoder->train(mode); }, py::arg("mode") = true)
+      .def("eval", [](PyPaletteEncoder& self) { self.setup.encoder->eval(); })
+      .def("zero_grad", [](PyPaletteEncoder& self) { self.setup.encoder->zero_grad(); })
+      .def(
+          "to", [](PyPaletteEncoder& self, const std::string& device) { self.setup.encoder->to(torch::Device(device)); },
+          py::arg("device"))
+      .def("save", [](PyPaletteEncoder& self, const std::string& path) { torch::save(self.setup.encoder, path); },
+           py::arg("path"), "Writes the module's parameters and buffers (torch::save archive).")
+      .def("load", [](PyPaletteEncoder& self, const std::string& path) { torch::load(self.setup.encoder, path); },
+           py::arg("path"), "Reads parameters written by save() into this model (same architecture).")
+      .def_property_readonly("tokenizer", [](PyPaletteEncoder& self) { return self.setup.tokenizer; })
+      .def_property_readonly("decoder", [](PyPaletteEncoder& self) { return self.setup.encoder->decoder.ptr(); })
+      .def_property_readonly("palette_size", [](PyPaletteEncoder& self) { return self.setup.encoder->options().palette_size(); })
+      .def_property_readonly("palette_dim", [](PyPaletteEncoder& self) { return self.setup.encoder->palette_dim(); })
+      .def_property_readonly("num_items", [](PyPaletteEncoder& self) { return self.setup.catalog.size(); })
+      .def_property_readonly("num_tasks", [](PyPaletteEncoder& self) { return self.setup.catalog.num_attributes(); })
+      .def_property_readonly("item_ids", [](PyPaletteEncoder& self) { return self.setup.catalog.item_ids; })
+      .def_property_readonly("content_truncations", [](PyPaletteEncoder& self) { return self.setup.catalog.content_truncations; })
+      .def_property_readonly("special_tokens",
+                             [](PyPaletteEncoder& self) {
+                               const auto& t = self.setup.encoder->tokens();
+                               py::dict d;
+                               d["lap"] = t.lap;
+                               d["ldp"] = t.ldp;
+                               d["task"] = t.task;
+                               d["eos"] = t.eos;
+                               d["pad"] = t.pad;
+                               return d;
+                             },
+                             "Ids of the LaP, LdP and task tokens, eos and pad.");
+
+  py::class_<PaletteTrainer, std::shared_ptr<PaletteTrainer>>(m, "PaletteTrainer", R"doc(
+Trains a PaletteEncoder: (item, task) samples of the training items, length-grouped batches,
+Adam, gradient clipping, early stopping on held-out items, checkpoints with exact resume.
+A non-finite loss raises ValueError naming the step and the batch's item ids.)doc")
+      .def(py::init([](std::shared_ptr<PyPaletteEncoder> enc, std::int64_t batch_size, double lr, double wd,
+                       std::int64_t epochs, std::int64_t max_steps, double clip, double val, std::int64_t eval_every,
+                       std::int64_t patience, bool restore_best, std::int64_t group_batches, std::uint64_t seed,
+                       const std::string& ckpt, std::int64_t ckpt_every, bool resume, std::int64_t log_every,
+                       const std::string& device) {
+             auto o = PaletteTrainerOptions()
+                          .batch_size(batch_size)
+                          .learning_rate(lr)
+                          .weight_decay(wd)
+                          .epochs(epochs)
+                          .max_steps(max_steps)
+                          .grad_clip_norm(clip)
+                          .validation_fraction(val)
+                          .eval_every(eval_every)
+                          .patience(patience)
+                          .restore_best(restore_best)
+                          .group_batches(group_batches)
+                          .seed(seed)
+                          .checkpoint_path(ckpt)
+                          .checkpoint_every(ckpt_every)
+                          .resume(resume)
+                          .log_every(log_every)
+                          .device(torch::Device(device));
+             // The trainer keeps a reference to the tokenized catalog: keep the encoder alive with it.
+             std::shared_ptr<PaletteTrainer> t(new PaletteTrainer(enc->setup.encoder, enc->setup.catalog, o),
+                                               [enc](PaletteTrainer* p) { delete p; });
+             return t;
+           }),
+           py::arg("encoder"), py::arg("batch_size") = 128, py::arg("learning_rate") = 1e-4,
+           py::arg("weight_decay") = 0.0, py::arg("epochs") = 1, py::arg("max_steps") = 0,
+           py::arg("grad_clip_norm") = 1.0, py::arg("validation_fraction") = 0.05, py::arg("eval_every") = 500,
+           py::arg("patience") = 5, py::arg("restore_best") = true, py::arg("group_batches") = 32,
+           py::arg("seed") = 0, py::arg("checkpoint_path") = "", py::arg("checkpoint_every") = 0,
+           py::arg("resume") = true, py::arg("log_every") = 50, py::arg("device") = "cpu")
+      .def(
+          "train",
+          [](PaletteTrainer& t) {
+            PaletteTrainResult r;
+            {
+              py::gil_scoped_release release;
+              r = t.train();
+            }
+            py::dict d;
+            d["steps"] = r.steps;
+            d["epochs_completed"] = r.epochs_completed;
+            d["resumed"] = r.resumed;
+            d["resumed_at_step"] = r.resumed_at_step;
+            d["stopped_early"] = r.stopped_early;
+            d["stop_reason"] = r.stop_reason;
+            py::list th, vh;
+            for (const auto& x : r.train_history) th.append(record_dict(x));
+            for (const auto& x : r.validation_history) vh.append(record_dict(x));
+            d["train_history"] = th;
+            d["validation_history"] = vh;
+            d["best_validation_loss"] = r.best_validation_loss;
+            d["best_step"] = r.best_step;
+            d["tokens_per_second"] = r.tokens_per_second;
+            d["seconds"] = r.seconds;
+            return d;
+          },
+          "Trains; returns a dict (steps, stop_reason, train_history, validation_history, best_validation_loss, ...).")
+      .def(
+          "evaluate",
+          [](PaletteTrainer& t, std::optional<std::vector<ItemIndex>> items) {
+            PaletteLossRecord r;
+            {
+              py::gil_scoped_release release;
+              r = t.evaluate(items ? *items : t.validation_items());
+            }
+            return record_dict(r);
+          },
+          py::arg("items") = py::none(), "Mean losses and token accuracy on items (default: the validation items).")
+      .def("save_checkpoint", [](PaletteTrainer& t, const std::filesystem::path& p) { t.save_checkpoint(p); }, py::arg("path"))
+      .def("load_checkpoint", [](PaletteTrainer& t, const std::filesystem::path& p) { t.load_checkpoint(p); }, py::arg("path"))
+      .def("epoch_batches", &PaletteTrainer::epoch_batches, py::arg("epoch"),
+           "The (item, task) batches of an epoch, in training order (deterministic in seed and epoch).")
+      .def_property_readonly("step", &PaletteTrainer::step)
+      .def_property_readonly("train_items", &PaletteTrainer::train_items)
+      .def_property_readonly("validation_items", &PaletteTrainer::validation_items);
+}

@@ -1,0 +1,91 @@
+"""Palette losses: values and gradients against a direct PyTorch computation of the formulas."""
+import itertools
+
+import pytest
+import torch
+
+import pylamia
+
+
+def cos(a, b):
+    return (a * b).sum() / (a.norm() * b.norm())
+
+
+def intra_direct(p, alpha, reduction):
+    terms = [torch.clamp(cos(p[i, j], p[i, k]) - alpha, min=0) ** 2
+             for i in range(p.shape[0]) for j in range(p.shape[1]) for k in range(p.shape[1]) if j != k]
+    if not terms:
+        return p.sum() * 0
+    total = torch.stack(terms).sum()
+    return total / len(terms) if reduction == "mean" else total
+
+
+def inter_direct(p, alpha, reduction):
+    terms = [torch.clamp(cos(p[i, j], p[k, j]) - alpha, min=0) ** 2
+             for j in range(p.shape[1]) for i in range(p.shape[0]) for k in range(p.shape[0]) if i != k]
+    if not terms:
+        return p.sum() * 0
+    total = torch.stack(terms).sum()
+    return total / len(terms) if reduction == "mean" else total
+
+
+CASES = list(itertools.product([1, 2, 6], [1, 2, 4], ["mean", "sum"]))
+
+
+@pytest.mark.parametrize("B,L,reduction", CASES)
+@pytest.mark.parametrize("which", ["intra", "inter"])
+def test_loss_and_gradient_match_the_formula(B, L, reduction, which):
+    g = torch.Generator().manual_seed(B * 31 + L)
+    base = torch.randn(1, 1, 16, generator=g, dtype=torch.float64)
+    p0 = torch.randn(B, L, 16, generator=g, dtype=torch.float64) + 1.2 * base
+    ours, ref = (pylamia.intra_palette_loss, intra_direct) if which == "intra" else (pylamia.inter_palette_loss, inter_direct)
+    alpha = 0.1 if which == "intra" else 0.25
+    p = p0.clone().requires_grad_(True)
+    q = p0.clone().requires_grad_(True)
+    got = ours(p, alpha=alpha, reduction=reduction)
+    want = ref(q, alpha, reduction)
+    assert got.shape == ()
+    assert torch.isfinite(got)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_default_margins_are_the_papers():
+    p = torch.ones(3, 4, 5)
+    assert pylamia.intra_palette_loss(p).item() == pytest.approx(0.9 ** 2)
+    assert pylamia.inter_palette_loss(p).item() == pytest.approx(0.75 ** 2)
+
+
+def test_float32_matches_float64():
+    p = torch.randn(5, 4, 32, generator=torch.Generator().manual_seed(0)) + 1.0
+    for f in (pylamia.intra_palette_loss, pylamia.inter_palette_loss):
+        torch.testing.assert_close(f(p).double(), f(p.double()), rtol=1e-5, atol=1e-6)
+
+
+def test_one_item_has_no_inter_loss_and_no_nan():
+    p = torch.randn(1, 4, 8, requires_grad=True)
+    loss = pylamia.inter_palette_loss(p)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.all(p.grad == 0)
+
+
+def test_errors_are_value_errors():
+    with pytest.raises(ValueError, match="L = 0"):
+        pylamia.intra_palette_loss(torch.zeros(2, 0, 4))
+    with pytest.raises(ValueError, match="reduction"):
+        pylamia.inter_palette_loss(torch.zeros(2, 2, 4), reduction="avg")
+    with pytest.raises(ValueError):
+        pylamia.inter_palette_loss(torch.zeros(2, 4))
+
+
+def test_generation_loss_is_cross_entropy_on_labelled_tokens():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.full((2, 5), -100)
+    labels[0, 1], labels[1, 3] = 4, 6
+    got = pylamia.palette_generation_loss(logits, labels)
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), labels.reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(got, want)
