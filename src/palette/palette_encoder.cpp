@@ -1,4 +1,5 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/nn/lora.hpp>
 #include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/palette_encoder.hpp>
 #include <lamia/text/tokenizer.hpp>
@@ -92,11 +93,31 @@ PaletteEncoderImpl::PaletteEncoderImpl(PaletteEncoderOptions options, Decoder de
   decoder = register_module("decoder", std::move(decoder_));
 }
 
-void PaletteEncoderImpl::reset() {
-  // Only reached through clone(): the copy shares the original's decoder until here.
-  auto copy = std::dynamic_pointer_cast<DecoderImpl>(decoder->clone());
-  TORCH_INTERNAL_ASSERT(copy, "PaletteEncoder::reset: the decoder's clone is not a DecoderImpl");
-  decoder = register_module("decoder", Decoder(copy));
+void PaletteEncoderImpl::reset() {}
+
+std::shared_ptr<torch::nn::Module> PaletteEncoderImpl::clone(const c10::optional<torch::Device>& device) const {
+  // Built by hand rather than through Cloneable: the decoder is rebuilt from its options and every
+  // tensor copied by name, so the copy shares nothing with the original.
+  torch::NoGradGuard no_grad;
+  Decoder fresh(decoder->options());
+  if (has_lora(*decoder)) apply_lora(*fresh, lora_options(*decoder));
+  fresh->to(decoder->device(), decoder->dtype());
+  auto copy_all = [](const torch::OrderedDict<std::string, torch::Tensor>& from,
+                     torch::OrderedDict<std::string, torch::Tensor> to, const char* what) {
+    TORCH_INTERNAL_ASSERT(from.size() == to.size(), "PaletteEncoder::clone: ", what, " count differs");
+    for (const auto& item : from) {
+      auto* dst = to.find(item.key());
+      TORCH_INTERNAL_ASSERT(dst, "PaletteEncoder::clone: no ", what, " '", item.key(), "' in the copy");
+      dst->copy_(item.value());
+      if (dst->is_leaf()) dst->set_requires_grad(item.value().requires_grad());
+    }
+  };
+  copy_all(decoder->named_parameters(), fresh->named_parameters(), "parameter");
+  copy_all(decoder->named_buffers(), fresh->named_buffers(), "buffer");
+  auto copy = std::make_shared<PaletteEncoderImpl>(options_, fresh, tokens_);
+  copy->train(is_training());
+  if (device) copy->to(*device);
+  return copy;
 }
 
 std::int64_t PaletteEncoderImpl::palette_dim() const {

@@ -88,8 +88,11 @@ class PaletteEncoderImpl : public torch::nn::Cloneable<PaletteEncoderImpl> {
   /// outside the decoder's vocabulary.
   PaletteEncoderImpl(PaletteEncoderOptions options, Decoder decoder, PaletteTokens tokens);
 
-  /// Re-creates the decoder as a deep copy (used by clone()).
+  /// The encoder has no parameters of its own (the decoder's are set when it is built or loaded).
   void reset() override;
+  /// A deep copy: a new decoder of the same options (and LoRA adapters) with copies of every
+  /// parameter and buffer, the same tokens and options, on device when given.
+  std::shared_ptr<torch::nn::Module> clone(const c10::optional<torch::Device>& device = c10::nullopt) const override;
 
   /// Dual forward along options.path().
   PaletteEncoderOutput forward(const PaletteBatch& batch);

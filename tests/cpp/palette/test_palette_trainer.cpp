@@ -1,0 +1,211 @@
+#include "palette/palette_fixture.hpp"
+
+#include <lamia/core/errors.hpp>
+#include <lamia/palette.hpp>
+
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+using namespace lamia;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("lamia_palette_trainer_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+PaletteSetup small_setup(std::int64_t items, double dropout, std::uint64_t seed = 0, std::int64_t hidden = 32) {
+  return make_palette_setup_from_scratch(testing::tiny_catalog(items), PaletteEncoderOptions(4, 2),
+                                         testing::tiny_model(hidden, dropout, seed));
+}
+
+}  // namespace
+
+TEST_CASE("training reduces every loss part and beats an untrained encoder", "[palette][trainer]") {
+  auto s = small_setup(160, 0.0, 0, 64);
+  auto untrained = reconstruction_accuracy(*s.encoder, s.catalog, {0, 1, 2, 3, 4, 5, 6, 7}, 64);
+  std::ostringstream log;
+  PaletteTrainer trainer(s.encoder, s.catalog,
+                         PaletteTrainerOptions()
+                             .batch_size(32)
+                             .learning_rate(2e-3)
+                             .epochs(100)
+                             .max_steps(160)
+                             .validation_fraction(0.1)
+                             .eval_every(80)
+                             .patience(0)
+                             .restore_best(false)
+                             .log_every(32)
+                             .log(&log));
+  auto before = trainer.evaluate(trainer.validation_items());
+  auto result = trainer.train();
+  CHECK(result.steps == 160);
+  CHECK(result.stop_reason == "max_steps reached");
+  REQUIRE(result.train_history.size() == 5);
+  const auto& first = result.train_history.front();
+  const auto& last = result.train_history.back();
+  INFO(log.str());
+  CHECK(last.generation_loss < 0.6 * first.generation_loss);
+  CHECK(last.intra_loss < first.intra_loss);
+  CHECK(last.inter_loss < first.inter_loss);
+  CHECK(last.loss < first.loss);
+  CHECK(last.tokens_per_second > 0);
+  CHECK(log.str().find("tok/s") != std::string::npos);
+  auto after = trainer.evaluate(trainer.validation_items());
+  CHECK(after.loss < before.loss);
+  CHECK(after.intra_loss < before.intra_loss);
+  CHECK(after.inter_loss < before.inter_loss);
+  auto trained = reconstruction_accuracy(*s.encoder, s.catalog, trainer.validation_items(), 64);
+  INFO("untrained accuracy " << untrained.token_accuracy << ", trained " << trained.token_accuracy);
+  CHECK(trained.token_accuracy > untrained.token_accuracy + 0.25);
+  CHECK(trained.per_attribute.size() == 4);
+  auto palettes = encode_items(*s.encoder, s.catalog, trainer.validation_items());
+  CHECK(mean_intra_cosine(palettes) < 0.9);
+}
+
+TEST_CASE("interrupted and resumed training equals uninterrupted training", "[palette][trainer]") {
+  auto dir = temp_dir("resume");
+  auto options = [&](std::int64_t max_steps, const std::string& ckpt) {
+    return PaletteTrainerOptions()
+        .batch_size(8)
+        .learning_rate(1e-3)
+        .epochs(3)
+        .max_steps(max_steps)
+        .validation_fraction(0.2)
+        .eval_every(3)
+        .patience(100)
+        .restore_best(false)
+        .log_every(0)
+        .seed(11)
+        .checkpoint_path(ckpt);
+  };
+  // Dropout on: the RNG state must be restored too. 24 items * 0.8 * 4 tasks / 8 = 10 batches per epoch.
+  auto a = small_setup(24, 0.1, 1);
+  auto full = PaletteTrainer(a.encoder, a.catalog, options(14, "")).train();
+  CHECK(full.steps == 14);
+
+  auto b = small_setup(24, 0.1, 1);
+  PaletteTrainer first(b.encoder, b.catalog, options(6, (dir / "ckpt.pt").string()));
+  auto part = first.train();
+  CHECK(part.steps == 6);
+  REQUIRE(fs::exists(dir / "ckpt.pt"));
+  auto c = small_setup(24, 0.1, 99);  // other initial weights: everything must come from the checkpoint
+  PaletteTrainer second(c.encoder, c.catalog, options(14, (dir / "ckpt.pt").string()));
+  auto rest = second.train();
+  CHECK(rest.resumed);
+  CHECK(rest.resumed_at_step == 6);
+  CHECK(rest.steps == 14);
+  CHECK(rest.best_step == full.best_step);
+  CHECK(rest.best_validation_loss == Approx(full.best_validation_loss).epsilon(1e-6));
+  auto pa = a.encoder->named_parameters();
+  auto pc = c.encoder->named_parameters();
+  for (const auto& p : pa) {
+    const auto diff = (p.value() - pc[p.key()]).abs().max().item<double>();
+    if (diff > 1e-6) FAIL_CHECK(p.key() << " differs by " << diff);
+  }
+  // A checkpoint of another setup is refused.
+  auto d = small_setup(24, 0.1, 1);
+  CHECK_THROWS_WITH(PaletteTrainer(d.encoder, d.catalog, options(14, "").batch_size(4)).load_checkpoint(dir / "ckpt.pt"),
+                    Catch::Contains("batch_size"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a non-finite loss stops training, names the step and items, keeps the checkpoint", "[palette][trainer]") {
+  auto dir = temp_dir("nan");
+  auto s = small_setup(12, 0.0);
+  const auto ckpt = (dir / "ckpt.pt").string();
+  auto opts = PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).max_steps(2).validation_fraction(0).log_every(0)
+                  .checkpoint_path(ckpt);
+  PaletteTrainer(s.encoder, s.catalog, opts).train();
+  const auto before = slurp(ckpt);
+  {
+    torch::NoGradGuard no_grad;
+    s.encoder->decoder->embed_tokens_->weight.fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  PaletteTrainer poisoned(s.encoder, s.catalog, opts.max_steps(5).resume(false));
+  try {
+    poisoned.train();
+    FAIL("no error for a NaN loss");
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::Contains("non-finite loss") && Catch::Contains("at step 1") &&
+                        Catch::Contains("items of the batch: i") && Catch::Contains("is kept"));
+  }
+  CHECK(slurp(ckpt) == before);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("early stopping ends training when validation stops improving", "[palette][trainer]") {
+  auto s = small_setup(20, 0.0);
+  // A learning rate too small to change a float32 weight: the validation loss never improves.
+  PaletteTrainer t(s.encoder, s.catalog,
+                   PaletteTrainerOptions().batch_size(8).learning_rate(1e-30).epochs(50).validation_fraction(0.2)
+                       .eval_every(1).patience(2).log_every(0));
+  auto r = t.train();
+  CHECK(r.stopped_early);
+  CHECK(r.steps == 3);
+  CHECK(r.best_step == 1);
+  CHECK(r.validation_history.size() == 3);
+  CHECK(r.stop_reason.find("early stopping") == 0);
+  CHECK_THROWS_AS(PaletteTrainer(s.encoder, s.catalog, PaletteTrainerOptions().batch_size(0)), ValueError);
+  CHECK_THROWS_AS(PaletteTrainer(s.encoder, s.catalog, PaletteTrainerOptions().validation_fraction(1.0)), ValueError);
+}
+
+TEST_CASE("epoch batches are grouped by length and cover every sample once", "[palette][trainer]") {
+  auto s = small_setup(30, 0.0);
+  PaletteTrainer t(s.encoder, s.catalog, PaletteTrainerOptions().batch_size(8).group_batches(4).validation_fraction(0.1));
+  CHECK(t.train_items().size() == 27);
+  CHECK(t.validation_items().size() == 3);
+  auto e0 = t.epoch_batches(0);
+  auto e1 = t.epoch_batches(1);
+  std::set<std::pair<ItemIndex, std::int64_t>> seen;
+  for (const auto& b : e0) {
+    CHECK(b.size() <= 8);
+    for (const auto& x : b) CHECK(seen.insert(x).second);
+  }
+  CHECK(seen.size() == 27 * 4);
+  CHECK(e0 != e1);
+  CHECK(t.epoch_batches(0) == e0);
+}
+
+TEST_CASE("exported palettes are the encoder's, with item ids, readable back", "[palette][export]") {
+  auto dir = temp_dir("export");
+  auto catalog = testing::tiny_catalog(11);
+  auto s = make_palette_setup_from_scratch(catalog, PaletteEncoderOptions(4, 2).palette_size(3), testing::tiny_model());
+  CHECK(export_palettes(*s.encoder, s.catalog, dir / "palettes.bin", 4) == 11);
+  auto f = load_palettes(dir / "palettes.bin");
+  REQUIRE(f.item_ids.size() == 11);
+  CHECK(f.item_ids[0] == catalog.id(0));
+  CHECK(f.item_ids[10] == catalog.id(10));
+  CHECK(f.palettes.sizes() == torch::IntArrayRef({11, 3, 32}));
+  std::vector<ItemIndex> all(11);
+  std::iota(all.begin(), all.end(), 0);
+  CHECK(torch::allclose(f.palettes, encode_items(*s.encoder, s.catalog, all, 5), 1e-5, 1e-6));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("mean intra-item cosine is the mean over distinct positions", "[palette][evaluation]") {
+  auto p = torch::zeros({2, 2, 3});
+  p[0][0][0] = 1;
+  p[0][1][0] = 1;  // item 0: identical positions, cosine 1
+  p[1][0][0] = 1;
+  p[1][1][1] = 1;  // item 1: orthogonal, cosine 0
+  CHECK(mean_intra_cosine(p) == Approx(0.5));
+  CHECK_THROWS_AS(mean_intra_cosine(torch::zeros({2, 1, 3})), c10::ValueError);
+}
