@@ -30,6 +30,7 @@ inline constexpr int kOrderText = 20;
 inline constexpr int kOrderNn = 30;
 inline constexpr int kOrderPalette = 40;
 inline constexpr int kOrderQuantize = 50;
+inline constexpr int kOrderPipeline = 60;
 
 }  // namespace lamia::python
 
