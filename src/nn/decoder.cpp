@@ -282,6 +282,14 @@ DecoderImpl::DecoderImpl(DecoderOptions options) : options_(std::move(options)) 
 
 const DecoderOptions& DecoderImpl::options() const { return options_; }
 
+std::shared_ptr<torch::nn::Module> DecoderImpl::clone(const c10::optional<torch::Device>& device) const {
+  auto copy = std::dynamic_pointer_cast<DecoderImpl>(torch::nn::Cloneable<DecoderImpl>::clone(device));
+  copy->layer_modules.clear();
+  for (std::size_t i = 0; i < copy->layers->size(); ++i)
+    copy->layer_modules.emplace_back(copy->layers->ptr<DecoderLayerImpl>(i));
+  return copy;
+}
+
 void DecoderImpl::reset() {
   options_.validate();
   const auto V = options_.vocab_size(), D = options_.hidden_size(), E = options_.resolved_embed_dim();

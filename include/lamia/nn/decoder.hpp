@@ -159,6 +159,9 @@ class DecoderImpl : public torch::nn::Cloneable<DecoderImpl> {
  public:
   explicit DecoderImpl(DecoderOptions options);
   void reset() override;
+  /// A deep copy. Cloneable's clone replaces the layers inside the ModuleList, so the typed
+  /// layer_modules are re-pointed at the cloned layers (else they would be the reset ones).
+  std::shared_ptr<torch::nn::Module> clone(const c10::optional<torch::Device>& device = c10::nullopt) const override;
   DecoderOutput forward(const DecoderInput& input);
   /// Incremental forward: attends over cache->length() cached positions plus the T new ones and
   /// appends the new keys/values to *cache (cache may be empty; nullptr = forward(input)).

@@ -252,3 +252,24 @@ TEST_CASE("decoder: cached decoding with per-sample masks and positions equals t
   bad.attention_mask = torch::ones({B, 1, 1}, torch::kBool);
   CHECK_THROWS_WITH(d->forward(bad, &cache), Catch::Contains("attention_mask must be [3, 1, 9]"));
 }
+
+TEST_CASE("decoder: a clone computes the same logits and owns its own weights", "[nn][decoder]") {
+  torch::manual_seed(3);
+  Decoder d(DecoderOptions(50, 16, 2, 2).dropout(0));
+  d->eval();
+  auto copy = std::dynamic_pointer_cast<DecoderImpl>(d->clone());
+  REQUIRE(copy);
+  copy->eval();
+  DecoderInput in;
+  in.input_ids = torch::randint(50, {2, 6}, torch::kLong);
+  auto a = d->forward(in).logits;
+  auto b = copy->forward(in).logits;
+  CHECK(torch::allclose(a, b));
+  // The clone's layers are its own: changing them leaves the original alone.
+  {
+    torch::NoGradGuard no_grad;
+    copy->layer_modules[0]->fc1->weight.add_(1.0);
+  }
+  CHECK(torch::allclose(d->forward(in).logits, a));
+  CHECK_FALSE(torch::allclose(copy->forward(in).logits, a));
+}
