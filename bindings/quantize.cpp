@@ -44,6 +44,26 @@ std::vector<std::int64_t> optional_sizes(const std::optional<std::vector<std::in
 
 }  // namespace
 
+namespace {
+
+// tfidf_svd_embeddings for texts or a Catalog: the same options either way.
+template <typename Input>
+torch::Tensor tfidf_svd(const Input& input, std::int64_t dim, std::int64_t min_df, double max_df,
+                        std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
+  lamia::TfidfSvdOptions o;
+  o.dim = dim;
+  o.min_df = min_df;
+  o.max_df = max_df;
+  o.max_features = max_features;
+  o.sublinear_tf = sublinear_tf;
+  o.power_iterations = power_iterations;
+  o.seed = seed;
+  py::gil_scoped_release release;
+  return lamia::tfidf_svd_embeddings(input, o).embeddings;
+}
+
+}  // namespace
+
 LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
   using lamia::SemanticIdTable;
   using Tokens = std::vector<SemanticIdTable::Token>;
@@ -290,42 +310,12 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
           "embeddings"_a, "The SemanticIdTable of these items' codes.")
       .def_property_readonly("codebook_sizes", [](lamia::RqVae& model) { return model->codebook_sizes(); });
 
-  m.def(
-      "tfidf_svd_embeddings",
-      [](const std::vector<std::string>& texts, std::int64_t dim, std::int64_t min_df, double max_df,
-         std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
-        lamia::TfidfSvdOptions o;
-        o.dim = dim;
-        o.min_df = min_df;
-        o.max_df = max_df;
-        o.max_features = max_features;
-        o.sublinear_tf = sublinear_tf;
-        o.power_iterations = power_iterations;
-        o.seed = seed;
-        py::gil_scoped_release release;
-        return lamia::tfidf_svd_embeddings(texts, o).embeddings;
-      },
-      "texts"_a, py::kw_only(), "dim"_a = 64, "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0,
-      "sublinear_tf"_a = false, "power_iterations"_a = 7, "seed"_a = 0,
-      "TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
-  m.def(
-      "tfidf_svd_embeddings",
-      [](const lamia::Catalog& catalog, std::int64_t dim, std::int64_t min_df, double max_df,
-         std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
-        lamia::TfidfSvdOptions o;
-        o.dim = dim;
-        o.min_df = min_df;
-        o.max_df = max_df;
-        o.max_features = max_features;
-        o.sublinear_tf = sublinear_tf;
-        o.power_iterations = power_iterations;
-        o.seed = seed;
-        py::gil_scoped_release release;
-        return lamia::tfidf_svd_embeddings(catalog, o).embeddings;
-      },
-      "catalog"_a, py::kw_only(), "dim"_a = 64, "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0,
-      "sublinear_tf"_a = false, "power_iterations"_a = 7, "seed"_a = 0,
-      "Same for a Catalog: each item's attribute values joined with spaces.");
+  m.def("tfidf_svd_embeddings", &tfidf_svd<std::vector<std::string>>, "texts"_a, py::kw_only(), "dim"_a = 64,
+        "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0, "sublinear_tf"_a = false, "power_iterations"_a = 7,
+        "seed"_a = 0, "TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
+  m.def("tfidf_svd_embeddings", &tfidf_svd<lamia::Catalog>, "catalog"_a, py::kw_only(), "dim"_a = 64,
+        "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0, "sublinear_tf"_a = false, "power_iterations"_a = 7,
+        "seed"_a = 0, "Same for a Catalog: each item's attribute values joined with spaces.");
   m.def("tokenize_words", &lamia::tokenize_words, "text"_a, "Lowercased words (the TF-IDF tokenisation).");
 
   m.def(
