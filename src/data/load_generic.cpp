@@ -85,6 +85,14 @@ struct Event {
   Interaction interaction;
 };
 
+
+// With an items file, an unknown id in the interactions is an error by default; without one, the
+// interactions define the items, so unknown ids are added.
+UnknownItems unknown_item_policy(const LoadOptions& options, bool has_items_file) {
+  if (options.unknown_items != UnknownItems::kDefault) return options.unknown_items;
+  return has_items_file ? UnknownItems::kError : UnknownItems::kAdd;
+}
+
 }  // namespace
 
 Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* report) {
@@ -97,9 +105,7 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
                               "(the folder holds: {})",
                               dir.string(), map.interactions_file, detail::list_dir(dir)));
   detail::Problems problems(options, report);
-  auto policy = options.unknown_items != UnknownItems::kDefault ? options.unknown_items
-                : items_path                                    ? UnknownItems::kError
-                                                                : UnknownItems::kAdd;
+  auto policy = unknown_item_policy(options, items_path.has_value());
   Dataset ds;
   ds.name = detail::dataset_name(dir);
   std::vector<std::string> attributes = map.text_fields;
@@ -206,9 +212,7 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
     return detail::CsvDialect{n.find(".tsv") != std::string::npos ? '\t' : ',', true};
   };
   detail::Problems problems(options, report);
-  auto policy = options.unknown_items != UnknownItems::kDefault ? options.unknown_items
-                : items_path                                    ? UnknownItems::kError
-                                                                : UnknownItems::kAdd;
+  auto policy = unknown_item_policy(options, items_path.has_value());
   Dataset ds;
   ds.name = detail::dataset_name(dir);
   std::vector<std::string> attributes = map.text_fields;
