@@ -7,7 +7,12 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <ostream>
@@ -18,20 +23,25 @@ namespace {
 constexpr std::array<char, 8> kMagic = {'L', 'A', 'M', 'I', 'A', 'P', 'A', 'L'};
 constexpr std::uint32_t kFloat32 = 0;
 
+// zlib's crc32 takes uInt lengths; feed large buffers in chunks.
+uLong crc_update(uLong crc, const void* data, std::uint64_t n) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (n > 0) {
+    const auto chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  return crc;
+}
+
 // Writes bytes and keeps the running crc32.
 struct CrcWriter {
   std::ostream& out;
   uLong crc = crc32(0L, Z_NULL, 0);
   void bytes(const void* data, std::size_t n) {
     out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
-    // zlib's crc32 takes uInt lengths; feed large buffers in chunks.
-    const auto* p = static_cast<const Bytef*>(data);
-    while (n > 0) {
-      const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
-      crc = crc32(crc, p, chunk);
-      p += chunk;
-      n -= chunk;
-    }
+    crc = crc_update(crc, data, n);
   }
   template <class T>
   void pod(T v) { bytes(&v, sizeof v); }
@@ -98,78 +108,143 @@ void save_palettes(const std::filesystem::path& path, const std::vector<std::str
                      std::max<std::int64_t>(1, palettes.size(0)));
 }
 
-PaletteFile load_palettes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IOError(fmt::format("cannot open palette file '{}'", path.string()));
-  in.seekg(0, std::ios::end);
-  const auto file_size = static_cast<std::uint64_t>(in.tellg());
-  in.seekg(0, std::ios::beg);
-  const auto file = path.string();
-  auto fail = [&](const char* field, const std::string& why) { throw ParseError({file, 0, field}, why); };
-  uLong crc = crc32(0L, Z_NULL, 0);
-  std::uint64_t consumed = 0;
-  auto read = [&](void* dst, std::uint64_t n, const char* field, bool with_crc = true) {
-    if (consumed + n > file_size) {
-      fail(field, fmt::format("file is truncated: {} bytes, needs more than {}", file_size, consumed + n - 1));
-    }
-    in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
-    if (!in) fail(field, "read error");
-    consumed += n;
-    if (with_crc) {
-      auto* p = static_cast<const Bytef*>(dst);
-      while (n > 0) {
-        const auto chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        n -= chunk;
+PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool verify) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw IOError(fmt::format("cannot open palette file '{}': {}", path.string(), std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    ::close(fd_);
+    throw IOError(fmt::format("cannot stat palette file '{}': {}", path.string(), std::strerror(errno)));
+  }
+  try {
+    const auto file_size = static_cast<std::uint64_t>(st.st_size);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    std::uint64_t consumed = 0;
+    auto read = [&](void* dst, std::uint64_t size, const char* field, bool with_crc = true) {
+      if (consumed + size > file_size) {
+        throw ParseError({path_.string(), 0, field}, fmt::format("file is truncated: {} bytes, needs more than {}",
+                                                                 file_size, consumed + size - 1));
       }
+      read_bytes(dst, size, consumed, field);
+      consumed += size;
+      if (with_crc) crc = crc_update(crc, dst, size);
+    };
+    auto fail = [&](const char* field, const std::string& why) { throw ParseError({path_.string(), 0, field}, why); };
+    std::array<char, 8> magic{};
+    read(magic.data(), magic.size(), "magic", false);
+    if (magic != kMagic) fail("magic", "not a lamia palette file (expected magic 'LAMIAPAL')");
+    std::uint32_t version = 0, dtype = 0;
+    read(&version, sizeof version, "version");
+    if (version != kPaletteFileVersion) {
+      fail("version", fmt::format("unsupported palette file version {} (this build reads version {})", version,
+                                  kPaletteFileVersion));
     }
-  };
-  std::array<char, 8> magic{};
-  read(magic.data(), magic.size(), "magic", false);
-  if (magic != kMagic) fail("magic", "not a lamia palette file (expected magic 'LAMIAPAL')");
-  std::uint32_t version = 0, dtype = 0;
-  read(&version, sizeof version, "version");
-  if (version != kPaletteFileVersion) {
-    fail("version", fmt::format("unsupported palette file version {} (this build reads version {})", version,
-                                kPaletteFileVersion));
+    read(&dtype, sizeof dtype, "dtype");
+    if (dtype != kFloat32) fail("dtype", fmt::format("unknown dtype code {} (expected 0 = float32)", dtype));
+    std::uint64_t n = 0, L = 0, D = 0;
+    read(&n, sizeof n, "n");
+    read(&L, sizeof L, "L");
+    read(&D, sizeof D, "D");
+    if (L < 1 || D < 1) fail("shape", fmt::format("palette size and dimension must be >= 1, got L = {}, D = {}", L, D));
+    // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating.
+    const auto header = consumed;
+    if (n > file_size || L > file_size || D > file_size ||
+        (n > 0 && (L * D > file_size / 4 || n * (4 + L * D * 4) > file_size - header))) {
+      fail("shape", fmt::format("shape [{}, {}, {}] does not fit in a file of {} bytes", n, L, D, file_size));
+    }
+    item_ids_.resize(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      std::uint32_t len = 0;
+      read(&len, sizeof len, "item_ids");
+      if (len > file_size - consumed) {
+        fail("item_ids", fmt::format("item id {} has length {} past the end of the file", i, len));
+      }
+      item_ids_[i].resize(len);
+      read(item_ids_[i].data(), len, "item_ids");
+    }
+    const auto data_bytes = n * L * D * sizeof(float);
+    const auto expected = consumed + data_bytes + sizeof(std::uint32_t);
+    if (expected != file_size) {
+      fail("palettes",
+           fmt::format("file has {} bytes, the header says {} (shape [{}, {}, {}])", file_size, expected, n, L, D));
+    }
+    n_ = static_cast<std::int64_t>(n);
+    L_ = static_cast<std::int64_t>(L);
+    D_ = static_cast<std::int64_t>(D);
+    data_offset_ = consumed;
+    header_crc_ = static_cast<std::uint32_t>(crc);
+    read_bytes(&stored_crc_, sizeof stored_crc_, consumed + data_bytes, "crc32");
+    if (verify) verify_checksum();
+  } catch (...) {
+    ::close(fd_);
+    throw;
   }
-  read(&dtype, sizeof dtype, "dtype");
-  if (dtype != kFloat32) fail("dtype", fmt::format("unknown dtype code {} (expected 0 = float32)", dtype));
-  std::uint64_t n = 0, L = 0, D = 0;
-  read(&n, sizeof n, "n");
-  read(&L, sizeof L, "L");
-  read(&D, sizeof D, "D");
-  if (L < 1 || D < 1) fail("shape", fmt::format("palette size and dimension must be >= 1, got L = {}, D = {}", L, D));
-  // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating.
-  const auto header = consumed;
-  if (n > file_size || L > file_size || D > file_size ||
-      (n > 0 && (L * D > file_size / 4 || n * (4 + L * D * 4) > file_size - header))) {
-    fail("shape", fmt::format("shape [{}, {}, {}] does not fit in a file of {} bytes", n, L, D, file_size));
+}
+
+PaletteFileReader::~PaletteFileReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void PaletteFileReader::read_bytes(void* dst, std::uint64_t size, std::uint64_t offset, const char* field) const {
+  auto* p = static_cast<char*>(dst);
+  while (size > 0) {
+    const auto got = ::pread(fd_, p, std::min<std::uint64_t>(size, 1u << 30), static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      throw IOError(fmt::format("{}: read error in field '{}' at byte {}: {}", path_.string(), field, offset,
+                                got == 0 ? "unexpected end of file" : std::strerror(errno)));
+    }
+    p += got;
+    offset += static_cast<std::uint64_t>(got);
+    size -= static_cast<std::uint64_t>(got);
   }
+}
+
+void PaletteFileReader::read_into(std::int64_t begin, std::int64_t end, float* out) const {
+  if (begin < 0 || end < begin || end > n_) {
+    throw IndexError(fmt::format("{}: items [{}, {}) out of range (the file has {} items)", path_.string(), begin, end,
+                                 n_));
+  }
+  const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
+  if (end > begin) read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
+}
+
+torch::Tensor PaletteFileReader::read(std::int64_t begin, std::int64_t end) const {
+  if (begin < 0 || end < begin || end > n_) read_into(begin, end, nullptr);  // the range error
+  auto t = torch::empty({end - begin, L_, D_}, torch::kFloat32);
+  read_into(begin, end, t.data_ptr<float>());
+  return t;
+}
+
+void PaletteFileReader::check_crc(std::uint32_t computed) const {
+  if (stored_crc_ != computed) {
+    throw ParseError({path_.string(), 0, "crc32"},
+                     fmt::format("checksum mismatch (stored {:08x}, computed {:08x}): the file is corrupted",
+                                 stored_crc_, computed));
+  }
+}
+
+void PaletteFileReader::verify_checksum() const {
+  constexpr std::uint64_t kChunk = 64u << 20;
+  std::vector<char> buf(kChunk);
+  uLong crc = header_crc_;
+  const std::uint64_t total = static_cast<std::uint64_t>(n_ * L_ * D_) * sizeof(float);
+  for (std::uint64_t done = 0; done < total;) {
+    const auto size = std::min(kChunk, total - done);
+    read_bytes(buf.data(), size, data_offset_ + done, "palettes");
+    crc = crc_update(crc, buf.data(), size);
+    done += size;
+  }
+  check_crc(static_cast<std::uint32_t>(crc));
+}
+
+PaletteFile load_palettes(const std::filesystem::path& path) {
+  PaletteFileReader reader(path, /*verify_checksum=*/false);
   PaletteFile out;
-  out.item_ids.resize(n);
-  for (std::uint64_t i = 0; i < n; ++i) {
-    std::uint32_t len = 0;
-    read(&len, sizeof len, "item_ids");
-    if (len > file_size - consumed) fail("item_ids", fmt::format("item id {} has length {} past the end of the file", i, len));
-    out.item_ids[i].resize(len);
-    read(out.item_ids[i].data(), len, "item_ids");
-  }
-  const auto data_bytes = n * L * D * sizeof(float);
-  const auto expected = consumed + data_bytes + sizeof(std::uint32_t);
-  if (expected != file_size) {
-    fail("palettes", fmt::format("file has {} bytes, the header says {} (shape [{}, {}, {}])", file_size, expected, n, L, D));
-  }
-  out.palettes = torch::empty({static_cast<std::int64_t>(n), static_cast<std::int64_t>(L), static_cast<std::int64_t>(D)},
-                              torch::kFloat32);
-  if (data_bytes > 0) read(out.palettes.data_ptr<float>(), data_bytes, "palettes");
-  std::uint32_t stored = 0;
-  read(&stored, sizeof stored, "crc32", false);
-  if (stored != static_cast<std::uint32_t>(crc)) {
-    fail("crc32", fmt::format("checksum mismatch (stored {:08x}, computed {:08x}): the file is corrupted", stored,
-                              static_cast<std::uint32_t>(crc)));
-  }
+  out.palettes = reader.read(0, reader.num_items());
+  reader.check_crc(static_cast<std::uint32_t>(
+      crc_update(reader.header_crc_, out.palettes.data_ptr<float>(), out.palettes.numel() * sizeof(float))));
+  out.item_ids = reader.item_ids_;
   return out;
 }
 

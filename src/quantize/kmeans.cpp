@@ -5,6 +5,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/impl/FaissException.h>
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <climits>
@@ -38,53 +39,48 @@ inline float l2sq(const float* a, const float* b, std::int64_t d) {
 // Greedy k-means++ (as sklearn): each new centroid is the best, by the resulting
 // potential sum_i min_d2[i], of 2 + ln(k) candidates drawn with probability
 // proportional to min_d2 (plain k-means++ misses clusters far more often).
+// The candidates' distances to all points are one BLAS product, |x|^2 + |c|^2 - 2 x.c
+// (as sklearn), and the draws are binary searches in the prefix sums of min_d2.
 std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
                                   std::mt19937_64& rng) {
   std::vector<float> c(k * d);
-  std::vector<double> min_d2(n, std::numeric_limits<double>::infinity());
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  auto sample = [&](double total) {
+  const auto X = torch::from_blob(const_cast<float*>(x), {n, d}, torch::kFloat32);
+  const auto x_sq = X.square().sum(1);  // n
+  std::vector<double> prefix(n);
+  // One draw: the first point whose prefix sum exceeds a uniform target in [0, total).
+  auto sample = [&](const float* min_d2) -> std::int64_t {
+    const double total = prefix[n - 1];
     if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;  // all points on centroids
-    const double target = uni(rng) * total;
-    double acc = 0;
-    for (std::int64_t i = 0; i < n; ++i) {
-      acc += min_d2[i];
-      if (acc > target && min_d2[i] > 0) return i;
-    }
-    for (std::int64_t i = n - 1; i >= 0; --i) {
-      if (min_d2[i] > 0) return i;
-    }
-    return n - 1;
+    auto i = static_cast<std::int64_t>(std::upper_bound(prefix.begin(), prefix.end(), uni(rng) * total) - prefix.begin());
+    i = std::min(i, n - 1);
+    while (i > 0 && !(min_d2[i] > 0)) --i;  // round-off at the very end of the range
+    return i;
   };
   std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
-  double total = 0;
-  std::vector<double> cand_d2(n), best_d2(n);
-  for (std::int64_t m = 0; m < k; ++m) {
-    if (m == 0) {
-      for (std::int64_t i = 0; i < n; ++i) min_d2[i] = l2sq(x + i * d, x + pick * d, d);
-      total = std::accumulate(min_d2.begin(), min_d2.end(), 0.0);
-    } else {
-      double best_total = std::numeric_limits<double>::infinity();
-      std::vector<std::int64_t> cands(trials);
-      for (auto& cand : cands) cand = sample(total);
-      for (auto cand : cands) {
-        const float* cx = x + cand * d;
-        double pot = 0;
-#pragma omp parallel for reduction(+ : pot) schedule(static)
-        for (std::int64_t i = 0; i < n; ++i) {
-          cand_d2[i] = std::min<double>(min_d2[i], l2sq(x + i * d, cx, d));
-          pot += cand_d2[i];
-        }
-        if (pot < best_total) {
-          best_total = pot;
-          pick = cand;
-          best_d2.swap(cand_d2);
-        }
-      }
-      min_d2.swap(best_d2);
-      total = best_total;
-    }
+  // Buffers reused across the k steps (fresh pages cost a page fault each).
+  auto min_d2 = (X - X[pick]).square().sum(1);  // n
+  auto dist = torch::empty({trials, n}, torch::kFloat32);  // trials x n: rows contiguous, BLAS-friendly
+  auto cand_index = torch::empty({trials}, torch::kLong);
+  const auto ones = torch::ones({n}, torch::kFloat32);
+  std::copy(x + pick * d, x + (pick + 1) * d, c.begin());
+  for (std::int64_t m = 1; m < k; ++m) {
+    const float* md = min_d2.data_ptr<float>();
+    double acc = 0;
+    for (std::int64_t i = 0; i < n; ++i) prefix[i] = acc += md[i];
+    auto* ci = cand_index.data_ptr<std::int64_t>();
+    for (int t = 0; t < trials; ++t) ci[t] = sample(md);
+    const auto C = X.index_select(0, cand_index);  // trials x d
+    at::mm_out(dist, C, X.t());
+    dist.mul_(-2.0).add_(x_sq.unsqueeze(0)).add_(C.square().sum(1).unsqueeze(1)).clamp_min_(0);
+    at::minimum_out(dist, dist, min_d2.unsqueeze(0));
+    // Row sums by BLAS (a float64 reduction is ~100x slower); only compared with each other.
+    const auto potential = torch::mv(dist, ones).contiguous();
+    const float* pot = potential.data_ptr<float>();
+    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);  // first lowest
+    pick = ci[best];
+    min_d2.copy_(dist[best]);
     std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
   }
   return c;
@@ -106,16 +102,17 @@ std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, s
 }  // namespace
 
 void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, const char* what,
-                  std::int64_t rows_per_item) {
+                  std::int64_t rows_per_item, std::int64_t first_item) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* p = x + r * row_stride;
     for (std::int64_t j = 0; j < row_stride; ++j) {
       if (!std::isfinite(p[j])) {
         if (rows_per_item > 1) {
           throw ValueError(fmt::format("{}: item {} has a non-finite value ({}) at position {}, dimension {}", what,
-                                       r / rows_per_item, p[j], r % rows_per_item, j));
+                                       first_item + r / rows_per_item, p[j], r % rows_per_item, j));
         }
-        throw ValueError(fmt::format("{}: item {} has a non-finite value ({}) at dimension {}", what, r, p[j], j));
+        throw ValueError(
+            fmt::format("{}: item {} has a non-finite value ({}) at dimension {}", what, first_item + r, p[j], j));
       }
     }
   }

@@ -33,7 +33,46 @@ constexpr std::uint64_t kMaxCodes = 1u << 24;
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// Items [begin, begin + chunk_items) of the source, checked, contiguous.
+torch::Tensor read_chunk(const PaletteSource& source, std::int64_t begin, const char* what) {
+  if (!source.read) throw ValueError(fmt::format("{}: the palette source has no read function", what));
+  if (source.chunk_items < 1) {
+    throw ValueError(fmt::format("{}: chunk_items must be >= 1, got {}", what, source.chunk_items));
+  }
+  const std::int64_t end = std::min(source.num_items, begin + source.chunk_items);
+  const auto x = source.read(begin, end);
+  if (!x.defined() || x.dim() != 3 || x.size(0) != end - begin || x.size(1) != source.num_positions ||
+      x.size(2) != source.dim || x.scalar_type() != torch::kFloat32 || !x.device().is_cpu()) {
+    throw ValueError(fmt::format("{}: the source returned {} for items [{}, {}), expected a [{}, {}, {}] float32 CPU "
+                                 "tensor",
+                                 what, x.defined() ? c10::str(x.sizes(), " ", x.toString()) : std::string("nothing"), begin,
+                                 end, end - begin, source.num_positions, source.dim));
+  }
+  return x.contiguous();
+}
 }  // namespace
+
+PaletteSource PaletteSource::from_tensor(const torch::Tensor& palettes) {
+  auto x = detail::checked_float_tensor(palettes, 3, "PaletteSource::from_tensor: palettes", "n x L x D");
+  PaletteSource s;
+  s.num_items = x.size(0);
+  s.num_positions = x.size(1);
+  s.dim = x.size(2);
+  s.read = [x](std::int64_t begin, std::int64_t end) { return x.narrow(0, begin, end - begin); };
+  return s;
+}
+
+PaletteSource PaletteSource::from_pointer(const float* palettes, std::int64_t n, std::int64_t L, std::int64_t D) {
+  PaletteSource s;
+  s.num_items = n;
+  s.num_positions = L;
+  s.dim = D;
+  s.read = [palettes, L, D](std::int64_t begin, std::int64_t end) {
+    return torch::from_blob(const_cast<float*>(palettes) + begin * L * D, {end - begin, L, D}, torch::kFloat32);
+  };
+  return s;
+}
 
 nlohmann::json PaletteFitReport::to_json() const {
   nlohmann::json j;
@@ -90,11 +129,16 @@ void PaletteQuantizer::check_position(std::int64_t position) const {
 
 PaletteFitReport PaletteQuantizer::fit(const torch::Tensor& palettes) {
   auto x = detail::checked_float_tensor(palettes, 3, "PaletteQuantizer::fit: palettes", "n x L x D");
-  return fit(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2));
+  return fit(PaletteSource::from_tensor(x));
 }
 
 PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::int64_t L, std::int64_t D) {
+  return fit(PaletteSource::from_pointer(data, n, L, D));
+}
+
+PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t n = source.num_items, L = source.num_positions, D = source.dim;
   if (n < 1 || L < 1 || D < 1) {
     throw ValueError(fmt::format("PaletteQuantizer::fit: palettes must be non-empty (n x L x D), got {} x {} x {}", n,
                                  L, D));
@@ -117,16 +161,41 @@ PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::i
     }
     k = n;
   }
-  check_finite(data, n * L, D, "PaletteQuantizer::fit: palettes", L);
   if (!options_.no_pca && n < 2) throw ValueError("PaletteQuantizer::fit: PCA needs at least 2 items, got 1");
 
-  const auto x = torch::from_blob(const_cast<float*>(data), {n, L, D}, torch::kFloat32);
+  // Three passes over the source, one chunk in memory at a time: means (and the NaN/inf
+  // check), covariances, projections. Only the n x L x d projections are kept.
+  const auto for_each_chunk = [&](const auto& f) {
+    for (std::int64_t b = 0; b < n; b += source.chunk_items) f(b, read_chunk(source, b, "PaletteQuantizer::fit"));
+  };
+  const std::int64_t num_pcas = options_.no_pca ? 0 : (options_.shared_pca ? 1 : L);
+  std::vector<detail::PcaAccumulator> acc;  // one each: copies would share their tensors
+  for (std::int64_t p = 0; p < num_pcas; ++p) acc.emplace_back(D);
+  const auto rows_of = [&](const torch::Tensor& x, std::int64_t p) {
+    return options_.shared_pca ? x.view({x.size(0) * L, D}) : x.select(1, p);
+  };
+  for_each_chunk([&](std::int64_t b, const torch::Tensor& x) {
+    check_finite(x.data_ptr<float>(), x.size(0) * L, D, "PaletteQuantizer::fit: palettes", L, b);
+    for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+  });
   std::vector<Pca> pcas;
-  if (options_.shared_pca) {
-    pcas.push_back(detail::fit_pca_rows(x.view({n * L, D}), d));
-  } else if (!options_.no_pca) {
-    for (std::int64_t j = 0; j < L; ++j) pcas.push_back(detail::fit_pca_rows(x.select(1, j), d));
+  if (num_pcas > 0) {
+    for_each_chunk([&](std::int64_t, const torch::Tensor& x) {
+      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_covariance(rows_of(x, p));
+    });
+    for (const auto& a : acc) pcas.push_back(a.finish(d));
   }
+  const auto pca_of = [&](std::int64_t j) -> const Pca* {
+    return options_.no_pca ? nullptr : &pcas[options_.shared_pca ? 0 : j];
+  };
+  std::vector<torch::Tensor> reduced(L);
+  for (auto& r : reduced) r = torch::empty({n, d}, torch::kFloat32);
+  for_each_chunk([&](std::int64_t b, const torch::Tensor& x) {
+    for (std::int64_t j = 0; j < L; ++j) {
+      const Pca* pca = pca_of(j);
+      reduced[j].narrow(0, b, x.size(0)).copy_(pca ? detail::pca_transform(*pca, x.select(1, j)) : x.select(1, j));
+    }
+  });
 
   PaletteFitReport report;
   report.num_items = n;
@@ -137,9 +206,7 @@ PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::i
   std::vector<std::int32_t> codes(n * L);
   std::vector<std::int64_t> ks(L, k);
   for (std::int64_t j = 0; j < L; ++j) {
-    torch::Tensor reduced;
-    const Pca* pca = options_.no_pca ? nullptr : &pcas[options_.shared_pca ? 0 : j];
-    reduced = pca ? detail::pca_transform(*pca, x.select(1, j)) : x.select(1, j).contiguous();
+    const Pca* pca = pca_of(j);
     KMeansOptions ko;
     ko.num_codes = k;
     ko.iterations = options_.iterations;
@@ -147,7 +214,8 @@ PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::i
     ko.seed = options_.seed + 1000003ull * static_cast<std::uint64_t>(j);
     ko.init = options_.init;
     ko.max_points_per_centroid = options_.max_points_per_centroid;
-    KMeansResult km = kmeans(reduced.data_ptr<float>(), n, d, ko);
+    KMeansResult km = kmeans(reduced[j].data_ptr<float>(), n, d, ko);
+    reduced[j] = torch::Tensor();  // free as we go
     PositionFitReport pr;
     pr.num_codes = k;
     pr.objective = std::move(km.objective);
@@ -184,28 +252,40 @@ PaletteFitReport PaletteQuantizer::fit(const float* data, std::int64_t n, std::i
 
 torch::Tensor PaletteQuantizer::encode(const torch::Tensor& palettes) const {
   auto x = detail::checked_float_tensor(palettes, 3, "PaletteQuantizer::encode: palettes", "m x L x D");
-  auto codes = torch::empty({x.size(0), x.size(1)}, torch::kInt32);
-  encode(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), codes.data_ptr<std::int32_t>());
-  return codes.to(torch::kInt64);
+  return encode(PaletteSource::from_tensor(x));
 }
 
 void PaletteQuantizer::encode(const float* data, std::int64_t m, std::int64_t L, std::int64_t D,
                               std::int32_t* codes) const {
+  encode_into(PaletteSource::from_pointer(data, m, L, D), codes);
+}
+
+torch::Tensor PaletteQuantizer::encode(const PaletteSource& source) const {
+  auto codes = torch::empty({std::max<std::int64_t>(source.num_items, 0), source.num_positions}, torch::kInt32);
+  encode_into(source, codes.data_ptr<std::int32_t>());
+  return codes.to(torch::kInt64);
+}
+
+void PaletteQuantizer::encode_into(const PaletteSource& source, std::int32_t* codes) const {
   check_fitted("encode");
+  const std::int64_t m = source.num_items, L = source.num_positions, D = source.dim;
   if (L != num_positions_ || D != input_dim_) {
     throw ValueError(fmt::format("PaletteQuantizer::encode: palettes must be m x {} x {} (as fitted), got {} x {} x {}",
                                  num_positions_, input_dim_, m, L, D));
   }
   if (m < 0) throw ValueError(fmt::format("PaletteQuantizer::encode: num_items must be >= 0, got {}", m));
-  if (m == 0) return;
-  check_finite(data, m * L, D, "PaletteQuantizer::encode: palettes", L);
-  const auto x = torch::from_blob(const_cast<float*>(data), {m, L, D}, torch::kFloat32);
-  std::vector<std::int32_t> col(m);
-  for (std::int64_t j = 0; j < L; ++j) {
-    torch::Tensor reduced = options_.no_pca ? x.select(1, j).contiguous()
-                                            : detail::pca_transform(pcas_[options_.shared_pca ? 0 : j], x.select(1, j));
-    assign_nearest(centroids_[j].data(), num_codes_[j], reduced_dim_, reduced.data_ptr<float>(), m, col.data());
-    for (std::int64_t i = 0; i < m; ++i) codes[i * L + j] = col[i];
+  std::vector<std::int32_t> col;
+  for (std::int64_t b = 0; b < m; b += source.chunk_items) {
+    const auto x = read_chunk(source, b, "PaletteQuantizer::encode");
+    const std::int64_t c = x.size(0);
+    check_finite(x.data_ptr<float>(), c * L, D, "PaletteQuantizer::encode: palettes", L, b);
+    col.resize(c);
+    for (std::int64_t j = 0; j < L; ++j) {
+      torch::Tensor reduced = options_.no_pca ? x.select(1, j).contiguous()
+                                              : detail::pca_transform(pcas_[options_.shared_pca ? 0 : j], x.select(1, j));
+      assign_nearest(centroids_[j].data(), num_codes_[j], reduced_dim_, reduced.data_ptr<float>(), c, col.data());
+      for (std::int64_t i = 0; i < c; ++i) codes[(b + i) * L + j] = col[i];
+    }
   }
 }
 

@@ -11,29 +11,63 @@
 namespace lamia {
 namespace detail {
 
-Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
-  const std::int64_t n = x.size(0), D = x.size(1);
+PcaAccumulator::PcaAccumulator(std::int64_t dim) : dim_(dim) {
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  sum_ = torch::zeros({dim}, dopt);
+  cov_ = torch::zeros({dim, dim}, dopt);
+}
+
+namespace {
+constexpr std::int64_t kChunk = 4096;  // rows converted to double at a time
+
+void check_pca_dims(std::int64_t n, std::int64_t D, std::int64_t output_dim) {
   if (output_dim < 1 || output_dim > D) {
     throw ValueError(fmt::format("fit_pca: pca_dim (d) must be 1 to the input dimension D = {}, got {}", D,
                                  output_dim));
   }
   if (n < 2) throw ValueError(fmt::format("fit_pca: needs at least 2 vectors, got {}", n));
-  // Covariance in double, a chunk of rows at a time, so memory stays O(chunk x D + D^2).
-  constexpr std::int64_t kChunk = 4096;
-  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
-  auto sum = torch::zeros({D}, dopt);
-  for (std::int64_t s = 0; s < n; s += kChunk) {
-    sum += x.narrow(0, s, std::min(kChunk, n - s)).to(torch::kFloat64).sum(0);
+}
+}  // namespace
+
+void PcaAccumulator::add_to_mean(const torch::Tensor& rows) {
+  // Column sums of 4096-row blocks as a BLAS matrix-vector product in float32 (two orders of
+  // magnitude faster than a float64 reduction), accumulated in double.
+  if (!ones_.defined()) ones_ = torch::ones({kChunk}, torch::kFloat32);
+  for (std::int64_t s = 0; s < rows.size(0); s += kChunk) {
+    const auto m = std::min(kChunk, rows.size(0) - s);
+    sum_ += torch::mv(rows.narrow(0, s, m).t(), ones_.narrow(0, 0, m));
   }
-  const auto mean = sum / static_cast<double>(n);
+  rows_ += rows.size(0);
+}
+
+void PcaAccumulator::add_to_covariance(const torch::Tensor& rows) {
+  if (!mean_.defined()) mean_ = sum_ / static_cast<double>(std::max<std::int64_t>(rows_, 1));
   // Each chunk is centred in double, multiplied in float32 (twice the BLAS speed; a
-  // 4096-row partial sum loses ~1e-7 relatively) and accumulated in double.
-  auto cov = torch::zeros({D, D}, dopt);
-  for (std::int64_t s = 0; s < n; s += kChunk) {
-    auto c = (x.narrow(0, s, std::min(kChunk, n - s)).to(torch::kFloat64) - mean).to(torch::kFloat32);
-    cov += torch::mm(c.t(), c).to(torch::kFloat64);
+  // 4096-row partial sum loses ~1e-7 relatively) and accumulated in double. The
+  // buffers are reused: fresh pages cost a page fault each, which dominates on some VMs.
+  const std::int64_t D = dim_;
+  if (!centred64_.defined()) {
+    centred64_ = torch::empty({kChunk, D}, torch::kFloat64);
+    centred32_ = torch::empty({kChunk, D}, torch::kFloat32);
+    product_ = torch::empty({D, D}, torch::kFloat32);
   }
-  cov /= static_cast<double>(n - 1);
+  for (std::int64_t s = 0; s < rows.size(0); s += kChunk) {
+    const auto m = std::min(kChunk, rows.size(0) - s);
+    auto c64 = centred64_.narrow(0, 0, m);
+    auto c32 = centred32_.narrow(0, 0, m);
+    c64.copy_(rows.narrow(0, s, m));
+    c64.sub_(mean_);
+    c32.copy_(c64);
+    at::mm_out(product_, c32.t(), c32);
+    cov_.add_(product_);
+  }
+}
+
+Pca PcaAccumulator::finish(std::int64_t output_dim) const {
+  const std::int64_t n = rows_, D = dim_;
+  check_pca_dims(n, D, output_dim);
+  const auto mean = mean_.defined() ? mean_ : sum_ / static_cast<double>(n);
+  auto cov = cov_ / static_cast<double>(n - 1);
   cov = (cov + cov.t()) / 2;  // exactly symmetric for the eigensolver
   // LAPACK's symmetric eigensolver (syevd) through torch: eigenvalues ascending, vectors in columns.
   auto [values_t, vectors_t] = torch::linalg::eigh(cov, "L");
@@ -62,6 +96,15 @@ Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
     p.explained_variance[i] = std::max(values[col], 0.0);  // round-off can make null directions slightly negative
   }
   return p;
+}
+
+Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
+  const std::int64_t D = x.size(1);
+  check_pca_dims(x.size(0), D, output_dim);
+  PcaAccumulator acc(D);
+  acc.add_to_mean(x);
+  acc.add_to_covariance(x);
+  return acc.finish(output_dim);
 }
 
 torch::Tensor pca_transform(const Pca& p, const torch::Tensor& x) {

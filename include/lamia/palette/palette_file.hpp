@@ -42,4 +42,48 @@ void save_palettes(const std::filesystem::path& path, const std::vector<std::str
 /// not a valid palette file of this version.
 PaletteFile load_palettes(const std::filesystem::path& path);
 
+/// Reads a palette file a range of items at a time, for catalogs whose palettes do not fit in
+/// memory (1M items x 4 x 1024 floats = 16 GB): the header and ids are read and checked (magic,
+/// version, dtype, shape, exact file length) on open, the palettes only when asked for.
+///
+///   lamia::PaletteFileReader r("palettes.bin");        // checksum verified by one streaming pass
+///   torch::Tensor p = r.read(1000, 2000);             // [1000, L, D] float32
+class PaletteFileReader {
+ public:
+  /// Opens path; with verify_checksum the whole file is read once to check its crc32 (a mismatch
+  /// throws ParseError, field "crc32"). Throws IOError / ParseError like load_palettes.
+  explicit PaletteFileReader(const std::filesystem::path& path, bool verify_checksum = true);
+  ~PaletteFileReader();
+  PaletteFileReader(const PaletteFileReader&) = delete;
+  PaletteFileReader& operator=(const PaletteFileReader&) = delete;
+
+  const std::filesystem::path& path() const noexcept { return path_; }
+  std::int64_t num_items() const noexcept { return n_; }
+  std::int64_t palette_size() const noexcept { return L_; }
+  std::int64_t dim() const noexcept { return D_; }
+  const std::vector<std::string>& item_ids() const noexcept { return item_ids_; }
+
+  /// Palettes of items [begin, end) as a new [end - begin, L, D] float32 tensor. Safe to call from
+  /// several threads. Throws IndexError for a bad range, IOError on a read error.
+  torch::Tensor read(std::int64_t begin, std::int64_t end) const;
+  /// Same into out ((end - begin) * L * D floats), so that a loop can reuse one buffer (fresh
+  /// pages cost a page fault each: reading into a new tensor can be several times slower).
+  void read_into(std::int64_t begin, std::int64_t end, float* out) const;
+  /// Reads the palettes once, in chunks, and checks the crc32 (ParseError on a mismatch).
+  void verify_checksum() const;
+
+ private:
+  friend PaletteFile load_palettes(const std::filesystem::path& path);
+  void read_bytes(void* dst, std::uint64_t size, std::uint64_t offset, const char* field) const;
+  void check_crc(std::uint32_t computed) const;
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::int64_t n_ = 0, L_ = 0, D_ = 0;
+  std::vector<std::string> item_ids_;
+  std::uint64_t data_offset_ = 0;
+  std::uint32_t header_crc_ = 0;  // crc32 of the bytes between the magic and the palettes
+  std::uint32_t stored_crc_ = 0;
+};
+
 }  // namespace lamia

@@ -56,8 +56,8 @@ void assign_nearest(const float* centroids, std::int64_t num_codes, std::int64_t
                     std::int64_t n, std::int32_t* codes, float* distances = nullptr);
 
 /// Throws ValueError "<what>: item i has a non-finite value (nan) at dimension j" for the first bad value.
-/// A row is row_stride floats; the item index of row r is r / rows_per_item.
+/// A row is row_stride floats; the item index of row r is first_item + r / rows_per_item.
 void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, const char* what,
-                  std::int64_t rows_per_item = 1);
+                  std::int64_t rows_per_item = 1, std::int64_t first_item = 0);
 
 }  // namespace lamia

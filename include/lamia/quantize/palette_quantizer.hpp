@@ -13,6 +13,7 @@
 //   torch::Tensor codes = q.encode(new_palettes);         // m x L int64
 //   q.save("quantizer.bin");
 #include <lamia/quantize/kmeans.hpp>
+#include <lamia/quantize/palette_source.hpp>
 #include <lamia/quantize/pca.hpp>
 #include <lamia/quantize/semantic_id_table.hpp>
 
@@ -92,6 +93,11 @@ class PaletteQuantizer {
   /// Same from n*L*D floats, row-major (item, position, dimension); not copied.
   PaletteFitReport fit(const float* palettes, std::int64_t num_items, std::int64_t num_positions,
                        std::int64_t dim);
+  /// Same from palettes read a chunk at a time (e.g. from a palette file larger than memory):
+  /// three passes over the source (means and the NaN/inf check, covariances, projections);
+  /// memory beyond one chunk is the n x L x d projections (n x L x D with no_pca) and the
+  /// L covariances (D x D doubles). Gives the same quantizer as fit(tensor) on the same data.
+  PaletteFitReport fit(const PaletteSource& source);
 
   /// Codes of m x L x D palettes as an m x L int64 tensor. Throws ValueError when L or D
   /// differ from the fitted ones, or on NaN/inf.
@@ -99,6 +105,8 @@ class PaletteQuantizer {
   /// Same into codes (m*L int32, row-major).
   void encode(const float* palettes, std::int64_t num_items, std::int64_t num_positions, std::int64_t dim,
               std::int32_t* codes) const;
+  /// Codes of the source's palettes (m x L int64), one chunk in memory at a time.
+  torch::Tensor encode(const PaletteSource& source) const;
 
   /// Codes of the training items (n x L int64), as assigned at the end of fit().
   torch::Tensor training_codes() const;
@@ -119,6 +127,7 @@ class PaletteQuantizer {
 
  private:
   void check_fitted(const char* what) const;
+  void encode_into(const PaletteSource& source, std::int32_t* codes) const;
   void check_position(std::int64_t position) const;
 
   PaletteQuantizerOptions options_;

@@ -111,3 +111,35 @@ TEST_CASE("corrupted palette files are rejected with the field at fault", "[pale
   CHECK_THROWS_AS(load_palettes(dir / "missing.bin"), IOError);
   fs::remove_all(dir);
 }
+
+TEST_CASE("PaletteFileReader reads ranges and checks the checksum by streaming", "[palette][file]") {
+  auto dir = temp_dir("reader");
+  auto x = torch::randn({37, 3, 5});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 37; ++i) ids.push_back("item" + std::to_string(i));
+  save_palettes(dir / "p.bin", ids, x);
+  PaletteFileReader r(dir / "p.bin");
+  CHECK(r.num_items() == 37);
+  CHECK(r.palette_size() == 3);
+  CHECK(r.dim() == 5);
+  CHECK(r.item_ids() == ids);
+  CHECK(torch::equal(r.read(0, 37), x));
+  CHECK(torch::equal(r.read(10, 17), x.narrow(0, 10, 7)));
+  CHECK(r.read(5, 5).size(0) == 0);
+  CHECK_THROWS_AS(r.read(30, 38), IndexError);
+  CHECK_THROWS_AS(r.read(-1, 3), IndexError);
+  // A flipped bit in the palettes: found on open, or by verify_checksum() when open skips it.
+  auto bytes = slurp(dir / "p.bin");
+  bytes[bytes.size() - 10] ^= 0x40;
+  spit(dir / "bad.bin", bytes);
+  try {
+    PaletteFileReader bad(dir / "bad.bin");
+    FAIL("no error for a corrupted palette");
+  } catch (const ParseError& e) {
+    CHECK(e.where().field == "crc32");
+  }
+  PaletteFileReader unchecked(dir / "bad.bin", /*verify_checksum=*/false);
+  CHECK_THROWS_AS(unchecked.verify_checksum(), ParseError);
+  CHECK_THROWS_AS(PaletteFileReader(dir / "missing.bin"), IOError);
+  fs::remove_all(dir);
+}

@@ -226,3 +226,73 @@ TEST_CASE("corrupted quantizer files are rejected", "[palette_quantizer][errors]
   }
   SECTION("missing file") { REQUIRE_THROWS_AS(PaletteQuantizer::load(lamia::test::temp_path("nope.bin")), lamia::IOError); }
 }
+
+namespace {
+// A reader in the shape of PaletteFileReader: copies of ranges of an in-memory tensor.
+struct CopyingReader {
+  torch::Tensor x;
+  mutable int reads = 0;
+  std::int64_t num_items() const { return x.size(0); }
+  std::int64_t palette_size() const { return x.size(1); }
+  std::int64_t dim() const { return x.size(2); }
+  void read_into(std::int64_t begin, std::int64_t end, float* out) const {
+    ++reads;
+    torch::from_blob(out, {end - begin, x.size(1), x.size(2)}).copy_(x.narrow(0, begin, end - begin));
+  }
+};
+}  // namespace
+
+TEST_CASE("fitting from a chunked source gives the in-memory quantizer", "[palette_quantizer][source]") {
+  auto data = lamia::test::clustered_palettes(500, 3, 12, 16, 41);
+  const bool shared = GENERATE(false, true);
+  auto o = small_options();
+  o.shared_pca = shared;
+  PaletteQuantizer in_memory(o), whole_chunk(o), streamed(o);
+  in_memory.fit(data.x);
+  CopyingReader reader{data.x};
+  // One chunk holding every item: the same arithmetic, so the same bits.
+  whole_chunk.fit(lamia::PaletteSource::from_reader(reader, 4096));
+  CHECK(reader.reads == 3);  // means, covariances, projections
+  CHECK(torch::equal(whole_chunk.training_codes(), in_memory.training_codes()));
+  for (std::int64_t j = 0; j < 3; ++j) CHECK(torch::equal(whole_chunk.centroids(j), in_memory.centroids(j)));
+  // Chunks of 7 items: sums in another order, so equal up to rounding.
+  reader.reads = 0;
+  auto report = streamed.fit(lamia::PaletteSource::from_reader(reader, 7));
+  CHECK(reader.reads == 3 * ((500 + 6) / 7));
+  CHECK(report.num_items == 500);
+  CHECK(torch::equal(streamed.training_codes(), in_memory.training_codes()));
+  for (std::int64_t j = 0; j < 3; ++j) {
+    CHECK(torch::allclose(streamed.centroids(j), in_memory.centroids(j), 1e-4, 1e-5));
+    const auto& a = streamed.pca(j);
+    const auto& b = in_memory.pca(j);
+    for (std::size_t i = 0; i < a.explained_variance.size(); ++i) {
+      CHECK(a.explained_variance[i] == Approx(b.explained_variance[i]).epsilon(1e-6));
+    }
+  }
+  // Each position's PCA is fitted on that position's vectors only (or on all of them, shared).
+  for (std::int64_t j = 0; j < 3; ++j) {
+    auto rows = shared ? data.x.reshape({-1, 12}).contiguous() : data.x.select(1, j).contiguous();
+    auto alone = lamia::fit_pca(rows.data_ptr<float>(), rows.size(0), 12, 8);
+    for (std::size_t i = 0; i < alone.explained_variance.size(); ++i) {
+      CHECK(streamed.pca(j).explained_variance[i] == Approx(alone.explained_variance[i]).epsilon(1e-6));
+    }
+  }
+  // Encoding from a source equals encoding the tensor, whatever the chunk size.
+  CHECK(torch::equal(streamed.encode(lamia::PaletteSource::from_reader(reader, 33)), streamed.encode(data.x)));
+}
+
+TEST_CASE("a chunked source reports bad input with the item's index in the whole catalog",
+          "[palette_quantizer][source][errors]") {
+  auto data = lamia::test::clustered_palettes(300, 2, 10, 16, 42);
+  data.x[251][1][4] = std::numeric_limits<float>::infinity();
+  CopyingReader reader{data.x};
+  PaletteQuantizer q(small_options());
+  REQUIRE_THROWS_WITH(q.fit(lamia::PaletteSource::from_reader(reader, 50)),
+                      Contains("item 251") && Contains("position 1") && Contains("dimension 4"));
+  // A source whose read returns the wrong shape is named, not trusted.
+  auto bad = lamia::PaletteSource::from_tensor(data.x);
+  bad.read = [](std::int64_t b, std::int64_t e) { return torch::zeros({e - b, 2, 9}); };
+  REQUIRE_THROWS_WITH(q.fit(bad), Contains("items [0, 300)") && Contains("expected a [300, 2, 10] float32"));
+  bad.read = nullptr;
+  REQUIRE_THROWS_WITH(q.fit(bad), Contains("no read function"));
+}
