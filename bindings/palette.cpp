@@ -147,6 +147,37 @@ column) of block-type ids [B, T] (int64: 0 pad, 1 content, 2 LaP, 3 LdP, 4 task)
       py::arg("path"),
       R"doc(Reads a palette file: (item_ids: list[str], palettes: torch.Tensor [n, L, D] float32).
 Raises OSError when the file cannot be read, ValueError when it is corrupted or of another version.)doc");
+  py::class_<PaletteFileReader>(m, "PaletteFileReader", R"doc(
+A palette file read a range of items at a time, for catalogs whose palettes do not fit in
+memory. The header and item ids are checked on open; with verify_checksum the file is read
+once to check its crc32. Pass it to PaletteQuantizer.fit / encode to quantize from disk:
+
+    reader = pylamia.PaletteFileReader("palettes.bin")
+    report = pylamia.PaletteQuantizer().fit(reader)     # one chunk of items in memory at a time
+)doc")
+      .def(py::init<const std::filesystem::path&, bool>(), py::arg("path"), py::arg("verify_checksum") = true,
+           py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("num_items", &PaletteFileReader::num_items)
+      .def_property_readonly("palette_size", &PaletteFileReader::palette_size)
+      .def_property_readonly("dim", &PaletteFileReader::dim)
+      .def_property_readonly("item_ids", &PaletteFileReader::item_ids)
+      .def_property_readonly("path", &PaletteFileReader::path)
+      .def("__len__", &PaletteFileReader::num_items)
+      .def("read", &PaletteFileReader::read, py::arg("begin"), py::arg("end"), py::call_guard<py::gil_scoped_release>(),
+           "Palettes of items [begin, end) as a new float32 tensor [end - begin, L, D].")
+      .def(
+          "read_into",
+          [](const PaletteFileReader& r, std::int64_t begin, std::int64_t end, const torch::Tensor& out) {
+            TORCH_CHECK_VALUE(out.scalar_type() == torch::kFloat32 && out.device().is_cpu() && out.is_contiguous() &&
+                                  out.numel() == std::max<std::int64_t>(end - begin, 0) * r.palette_size() * r.dim(),
+                              "read_into: out must be a contiguous float32 CPU tensor of ", end - begin, " x ",
+                              r.palette_size(), " x ", r.dim(), " values, got ", out.sizes(), " ", out.scalar_type());
+            py::gil_scoped_release release;
+            r.read_into(begin, end, out.data_ptr<float>());
+          },
+          py::arg("begin"), py::arg("end"), py::arg("out"), "Same as read() into out (a reusable buffer).")
+      .def("verify_checksum", &PaletteFileReader::verify_checksum, py::call_guard<py::gil_scoped_release>(),
+           "Reads the palettes once and checks the crc32 (ValueError on a mismatch).");
 
   py::class_<PyPaletteEncoder, std::shared_ptr<PyPaletteEncoder>>(m, "PaletteEncoder", R"doc(
 A palette encoder (decoder LM + palette tokens) bound to a catalog. Samples are (item, task)
@@ -310,8 +341,12 @@ input_ids, position_ids (positions in the full layout), block_types, labels ([B,
           py::arg("device"))
       .def("save", [](PyPaletteEncoder& self, const std::string& path) { torch::save(self.setup.encoder, path); },
            py::arg("path"), "Writes the module's parameters and buffers (torch::save archive).")
-      .def("load", [](PyPaletteEncoder& self, const std::string& path) { torch::load(self.setup.encoder, path); },
-           py::arg("path"), "Reads parameters written by save() into this model (same architecture).")
+      .def("load",
+           [](PyPaletteEncoder& self, const std::string& path) {
+             // Onto the model's device: a plain torch::load would move the parameters to where they were saved.
+             torch::load(self.setup.encoder, path, self.setup.encoder->decoder->device());
+           },
+           py::arg("path"), "Reads parameters written by save() into this model (same architecture), on its device.")
       .def_property_readonly("tokenizer", [](PyPaletteEncoder& self) { return self.setup.tokenizer; })
       .def_property_readonly("decoder", [](PyPaletteEncoder& self) { return self.setup.encoder->decoder.ptr(); })
       .def_property_readonly("palette_size", [](PyPaletteEncoder& self) { return self.setup.encoder->options().palette_size(); })

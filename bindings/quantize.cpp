@@ -27,6 +27,41 @@ lamia::KMeansInit parse_init(const std::string& s) {
 }
 std::string init_name(lamia::KMeansInit i) { return i == lamia::KMeansInit::kRandom ? "random" : "k-means++"; }
 
+// A palette source from Python: a tensor (n x L x D), or an object with num_items, palette_size,
+// dim and read_into(begin, end, out) or read(begin, end), such as pylamia.PaletteFileReader.
+// read() runs with the GIL taken back; the quantizer itself runs without it.
+lamia::PaletteSource palette_source(const py::object& palettes, std::int64_t chunk_items, torch::Tensor& keep) {
+  if (THPVariable_Check(palettes.ptr())) {
+    keep = palettes.cast<torch::Tensor>();
+    auto s = lamia::PaletteSource::from_tensor(keep);
+    s.chunk_items = chunk_items;
+    return s;
+  }
+  for (const char* attr : {"num_items", "palette_size", "dim"}) {
+    if (!py::hasattr(palettes, attr)) {
+      throw lamia::ValueError(std::string("palettes must be a tensor (n x L x D) or a reader with num_items, "
+                                          "palette_size, dim and read(begin, end) such as PaletteFileReader; "
+                                          "missing '") + attr + "'");
+    }
+  }
+  lamia::PaletteSource s;
+  s.num_items = palettes.attr("num_items").cast<std::int64_t>();
+  s.num_positions = palettes.attr("palette_size").cast<std::int64_t>();
+  s.dim = palettes.attr("dim").cast<std::int64_t>();
+  s.chunk_items = chunk_items;
+  const bool into = py::hasattr(palettes, "read_into");
+  auto buffer = std::make_shared<torch::Tensor>();
+  s.read = [palettes, into, buffer, L = s.num_positions, D = s.dim](std::int64_t begin, std::int64_t end) {
+    py::gil_scoped_acquire gil;
+    if (!into) return palettes.attr("read")(begin, end).cast<torch::Tensor>();
+    if (!buffer->defined() || buffer->size(0) < end - begin) *buffer = torch::empty({end - begin, L, D});
+    auto out = buffer->narrow(0, 0, end - begin);
+    palettes.attr("read_into")(begin, end, out);
+    return out;
+  };
+  return s;
+}
+
 py::dict pca_dict(const lamia::Pca& p) {
   auto t = [](const auto& v, std::vector<std::int64_t> shape, auto dtype) {
     return torch::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), shape, dtype).clone();
@@ -144,18 +179,29 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
            "max_points_per_centroid"_a = 0)
       .def(
           "fit",
-          [](lamia::PaletteQuantizer& q, const torch::Tensor& palettes) {
+          [](lamia::PaletteQuantizer& q, const py::object& palettes, std::int64_t chunk_items) {
+            torch::Tensor keep;
+            const auto source = palette_source(palettes, chunk_items, keep);
             lamia::PaletteFitReport r;
             {
               py::gil_scoped_release release;
-              r = q.fit(palettes);
+              r = q.fit(source);
             }
             return to_python(r.to_json());
           },
-          "palettes"_a, "Fits on n x L x D float32 palettes; returns the fit report as a dict.")
-      .def("encode", py::overload_cast<const torch::Tensor&>(&lamia::PaletteQuantizer::encode, py::const_), "palettes"_a,
-           py::call_guard<py::gil_scoped_release>(),
-           "Codes (m x L int64) of m x L x D palettes, without refitting.")
+          "palettes"_a, py::kw_only(), "chunk_items"_a = 4096,
+          "Fits on n x L x D float32 palettes, or on a PaletteFileReader one chunk of items at a time "
+          "(three passes); returns the fit report as a dict.")
+      .def(
+          "encode",
+          [](const lamia::PaletteQuantizer& q, const py::object& palettes, std::int64_t chunk_items) {
+            torch::Tensor keep;
+            const auto source = palette_source(palettes, chunk_items, keep);
+            py::gil_scoped_release release;
+            return q.encode(source);
+          },
+          "palettes"_a, py::kw_only(), "chunk_items"_a = 4096,
+          "Codes (m x L int64) of m x L x D palettes (a tensor or a PaletteFileReader), without refitting.")
       .def("training_codes", &lamia::PaletteQuantizer::training_codes)
       .def("table", &lamia::PaletteQuantizer::table, "The semantic-ID table of the training items.")
       .def("centroids", &lamia::PaletteQuantizer::centroids, "position"_a)

@@ -4,6 +4,7 @@
 #include <lamia/quantize/diagnostics.hpp>
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
+#include <lamia/quantize/palette_source.hpp>
 #include <lamia/quantize/pca.hpp>
 #include <lamia/quantize/residual_kmeans.hpp>
 #include <lamia/quantize/rq_vae.hpp>

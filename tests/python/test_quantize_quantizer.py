@@ -141,3 +141,58 @@ def test_errors_arrive_as_value_error_and_os_error(tmp_path):
         pylamia.SemanticIdTable.from_codes(torch.tensor([[0, 1]])).item([5, 5, 5])
     with pytest.raises(ValueError, match="init"):
         pylamia.PaletteQuantizer(init="kmeans--")
+
+
+def test_fit_from_a_palette_file_streamed_in_chunks(tmp_path):
+    x, _ = clustered(700, 3, 16, 12, seed=5)
+    pylamia.save_palettes(tmp_path / "p.bin", [f"i{i}" for i in range(700)], x)
+    reader = pylamia.PaletteFileReader(tmp_path / "p.bin")
+    assert (len(reader), reader.palette_size, reader.dim) == (700, 3, 16)
+    assert reader.item_ids[:2] == ["i0", "i1"]
+    assert torch.equal(reader.read(10, 20), x[10:20])
+    in_memory = pylamia.PaletteQuantizer(pca_dim=6, num_codes=16, seed=1)
+    in_memory.fit(x)
+    streamed = pylamia.PaletteQuantizer(pca_dim=6, num_codes=16, seed=1)
+    report = streamed.fit(reader, chunk_items=64)
+    assert report["num_items"] == 700
+    assert torch.equal(streamed.training_codes(), in_memory.training_codes())
+    for j in range(3):
+        # Each position's PCA is that position's alone (sklearn on the same rows).
+        ref = PCA(n_components=6, svd_solver="full").fit(x[:, j].double().numpy())
+        np.testing.assert_allclose(streamed.pca(j)["explained_variance"].numpy(), ref.explained_variance_, rtol=1e-4)
+        torch.testing.assert_close(streamed.centroids(j), in_memory.centroids(j), rtol=1e-4, atol=1e-5)
+    assert torch.equal(streamed.encode(reader, chunk_items=100), in_memory.encode(x))
+
+    # Any object with num_items, palette_size, dim and read(begin, end) is a source.
+    class Slices:
+        num_items, palette_size, dim = 700, 3, 16
+
+        def __init__(self):
+            self.calls = 0
+
+        def read(self, begin, end):
+            self.calls += 1
+            return x[begin:end]
+
+    slices = Slices()
+    assert torch.equal(in_memory.encode(slices, chunk_items=350), in_memory.encode(x))
+    assert slices.calls == 2
+    with pytest.raises(ValueError, match="missing 'num_items'"):
+        in_memory.encode(object())
+
+
+def test_palette_file_reader_checks_the_file(tmp_path):
+    x, _ = clustered(50, 2, 8, 4, seed=6)
+    pylamia.save_palettes(tmp_path / "p.bin", [str(i) for i in range(50)], x)
+    data = bytearray((tmp_path / "p.bin").read_bytes())
+    data[-10] ^= 0x40
+    (tmp_path / "bad.bin").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="crc32"):
+        pylamia.PaletteFileReader(tmp_path / "bad.bin")
+    unchecked = pylamia.PaletteFileReader(tmp_path / "bad.bin", verify_checksum=False)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        unchecked.verify_checksum()
+    with pytest.raises(IndexError):
+        unchecked.read(40, 51)
+    with pytest.raises(OSError):
+        pylamia.PaletteFileReader(tmp_path / "missing.bin")
