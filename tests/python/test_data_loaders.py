@@ -168,8 +168,9 @@ def test_synthetic_format_uses_the_generator(tmp_path):
 
 
 def test_lamia_stats_cli_prints_one_json_object():
-    # The CLI sits in the build tree next to pypkg/ when run through scripts/dev-pytest.sh.
-    exe = Path(pylamia.__file__).parent.parent.parent / "lamia"
+    # $LAMIA_CLI (scripts/test-all.sh sets it to build/lamia), else the build tree next to
+    # pypkg/ when run through scripts/dev-pytest.sh.
+    exe = Path(os.environ.get("LAMIA_CLI") or Path(pylamia.__file__).parent.parent.parent / "lamia")
     if not exe.exists():
         pytest.skip(f"{exe} not built")
     out = subprocess.run([str(exe), "stats", "--format", "hm", "--path", str(CORPUS / "hm" / "ok")],
