@@ -196,6 +196,12 @@ void PaletteTrainer::save_checkpoint(const std::filesystem::path& path) const {
     std::lock_guard<std::mutex> lock(gen.mutex());
     ar.write("rng", gen.get_state());
   }
+  if (options_.device().is_cuda()) {
+    // Dropout on the GPU draws from the device's generator: its state resumes too.
+    auto gen = at::globalContext().defaultGenerator(options_.device());
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ar.write("cuda_rng", gen.get_state());
+  }
   const auto& eo = encoder_->options();
   ar.write("state", torch::tensor({step_, epoch_, batch_in_epoch_, best_step_, evaluations_without_improvement_,
                                    static_cast<std::int64_t>(finished_), eo.palette_size(), eo.num_attributes(),
@@ -264,6 +270,13 @@ void PaletteTrainer::load_checkpoint(const std::filesystem::path& path) {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(read("rng"));
+  }
+  torch::Tensor cuda_rng;
+  if (options_.device().is_cuda() && ar.try_read("cuda_rng", cuda_rng)) {
+    // Only a checkpoint written on CUDA has it; one written on the CPU leaves the device's generator as it is.
+    auto gen = at::globalContext().defaultGenerator(options_.device());
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(cuda_rng.to(torch::kCPU));
   }
   step_ = s[0];
   epoch_ = s[1];

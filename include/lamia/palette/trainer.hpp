@@ -2,7 +2,8 @@
 // Training the palette encoder: samples are (item, task) pairs of the training items, shuffled
 // per epoch and grouped by length into batches; Adam with gradient clipping; early stopping on
 // a held-out slice of items; checkpoints that resume exactly where training stopped (weights,
-// optimizer state, torch's RNG state, data order, early-stopping state).
+// optimizer state, torch's RNG state (and the CUDA generator's when training on CUDA), data order,
+// early-stopping state).
 //
 //   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().max_steps(2000)
 //                                                  .checkpoint_path("run/palette.ckpt"));
