@@ -1,7 +1,7 @@
 // Decoder throughput: forward and forward+backward tokens/s for three shapes, achieved GFLOP/s as a
 // fraction of this machine's float32 matmul peak (measured here), and KV-cache decoding against full
 // recompute per generated token. The Python reference (same model in plain PyTorch) is
-// bench/nn_decoder.py. Usage: bench_nn_decoder [--quick] [--cuda]
+// bench/nn_decoder.py. Usage: bench_nn_decoder [--quick] [--cuda | --device cpu|cuda]
 #include <lamia/nn/decoder.hpp>
 
 #include <fmt/format.h>
@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--cuda")) g_device = torch::kCUDA;
+    if (!std::strcmp(argv[i], "--device") && i + 1 < argc) g_device = torch::Device(argv[++i]);
   }
   torch::manual_seed(0);
   const double peak = matmul_peak_gflops();

@@ -1,7 +1,8 @@
 // Palette encoder throughput: training tokens/s of the fast path against the reference path on
 // the same batches, palette export items/s, and the peak memory of a batch-128 step, for the
 // 4-layer d = 256 model trained from scratch on the synthetic catalog.
-//   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N]
+//   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda]
+// (on CUDA the peak RSS is the host's; step times include a device synchronisation).
 // The Python PyTorch implementation of the same step is bench/palette_train.py.
 #include <lamia/data/synthetic.hpp>
 #include <lamia/palette.hpp>
@@ -35,6 +36,12 @@ long peak_rss_kb() {
   return -1;
 }
 
+torch::Device g_device = torch::kCPU;
+
+void sync() {
+  if (g_device.is_cuda()) torch::cuda::synchronize();
+}
+
 struct Timing {
   double seconds = 0;
   std::int64_t tokens = 0;
@@ -52,12 +59,13 @@ Timing run_steps(PaletteEncoderImpl& enc, const TokenizedCatalog& tc,
     std::vector<SampleLayout> samples;
     for (auto [item, task] : batches[i]) samples.push_back(make_sample(tc, item, task, enc.tokens()));
     const auto start = std::chrono::steady_clock::now();
-    auto batch = collate_samples(samples, enc.tokens(), path == PalettePath::kReference);
+    auto batch = collate_samples(samples, enc.tokens(), path == PalettePath::kReference).to(g_device);
     opt.zero_grad();
     auto out = enc.forward(batch, path);
     out.loss.backward();
     torch::nn::utils::clip_grad_norm_(enc.parameters(), 1.0);
     opt.step();
+    sync();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (static_cast<std::int64_t>(i) >= warmup) {
       t.seconds += secs;
@@ -76,12 +84,13 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const auto v = std::atoll(argv[i + 1]);
-    if (a == "--items") items = v;
+    if (a == "--device") g_device = torch::Device(argv[i + 1]);
+    else if (a == "--items") items = v;
     else if (a == "--steps") steps = v;
     else if (a == "--batch") batch_size = v;
     else if (a == "--threads") threads = v;
     else {
-      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N]\n";
+      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda]\n";
       return 1;
     }
   }
@@ -97,11 +106,11 @@ int main(int argc, char** argv) {
   std::int64_t params = 0;
   for (const auto& p : enc.parameters()) params += p.numel();
   fmt::print("palette bench: {} items, m = 4, r = 2, L = 4, model 4 layers d = 256 ({:.2f} M parameters), batch {}, "
-             "{} torch threads\n",
-             catalog.size(), params / 1e6, batch_size, torch::get_num_threads());
+             "{} torch threads, device {}\n",
+             catalog.size(), params / 1e6, batch_size, torch::get_num_threads(), g_device.str());
 
   PaletteTrainer trainer(setup.encoder, setup.catalog,
-                         PaletteTrainerOptions().batch_size(batch_size).validation_fraction(0).log_every(0));
+                         PaletteTrainerOptions().batch_size(batch_size).validation_fraction(0).log_every(0).device(g_device));
   auto all = trainer.epoch_batches(0);
   const std::int64_t warmup = 1;
   all.resize(std::min<std::size_t>(all.size(), static_cast<std::size_t>(steps + warmup)));
