@@ -6,8 +6,25 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${LAMIA_BINARY_DIR} --prefix 
 if(rc)
   message(FATAL_ERROR "install failed: ${rc}")
 endif()
+# The parent build's settings (see tests/CMakeLists.txt): empty ones are left out.
+string(REPLACE "|" ";" _prefix_path "${WORK_DIR}/prefix|${PARENT_PREFIX_PATH}")
+set(_args -DCMAKE_BUILD_TYPE=Release)
+if(PARENT_GENERATOR)
+  list(APPEND _args -G "${PARENT_GENERATOR}")
+endif()
+foreach(v MAKE_PROGRAM CXX_COMPILER EXE_LINKER_FLAGS)
+  if(PARENT_${v})
+    list(APPEND _args "-DCMAKE_${v}=${PARENT_${v}}")
+  endif()
+endforeach()
+foreach(pkg Torch faiss fmt)
+  if(PARENT_${pkg}_DIR)
+    list(APPEND _args "-D${pkg}_DIR=${PARENT_${pkg}_DIR}")
+  endif()
+endforeach()
+# The prefix path is a list: one quoted argument keeps it whole.
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${LAMIA_SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
-                        -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
+                        "-DCMAKE_PREFIX_PATH=${_prefix_path}" ${_args}
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "consumer configure failed: ${rc}")
