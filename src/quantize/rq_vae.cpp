@@ -166,7 +166,7 @@ std::vector<std::int64_t> RqVaeImpl::reset_dead_codes(const torch::Tensor& x, co
     auto idx = torch::empty({dead.numel()}, torch::kInt64);
     std::uniform_int_distribution<std::int64_t> pick(0, residual.size(0) - 1);
     for (std::int64_t i = 0; i < dead.numel(); ++i) idx[i] = pick(rng);
-    if (dead.numel() > 0) codebooks[l].index_copy_(0, dead, residual.index_select(0, idx));
+    if (dead.numel() > 0) codebooks[l].index_copy_(0, dead, residual.index_select(0, idx.to(residual.device())));
     reset.push_back(dead.numel());
     auto d = codebooks[l].pow(2).sum(1).unsqueeze(0) - 2 * torch::mm(residual, codebooks[l].t());
     residual = residual - codebooks[l].index_select(0, d.argmin(1));
@@ -191,6 +191,7 @@ RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, con
     throw ValueError(fmt::format("train_rq_vae: max_epochs must be >= 1, got {}", options.max_epochs));
   }
   check_finite(x.data_ptr<float>(), n, x.size(1), "train_rq_vae: embeddings");
+  model->to(torch::kCPU);  // the K-Means initialisation runs on the CPU
   model->train();
   std::mt19937_64 rng(options.seed);
   std::vector<std::int64_t> perm(n);
@@ -203,13 +204,18 @@ RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, con
   auto order = shuffled();
   model->init_codebooks_kmeans(x.index_select(0, order.narrow(0, 0, std::max(options.batch_size, k)).contiguous()),
                                options.seed);
+  const auto dev = options.device;
+  model->to(dev);
+  const auto x_cpu = x;
+  x = x.to(dev);
+  order = order.to(dev);
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(options.learning_rate));
   RqVaeTrainReport report;
   double best = std::numeric_limits<double>::infinity();
   int since_best = 0;
   for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
-    if (epoch > 1) order = shuffled();
-    auto counts = torch::zeros({mo.num_levels(), k}, torch::kInt64);
+    if (epoch > 1) order = shuffled().to(dev);
+    auto counts = torch::zeros({mo.num_levels(), k}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
     double rec_sum = 0, q_sum = 0;
     std::int64_t batches = 0;
     for (std::int64_t s = 0; s < n; s += options.batch_size) {
@@ -253,7 +259,8 @@ RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, con
     }
   }
   model->eval();
-  auto codes = model->encode(x);
+  model->to(torch::kCPU);
+  auto codes = model->encode(x_cpu);
   for (std::int64_t l = 0; l < mo.num_levels(); ++l) {
     report.utilization.push_back(
         static_cast<double>(torch::bincount(codes.select(1, l), {}, k).gt(0).sum().item<std::int64_t>()) / k);

@@ -98,6 +98,9 @@ struct RqVaeTrainOptions {
   std::uint64_t seed = 0;
   /// Print one progress line per epoch to stderr.
   bool progress = false;
+  /// Device of the training steps (e.g. torch::kCUDA). The codebooks are initialised on the CPU
+  /// (faiss), the model is moved to device for training and back to the CPU at the end.
+  torch::Device device = torch::kCPU;
 };
 
 struct RqVaeTrainReport {
@@ -112,8 +115,8 @@ struct RqVaeTrainReport {
   nlohmann::json to_json() const;
 };
 
-/// Trains model on n x D float32 embeddings with Adam and early stopping. Deterministic for
-/// fixed options.seed, RqVaeOptions::seed and thread count.
+/// Trains model on n x D float32 CPU embeddings with Adam and early stopping; the model ends on
+/// the CPU. Deterministic for fixed options.seed, RqVaeOptions::seed and thread count (on CPU).
 RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, const RqVaeTrainOptions& options = {});
 
 }  // namespace lamia

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cuda_guard.hpp"
 #include "quantize/quantize_test_util.hpp"
 
 using Catch::Matchers::Contains;
@@ -62,6 +63,29 @@ TEST_CASE("rq-vae: reconstruction loss falls, codes are used, collisions resolve
   lamia::train_rq_vae(again, x, to);
   CHECK(torch::equal(again->encode(x), codes));
   REQUIRE_THROWS_AS(model->encode(torch::randn({4, 31})), lamia::ValueError);
+}
+
+TEST_CASE("rq-vae trains on CUDA like on the CPU", "[rq_vae][cuda]") {
+  LAMIA_REQUIRE_CUDA();
+  auto data = lamia::test::clustered_palettes(512, 1, 32, 16, 7, 0.2);
+  auto x = data.x.select(1, 0).contiguous();
+  auto options = lamia::RqVaeOptions(32).hidden_dims({64, 32}).latent_dim(8).num_levels(2).num_codes(16).seed(3);
+  lamia::RqVaeTrainOptions to;
+  to.batch_size = 128;
+  to.max_epochs = 25;
+  to.learning_rate = 3e-3;
+  to.seed = 5;
+  lamia::RqVae on_cpu(options), on_device(options);
+  const auto cpu = lamia::train_rq_vae(on_cpu, x, to);
+  to.device = lamia::testing::cuda_test_device();
+  const auto dev = lamia::train_rq_vae(on_device, x, to);
+  // The model comes back to the CPU, trained: losses fall as on the CPU (not bit-equal: other kernels).
+  for (const auto& p : on_device->parameters()) CHECK(p.device().is_cpu());
+  REQUIRE(dev.reconstruction_loss.size() >= 5);
+  CHECK(dev.reconstruction_loss.back() < 0.5 * dev.reconstruction_loss.front());
+  CHECK(dev.reconstruction_loss.back() < 1.5 * cpu.reconstruction_loss.back());
+  CHECK(dev.utilization[0] >= 0.75);
+  CHECK(on_device->encode(x).sizes() == torch::IntArrayRef({512, 2}));
 }
 
 TEST_CASE("tf-idf + svd: similar texts get similar embeddings", "[text_embedding]") {
