@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# GPU check: on a machine with an NVIDIA GPU, pip's torch (LibTorch 2.x with CUDA), nvcc, cmake,
+# ninja, pybind11 and no package registry, builds lamia against pip's LibTorch (dependencies from
+# the Debian packages carried in .devdeps/, unpacked into a private prefix), runs the CUDA tests
+# first (C++ [cuda] cases, tests/python/test_*_cuda.py, the transformers golden test), then a short
+# CPU-vs-CUDA benchmark, every ctest suite and the other Python tests, each step under a timeout
+# and a total budget. Logs go to $OUT (at most 8 files); a summary is printed at the end.
+#
+#   OUT=/empty/dir bash scripts/device-check.sh          # from anywhere; see docs/DEVELOPING.md
+#
+# Environment: OUT (log folder, default ./device-check-out), LAMIA_CHECK_BUDGET (seconds for the
+# whole run, default 450), JOBS (default nproc), LAMIA_DEVICE_BUILD (build folder, default
+# build-device/ in the repository: a second run on the same machine builds incrementally).
+# For a dry run elsewhere: LAMIA_PYTHON (interpreter, default python3), LAMIA_TORCH_CMAKE_PREFIX
+# (default torch.utils.cmake_prefix_path), LAMIA_ONLY (components, default all),
+# LAMIA_CHECK_CAP_SCALE (multiplies every step's time cap, default 1).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+OUT=${OUT:-$ROOT/device-check-out}
+mkdir -p "$OUT"
+BUDGET=${LAMIA_CHECK_BUDGET:-450}
+CAP_SCALE=${LAMIA_CHECK_CAP_SCALE:-1}
+JOBS=${JOBS:-$(nproc)}
+BUILD=${LAMIA_DEVICE_BUILD:-$ROOT/build-device}
+DEPS=$BUILD-deps
+PY=${LAMIA_PYTHON:-$(command -v python3 || echo python3)}
+START=$(date +%s)
+SUMMARY=$OUT/summary.txt
+ENVLOG=$OUT/env.txt
+: >"$SUMMARY"
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(($(date +%s) - START)); }
+# remaining CAP [RESERVE]: seconds a step may take: at most CAP, leaving RESERVE seconds of the
+# budget to the steps after it, at least 10.
+remaining() {
+  local left=$((BUDGET - $(elapsed) - ${2:-0}))
+  [ "$left" -gt "$1" ] && left=$1
+  [ "$left" -lt 10 ] && left=10
+  echo "$left"
+}
+# run_step NAME CAP[:RESERVE] LOG CMD...: runs CMD under a timeout, appends its output to LOG and
+# records the status in the summary.
+run_step() {
+  local name=$1 cap=${2%%:*} reserve=0 log=$3
+  [ "$2" != "$cap" ] && reserve=${2#*:}
+  cap=$((cap * CAP_SCALE))
+  shift 3
+  local t s
+  t=$(remaining "$cap" "$reserve")
+  echo "===== $name (timeout ${t}s, at $(elapsed)s)" >>"$log"
+  s=$(date +%s)
+  timeout -k 10 "$t" "$@" >>"$log" 2>&1
+  local rc=$?
+  local d=$(($(date +%s) - s))
+  local what="rc=$rc"
+  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && what="TIMED OUT after ${t}s"
+  say "$(printf '%-44s %-22s %4ss  (log: %s)' "$name" "$what" "$d" "$(basename "$log")")"
+  return "$rc"
+}
+out_of_time() { [ $(($(elapsed) + ${1:-20})) -ge "$BUDGET" ]; }
+
+say "lamia device check $(date -u +%FT%TZ), budget ${BUDGET}s, $JOBS jobs, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) ($(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l) changed files)"
+
+# ------------------------------------------------------------------ environment
+{
+  echo "== nvidia-smi"; timeout 20 nvidia-smi 2>&1
+  echo "== uname / os"; uname -a; cat /etc/os-release 2>/dev/null | head -4; ldd --version 2>&1 | head -1
+  echo "== tools"
+  for t in cmake ninja gcc g++ c++ nvcc make "$PY" dpkg-deb ar; do
+    printf '%-10s %s  ' "$t" "$(command -v "$t" || echo MISSING)"; "$t" --version 2>&1 | head -1
+  done
+  echo "== python"
+  timeout 120 "$PY" - <<'EOF' 2>&1
+import importlib, sys, sysconfig, os
+print("python", sys.version.replace("\n", " "))
+inc = sysconfig.get_paths()["include"]
+print("Python.h", inc, os.path.exists(os.path.join(inc, "Python.h")))
+for m in ("torch", "numpy", "pytest", "pybind11", "transformers", "safetensors", "sklearn"):
+    try:
+        mod = importlib.import_module(m)
+        print(f"{m:13s}", getattr(mod, "__version__", "?"), os.path.dirname(getattr(mod, "__file__", "") or ""))
+    except Exception as e:
+        print(f"{m:13s} NOT IMPORTABLE: {type(e).__name__}: {e}")
+try:
+    import torch
+    print("torch.version.cuda", torch.version.cuda, "cuda available", torch.cuda.is_available(),
+          "devices", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+    print("cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI, "cmake prefix", torch.utils.cmake_prefix_path)
+    print(torch.__config__.show())
+except Exception as e:
+    print("torch details failed:", e)
+EOF
+} >"$ENVLOG" 2>&1
+GPU=$(timeout 10 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+say "gpu: ${GPU:-none (nvidia-smi failed)}"
+say "$(grep -E '^(python|torch |transformers|pytest|pybind11|numpy|torch.version.cuda|Python.h|cxx11)' "$ENVLOG" | tr '\n' ';' | sed 's/;/; /g')"
+
+TORCH_PREFIX=${LAMIA_TORCH_CMAKE_PREFIX:-$(timeout 120 "$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)}
+PYBIND11_DIR=$(timeout 60 "$PY" -m pybind11 --cmakedir 2>/dev/null)
+# pip's CUDA libraries (libtorch_cuda needs them at link time): for -rpath-link and LD_LIBRARY_PATH.
+NV_LIBS=$(timeout 60 "$PY" -c 'import glob, os, torch; s = os.path.dirname(os.path.dirname(torch.__file__)); print(":".join([os.path.join(os.path.dirname(torch.__file__), "lib")] + sorted(glob.glob(os.path.join(s, "nvidia", "*", "lib")) + glob.glob(os.path.join(s, "nvidia", "cu*", "lib")))))' 2>/dev/null)
+if ! command -v nvcc >/dev/null 2>&1; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do [ -x "$d/nvcc" ] && export PATH=$PATH:$d && break; done
+fi
+command -v nvcc >/dev/null 2>&1 && export CUDACXX=${CUDACXX:-$(command -v nvcc)}
+CUDA_OK=$(timeout 60 "$PY" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
+if [ "$CUDA_OK" = 1 ]; then export LAMIA_EXPECT_CUDA=1; fi
+if timeout 120 "$PY" -c 'import transformers' >/dev/null 2>&1; then export LAMIA_EXPECT_TRANSFORMERS=1; fi
+say "torch cmake prefix: ${TORCH_PREFIX:-NOT FOUND}; pybind11 cmakedir: ${PYBIND11_DIR:-NOT FOUND}; nvcc: $(command -v nvcc || echo none); CUDA in torch: $CUDA_OK; transformers: ${LAMIA_EXPECT_TRANSFORMERS:-0}"
+
+# ------------------------------------------------------------------ carried Debian packages
+LIBDIR=$DEPS/usr/lib/x86_64-linux-gnu
+extract() {  # extract DEB DIR: a .deb's files under DIR (no maintainer scripts run)
+  if command -v dpkg-deb >/dev/null 2>&1; then
+    dpkg-deb -x "$1" "$2"
+  else  # a .deb is an ar archive holding data.tar.*
+    local tmp rc
+    tmp=$(mktemp -d)
+    (cd "$tmp" && ar x "$1" && tar -xf data.tar.* -C "$2")
+    rc=$?
+    rm -rf "$tmp"
+    return $rc
+  fi
+}
+unpack_deps() {
+  mkdir -p "$DEPS"
+  local have_zlib=0 have_gfortran=0
+  [ -f /usr/include/zlib.h ] && have_zlib=1
+  ldconfig -p 2>/dev/null | grep -q 'libgfortran.so.5 ' && have_gfortran=1
+  for deb in "$ROOT"/.devdeps/*.deb; do
+    case "$(basename "$deb")" in
+      zlib1g*) [ "$have_zlib" = 1 ] && { echo "skip $deb (system zlib)"; continue; } ;;
+      libgfortran5* | libquadmath0*) [ "$have_gfortran" = 1 ] && { echo "skip $deb (system libgfortran)"; continue; } ;;
+    esac
+    echo "unpack $deb"
+    extract "$deb" "$DEPS" || return 1
+  done
+  # dpkg -x runs no maintainer scripts: make the alternatives' BLAS / LAPACK links by hand.
+  local ob=$LIBDIR/openblas-pthread
+  [ -f "$ob/libblas.so.3" ] || { echo "openblas missing from .devdeps"; return 1; }
+  for l in libblas.so.3 liblapack.so.3 libopenblas.so.0; do ln -sf "openblas-pthread/$l" "$LIBDIR/$l"; done
+  ln -sf libblas.so.3 "$LIBDIR/libblas.so"
+  ln -sf liblapack.so.3 "$LIBDIR/liblapack.so"
+  # zlib1g-dev's libz.so points at /lib/...: point it at the unpacked one.
+  [ -f "$DEPS/lib/x86_64-linux-gnu/libz.so.1" ] && ln -sf "$DEPS/lib/x86_64-linux-gnu/libz.so.1" "$LIBDIR/libz.so"
+  # Debian's faiss export names the system BLAS by absolute path.
+  sed -i "s#/usr/lib/x86_64-linux-gnu/lib\(blas\|lapack\)\.so#$LIBDIR/lib\1.so#g" "$LIBDIR/cmake/faiss/faiss-targets.cmake"
+  grep -o "INTERFACE_LINK_LIBRARIES.*" "$LIBDIR/cmake/faiss/faiss-targets.cmake"
+  touch "$DEPS/.unpacked"
+}
+if [ -f "$DEPS/.unpacked" ]; then
+  say "deps: already unpacked in $DEPS"
+elif unpack_deps >>"$ENVLOG" 2>&1; then
+  say "deps: unpacked .devdeps into $DEPS ($(grep -c '^skip ' "$ENVLOG") skipped for the system's, see env.txt)"
+else
+  say "deps: UNPACK FAILED (see env.txt)"
+fi
+# No pytest on the machine: Debian's (7.2, from .devdeps/python) on PYTHONPATH, its deprecation
+# warnings on a newer Python ignored.
+PYTEST_EXTRA=()
+if ! timeout 60 "$PY" -c 'import pytest' >/dev/null 2>&1; then
+  mkdir -p "$DEPS/py"
+  for deb in "$ROOT"/.devdeps/python/*.deb; do extract "$deb" "$DEPS/py" >>"$ENVLOG" 2>&1; done
+  export PYTHONPATH=$DEPS/py/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}
+  PYTEST_EXTRA=(-W "ignore::DeprecationWarning")
+  say "pytest: not installed; Debian's from .devdeps/python: $(timeout 60 "$PY" -c 'import pytest; print(pytest.__version__)' 2>&1 | tail -1)"
+fi
+export LD_LIBRARY_PATH=$LIBDIR:$LIBDIR/openblas-pthread:$DEPS/lib/x86_64-linux-gnu${NV_LIBS:+:$NV_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# ------------------------------------------------------------------ configure
+CONFIGURE_LOG=$OUT/configure.log
+RPATH_LINK=""
+[ -n "$NV_LIBS" ] && RPATH_LINK="-Wl,-rpath-link,$NV_LIBS"
+common_args=(
+  -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  -DLAMIA_BUILD_TESTS=ON -DLAMIA_BUILD_BENCH=ON -DLAMIA_BUILD_EXAMPLES=ON -DLAMIA_BUILD_CLI=ON
+  "-DPython3_EXECUTABLE=$PY" "-DLAMIA_PYTHON_OUTPUT_DIR=$BUILD/pypkg/pylamia"
+  "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$PYBIND11_DIR;$DEPS/usr"
+  "-DTorch_DIR=$TORCH_PREFIX/Torch" "-Dpybind11_DIR=$PYBIND11_DIR"
+  "-Dfaiss_DIR=$LIBDIR/cmake/faiss" "-Dfmt_DIR=$LIBDIR/cmake/fmt" "-DCatch2_DIR=$DEPS/usr/lib/cmake/Catch2"
+  "-Dnlohmann_json_DIR=$DEPS/usr/share/cmake/nlohmann_json" "-DEigen3_DIR=$DEPS/usr/share/eigen3/cmake"
+  "-DCLI11_DIR=$DEPS/usr/share/cmake/CLI11"
+  "-DCMAKE_EXE_LINKER_FLAGS=$RPATH_LINK" "-DCMAKE_SHARED_LINKER_FLAGS=$RPATH_LINK"
+  "-DLAMIA_ONLY=${LAMIA_ONLY:-}"
+)
+# Where pip's torch looks for the CUDA toolkit (nvcc's installation).
+if command -v nvcc >/dev/null 2>&1; then
+  CUDA_ROOT=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  common_args+=("-DCUDAToolkit_ROOT=$CUDA_ROOT" "-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_ROOT")
+fi
+PYTHON_BUILT=1
+if ! run_step "configure (all, Python ON)" 150 "$CONFIGURE_LOG" cmake "${common_args[@]}" -DLAMIA_BUILD_PYTHON=ON; then
+  PYTHON_BUILT=0
+  run_step "configure again with Python OFF" 120 "$CONFIGURE_LOG" cmake "${common_args[@]}" -DLAMIA_BUILD_PYTHON=OFF
+fi
+grep -E "^-- (Found|Caffe2|Torch|CUDA|Using|pybind11)|CMake (Error|Warning)" "$CONFIGURE_LOG" | head -40 >>"$SUMMARY"
+grep -E "^(Torch_DIR|fmt_DIR|faiss_DIR|Catch2_DIR|pybind11_DIR|Python3_EXECUTABLE|CMAKE_CXX_COMPILER:|TORCH_LIBRARY|CUDAToolkit_ROOT|CMAKE_CUDA_COMPILER:)" \
+  "$BUILD/CMakeCache.txt" >>"$CONFIGURE_LOG" 2>/dev/null
+
+# ------------------------------------------------------------------ build
+# The targets of the CUDA checks first, then everything; -k 0 reports every compile error at once.
+BUILD_LOG=$OUT/build.log
+FIRST=(lamia_tests_nn lamia_tests_palette bench_nn_decoder bench_palette_train)
+[ "$PYTHON_BUILT" = 1 ] && FIRST+=(lamia_python)
+build_report() {
+  say "build: $(grep -c '^FAILED: ' "$BUILD_LOG") failed commands, $(grep -c ' error: ' "$BUILD_LOG") error lines so far"
+  grep -E '^FAILED: | error: ' "$BUILD_LOG" | cut -c1-300 | sort -u | head -40 >>"$SUMMARY"
+}
+# Leaves 120 s of the budget to the CUDA tests, pytest and the benchmark.
+run_step "build CUDA-check targets (ninja -k 0)" 330:120 "$BUILD_LOG" ninja -C "$BUILD" -k 0 -j "$JOBS" "${FIRST[@]}"
+build_report
+
+# ------------------------------------------------------------------ the CUDA tests
+CTEST_LOG=$OUT/ctest.log
+PYTEST_LOG=$OUT/pytest.log
+BENCH_LOG=$OUT/bench.log
+T=$BUILD/tests
+for suite in nn palette; do
+  if [ -x "$T/lamia_tests_$suite" ]; then
+    (cd "$T" && run_step "C++ [cuda] cases of $suite" 150 "$CTEST_LOG" ./lamia_tests_$suite "[cuda]" --durations yes)
+  else
+    say "C++ [cuda] cases of $suite: NOT BUILT"
+  fi
+done
+
+PYPKG=$BUILD/pypkg/pylamia
+export LAMIA_CLI=$BUILD/lamia
+pytest_run() {  # pytest_run NAME CAP ARGS...: pytest against the build tree's module
+  local name=$1 cap=$2
+  shift 2
+  (cd /tmp && PYTHONPATH="$BUILD/pypkg${PYTHONPATH:+:$PYTHONPATH}" run_step "$name" "$cap" "$PYTEST_LOG" \
+    "$PY" -m pytest -c "$ROOT/pyproject.toml" --rootdir "$ROOT" -p no:cacheprovider "${PYTEST_EXTRA[@]}" "$@")
+}
+if [ "$PYTHON_BUILT" = 1 ] && ls "$PYPKG"/_C*.so >/dev/null 2>&1; then
+  for f in "$ROOT"/python/pylamia/*; do case "$(basename "$f")" in _C*.so) ;; *) ln -sf "$f" "$PYPKG/" ;; esac; done
+  pytest_run "pytest CUDA + transformers golden" 200 -v -rfEs -s \
+    "$ROOT/tests/python/test_nn_cuda.py" "$ROOT/tests/python/test_palette_cuda.py" \
+    "$ROOT/tests/python/test_nn_transformers_golden.py"
+else
+  say "pytest: pylamia._C NOT BUILT"
+fi
+
+# ------------------------------------------------------------------ benchmark: CPU against CUDA
+if [ -x "$BUILD/bench/bench_nn_decoder" ]; then
+  run_step "bench_nn_decoder --quick (CPU)" 90 "$BENCH_LOG" "$BUILD/bench/bench_nn_decoder" --quick
+  [ "$CUDA_OK" = 1 ] && run_step "bench_nn_decoder --quick --device cuda" 90 "$BENCH_LOG" "$BUILD/bench/bench_nn_decoder" --quick --device cuda
+fi
+if [ -x "$BUILD/bench/bench_palette_train" ] && ! out_of_time 60; then
+  run_step "bench_palette_train (CPU)" 90 "$BENCH_LOG" "$BUILD/bench/bench_palette_train" --items 400 --steps 4 --batch 64
+  [ "$CUDA_OK" = 1 ] && run_step "bench_palette_train --device cuda" 90 "$BENCH_LOG" "$BUILD/bench/bench_palette_train" --items 400 --steps 4 --batch 64 --device cuda
+fi
+
+# ------------------------------------------------------------------ everything else
+# Leaves 60 s to ctest and pytest.
+out_of_time 90 || run_step "build everything else (ninja -k 0)" 300:60 "$BUILD_LOG" ninja -C "$BUILD" -k 0 -j "$JOBS"
+build_report
+if [ -f "$BUILD/CTestTestfile.cmake" ] && ! out_of_time 30; then
+  (cd "$BUILD" && OMP_NUM_THREADS=4 run_step "ctest (all suites)" 240 "$CTEST_LOG" \
+    ctest --output-on-failure -j 4 --timeout 200)
+fi
+if [ "$PYTHON_BUILT" = 1 ] && ls "$PYPKG"/_C*.so >/dev/null 2>&1 && ! out_of_time 30; then
+  rest=()
+  for f in "$ROOT"/tests/python/test_*.py; do
+    case "$(basename "$f")" in test_nn_cuda.py | test_palette_cuda.py | test_nn_transformers_golden.py) ;; *) rest+=("$f") ;; esac
+  done
+  pytest_run "pytest (the other tests/python)" 200 -q -rfEs "${rest[@]}"
+fi
+
+# ------------------------------------------------------------------ summary
+{
+  echo "----- results"
+  grep -E '^(All tests passed|test cases:)' "$CTEST_LOG" 2>/dev/null | sed 's/^/catch2: /'
+  grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$CTEST_LOG" 2>/dev/null | sed 's/^/ctest: /'
+  grep -E '^(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$PYTEST_LOG" 2>/dev/null | grep -v '^=* *$' | cut -c1-250 | sed 's/^/pytest: /' | head -60
+  grep -E '^(device|tiny|small|OPT|KV-cache|train|fast /|export|palette bench)' "$BENCH_LOG" 2>/dev/null | sed 's/^/bench: /'
+  echo "total $(elapsed)s of ${BUDGET}s budget"
+} >>"$SUMMARY"
+# Keep every returned file under 16 MiB.
+for f in "$OUT"/*; do
+  [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -gt 15000000 ] && { head -c 15000000 "$f" >"$f.tmp" && mv "$f.tmp" "$f"; echo "[truncated]" >>"$f"; }
+done
+echo
+echo "================ device check summary ($OUT/summary.txt)"
+cat "$SUMMARY"
