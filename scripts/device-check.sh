@@ -173,8 +173,16 @@ export LD_LIBRARY_PATH=$LIBDIR:$LIBDIR/openblas-pthread:$DEPS/lib/x86_64-linux-g
 CONFIGURE_LOG=$OUT/configure.log
 RPATH_LINK=""
 [ -n "$NV_LIBS" ] && RPATH_LINK="-Wl,-rpath-link,$NV_LIBS"
+# Ninja (make -k where it is missing): -k keeps going past failures, so one run shows every error.
+if command -v ninja >/dev/null 2>&1; then
+  GENERATOR=Ninja
+  BUILD_TOOL=(ninja -C "$BUILD" -k 0 -j "$JOBS")
+else
+  GENERATOR="Unix Makefiles"
+  BUILD_TOOL=(make -C "$BUILD" -k -j "$JOBS")
+fi
 common_args=(
-  -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  -S "$ROOT" -B "$BUILD" -G "$GENERATOR" -DCMAKE_BUILD_TYPE=Release
   -DLAMIA_BUILD_TESTS=ON -DLAMIA_BUILD_BENCH=ON -DLAMIA_BUILD_EXAMPLES=ON -DLAMIA_BUILD_CLI=ON
   "-DPython3_EXECUTABLE=$PY" "-DLAMIA_PYTHON_OUTPUT_DIR=$BUILD/pypkg/pylamia"
   "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$PYBIND11_DIR;$DEPS/usr"
@@ -209,7 +217,7 @@ build_report() {
   grep -E '^FAILED: | error: ' "$BUILD_LOG" | cut -c1-300 | sort -u | head -40 >>"$SUMMARY"
 }
 # Leaves 120 s of the budget to the CUDA tests, pytest and the benchmark.
-run_step "build CUDA-check targets (ninja -k 0)" 330:120 "$BUILD_LOG" ninja -C "$BUILD" -k 0 -j "$JOBS" "${FIRST[@]}"
+run_step "build CUDA-check targets ($GENERATOR, -k)" 330:120 "$BUILD_LOG" "${BUILD_TOOL[@]}" "${FIRST[@]}"
 build_report
 
 # ------------------------------------------------------------------ the CUDA tests
@@ -254,7 +262,7 @@ fi
 
 # ------------------------------------------------------------------ everything else
 # Leaves 60 s to ctest and pytest.
-out_of_time 90 || run_step "build everything else (ninja -k 0)" 300:60 "$BUILD_LOG" ninja -C "$BUILD" -k 0 -j "$JOBS"
+out_of_time 90 || run_step "build everything else ($GENERATOR, -k)" 300:60 "$BUILD_LOG" "${BUILD_TOOL[@]}"
 build_report
 if [ -f "$BUILD/CTestTestfile.cmake" ] && ! out_of_time 30; then
   (cd "$BUILD" && OMP_NUM_THREADS=4 run_step "ctest (all suites)" 240 "$CTEST_LOG" \
