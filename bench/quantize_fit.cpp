@@ -3,9 +3,17 @@
 // invocation), plus RQ-VAE training time to convergence for the
 // "training-free vs trained" ratio, and peak RSS.
 //
+// Each size's palettes are written once to a palette file (streamed, never whole in memory);
+// every fit then runs in a child process of its own so that its peak RSS is its own:
+//   streamed  PaletteQuantizer::fit(PaletteSource::from_reader(PaletteFileReader))
+//   memory    the file loaded into one tensor, then fit(tensor) (sizes up to --memory-max)
+//   sklearn   bench/quantize_fit.py on the same file (np.memmap)
+//
 //   bench_quantize_fit [--sizes 25000,100000] [--million] [--dim 1024] [--pca-dim 64] [--codes 256]
 //                      [--positions 4] [--iterations 25] [--restarts 1] [--no-python] [--no-rqvae]
-//                      [--rqvae-items 25000] [--rqvae-max-epochs 50] [--workdir /tmp/lamia_bench_quantize]
+//                      [--memory-max 100000] [--rqvae-items 25000] [--rqvae-max-epochs 50] [--rqvae-device cuda]
+//                      [--workdir /tmp/lamia_bench_quantize] [--python /usr/bin/python3]
+#include <lamia/palette/palette_file.hpp>
 #include <lamia/quantize.hpp>
 
 #include <fmt/format.h>
@@ -19,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -36,36 +45,40 @@ double peak_rss_mb() {
 }
 
 // Palettes with structure: at each position, items are noisy copies of one of
-// `clusters` centres lying in a 96-dimensional subspace of R^D.
-torch::Tensor make_palettes(std::int64_t n, std::int64_t L, std::int64_t D, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const std::int64_t clusters = 1024, sub = std::min<std::int64_t>(96, D);
-  auto x = torch::empty({n, L, D});
-  for (std::int64_t j = 0; j < L; ++j) {
-    auto basis = at::normal(0.0, 1.0, {sub, D}, gen) / std::sqrt(static_cast<double>(sub));
-    auto centres = torch::mm(at::normal(0.0, 1.0, {clusters, sub}, gen), basis);
-    auto labels = at::randint(0, clusters, {n}, gen);
-    x.select(1, j).copy_(centres.index_select(0, labels) + 0.3 * torch::mm(at::normal(0.0, 1.0, {n, sub}, gen), basis) +
-                         0.02 * at::normal(0.0, 1.0, {n, D}, gen));
+// `clusters` centres lying in a 96-dimensional subspace of R^D. Items [begin, end) of
+// a catalog of that seed; any chunking gives the same catalog.
+struct PaletteGenerator {
+  std::int64_t L, D;
+  std::uint64_t seed;
+  std::vector<torch::Tensor> basis, centres;  // per position
+
+  PaletteGenerator(std::int64_t L_, std::int64_t D_, std::uint64_t seed_) : L(L_), D(D_), seed(seed_) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const std::int64_t clusters = 1024, sub = std::min<std::int64_t>(96, D);
+    for (std::int64_t j = 0; j < L; ++j) {
+      basis.push_back(at::normal(0.0, 1.0, {sub, D}, gen) / std::sqrt(static_cast<double>(sub)));
+      centres.push_back(torch::mm(at::normal(0.0, 1.0, {clusters, sub}, gen), basis.back()));
+    }
   }
-  return x;
-}
+  static constexpr std::int64_t kBlock = 4096;  // items generated from one seeded stream
+  torch::Tensor operator()(std::int64_t begin, std::int64_t end) const {
+    auto x = torch::empty({end - begin, L, D});
+    for (std::int64_t b = begin / kBlock * kBlock; b < end; b += kBlock) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003 + static_cast<std::uint64_t>(b / kBlock) + 1);
+      for (std::int64_t j = 0; j < L; ++j) {
+        const auto sub = basis[j].size(0);
+        auto labels = at::randint(0, centres[j].size(0), {kBlock}, gen);
+        auto block = centres[j].index_select(0, labels) + 0.3 * torch::mm(at::normal(0.0, 1.0, {kBlock, sub}, gen), basis[j]) +
+                     0.02 * at::normal(0.0, 1.0, {kBlock, D}, gen);
+        const auto lo = std::max(begin, b), hi = std::min(end, b + kBlock);
+        x.narrow(0, lo - begin, hi - lo).select(1, j).copy_(block.narrow(0, lo - b, hi - lo));
+      }
+    }
+    return x;
+  }
+};
 
-void write_npy(const std::filesystem::path& path, const torch::Tensor& x) {
-  std::string shape;
-  for (auto s : x.sizes()) shape += std::to_string(s) + ", ";
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
-  const std::size_t total = 10 + header.size() + 1;
-  header += std::string((64 - total % 64) % 64, ' ') + "\n";
-  std::ofstream out(path, std::ios::binary);
-  out.write("\x93NUMPY\x01\x00", 8);
-  const auto len = static_cast<std::uint16_t>(header.size());
-  out.write(reinterpret_cast<const char*>(&len), 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(static_cast<const char*>(x.data_ptr()), static_cast<std::streamsize>(x.numel() * 4));
-}
-
-nlohmann::json run_python(const std::string& cmd) {
+nlohmann::json run_json(const std::string& cmd) {
   std::FILE* p = popen(cmd.c_str(), "r");
   if (!p) return nullptr;
   std::string out;
@@ -76,13 +89,71 @@ nlohmann::json run_python(const std::string& cmd) {
   return nlohmann::json::parse(line, nullptr, false);
 }
 
+struct Settings {
+  std::int64_t D = 1024, d = 64, k = 256, L = 4;
+  int iterations = 25, restarts = 1;
+  lamia::PaletteQuantizerOptions quantizer() const {
+    lamia::PaletteQuantizerOptions o;
+    o.pca_dim = d;
+    o.num_codes = k;
+    o.iterations = iterations;
+    o.restarts = restarts;
+    return o;
+  }
+  std::string args() const {
+    return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {}", D, d, k, L,
+                       iterations, restarts);
+  }
+};
+
+// The child process: one fit of the palette file, streamed or loaded whole; one JSON line.
+int run_child(const std::string& mode, const std::filesystem::path& file, const Settings& st) {
+  lamia::PaletteQuantizer q(st.quantizer());
+  lamia::PaletteFitReport report;
+  double fit_s = 0, enc_s = 0;
+  std::int64_t n = 0;
+  if (mode == "streamed") {
+    lamia::PaletteFileReader reader(file, /*verify_checksum=*/false);
+    n = reader.num_items();
+    const auto source = lamia::PaletteSource::from_reader(reader);
+    double t0 = now();
+    report = q.fit(source);
+    fit_s = now() - t0;
+    t0 = now();
+    q.encode(source);
+    enc_s = now() - t0;
+  } else {
+    const auto x = lamia::load_palettes(file).palettes;
+    n = x.size(0);
+    double t0 = now();
+    report = q.fit(x);
+    fit_s = now() - t0;
+    t0 = now();
+    q.encode(x);
+    enc_s = now() - t0;
+  }
+  std::vector<double> inertia;
+  for (auto& p : report.positions) inertia.push_back(p.inertia);
+  nlohmann::json j{{"fit_seconds", fit_s},
+                   {"encode_items_per_s", n / enc_s},
+                   {"inertia", inertia},
+                   {"colliding_items", report.num_colliding_items},
+                   {"peak_rss_mb", peak_rss_mb()}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::int64_t> sizes{25000, 100000};
-  std::int64_t D = 1024, d = 64, k = 256, L = 4, rq_items = 25000;
-  int iterations = 25, restarts = 1, rq_epochs = 50;
+  Settings st;
+  std::int64_t rq_items = 25000, memory_max = 100000;
+  int rq_epochs = 50;
+  std::string rq_device = "cpu", python_exe = "/usr/bin/python3";
   bool python = true, rqvae = true;
+  std::string child_mode;
+  std::filesystem::path child_file;
   std::filesystem::path workdir = std::filesystem::temp_directory_path() / "lamia_bench_quantize";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -97,104 +168,119 @@ int main(int argc, char** argv) {
     } else if (a == "--million") {
       sizes.push_back(1000000);
     } else if (a == "--dim") {
-      D = std::stoll(next());
+      st.D = std::stoll(next());
     } else if (a == "--pca-dim") {
-      d = std::stoll(next());
+      st.d = std::stoll(next());
     } else if (a == "--codes") {
-      k = std::stoll(next());
+      st.k = std::stoll(next());
     } else if (a == "--positions") {
-      L = std::stoll(next());
+      st.L = std::stoll(next());
     } else if (a == "--iterations") {
-      iterations = std::stoi(next());
+      st.iterations = std::stoi(next());
     } else if (a == "--restarts") {
-      restarts = std::stoi(next());
+      st.restarts = std::stoi(next());
     } else if (a == "--no-python") {
       python = false;
     } else if (a == "--no-rqvae") {
       rqvae = false;
+    } else if (a == "--memory-max") {
+      memory_max = std::stoll(next());
     } else if (a == "--rqvae-items") {
       rq_items = std::stoll(next());
+    } else if (a == "--python") {
+      python_exe = next();
+    } else if (a == "--rqvae-device") {
+      rq_device = next();
     } else if (a == "--rqvae-max-epochs") {
       rq_epochs = std::stoi(next());
     } else if (a == "--workdir") {
       workdir = next();
+    } else if (a == "--child") {
+      child_mode = next();
+      child_file = next();
     } else {
       std::cerr << "unknown argument " << a << " (see the comment at the top of bench/quantize_fit.cpp)\n";
       return 1;
     }
   }
+  if (!child_mode.empty()) return run_child(child_mode, child_file, st);
   std::filesystem::create_directories(workdir);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a log file
-  fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n", D, d, k, L,
-             iterations, restarts, torch::get_num_threads());
-  double fit_25k = 0;
+  fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n", st.D, st.d,
+             st.k, st.L, st.iterations, st.restarts, torch::get_num_threads());
+  const PaletteGenerator generate(st.L, st.D, 1);
+  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+  double fit_rq = 0;
   for (auto n : sizes) {
-    auto x = make_palettes(n, L, D, 1);
-    lamia::PaletteQuantizerOptions o;
-    o.pca_dim = d;
-    o.num_codes = k;
-    o.iterations = iterations;
-    o.restarts = restarts;
-    lamia::PaletteQuantizer q(o);
+    const auto file = workdir / fmt::format("palettes_{}.bin", n);
+    std::vector<std::string> ids(n);
+    for (std::int64_t i = 0; i < n; ++i) ids[i] = fmt::format("i{}", i);
     double t0 = now();
-    auto report = q.fit(x);
-    const double fit_s = now() - t0;
-    if (n == rq_items) fit_25k = fit_s;
-    t0 = now();
-    auto codes = q.encode(x);
-    const double enc_s = now() - t0;
-    std::vector<double> inertia;
-    for (auto& p : report.positions) inertia.push_back(p.inertia);
-    fmt::print("n={}: lamia fit {:.2f}s, encode {:.0f} items/s, colliding items {}, inertia {:.4g}, peak RSS {:.0f} MB\n",
-               n, fit_s, n / enc_s, report.num_colliding_items, fmt::join(inertia, " "), peak_rss_mb());
-    if (python) {
-      const auto npy = workdir / fmt::format("palettes_{}.npy", n);
-      write_npy(npy, x);
+    lamia::write_palette_file(file, ids, st.L, st.D, generate, PaletteGenerator::kBlock);
+    fmt::print("n={}: palette file {:.1f} GB written in {:.1f}s\n", n,
+               static_cast<double>(std::filesystem::file_size(file)) / 1e9, now() - t0);
+    std::map<std::string, nlohmann::json> results;
+    for (std::string mode : {"streamed", "memory"}) {
+      if (mode == "memory" && n > memory_max) continue;
+      auto r = run_json(fmt::format("{} --child {} {} {}", self, mode, file.string(), st.args()));
+      if (r.is_null() || r.is_discarded()) {
+        fmt::print("n={}: lamia {} fit failed\n", n, mode);
+        continue;
+      }
+      results[mode] = r;
+      fmt::print("n={}: lamia {} fit {:.2f}s, encode {:.0f} items/s, colliding items {}, inertia {:.4g}, peak RSS "
+                 "{:.0f} MB\n",
+                 n, mode, r["fit_seconds"].get<double>(), r["encode_items_per_s"].get<double>(),
+                 r["colliding_items"].get<std::int64_t>(), fmt::join(r["inertia"].get<std::vector<double>>(), " "),
+                 r["peak_rss_mb"].get<double>());
+    }
+    if (n == rq_items && results.count("streamed")) fit_rq = results["streamed"]["fit_seconds"];
+    if (python && results.count("streamed")) {
       const auto cmd = fmt::format(
-          "/usr/bin/python3 {}/bench/quantize_fit.py --data {} --pca-dim {} --codes {} --iterations {} --restarts {}",
-          LAMIA_SOURCE_DIR, npy.string(), d, k, iterations, restarts);
-      auto ref = run_python(cmd);
-      std::filesystem::remove(npy);
+          "{} {}/bench/quantize_fit.py --data {} --pca-dim {} --codes {} --iterations {} --restarts {}", python_exe,
+          LAMIA_SOURCE_DIR, file.string(), st.d, st.k, st.iterations, st.restarts);
+      auto ref = run_json(cmd);
       if (ref.is_null() || ref.is_discarded()) {
         fmt::print("n={}: sklearn reference failed ({})\n", n, cmd);
       } else {
+        const auto& ours = results["streamed"];
+        const double fit_s = ours["fit_seconds"], enc = ours["encode_items_per_s"];
         const double ref_fit = ref["fit_seconds"], ref_enc = ref["encode_items_per_s"];
-        std::vector<double> ref_inertia = ref["inertia"];
+        const auto inertia = ours["inertia"].get<std::vector<double>>();
+        const auto ref_inertia = ref["inertia"].get<std::vector<double>>();
         double ratio_inertia = 0;
         for (std::size_t j = 0; j < inertia.size(); ++j) ratio_inertia += inertia[j] / ref_inertia[j] / inertia.size();
-        fmt::print("n={}: sklearn fit {:.2f}s, encode {:.0f} items/s, peak RSS {:.0f} MB | fit speed-up x{:.2f}, "
-                   "encode speed-up x{:.2f}, inertia lamia/sklearn {:.4f}\n",
-                   n, ref_fit, ref_enc, static_cast<double>(ref["peak_rss_mb"]), ref_fit / fit_s,
-                   (n / enc_s) / ref_enc, ratio_inertia);
+        fmt::print("n={}: sklearn fit {:.2f}s, encode {:.0f} items/s, peak RSS {:.0f} MB | streamed lamia: fit "
+                   "speed-up x{:.2f}, encode speed-up x{:.2f}, inertia lamia/sklearn {:.4f}, peak RSS lamia/sklearn "
+                   "{:.3f}\n",
+                   n, ref_fit, ref_enc, ref["peak_rss_mb"].get<double>(), ref_fit / fit_s, enc / ref_enc, ratio_inertia,
+                   ours["peak_rss_mb"].get<double>() / ref["peak_rss_mb"].get<double>());
       }
     }
+    std::filesystem::remove(file);
   }
   if (rqvae) {
     // Same data as the palette bench, one embedding per item (position 0).
-    auto x = make_palettes(rq_items, L, D, 1).select(1, 0).contiguous();
-    if (fit_25k == 0) {
-      lamia::PaletteQuantizerOptions o;
-      o.pca_dim = d;
-      o.num_codes = k;
-      o.iterations = iterations;
-      o.restarts = restarts;
-      lamia::PaletteQuantizer q(o);
+    auto x = generate(0, rq_items).select(1, 0).contiguous();
+    if (fit_rq == 0) {
+      lamia::PaletteQuantizer q(st.quantizer());
       const double t0 = now();
-      q.fit(make_palettes(rq_items, L, D, 1));
-      fit_25k = now() - t0;
+      q.fit(generate(0, rq_items));
+      fit_rq = now() - t0;
     }
-    lamia::RqVae model(lamia::RqVaeOptions(D).num_levels(3).num_codes(k));
+    lamia::RqVae model(lamia::RqVaeOptions(st.D).num_levels(3).num_codes(st.k));
     lamia::RqVaeTrainOptions to;
     to.max_epochs = rq_epochs;
     to.progress = true;
+    to.device = torch::Device(rq_device);
     const double t0 = now();
     auto r = lamia::train_rq_vae(model, x, to);
     const double train_s = now() - t0;
-    fmt::print("rq-vae n={}: {} epochs ({}), {:.1f}s, reconstruction {:.4g} -> {:.4g}, utilisation {:.2f} | "
+    fmt::print("rq-vae n={} on {}: {} epochs ({}), {:.1f}s, reconstruction {:.4g} -> {:.4g}, utilisation {:.2f} | "
                "trained / training-free (PaletteQuantizer fit, L={}) time ratio x{:.1f}, peak RSS {:.0f} MB\n",
-               rq_items, r.epochs, r.stopped_early ? "early stop" : "epoch cap", train_s,
-               r.reconstruction_loss.front(), r.reconstruction_loss.back(), fmt::join(r.utilization, "/"), L,
-               train_s / fit_25k, peak_rss_mb());
+               rq_items, rq_device, r.epochs, r.stopped_early ? "early stop" : "epoch cap", train_s,
+               r.reconstruction_loss.front(), r.reconstruction_loss.back(), fmt::join(r.utilization, "/"), st.L,
+               train_s / fit_rq, peak_rss_mb());
   }
   return 0;
 }

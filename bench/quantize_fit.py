@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Reference for bench_quantize_fit: sklearn PCA + KMeans per palette position on the same data.
 
-    /usr/bin/python3 bench/quantize_fit.py --data palettes.npy --pca-dim 64 --codes 256 --iterations 25 --restarts 1
+    /usr/bin/python3 bench/quantize_fit.py --data palettes.bin --pca-dim 64 --codes 256 --iterations 25 --restarts 1
 
 Prints one JSON line: fit_seconds, encode_items_per_s, inertia per position, peak_rss_mb.
-Run by bench_quantize_fit (which writes the .npy); also usable alone.
+--data is a lamia palette file (include/lamia/palette/palette_file.hpp), mapped with np.memmap;
+a .npy of shape n x L x D works too. Run by bench_quantize_fit; also usable alone.
 """
 import argparse
 import json
 import resource
+import struct
 import time
 import warnings
 
@@ -17,16 +19,33 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 
+def open_palettes(path):
+    """n x L x D float32 array mapped from a lamia palette file (or a .npy)."""
+    if path.endswith(".npy"):
+        return np.load(path, mmap_mode="r")
+    with open(path, "rb") as f:
+        if f.read(8) != b"LAMIAPAL":
+            raise SystemExit(f"{path}: not a lamia palette file")
+        version, dtype, n, L, D = struct.unpack("<IIQQQ", f.read(32))
+        if version != 1 or dtype != 0:
+            raise SystemExit(f"{path}: palette file version {version}, dtype {dtype} not supported")
+        for _ in range(n):  # item ids: u32 length, bytes
+            (length,) = struct.unpack("<I", f.read(4))
+            f.seek(length, 1)
+        offset = f.tell()
+    return np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(n, L, D))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True, help="n x L x D float32 .npy")
+    p.add_argument("--data", required=True, help="lamia palette file or n x L x D float32 .npy")
     p.add_argument("--pca-dim", type=int, default=64)
     p.add_argument("--codes", type=int, default=256)
     p.add_argument("--iterations", type=int, default=25)
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    x = np.load(a.data, mmap_mode="r")
+    x = open_palettes(a.data)
     n, L, D = x.shape
     models = []
     inertia = []

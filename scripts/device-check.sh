@@ -276,13 +276,22 @@ if [ "$PYTHON_BUILT" = 1 ] && ls "$PYPKG"/_C*.so >/dev/null 2>&1 && ! out_of_tim
   pytest_run "pytest (the other tests/python)" 200 -q -rfEs "${rest[@]}"
 fi
 
+# ------------------------------------------------------------------ RQ-VAE to convergence on the GPU
+# The "training-free vs trained" ratio of bench_quantize_fit: PaletteQuantizer on this machine's
+# CPUs against TIGER's RQ-VAE trained on the GPU until the early-stopping rule holds.
+if [ "$CUDA_OK" = 1 ] && [ -x "$BUILD/bench/bench_quantize_fit" ] && ! out_of_time 40; then
+  run_step "bench_quantize_fit: RQ-VAE on CUDA to convergence" 150 "$BENCH_LOG" "$BUILD/bench/bench_quantize_fit" \
+    --sizes 25000 --no-python --memory-max 0 --rqvae-items 25000 --rqvae-device cuda --rqvae-max-epochs 1500 \
+    --workdir /tmp/lamia_bench_quantize
+fi
+
 # ------------------------------------------------------------------ summary
 {
   echo "----- results"
   grep -E '^(All tests passed|test cases:)' "$CTEST_LOG" 2>/dev/null | sed 's/^/catch2: /'
   grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$CTEST_LOG" 2>/dev/null | sed 's/^/ctest: /'
   grep -E '^(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$PYTEST_LOG" 2>/dev/null | grep -v '^=* *$' | cut -c1-250 | sed 's/^/pytest: /' | head -60
-  grep -E '^(device|tiny|small|OPT|KV-cache|train|fast /|export|palette bench)' "$BENCH_LOG" 2>/dev/null | sed 's/^/bench: /'
+  grep -E '^(device|tiny|small|OPT|KV-cache|train|fast /|export|palette bench|n=|rq-vae n=)' "$BENCH_LOG" 2>/dev/null | sed 's/^/bench: /'
   echo "total $(elapsed)s of ${BUDGET}s budget"
 } >>"$SUMMARY"
 # Keep every returned file under 16 MiB.
