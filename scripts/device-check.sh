@@ -276,10 +276,27 @@ if [ "$PYTHON_BUILT" = 1 ] && ls "$PYPKG"/_C*.so >/dev/null 2>&1 && ! out_of_tim
   pytest_run "pytest (the other tests/python)" 200 -q -rfEs "${rest[@]}"
 fi
 
+# ------------------------------------------------------------------ backtraces of crashed suites
+# A suite that died of a signal is run once more under cuda-gdb (the image has no gdb), so that
+# one run brings the stack of the crash back; also where fmt comes from (torch ships its own).
+crashed=$(grep -oE 'Test +#[0-9]+: [a-z]+ [.]+\*\*\*Exception' "$CTEST_LOG" 2>/dev/null | awk '{print $3}' | sort -u)
+if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
+  {
+    echo "===== where fmt comes from"
+    ls -d "$TORCH_PREFIX"/../../include/fmt 2>/dev/null && echo "torch ships fmt headers"
+    ldd "$T/lamia_tests_data" 2>/dev/null | grep -E 'fmt|stdc|gcc_s|faiss|blas'
+  } >>"$CTEST_LOG" 2>&1
+  for suite in $crashed; do
+    out_of_time 30 && break
+    (cd "$T" && run_step "backtrace of the $suite crash (cuda-gdb)" 60 "$CTEST_LOG" cuda-gdb -q -batch \
+      -ex "set pagination off" -ex run -ex bt -ex quit --args ./lamia_tests_$suite --order rand --rng-seed 1)
+  done
+fi
+
 # ------------------------------------------------------------------ RQ-VAE to convergence on the GPU
 # The "training-free vs trained" ratio of bench_quantize_fit: PaletteQuantizer on this machine's
 # CPUs against TIGER's RQ-VAE trained on the GPU until the early-stopping rule holds.
-if [ "$CUDA_OK" = 1 ] && [ -x "$BUILD/bench/bench_quantize_fit" ] && ! out_of_time 40; then
+if [ "$CUDA_OK" = 1 ] && [ "${LAMIA_CHECK_RQVAE:-1}" = 1 ] && [ -x "$BUILD/bench/bench_quantize_fit" ] && ! out_of_time 40; then
   run_step "bench_quantize_fit: RQ-VAE on CUDA to convergence" 150 "$BENCH_LOG" "$BUILD/bench/bench_quantize_fit" \
     --sizes 25000 --no-python --memory-max 0 --rqvae-items 25000 --rqvae-device cuda --rqvae-max-epochs 1500 \
     --workdir /tmp/lamia_bench_quantize

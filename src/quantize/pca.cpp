@@ -70,7 +70,7 @@ Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   auto cov = cov_ / static_cast<double>(n - 1);
   cov = (cov + cov.t()) / 2;  // exactly symmetric for the eigensolver
   // LAPACK's symmetric eigensolver (syevd) through torch: eigenvalues ascending, vectors in columns.
-  auto [values_t, vectors_t] = torch::linalg::eigh(cov, "L");
+  auto [values_t, vectors_t] = at::linalg_eigh(cov, "L");
   values_t = values_t.contiguous();
   vectors_t = vectors_t.contiguous();
   const double* values = values_t.data_ptr<double>();

@@ -28,6 +28,16 @@ def rel(a, b):
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
 
+def assert_grad_close(name, got, want, scale):
+    """Relative error < 1e-3; the key projection's bias has a zero gradient in exact arithmetic
+    (softmax ignores the q.b_k added to every score of a query), so there both devices give
+    rounding noise of either sign: it must only be tiny against the largest gradient."""
+    if name.endswith("k_proj.bias"):
+        assert got.abs().max().item() < 1e-4 * scale, name
+    else:
+        assert rel(got, want) < 1e-3, name
+
+
 
 def norm_rel(a, b):
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
@@ -90,9 +100,10 @@ def test_cuda_forward_and_gradients_equal_cpu(pre_ln, proj, masked, inputs_on_de
     (a.logits * w).sum().backward()
     (b.logits * w.to(DEVICE)).sum().backward()
     ga = dict(cpu.named_parameters())
+    scale = max(g.grad.abs().max().item() for g in ga.values())
     for name, p in gpu.named_parameters():
         assert p.grad is not None and p.grad.device.type == torch.device(DEVICE).type, name
-        assert rel(p.grad, ga[name].grad) < 1e-3, name
+        assert_grad_close(name, p.grad, ga[name].grad, scale)
 
 
 @needs_cuda

@@ -42,6 +42,16 @@ def rel(a, b):
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
 
+def assert_grad_close(name, got, want, scale):
+    """Relative error < 1e-3; the key projection's bias has a zero gradient in exact arithmetic
+    (softmax ignores the q.b_k added to every score of a query), so there both devices give
+    rounding noise of either sign: it must only be tiny against the largest gradient."""
+    if name.endswith("k_proj.bias"):
+        assert got.abs().max().item() < 1e-4 * scale, name
+    else:
+        assert rel(got, want) < 1e-3, name
+
+
 
 def on_device(t):
     return t.device.type == DEVICE_TYPE
@@ -71,9 +81,10 @@ def test_forward_and_gradients_on_cuda_equal_cpu(path):
     a["loss"].backward()
     b["loss"].backward()
     ga = cpu.named_parameters()
+    scale = max(g.grad.abs().max().item() for g in ga.values())
     for name, p in gpu.named_parameters().items():
         assert on_device(p.grad), name
-        assert rel(p.grad, ga[name].grad) < 1e-3, name
+        assert_grad_close(name, p.grad, ga[name].grad, scale)
     torch.testing.assert_close(gpu.encode([0, 3]).cpu(), cpu.encode([0, 3]), rtol=1e-4, atol=1e-5)
     pal = gpu.encode_items()
     assert pal.device.type == "cpu"

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <unistd.h>  // getpid
 
 using namespace lamia;
 namespace fs = std::filesystem;

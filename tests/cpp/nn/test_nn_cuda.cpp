@@ -14,6 +14,7 @@
 #include <string>
 #include <tuple>
 #include <vector>
+#include <unistd.h>  // getpid
 
 using namespace lamia;
 using lamia::testing::norm_error;
@@ -79,7 +80,7 @@ TEST_CASE("cuda: the decoder computes on CUDA what it computes on the CPU (logit
   auto cpu = make_decoder(cuda_options(pre, proj), 11);
   auto gpu = std::dynamic_pointer_cast<DecoderImpl>(cpu->clone(kCuda));
   REQUIRE(gpu);
-  REQUIRE(gpu->device() == kCuda);
+  REQUIRE(gpu->device().type() == kCuda.type());
   const int64_t E = cpu->options().resolved_embed_dim(), T = 10;
 
   torch::manual_seed(12);
@@ -113,13 +114,19 @@ TEST_CASE("cuda: the decoder computes on CUDA what it computes on the CPU (logit
   auto pa = cpu->named_parameters();
   auto pb = gpu->named_parameters();
   REQUIRE(pa.size() == pb.size());
+  double scale = 0;
+  for (const auto& p : pa) scale = std::max(scale, p.value().grad().abs().max().item<double>());
   for (const auto& p : pa) {
     const auto& g = pb[p.key()].grad();
     REQUIRE(p.value().grad().defined());
     REQUIRE(g.defined());
     INFO("gradient of " << p.key() << ": relative error " << relative_error(g, p.value().grad()));
     CHECK(on_test_device(g));
-    CHECK(relative_error(g, p.value().grad()) < 1e-3);
+    if (lamia::testing::is_key_bias(p.key())) {
+      CHECK(g.abs().max().item<double>() < 1e-4 * scale);
+    } else {
+      CHECK(relative_error(g, p.value().grad()) < 1e-3);
+    }
   }
   REQUIRE(in_gpu.inputs_embeds.grad().defined());
   CHECK(relative_error(in_gpu.inputs_embeds.grad(), in.inputs_embeds.grad()) < 1e-3);
@@ -288,7 +295,7 @@ TEST_CASE("cuda: a Hugging Face folder loads onto CUDA in float32 and float16, a
   auto g32 = load_pretrained(dir / "a", torch::kFloat, kCuda);
   const auto low = lamia::testing::skip_half(torch::kHalf) ? torch::kBFloat16 : torch::kHalf;
   auto g16 = load_pretrained(dir / "a", low, kCuda);
-  CHECK(g32->device() == kCuda);
+  CHECK(g32->device().type() == kCuda.type());
   CHECK(g16->dtype() == low);
   g32->eval();
   g16->eval();

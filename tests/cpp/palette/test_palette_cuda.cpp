@@ -15,6 +15,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <unistd.h>  // getpid
 
 using namespace lamia;
 using lamia::testing::on_test_device;
@@ -86,7 +87,7 @@ TEST_CASE("cuda: palette encoder loss parts, palettes and gradients on CUDA equa
   s.encoder->eval();
   auto gpu = std::dynamic_pointer_cast<PaletteEncoderImpl>(s.encoder->clone(kCuda));
   REQUIRE(gpu);
-  REQUIRE(gpu->decoder->device() == kCuda);
+  REQUIRE(gpu->decoder->device().type() == kCuda.type());
   const auto& t = s.encoder->tokens();
   std::vector<SampleLayout> samples;
   for (auto [item, task] : std::vector<std::pair<ItemIndex, std::int64_t>>{{0, 0}, {1, 3}, {0, 2}, {2, 1}, {3, 0}, {5, 3}})
@@ -107,9 +108,15 @@ TEST_CASE("cuda: palette encoder loss parts, palettes and gradients on CUDA equa
   b.loss.backward();
   auto ga = grads_of(*s.encoder), gb = grads_of(*gpu);
   REQUIRE(ga.size() == gb.size());
+  double scale = 0;
+  for (const auto& [name, g] : ga) scale = std::max(scale, g.abs().max().item<double>());
   for (const auto& [name, g] : ga) {
     INFO("gradient of " << name << ": relative error " << relative_error(gb.at(name), g));
-    CHECK(relative_error(gb.at(name), g) < 1e-3);
+    if (lamia::testing::is_key_bias(name)) {
+      CHECK(gb.at(name).abs().max().item<double>() < 1e-4 * scale);
+    } else {
+      CHECK(relative_error(gb.at(name), g) < 1e-3);
+    }
   }
   // encode() and a clone back to the CPU agree as well.
   torch::NoGradGuard ng;
@@ -138,7 +145,7 @@ TEST_CASE("cuda: PaletteTrainer on CUDA lowers the loss, evaluates and encodes",
                              .log_every(15)
                              .log(&log)
                              .device(kCuda));
-  REQUIRE(s.encoder->decoder->device() == kCuda);
+  REQUIRE(s.encoder->decoder->device().type() == kCuda.type());
   auto before = trainer.evaluate(trainer.validation_items());
   auto result = trainer.train();
   INFO(log.str());

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <unistd.h>  // getpid
 
 using namespace lamia;
 namespace fs = std::filesystem;

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <unistd.h>  // getpid
 
 using namespace lamia;
 namespace fs = std::filesystem;
