@@ -184,6 +184,7 @@ fi
 common_args=(
   -S "$ROOT" -B "$BUILD" -G "$GENERATOR" -DCMAKE_BUILD_TYPE=Release
   -DLAMIA_BUILD_TESTS=ON -DLAMIA_BUILD_BENCH=ON -DLAMIA_BUILD_EXAMPLES=ON -DLAMIA_BUILD_CLI=ON
+  "-DLAMIA_LIBSTDCXX_FIRST=${LAMIA_LIBSTDCXX_FIRST:-ON}"
   "-DPython3_EXECUTABLE=$PY" "-DLAMIA_PYTHON_OUTPUT_DIR=$BUILD/pypkg/pylamia"
   "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$PYBIND11_DIR;$DEPS/usr"
   "-DTorch_DIR=$TORCH_PREFIX/Torch" "-Dpybind11_DIR=$PYBIND11_DIR"
@@ -278,7 +279,9 @@ fi
 
 # ------------------------------------------------------------------ backtraces of crashed suites
 # A suite that died of a signal is run once more under cuda-gdb (the image has no gdb), so that
-# one run brings the stack of the crash back; also where fmt comes from (torch ships its own).
+# one run brings the stack of the crash back; a jump to address 0 leaves no frames, so the words
+# on the stack (the caller's return address first) are printed too. Also where fmt comes from
+# (torch ships its own headers).
 crashed=$(grep -oE 'Test +#[0-9]+: [a-z]+ [.]+\*\*\*Exception' "$CTEST_LOG" 2>/dev/null | awk '{print $3}' | sort -u)
 if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
   {
@@ -289,7 +292,8 @@ if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
   for suite in $crashed; do
     out_of_time 30 && break
     (cd "$T" && run_step "backtrace of the $suite crash (cuda-gdb)" 60 "$CTEST_LOG" cuda-gdb -q -batch \
-      -ex "set pagination off" -ex run -ex bt -ex quit --args ./lamia_tests_$suite --order rand --rng-seed 1)
+      -ex "set pagination off" -ex run -ex bt -ex 'x/8a $sp' -ex 'info symbol *(void**)$sp' -ex quit \
+      --args ./lamia_tests_$suite --order rand --rng-seed 1)
   done
 fi
 
