@@ -5,43 +5,17 @@ Skipped where CUDA is not available; LAMIA_EXPECT_CUDA=1 (set by scripts/device-
 machine) makes a missing CUDA a failure, LAMIA_CUDA_TESTS_ON_CPU=1 runs the tests with the CPU
 standing in for the GPU (a dry run of the test code; float16 parts are left out there).
 """
-import os
 
 import pytest
 import torch
 
 import pylamia
 
-DRY_RUN = os.environ.get("LAMIA_CUDA_TESTS_ON_CPU") == "1" and not torch.cuda.is_available()
-DEVICE = "cpu" if DRY_RUN else "cuda"
-needs_cuda = pytest.mark.skipif(not (torch.cuda.is_available() or DRY_RUN), reason="CUDA not available")
+from lamia_testing import DEVICE, DRY_RUN, assert_grad_close, needs_cuda, norm_rel, rel, require_cuda_where_expected
 
 
 def test_cuda_is_visible_where_expected():
-    if os.environ.get("LAMIA_EXPECT_CUDA") != "1":
-        pytest.skip("CUDA not expected (LAMIA_EXPECT_CUDA is not 1)")
-    assert torch.cuda.is_available(), "LAMIA_EXPECT_CUDA=1 but torch.cuda.is_available() is False"
-
-
-def rel(a, b):
-    """max |a - b| / max |b|, in float64 on the CPU."""
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
-
-def assert_grad_close(name, got, want, scale):
-    """Relative error < 1e-3; the key projection's bias has a zero gradient in exact arithmetic
-    (softmax ignores the q.b_k added to every score of a query), so there both devices give
-    rounding noise of either sign: it must only be tiny against the largest gradient."""
-    if name.endswith("k_proj.bias"):
-        assert got.abs().max().item() < 1e-4 * scale, name
-    else:
-        assert rel(got, want) < 1e-3, name
-
-
-
-def norm_rel(a, b):
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+    require_cuda_where_expected()
 
 
 def make_decoder(seed, pre_ln=True, proj=0, tie=True):

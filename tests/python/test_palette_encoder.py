@@ -6,26 +6,7 @@ import pytest
 import torch
 
 import pylamia
-
-COLORS = ["red", "blue", "green", "black", "white", "yellow"]
-ANIMALS = ["cat", "dog", "fox", "owl", "bee"]
-KINDS = {"cat": "mammal", "dog": "mammal", "fox": "mammal", "owl": "bird", "bee": "insect"}
-
-
-def make_catalog(n=30):
-    c = pylamia.Catalog(["title", "color", "kind"])
-    for i in range(n):
-        color, animal = COLORS[i % len(COLORS)], ANIMALS[(i // len(COLORS)) % len(ANIMALS)]
-        c.add(f"it{i}", [f"the {color} {animal} number {i % 7}", color, KINDS[animal]])
-    return c
-
-
-def tiny(catalog, **kw):
-    args = dict(palette_size=3, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2, dropout=0.0,
-                max_position_embeddings=128, seed=0)
-    args.update(kw)
-    return pylamia.PaletteEncoder.from_scratch(catalog, 1, **args)
-
+from lamia_testing import make_catalog, tiny
 
 def test_forward_returns_loss_parts_and_palettes_with_autograd():
     enc = tiny(make_catalog())
