@@ -28,6 +28,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -109,29 +110,24 @@ struct Settings {
 // The child process: one fit of the palette file, streamed or loaded whole; one JSON line.
 int run_child(const std::string& mode, const std::filesystem::path& file, const Settings& st) {
   lamia::PaletteQuantizer q(st.quantizer());
-  lamia::PaletteFitReport report;
-  double fit_s = 0, enc_s = 0;
-  std::int64_t n = 0;
+  // streamed: chunks read from the file; memory: the whole file in one tensor first.
+  std::unique_ptr<lamia::PaletteFileReader> reader;
+  torch::Tensor loaded;
+  lamia::PaletteSource source;
   if (mode == "streamed") {
-    lamia::PaletteFileReader reader(file, /*verify_checksum=*/false);
-    n = reader.num_items();
-    const auto source = lamia::PaletteSource::from_reader(reader);
-    double t0 = now();
-    report = q.fit(source);
-    fit_s = now() - t0;
-    t0 = now();
-    q.encode(source);
-    enc_s = now() - t0;
+    reader = std::make_unique<lamia::PaletteFileReader>(file, /*verify_checksum=*/false);
+    source = lamia::PaletteSource::from_reader(*reader);
   } else {
-    const auto x = lamia::load_palettes(file).palettes;
-    n = x.size(0);
-    double t0 = now();
-    report = q.fit(x);
-    fit_s = now() - t0;
-    t0 = now();
-    q.encode(x);
-    enc_s = now() - t0;
+    loaded = lamia::load_palettes(file).palettes;
+    source = lamia::PaletteSource::from_tensor(loaded);
   }
+  const std::int64_t n = source.num_items;
+  double t0 = now();
+  const lamia::PaletteFitReport report = q.fit(source);
+  const double fit_s = now() - t0;
+  t0 = now();
+  q.encode(source);
+  const double enc_s = now() - t0;
   std::vector<double> inertia;
   for (auto& p : report.positions) inertia.push_back(p.inertia);
   nlohmann::json j{{"fit_seconds", fit_s},
