@@ -6,7 +6,16 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
+
+// LAPACK (linked through faiss): eigenpairs il..iu (1-based, ascending) of a symmetric matrix by
+// the MRRR algorithm. Only the top d are needed: ~3x faster than all D at D = 1024.
+extern "C" void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n, double* a,
+                        const int* lda, const double* vl, const double* vu, const int* il, const int* iu,
+                        const double* abstol, int* m, double* w, double* z, const int* ldz, int* isuppz,
+                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
 
 namespace lamia {
 namespace detail {
@@ -69,13 +78,29 @@ Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   const auto mean = mean_.defined() ? mean_ : sum_ / static_cast<double>(n);
   auto cov = cov_ / static_cast<double>(n - 1);
   cov = (cov + cov.t()) / 2;  // exactly symmetric for the eigensolver
-  // LAPACK's symmetric eigensolver (syevd) through torch: eigenvalues ascending, vectors in columns.
-  auto [values_t, vectors_t] = at::linalg_eigh(cov, "L");
-  values_t = values_t.contiguous();
-  vectors_t = vectors_t.contiguous();
-  const double* values = values_t.data_ptr<double>();
-  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> vectors(
-      vectors_t.data_ptr<double>(), D, D);
+  // The top output_dim eigenpairs, ascending: column c of `vectors` (D x d, column-major) is the
+  // eigenvector of values[c]. cov is symmetric, so its row-major storage is its column-major one.
+  const int nD = static_cast<int>(D), d = static_cast<int>(output_dim), il = nD - d + 1, iu = nD;
+  auto a = cov.clone();  // destroyed by LAPACK
+  std::vector<double> values(d), vectors_cm(static_cast<std::size_t>(D) * d);
+  std::vector<int> isuppz(2 * static_cast<std::size_t>(d));
+  const double unused = 0, abstol = 0;  // abstol 0: LAPACK's default accuracy
+  int found = 0, info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevr_("V", "I", "L", &nD, a.data_ptr<double>(), &nD, &unused, &unused, &il, &iu, &abstol, &found,
+          values.data(), vectors_cm.data(), &nD, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(std::max(lwork, 1));
+  std::vector<int> iwork(std::max(liwork, 1));
+  if (info == 0) {
+    dsyevr_("V", "I", "L", &nD, a.data_ptr<double>(), &nD, &unused, &unused, &il, &iu, &abstol, &found,
+            values.data(), vectors_cm.data(), &nD, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  }
+  if (info != 0 || found != d) {
+    throw ValueError(fmt::format("fit_pca: LAPACK dsyevr failed (info {}, {} of {} eigenpairs)", info, found, d));
+  }
+  Eigen::Map<const Eigen::MatrixXd> vectors(vectors_cm.data(), D, d);  // column-major
 
   Pca p;
   p.input_dim = D;
@@ -87,7 +112,7 @@ Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   p.components.resize(output_dim * D);
   p.explained_variance.resize(output_dim);
   for (std::int64_t i = 0; i < output_dim; ++i) {
-    const std::int64_t col = D - 1 - i;
+    const std::int64_t col = d - 1 - i;
     // Sign rule: the largest-magnitude coefficient is positive.
     Eigen::Index arg = 0;
     vectors.col(col).cwiseAbs().maxCoeff(&arg);
