@@ -1,7 +1,7 @@
 #pragma once
 // Principal component analysis of row vectors: mean-centring, then the top
 // eigenvectors of the covariance (accumulated in double from float32 chunk
-// products; LAPACK's symmetric eigensolver via torch::linalg::eigh). Signs are
+// products; the top d eigenpairs by LAPACK dsyevr). Signs are
 // fixed so that the largest-magnitude coefficient of each component is positive
 // (deterministic; sklearn's svd_flip uses another rule, so compare up to sign).
 //
