@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pylamia
-from lamia_testing import make_catalog, tiny
+from lamia_testing import assert_notebook_loop_learns, make_catalog, tiny
 
 def test_forward_returns_loss_parts_and_palettes_with_autograd():
     enc = tiny(make_catalog())
@@ -43,17 +43,7 @@ def test_parameters_are_the_real_tensors_and_a_notebook_loop_trains():
         named["decoder.embed_tokens.weight"].mul_(2.0)
     assert not torch.allclose(enc.encode([0]), before)
 
-    opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
-    samples = [(i, t) for i in range(12) for t in range(3)]
-    losses = []
-    for step in range(40):
-        batch = samples[(step * 12) % len(samples):][:12] or samples[:12]
-        out = enc.forward(batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(out["generation_loss"].item())
-    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    assert_notebook_loop_learns(enc)
 
 
 def test_collate_exposes_the_batch_tensors():
