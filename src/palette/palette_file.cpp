@@ -200,17 +200,21 @@ void PaletteFileReader::read_bytes(void* dst, std::uint64_t size, std::uint64_t 
   }
 }
 
-void PaletteFileReader::read_into(std::int64_t begin, std::int64_t end, float* out) const {
+void PaletteFileReader::check_range(std::int64_t begin, std::int64_t end) const {
   if (begin < 0 || end < begin || end > n_) {
     throw IndexError(fmt::format("{}: items [{}, {}) out of range (the file has {} items)", path_.string(), begin, end,
                                  n_));
   }
+}
+
+void PaletteFileReader::read_into(std::int64_t begin, std::int64_t end, float* out) const {
+  check_range(begin, end);
   const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
   if (end > begin) read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
 }
 
 torch::Tensor PaletteFileReader::read(std::int64_t begin, std::int64_t end) const {
-  if (begin < 0 || end < begin || end > n_) read_into(begin, end, nullptr);  // the range error
+  check_range(begin, end);
   auto t = torch::empty({end - begin, L_, D_}, torch::kFloat32);
   read_into(begin, end, t.data_ptr<float>());
   return t;

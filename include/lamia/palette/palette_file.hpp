@@ -74,6 +74,7 @@ class PaletteFileReader {
 
  private:
   friend PaletteFile load_palettes(const std::filesystem::path& path);
+  void check_range(std::int64_t begin, std::int64_t end) const;
   void read_bytes(void* dst, std::uint64_t size, std::uint64_t offset, const char* field) const;
   void check_crc(std::uint32_t computed) const;
 
