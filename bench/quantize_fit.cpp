@@ -12,7 +12,11 @@
 //   bench_quantize_fit [--sizes 25000,100000] [--million] [--dim 1024] [--pca-dim 64] [--codes 256]
 //                      [--positions 4] [--iterations 25] [--restarts 1] [--no-python] [--no-rqvae]
 //                      [--memory-max 100000] [--rqvae-items 25000] [--rqvae-max-epochs 50] [--rqvae-device cuda]
-//                      [--workdir /tmp/lamia_bench_quantize] [--python /usr/bin/python3]
+//                      [--workdir /tmp/lamia_bench_quantize] [--python /usr/bin/python3] [--threads N]
+// --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp). The child
+// fits and the sklearn reference (through threadpoolctl) run with the same count.
+#include <lamia/core/threads.hpp>
+#include <lamia/nn/threads.hpp>
 #include <lamia/palette/palette_file.hpp>
 #include <lamia/quantize.hpp>
 
@@ -93,17 +97,18 @@ nlohmann::json run_json(const std::string& cmd) {
 struct Settings {
   std::int64_t D = 1024, d = 64, k = 256, L = 4;
   int iterations = 25, restarts = 1;
+  int threads = 0;  // torch / OpenMP threads; 0: lamia's default
   lamia::PaletteQuantizerOptions quantizer() const {
     lamia::PaletteQuantizerOptions o;
     o.pca_dim = d;
-    o.num_codes = k;
-    o.iterations = iterations;
-    o.restarts = restarts;
+    o.kmeans.num_codes = k;
+    o.kmeans.iterations = iterations;
+    o.kmeans.restarts = restarts;
     return o;
   }
   std::string args() const {
-    return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {}", D, d, k, L,
-                       iterations, restarts);
+    return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {} --threads {}", D,
+                       d, k, L, iterations, restarts, threads);
   }
 };
 
@@ -189,6 +194,8 @@ int main(int argc, char** argv) {
       rq_device = next();
     } else if (a == "--rqvae-max-epochs") {
       rq_epochs = std::stoi(next());
+    } else if (a == "--threads") {
+      st.threads = std::stoi(next());
     } else if (a == "--workdir") {
       workdir = next();
     } else if (a == "--child") {
@@ -199,11 +206,12 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  st.threads = lamia::set_torch_threads(st.threads);  // children get the resolved count in st.args()
   if (!child_mode.empty()) return run_child(child_mode, child_file, st);
   std::filesystem::create_directories(workdir);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a log file
-  fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n", st.D, st.d,
-             st.k, st.L, st.iterations, st.restarts, torch::get_num_threads());
+  fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n{}\n", st.D, st.d,
+             st.k, st.L, st.iterations, st.restarts, torch::get_num_threads(), lamia::thread_summary(st.threads));
   const PaletteGenerator generate(st.L, st.D, 1);
   const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
   double fit_rq = 0;
@@ -233,8 +241,8 @@ int main(int argc, char** argv) {
     if (n == rq_items && results.count("streamed")) fit_rq = results["streamed"]["fit_seconds"];
     if (python && results.count("streamed")) {
       const auto cmd = fmt::format(
-          "{} {}/bench/quantize_fit.py --data {} --pca-dim {} --codes {} --iterations {} --restarts {}", python_exe,
-          LAMIA_SOURCE_DIR, file.string(), st.d, st.k, st.iterations, st.restarts);
+          "{} {}/bench/quantize_fit.py --data {} --pca-dim {} --codes {} --iterations {} --restarts {} --threads {}",
+          python_exe, LAMIA_SOURCE_DIR, file.string(), st.d, st.k, st.iterations, st.restarts, st.threads);
       auto ref = run_json(cmd);
       if (ref.is_null() || ref.is_discarded()) {
         fmt::print("n={}: sklearn reference failed ({})\n", n, cmd);
@@ -246,10 +254,11 @@ int main(int argc, char** argv) {
         const auto ref_inertia = ref["inertia"].get<std::vector<double>>();
         double ratio_inertia = 0;
         for (std::size_t j = 0; j < inertia.size(); ++j) ratio_inertia += inertia[j] / ref_inertia[j] / inertia.size();
-        fmt::print("n={}: sklearn fit {:.2f}s, encode {:.0f} items/s, peak RSS {:.0f} MB | streamed lamia: fit "
+        fmt::print("n={}: sklearn fit {:.2f}s, encode {:.0f} items/s, peak RSS {:.0f} MB, threads {} | streamed lamia: fit "
                    "speed-up x{:.2f}, encode speed-up x{:.2f}, inertia lamia/sklearn {:.4f}, peak RSS lamia/sklearn "
                    "{:.3f}\n",
-                   n, ref_fit, ref_enc, ref["peak_rss_mb"].get<double>(), ref_fit / fit_s, enc / ref_enc, ratio_inertia,
+                   n, ref_fit, ref_enc, ref["peak_rss_mb"].get<double>(), ref.value("threads", nlohmann::json("?")).dump(),
+                   ref_fit / fit_s, enc / ref_enc, ratio_inertia,
                    ours["peak_rss_mb"].get<double>() / ref["peak_rss_mb"].get<double>());
       }
     }

@@ -2,6 +2,7 @@
 // FieldMapping, LoadReport, load_dataset and one function per format) and statistics.
 // Loads release the GIL. Returned Datasets are owned by Python; catalog / interactions
 // attributes of a Dataset are views into it (kept alive by it).
+#include "json_cast.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -23,27 +24,7 @@ using namespace lamia;
 
 namespace {
 
-// nlohmann::json -> Python objects (dict, list, str, int, float, bool, None).
-py::object to_python(const nlohmann::json& j) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::null: return py::none();
-    case nlohmann::json::value_t::boolean: return py::bool_(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return py::int_(j.get<std::int64_t>());
-    case nlohmann::json::value_t::number_unsigned: return py::int_(j.get<std::uint64_t>());
-    case nlohmann::json::value_t::number_float: return py::float_(j.get<double>());
-    case nlohmann::json::value_t::string: return py::str(j.get_ref<const std::string&>());
-    case nlohmann::json::value_t::array: {
-      py::list out;
-      for (const auto& v : j) out.append(to_python(v));
-      return std::move(out);
-    }
-    default: {
-      py::dict out;
-      for (const auto& [k, v] : j.items()) out[py::str(k)] = to_python(v);
-      return std::move(out);
-    }
-  }
-}
+using python::to_python;
 
 ItemIndex checked_item(const Catalog& c, std::int64_t item) {
   if (item < 0 || std::uint64_t(item) >= c.size())

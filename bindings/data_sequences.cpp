@@ -1,5 +1,6 @@
 // Sequences and splits: build_sequences, user orders, split_user_holdout, split_leave_one_out.
 // Registered after bindings/data.cpp (kOrderData + 1) so Dataset and Catalog exist first.
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -18,39 +19,19 @@ using namespace lamia;
 
 namespace {
 
-SequenceOptions sequence_options(std::optional<double> min_rating, std::size_t max_length, std::size_t min_length,
-                                 bool drop_items_without_text) {
-  SequenceOptions o;
-  o.min_rating = min_rating ? std::optional<float>(float(*min_rating)) : std::nullopt;
-  o.max_length = max_length;
-  o.min_length = min_length;
-  o.drop_items_without_text = drop_items_without_text;
-  return o;
-}
-
-// int -> a count of users; float -> a fraction of them (bool is refused: it is almost surely a slip).
-UserCount user_count(const py::handle& value, const char* name) {
-  if (py::isinstance<py::bool_>(value))
-    throw ValueError(fmt::format("{}: expected an int (count) or a float (fraction), got a bool", name));
-  if (py::isinstance<py::int_>(value)) {
-    auto n = value.cast<long long>();
-    if (n < 0) throw ValueError(fmt::format("{}: expected a non-negative count, got {}", name, n));
-    return UserCount::count(std::size_t(n));
-  }
-  if (py::isinstance<py::float_>(value)) return UserCount::fraction(value.cast<double>());
-  throw ValueError(fmt::format("{}: expected an int (count) or a float (fraction), got {}", name,
-                               std::string(py::str(py::type::of(value).attr("__name__")))));
-}
-
-TrainExamples train_examples(const std::string& s) {
-  if (s == "last_item") return TrainExamples::last_item;
-  if (s == "all_prefixes") return TrainExamples::all_prefixes;
-  throw ValueError(fmt::format("train_examples: expected 'last_item' or 'all_prefixes', got '{}'", s));
+// Each options struct is bound once (bindings/options.hpp); functions that take options accept
+// `options=` (an instance or a dict) and the fields as keywords.
+SequenceOptions sequence_options(const py::object& options, const py::kwargs& kwargs, const char* owner) {
+  return python::options_from_args<SequenceOptions>(options, kwargs, owner);
 }
 
 }  // namespace
 
 LAMIA_REGISTER_BINDINGS(kOrderData + 1, data_sequences) {
+  python::bind_options<SequenceOptions>(m, "SequenceOptions", "How build_sequences turns interactions into sequences.");
+  python::bind_options<HoldoutOptions>(m, "HoldoutOptions", R"doc(User hold-out split (RecBench). A user count is an
+int (a count of users) or a float (a fraction of them: 0.1, 1.0 = all).)doc");
+  python::bind_options<LeaveOneOutOptions>(m, "LeaveOneOutOptions", "Leave-one-out split (TIGER).");
   py::class_<SequenceStats>(m, "SequenceStats", "What build_sequences kept and removed (exact counts).")
       .def_readonly("users_in", &SequenceStats::users_in)
       .def_readonly("interactions_in", &SequenceStats::interactions_in)
@@ -108,14 +89,12 @@ LAMIA_REGISTER_BINDINGS(kOrderData + 1, data_sequences) {
 
   m.def(
       "build_sequences",
-      [](const Dataset& dataset, std::optional<double> min_rating, std::size_t max_length, std::size_t min_length,
-         bool drop_items_without_text) {
-        auto options = sequence_options(min_rating, max_length, min_length, drop_items_without_text);
+      [](const Dataset& dataset, const py::object& options, const py::kwargs& kwargs) {
+        auto o = sequence_options(options, kwargs, "build_sequences");
         py::gil_scoped_release release;
-        return build_sequences(dataset, options);
+        return build_sequences(dataset, o);
       },
-      py::arg("dataset"), py::kw_only(), py::arg("min_rating") = 4.0, py::arg("max_length") = 20,
-      py::arg("min_length") = 2, py::arg("drop_items_without_text") = false,
+      py::arg("dataset"), py::arg("options") = py::none(),
       R"doc(Per-user chronological sequences (DESIGN.md, "Evaluation protocol").
 
 Steps: items without text are dropped with their interactions (when asked);
@@ -129,8 +108,7 @@ Raises ValueError when a user mixes timestamped and untimestamped interactions.)
       [](const std::vector<std::string>& users, const std::vector<std::int64_t>& items, std::int64_t num_items,
          std::optional<std::vector<std::optional<std::int64_t>>> timestamps,
          std::optional<std::vector<std::optional<double>>> ratings, std::optional<std::vector<bool>> items_with_text,
-         std::optional<double> min_rating, std::size_t max_length, std::size_t min_length,
-         bool drop_items_without_text) {
+         const py::object& sequence_opts, const py::kwargs& kwargs) {
         const std::size_t n = users.size();
         if (items.size() != n)
           throw ValueError(fmt::format("build_sequences_from_table: items has {} entries, expected {} (one per user entry)",
@@ -145,7 +123,7 @@ Raises ValueError when a user mixes timestamped and untimestamped interactions.)
         if (items_with_text && items_with_text->size() != std::size_t(num_items))
           throw ValueError(fmt::format("build_sequences_from_table: items_with_text has {} entries, expected num_items = {}",
                                        items_with_text->size(), num_items));
-        auto options = sequence_options(min_rating, max_length, min_length, drop_items_without_text);
+        auto options = sequence_options(sequence_opts, kwargs, "build_sequences_from_table");
         py::gil_scoped_release release;
         // Items get ids "0".."n-1" and one attribute "text", empty where items_with_text says so.
         Dataset d;
@@ -166,15 +144,14 @@ Raises ValueError when a user mixes timestamped and untimestamped interactions.)
         return build_sequences(d, options);
       },
       py::arg("users"), py::arg("items"), py::kw_only(), py::arg("num_items"), py::arg("timestamps") = py::none(),
-      py::arg("ratings") = py::none(), py::arg("items_with_text") = py::none(), py::arg("min_rating") = 4.0,
-      py::arg("max_length") = 20, py::arg("min_length") = 2, py::arg("drop_items_without_text") = false,
+      py::arg("ratings") = py::none(), py::arg("items_with_text") = py::none(), py::arg("options") = py::none(),
       R"doc(build_sequences on a table of interactions, one row per entry, in source order.
 
 users: user id per row; items: item index per row (0 <= item < num_items);
 timestamps / ratings: per row, None for a missing value (or omit the column);
 items_with_text: per item, False for an item without text (default: all have text).
-The items of the result's catalog have ids "0".."num_items-1". Other arguments as
-in build_sequences.)doc");
+The items of the result's catalog have ids "0".."num_items-1". options and the
+SequenceOptions keywords as in build_sequences.)doc");
 
   py::class_<UserOrder>(m, "UserOrder", "A saved random order of users (seed and ids).")
       .def(py::init([](std::uint64_t seed, std::vector<std::string> user_ids) { return UserOrder{seed, std::move(user_ids)}; }),
@@ -221,18 +198,13 @@ returns it unchanged; otherwise shuffles user_ids with seed, saves to path and r
 
   m.def(
       "split_user_holdout",
-      [](const ProcessedSequences& sequences, const UserOrder& order, const py::object& train_users,
-         const py::object& valid_users, const py::object& test_users, const std::string& examples) {
-        HoldoutOptions o;
-        if (!train_users.is_none()) o.train_users = user_count(train_users, "train_users");
-        o.valid_users = user_count(valid_users, "valid_users");
-        o.test_users = user_count(test_users, "test_users");
-        o.train_examples = train_examples(examples);
+      [](const ProcessedSequences& sequences, const UserOrder& order, const py::object& options,
+         const py::kwargs& kwargs) {
+        auto o = python::options_from_args<HoldoutOptions>(options, kwargs, "split_user_holdout");
         py::gil_scoped_release release;
         return split_user_holdout(sequences, order, o);
       },
-      py::arg("sequences"), py::arg("order"), py::kw_only(), py::arg("train_users") = py::none(),
-      py::arg("valid_users") = 0, py::arg("test_users") = 0.1, py::arg("train_examples") = "last_item",
+      py::arg("sequences"), py::arg("order"), py::arg("options") = py::none(),
       R"doc(User hold-out split (RecBench): in the order's sequence, the first train_users
 users train, the next valid_users validate, the next test_users test. Sizes are
 an int (count) or a float (fraction of the users); train_users=None takes the
@@ -242,13 +214,12 @@ items before it. train_examples: 'last_item' (one example per user) or
 
   m.def(
       "split_leave_one_out",
-      [](const ProcessedSequences& sequences, const std::string& examples) {
-        LeaveOneOutOptions o;
-        o.train_examples = train_examples(examples);
+      [](const ProcessedSequences& sequences, const py::object& options, const py::kwargs& kwargs) {
+        auto o = python::options_from_args<LeaveOneOutOptions>(options, kwargs, "split_leave_one_out");
         py::gil_scoped_release release;
         return split_leave_one_out(sequences, o);
       },
-      py::arg("sequences"), py::kw_only(), py::arg("train_examples") = "last_item",
+      py::arg("sequences"), py::arg("options") = py::none(),
       R"doc(Leave-one-out (TIGER): per user the last item is the test target, the second
 to last the valid target, the rest the training sequence. Examples whose
 history would be empty are skipped and counted.)doc");

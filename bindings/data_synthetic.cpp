@@ -1,5 +1,6 @@
 // The synthetic multi-aspect catalog: SyntheticOptions, SyntheticCatalog, generate_synthetic.
 // Registered after bindings/data.cpp (kOrderData + 1) so Dataset exists first.
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -19,22 +20,6 @@ using namespace lamia;
 
 namespace {
 
-const char* style_name(AttributeStyle s) {
-  switch (s) {
-    case AttributeStyle::phrase: return "phrase";
-    case AttributeStyle::sentences: return "sentences";
-    case AttributeStyle::tags: return "tags";
-    case AttributeStyle::path: return "path";
-  }
-  return "?";
-}
-
-AttributeStyle parse_style(const std::string& s) {
-  for (auto style : {AttributeStyle::phrase, AttributeStyle::sentences, AttributeStyle::tags, AttributeStyle::path})
-    if (s == style_name(style)) return style;
-  throw ValueError(fmt::format("style: expected one of phrase, sentences, tags, path, got '{}'", s));
-}
-
 // Copies a row-major int32 table into a new tensor of the given shape.
 torch::Tensor int32_tensor(const std::vector<std::int32_t>& values, std::vector<std::int64_t> shape) {
   auto t = torch::empty(shape, torch::kInt32);
@@ -42,86 +27,27 @@ torch::Tensor int32_tensor(const std::vector<std::int32_t>& values, std::vector<
   return t;
 }
 
-// Sets attributes of obj from keyword arguments; unknown names raise TypeError like a Python class would.
-void set_fields(py::object obj, const py::kwargs& kwargs) {
-  for (const auto& [key, value] : kwargs) {
-    auto name = key.cast<std::string>();
-    if (name.rfind('_', 0) == 0 || !py::hasattr(py::type::of(obj), name.c_str()))
-      throw py::type_error(fmt::format("SyntheticOptions has no field '{}'", name));
-    py::setattr(obj, key, value);
-  }
-}
-
 }  // namespace
 
 LAMIA_REGISTER_BINDINGS(kOrderData + 1, data_synthetic) {
-  py::class_<SyntheticAttribute>(m, "SyntheticAttribute", R"doc(
+  python::bind_options<SyntheticAttribute>(m, "SyntheticAttribute", R"doc(
 One text attribute of synthetic items: its name, how it is rendered (style:
 'phrase', 'sentences', 'tags' or 'path') and the aspects whose words it mixes.)doc")
-      .def(py::init([](std::string name, const std::string& style, std::vector<std::string> aspects) {
-             return SyntheticAttribute{std::move(name), parse_style(style), std::move(aspects)};
+      .def(py::init([](const py::object& name, const py::object& style, const py::object& aspects) {
+             SyntheticAttribute a;
+             python::set_field(a, "name", name, "SyntheticAttribute");
+             python::set_field(a, "style", style, "SyntheticAttribute");
+             python::set_field(a, "aspects", aspects, "SyntheticAttribute");
+             return a;
            }),
-           py::arg("name"), py::arg("style"), py::arg("aspects"))
-      .def_readwrite("name", &SyntheticAttribute::name)
-      .def_property(
-          "style", [](const SyntheticAttribute& a) { return std::string(style_name(a.style)); },
-          [](SyntheticAttribute& a, const std::string& s) { a.style = parse_style(s); })
-      .def_readwrite("aspects", &SyntheticAttribute::aspects)
-      .def("__repr__", [](const SyntheticAttribute& a) {
-        return fmt::format("SyntheticAttribute(name='{}', style='{}', aspects=[{}])", a.name, style_name(a.style),
-                           fmt::join(a.aspects, ", "));
-      });
+           py::arg("name"), py::arg("style"), py::arg("aspects"));
 
-  py::class_<SyntheticOptions>(m, "SyntheticOptions", R"doc(
+  python::bind_options<SyntheticOptions>(m, "SyntheticOptions", R"doc(
 Everything that defines a synthetic catalog; the defaults are the built-in
 dataset (2,000 items, 3,000 users, aspects topic 12, region 8, tone 6, format 5).
-SyntheticOptions(num_items=500, seed=3) sets fields by keyword. Fields are
+SyntheticOptions(num_items=500, seed=3) sets fields by keyword. Ranges are
 checked by generate_synthetic (ValueError naming the field).)doc")
-      .def(py::init([](const py::kwargs& kwargs) {
-             auto self = py::cast(SyntheticOptions{});
-             set_fields(self, kwargs);
-             return self.cast<SyntheticOptions>();
-           }))
-      .def_readwrite("seed", &SyntheticOptions::seed)
-      .def_readwrite("num_items", &SyntheticOptions::num_items)
-      .def_readwrite("num_users", &SyntheticOptions::num_users)
-      .def_readwrite("aspect_names", &SyntheticOptions::aspect_names)
-      .def_readwrite("aspect_sizes", &SyntheticOptions::aspect_sizes)
-      .def_readwrite("words_per_value", &SyntheticOptions::words_per_value)
-      .def_readwrite("filler_words", &SyntheticOptions::filler_words)
-      .def_readwrite("attributes", &SyntheticOptions::attributes)
-      .def_readwrite("sentences", &SyntheticOptions::sentences)
-      .def_readwrite("filler_per_sentence", &SyntheticOptions::filler_per_sentence)
-      .def_readwrite("min_sequence_length", &SyntheticOptions::min_sequence_length)
-      .def_readwrite("max_sequence_length", &SyntheticOptions::max_sequence_length)
-      .def_readwrite("preferred_values", &SyntheticOptions::preferred_values)
-      .def_readwrite("candidates", &SyntheticOptions::candidates)
-      .def_readwrite("noise", &SyntheticOptions::noise)
-      .def_readwrite("popularity_skew", &SyntheticOptions::popularity_skew)
-      .def_readwrite("rating_noise", &SyntheticOptions::rating_noise)
-      .def_readwrite("start_timestamp", &SyntheticOptions::start_timestamp)
-      .def_readwrite("timestamp_span", &SyntheticOptions::timestamp_span)
-      .def_readwrite("max_gap", &SyntheticOptions::max_gap)
-      .def("validate", &SyntheticOptions::validate, "Raises ValueError naming the first field out of range.")
-      .def(
-          "to_json", [](const SyntheticOptions& o) { return nlohmann::json(o).dump(2); },
-          "The options as a JSON object (the format `lamia run --config` reads).")
-      .def_static(
-          "from_json",
-          [](const std::string& text) {
-            nlohmann::json j;
-            try {
-              j = nlohmann::json::parse(text);
-            } catch (const nlohmann::json::parse_error& e) {
-              throw ValueError(fmt::format("SyntheticOptions.from_json: invalid JSON: {}", e.what()));
-            }
-            return j.get<SyntheticOptions>();
-          },
-          py::arg("text"), "Options from a JSON object; missing keys keep their defaults, unknown keys raise ValueError.")
-      .def("__repr__", [](const SyntheticOptions& o) {
-        return fmt::format("SyntheticOptions(seed={}, num_items={}, num_users={}, aspects={})", o.seed, o.num_items,
-                           o.num_users, fmt::join(o.aspect_sizes, "x"));
-      });
+      .def("validate", &SyntheticOptions::validate, "Raises ValueError naming the first field out of range.");
 
   py::class_<SyntheticCatalog>(m, "SyntheticCatalog", "A generated dataset with its ground-truth aspects.")
       .def_readonly("dataset", &SyntheticCatalog::dataset, "The Dataset (name 'synthetic', items 'i<n>', users 'u<n>').")
@@ -192,10 +118,8 @@ checked by generate_synthetic (ValueError naming the field).)doc")
 
   m.def(
       "generate_synthetic",
-      [](std::optional<SyntheticOptions> options, const py::kwargs& kwargs) {
-        auto self = py::cast(options ? *options : SyntheticOptions{});
-        set_fields(self, kwargs);
-        auto o = self.cast<SyntheticOptions>();
+      [](const py::object& options, const py::kwargs& kwargs) {
+        auto o = python::options_from_args<SyntheticOptions>(options, kwargs, "generate_synthetic");
         py::gil_scoped_release release;
         return generate_synthetic(o);
       },

@@ -1,4 +1,5 @@
 // pylamia: the palette encoder's losses, attention mask and palette files.
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -74,17 +75,7 @@ py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
   return d;
 }
 
-py::dict record_dict(const PaletteLossRecord& r) {
-  py::dict d;
-  d["step"] = r.step;
-  d["loss"] = r.loss;
-  d["generation_loss"] = r.generation_loss;
-  d["intra_loss"] = r.intra_loss;
-  d["inter_loss"] = r.inter_loss;
-  d["token_accuracy"] = r.token_accuracy;
-  d["tokens_per_second"] = r.tokens_per_second;
-  return d;
-}
+py::object record_dict(const PaletteLossRecord& r) { return python::to_python(options::to_json(r)); }
 
 #define LAMIA_PALETTE_OPTION_KWARGS                                                                            \
   py::arg("palette_size") = 4, py::arg("attribute_token_budget") = 64, py::arg("answer_token_budget") = 32,   \
@@ -95,6 +86,8 @@ py::dict record_dict(const PaletteLossRecord& r) {
 
 LAMIA_REGISTER_BINDINGS(kOrderPalette, palette) {
   using namespace lamia;
+  python::bind_options<PaletteTrainerOptions>(m, "PaletteTrainerOptions",
+                                              "Options of PaletteTrainer; defaults are the paper's where it gives them.");
   m.def(
       "intra_palette_loss",
       [](const torch::Tensor& palettes, double alpha, const std::string& reduction) {
@@ -372,40 +365,15 @@ input_ids, position_ids (positions in the full layout), block_types, labels ([B,
 Trains a PaletteEncoder: (item, task) samples of the training items, length-grouped batches,
 Adam, gradient clipping, early stopping on held-out items, checkpoints with exact resume.
 A non-finite loss raises ValueError naming the step and the batch's item ids.)doc")
-      .def(py::init([](std::shared_ptr<PyPaletteEncoder> enc, std::int64_t batch_size, double lr, double wd,
-                       std::int64_t epochs, std::int64_t max_steps, double clip, double val, std::int64_t eval_every,
-                       std::int64_t patience, bool restore_best, std::int64_t group_batches, std::uint64_t seed,
-                       const std::string& ckpt, std::int64_t ckpt_every, bool resume, std::int64_t log_every,
-                       const std::string& device) {
-             auto o = PaletteTrainerOptions()
-                          .batch_size(batch_size)
-                          .learning_rate(lr)
-                          .weight_decay(wd)
-                          .epochs(epochs)
-                          .max_steps(max_steps)
-                          .grad_clip_norm(clip)
-                          .validation_fraction(val)
-                          .eval_every(eval_every)
-                          .patience(patience)
-                          .restore_best(restore_best)
-                          .group_batches(group_batches)
-                          .seed(seed)
-                          .checkpoint_path(ckpt)
-                          .checkpoint_every(ckpt_every)
-                          .resume(resume)
-                          .log_every(log_every)
-                          .device(torch::Device(device));
+      .def(py::init([](std::shared_ptr<PyPaletteEncoder> enc, const py::object& options, const py::kwargs& kwargs) {
+             auto o = python::options_from_args<PaletteTrainerOptions>(options, kwargs, "PaletteTrainer");
              // The trainer keeps a reference to the tokenized catalog: keep the encoder alive with it.
              std::shared_ptr<PaletteTrainer> t(new PaletteTrainer(enc->setup.encoder, enc->setup.catalog, o),
                                                [enc](PaletteTrainer* p) { delete p; });
              return t;
            }),
-           py::arg("encoder"), py::arg("batch_size") = 128, py::arg("learning_rate") = 1e-4,
-           py::arg("weight_decay") = 0.0, py::arg("epochs") = 1, py::arg("max_steps") = 0,
-           py::arg("grad_clip_norm") = 1.0, py::arg("validation_fraction") = 0.05, py::arg("eval_every") = 500,
-           py::arg("patience") = 5, py::arg("restore_best") = true, py::arg("group_batches") = 32,
-           py::arg("seed") = 0, py::arg("checkpoint_path") = "", py::arg("checkpoint_every") = 0,
-           py::arg("resume") = true, py::arg("log_every") = 50, py::arg("device") = "cpu")
+           py::arg("encoder"), py::arg("options") = py::none(),
+           "options: a PaletteTrainerOptions or a dict; keywords set its fields (PaletteTrainer(enc, epochs=3)).")
       .def(
           "train",
           [](PaletteTrainer& t) {
@@ -414,23 +382,7 @@ A non-finite loss raises ValueError naming the step and the batch's item ids.)do
               py::gil_scoped_release release;
               r = t.train();
             }
-            py::dict d;
-            d["steps"] = r.steps;
-            d["epochs_completed"] = r.epochs_completed;
-            d["resumed"] = r.resumed;
-            d["resumed_at_step"] = r.resumed_at_step;
-            d["stopped_early"] = r.stopped_early;
-            d["stop_reason"] = r.stop_reason;
-            py::list th, vh;
-            for (const auto& x : r.train_history) th.append(record_dict(x));
-            for (const auto& x : r.validation_history) vh.append(record_dict(x));
-            d["train_history"] = th;
-            d["validation_history"] = vh;
-            d["best_validation_loss"] = r.best_validation_loss;
-            d["best_step"] = r.best_step;
-            d["tokens_per_second"] = r.tokens_per_second;
-            d["seconds"] = r.seconds;
-            return d;
+            return python::to_python(options::to_json(r));
           },
           "Trains; returns a dict (steps, stop_reason, train_history, validation_history, best_validation_loss, ...).")
       .def(
@@ -448,6 +400,7 @@ A non-finite loss raises ValueError naming the step and the batch's item ids.)do
       .def("load_checkpoint", [](PaletteTrainer& t, const std::filesystem::path& p) { t.load_checkpoint(p); }, py::arg("path"))
       .def("epoch_batches", &PaletteTrainer::epoch_batches, py::arg("epoch"),
            "The (item, task) batches of an epoch, in training order (deterministic in seed and epoch).")
+      .def_property_readonly("options", &PaletteTrainer::options, "The PaletteTrainerOptions (a copy).")
       .def_property_readonly("step", &PaletteTrainer::step)
       .def_property_readonly("train_items", &PaletteTrainer::train_items)
       .def_property_readonly("validation_items", &PaletteTrainer::validation_items);

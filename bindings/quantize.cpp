@@ -2,6 +2,7 @@
 // residual K-Means, RQ-VAE, TF-IDF embeddings, diagnostics). Tensors cross as
 // torch.Tensor; inputs are float32 CPU (copied only when not contiguous), outputs
 // are new tensors. fit/encode/train release the GIL.
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -18,14 +19,8 @@ using namespace pybind11::literals;
 
 namespace {
 
-py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
-
-lamia::KMeansInit parse_init(const std::string& s) {
-  if (s == "k-means++") return lamia::KMeansInit::kPlusPlus;
-  if (s == "random") return lamia::KMeansInit::kRandom;
-  throw lamia::ValueError("init must be 'k-means++' or 'random', got '" + s + "'");
-}
-std::string init_name(lamia::KMeansInit i) { return i == lamia::KMeansInit::kRandom ? "random" : "k-means++"; }
+using lamia::python::options_from_args;
+using lamia::python::to_python;
 
 // A palette source from Python: a tensor (n x L x D), or an object with num_items, palette_size,
 // dim and read_into(begin, end, out) or read(begin, end), such as pylamia.PaletteFileReader.
@@ -83,16 +78,8 @@ namespace {
 
 // tfidf_svd_embeddings for texts or a Catalog: the same options either way.
 template <typename Input>
-torch::Tensor tfidf_svd(const Input& input, std::int64_t dim, std::int64_t min_df, double max_df,
-                        std::int64_t max_features, bool sublinear_tf, int power_iterations, std::uint64_t seed) {
-  lamia::TfidfSvdOptions o;
-  o.dim = dim;
-  o.min_df = min_df;
-  o.max_df = max_df;
-  o.max_features = max_features;
-  o.sublinear_tf = sublinear_tf;
-  o.power_iterations = power_iterations;
-  o.seed = seed;
+torch::Tensor tfidf_svd(const Input& input, const py::object& options, const py::kwargs& kwargs) {
+  auto o = options_from_args<lamia::TfidfSvdOptions>(options, kwargs, "tfidf_svd_embeddings");
   py::gil_scoped_release release;
   return lamia::tfidf_svd_embeddings(input, o).embeddings;
 }
@@ -102,6 +89,14 @@ torch::Tensor tfidf_svd(const Input& input, std::int64_t dim, std::int64_t min_d
 LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
   using lamia::SemanticIdTable;
   using Tokens = std::vector<SemanticIdTable::Token>;
+  using lamia::python::bind_options;
+
+  bind_options<lamia::KMeansOptions>(m, "KMeansOptions", "K-Means (faiss) with seeded restarts; the best final objective is kept.");
+  bind_options<lamia::PaletteQuantizerOptions>(m, "PaletteQuantizerOptions",
+                                               "LAMIA's quantizer: per palette position PCA (D -> pca_dim), then K-Means.");
+  bind_options<lamia::ResidualKMeansOptions>(m, "ResidualKMeansOptions", "Residual K-Means baseline: L levels of K-Means on residuals.");
+  bind_options<lamia::TfidfSvdOptions>(m, "TfidfSvdOptions", "TF-IDF (sklearn's defaults) + randomised truncated SVD.");
+  bind_options<lamia::RqVaeTrainOptions>(m, "RqVaeTrainOptions", "Training of an RQ-VAE: Adam, early stopping, dead-code resets.");
 
   py::class_<SemanticIdTable>(m, "SemanticIdTable", R"doc(
 Items <-> semantic IDs (L codes + 1 index token), with a prefix trie.
@@ -158,25 +153,13 @@ Items sharing all L codes get index tokens 0, 1, 2, ... in item order; a new ite
   py::class_<lamia::PaletteQuantizer>(m, "PaletteQuantizer", R"doc(
 LAMIA's training-free quantizer: per palette position, PCA (D -> pca_dim) then
 K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
-      .def(py::init([](std::int64_t pca_dim, std::int64_t num_codes, int iterations, int restarts, std::uint64_t seed,
-                       bool shared_pca, bool no_pca, bool reduce_k_when_few_items, const std::string& init,
-                       std::int64_t max_points_per_centroid) {
-             lamia::PaletteQuantizerOptions o;
-             o.pca_dim = pca_dim;
-             o.num_codes = num_codes;
-             o.iterations = iterations;
-             o.restarts = restarts;
-             o.seed = seed;
-             o.shared_pca = shared_pca;
-             o.no_pca = no_pca;
-             o.reduce_k_when_few_items = reduce_k_when_few_items;
-             o.init = parse_init(init);
-             o.max_points_per_centroid = max_points_per_centroid;
-             return lamia::PaletteQuantizer(o);
+      .def(py::init([](const py::object& options, const py::kwargs& kwargs) {
+             return lamia::PaletteQuantizer(
+                 options_from_args<lamia::PaletteQuantizerOptions>(options, kwargs, "PaletteQuantizer", true));
            }),
-           py::kw_only(), "pca_dim"_a = 64, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1, "seed"_a = 0,
-           "shared_pca"_a = false, "no_pca"_a = false, "reduce_k_when_few_items"_a = false, "init"_a = "k-means++",
-           "max_points_per_centroid"_a = 0)
+           py::arg("options") = py::none(),
+           "options: a PaletteQuantizerOptions or a dict; keywords set its fields, the K-Means ones directly "
+           "(PaletteQuantizer(pca_dim=64, num_codes=256) sets kmeans.num_codes).")
       .def(
           "fit",
           [](lamia::PaletteQuantizer& q, const py::object& palettes, std::int64_t chunk_items) {
@@ -216,29 +199,16 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
       .def_property_readonly("reduced_dim", &lamia::PaletteQuantizer::reduced_dim)
       .def_property_readonly("codebook_sizes", &lamia::PaletteQuantizer::codebook_sizes)
       .def_property_readonly("report", [](const lamia::PaletteQuantizer& q) { return to_python(q.report().to_json()); })
-      .def_property_readonly("options", [](const lamia::PaletteQuantizer& q) {
-        const auto& o = q.options();
-        return py::dict("pca_dim"_a = o.pca_dim, "num_codes"_a = o.num_codes, "iterations"_a = o.iterations,
-                        "restarts"_a = o.restarts, "seed"_a = o.seed, "shared_pca"_a = o.shared_pca,
-                        "no_pca"_a = o.no_pca, "reduce_k_when_few_items"_a = o.reduce_k_when_few_items,
-                        "init"_a = init_name(o.init), "max_points_per_centroid"_a = o.max_points_per_centroid);
-      });
+      .def_property_readonly("options", &lamia::PaletteQuantizer::options, "The PaletteQuantizerOptions (a copy).");
 
   m.def(
       "kmeans",
-      [](const torch::Tensor& x, std::int64_t num_codes, int iterations, int restarts, std::uint64_t seed,
-         const std::string& init, std::int64_t max_points_per_centroid) {
+      [](const torch::Tensor& x, const py::object& options, const py::kwargs& kwargs) {
         auto xc = x;
         TORCH_CHECK_VALUE(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
                           "kmeans: x must be a 2-D float32 CPU tensor, got ", x.dim(), "-D ", x.scalar_type());
         xc = x.contiguous();
-        lamia::KMeansOptions o;
-        o.num_codes = num_codes;
-        o.iterations = iterations;
-        o.restarts = restarts;
-        o.seed = seed;
-        o.init = parse_init(init);
-        o.max_points_per_centroid = max_points_per_centroid;
+        const auto o = options_from_args<lamia::KMeansOptions>(options, kwargs, "kmeans");
         lamia::KMeansResult r;
         {
           py::gil_scoped_release release;
@@ -249,26 +219,17 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
         return py::dict("centroids"_a = cents, "assignment"_a = assign, "objective"_a = r.objective,
                         "best_restart"_a = r.best_restart, "inertia"_a = r.inertia);
       },
-      "x"_a, py::kw_only(), "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1, "seed"_a = 0,
-      "init"_a = "k-means++", "max_points_per_centroid"_a = 0,
-      "K-Means (faiss) of n x d float32 rows: dict with centroids, assignment, objective (per restart, per "
+      "x"_a, "options"_a = py::none(),
+      "K-Means (faiss) with a KMeansOptions (or a dict, or its fields as keywords) of n x d float32 rows: dict with centroids, assignment, objective (per restart, per "
       "iteration), best_restart, inertia.");
 
   py::class_<lamia::ResidualKMeans>(m, "ResidualKMeans", "Training-free residual K-Means baseline (L levels of k).")
-      .def(py::init([](std::int64_t num_levels, std::int64_t num_codes, int iterations, int restarts,
-                       std::uint64_t seed, bool reduce_k_when_few_items, const std::string& init) {
-             lamia::ResidualKMeansOptions o;
-             o.num_levels = num_levels;
-             o.num_codes = num_codes;
-             o.iterations = iterations;
-             o.restarts = restarts;
-             o.seed = seed;
-             o.reduce_k_when_few_items = reduce_k_when_few_items;
-             o.init = parse_init(init);
-             return lamia::ResidualKMeans(o);
+      .def(py::init([](const py::object& options, const py::kwargs& kwargs) {
+             return lamia::ResidualKMeans(
+                 options_from_args<lamia::ResidualKMeansOptions>(options, kwargs, "ResidualKMeans", true));
            }),
-           py::kw_only(), "num_levels"_a = 3, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1,
-           "seed"_a = 0, "reduce_k_when_few_items"_a = false, "init"_a = "k-means++")
+           py::arg("options") = py::none(),
+           "options: a ResidualKMeansOptions or a dict; keywords set its fields, the K-Means ones directly.")
       .def(
           "fit",
           [](lamia::ResidualKMeans& rk, const torch::Tensor& x) {
@@ -285,24 +246,17 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
       .def("codebook", &lamia::ResidualKMeans::codebook, "level"_a)
       .def("training_codes", &lamia::ResidualKMeans::training_codes)
       .def("table", &lamia::ResidualKMeans::table)
-      .def_property_readonly("codebook_sizes", &lamia::ResidualKMeans::codebook_sizes);
+      .def_property_readonly("codebook_sizes", &lamia::ResidualKMeans::codebook_sizes)
+      .def_property_readonly("options", &lamia::ResidualKMeans::options, "The ResidualKMeansOptions (a copy).");
 
   m.def(
       "residual_kmeans",
-      [](const torch::Tensor& x, std::int64_t num_levels, std::int64_t num_codes, int iterations, int restarts,
-         std::uint64_t seed, bool reduce_k_when_few_items) {
-        lamia::ResidualKMeansOptions o;
-        o.num_levels = num_levels;
-        o.num_codes = num_codes;
-        o.iterations = iterations;
-        o.restarts = restarts;
-        o.seed = seed;
-        o.reduce_k_when_few_items = reduce_k_when_few_items;
+      [](const torch::Tensor& x, const py::object& options, const py::kwargs& kwargs) {
+        const auto o = options_from_args<lamia::ResidualKMeansOptions>(options, kwargs, "residual_kmeans", true);
         py::gil_scoped_release release;
         return lamia::residual_kmeans(x, o);
       },
-      "embeddings"_a, py::kw_only(), "num_levels"_a = 3, "num_codes"_a = 256, "iterations"_a = 25, "restarts"_a = 1,
-      "seed"_a = 0, "reduce_k_when_few_items"_a = false,
+      "embeddings"_a, "options"_a = py::none(),
       "Fits residual K-Means on n x D embeddings and returns the SemanticIdTable.");
 
   py::class_<lamia::RqVae>(m, "RqVae", "TIGER's RQ-VAE: MLP encoder/decoder, residual codebooks, straight-through.")
@@ -320,18 +274,8 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
            "latent_dim"_a = 32, "num_levels"_a = 3, "num_codes"_a = 256, "beta"_a = 0.25, "seed"_a = 0)
       .def(
           "train",
-          [](lamia::RqVae& model, const torch::Tensor& x, std::int64_t batch_size, int max_epochs,
-             double learning_rate, int patience, double min_rel_improvement, int dead_code_reset_every,
-             std::uint64_t seed, bool progress) {
-            lamia::RqVaeTrainOptions o;
-            o.batch_size = batch_size;
-            o.max_epochs = max_epochs;
-            o.learning_rate = learning_rate;
-            o.patience = patience;
-            o.min_rel_improvement = min_rel_improvement;
-            o.dead_code_reset_every = dead_code_reset_every;
-            o.seed = seed;
-            o.progress = progress;
+          [](lamia::RqVae& model, const torch::Tensor& x, const py::object& options, const py::kwargs& kwargs) {
+            const auto o = options_from_args<lamia::RqVaeTrainOptions>(options, kwargs, "RqVae.train");
             lamia::RqVaeTrainReport r;
             {
               py::gil_scoped_release release;
@@ -339,9 +283,9 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
             }
             return to_python(r.to_json());
           },
-          "embeddings"_a, py::kw_only(), "batch_size"_a = 1024, "max_epochs"_a = 200, "learning_rate"_a = 1e-3,
-          "patience"_a = 10, "min_rel_improvement"_a = 1e-3, "dead_code_reset_every"_a = 1, "seed"_a = 0,
-          "progress"_a = false, "Trains with Adam and early stopping; returns the training report as a dict.")
+          "embeddings"_a, "options"_a = py::none(),
+          "Trains with Adam and early stopping (RqVaeTrainOptions, a dict, or its fields as keywords); returns the "
+          "training report as a dict.")
       .def(
           "encode", [](lamia::RqVae& model, const torch::Tensor& x) { return model->encode(x); }, "embeddings"_a,
           py::call_guard<py::gil_scoped_release>())
@@ -356,12 +300,10 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
           "embeddings"_a, "The SemanticIdTable of these items' codes.")
       .def_property_readonly("codebook_sizes", [](lamia::RqVae& model) { return model->codebook_sizes(); });
 
-  m.def("tfidf_svd_embeddings", &tfidf_svd<std::vector<std::string>>, "texts"_a, py::kw_only(), "dim"_a = 64,
-        "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0, "sublinear_tf"_a = false, "power_iterations"_a = 7,
-        "seed"_a = 0, "TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
-  m.def("tfidf_svd_embeddings", &tfidf_svd<lamia::Catalog>, "catalog"_a, py::kw_only(), "dim"_a = 64,
-        "min_df"_a = 1, "max_df"_a = 1.0, "max_features"_a = 0, "sublinear_tf"_a = false, "power_iterations"_a = 7,
-        "seed"_a = 0, "Same for a Catalog: each item's attribute values joined with spaces.");
+  m.def("tfidf_svd_embeddings", &tfidf_svd<std::vector<std::string>>, "texts"_a, "options"_a = py::none(),
+        "TfidfSvdOptions (or a dict, or its fields as keywords). TF-IDF (sklearn's defaults) + truncated SVD of one text per item: n x dim float32.");
+  m.def("tfidf_svd_embeddings", &tfidf_svd<lamia::Catalog>, "catalog"_a, "options"_a = py::none(),
+        "Same for a Catalog: each item's attribute values joined with spaces.");
   m.def("tokenize_words", &lamia::tokenize_words, "text"_a, "Lowercased words (the TF-IDF tokenisation).");
 
   m.def(

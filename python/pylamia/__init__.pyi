@@ -2,6 +2,37 @@
 __version__: str
 torch_version: str
 
+# ---- core: threads (bindings/core.cpp) ----
+from typing import Optional as _COptional
+
+def default_thread_count() -> int:
+    """OMP_NUM_THREADS when it is a positive integer (clamped to 4 x the hardware threads), else the
+    physical cores this process may run on, within the cgroup CPU limit. pylamia applies it at import
+    unless LAMIA_NO_THREAD_DEFAULT=1 or torch's count was already changed."""
+    ...
+def set_threads(n: int = 0) -> int:
+    """Sets torch's (and OpenMP's) intra-op threads to n, or to default_thread_count() when n <= 0;
+    returns the count set."""
+    ...
+def thread_summary(threads: _COptional[int] = None) -> str:
+    """One line for logs, e.g. "threads 2 (default, from physical cores: physical cores 2, cgroup limit
+    none, OMP_NUM_THREADS unset)"; threads defaults to torch.get_num_threads()."""
+    ...
+# ---- end core: threads ----
+
+# ---- core: options (bindings/options.hpp): the interface of every XOptions class below ----
+from typing import Any as _OAny, Dict as _ODict, List as _OList, Optional as _OOptional, Union as _OUnion
+
+class _OptionsBase:
+    # XOptions(options=None, **fields): the C++ struct's defaults, then options (an XOptions or a dict),
+    # then the keywords; an unknown keyword raises TypeError, a wrong type or range ValueError naming it.
+    def to_dict(self) -> _ODict[str, _OAny]: ...
+    def to_json(self, indent: int = 2) -> str: ...
+    @staticmethod
+    def fields() -> _OList[_ODict[str, _OAny]]: ...
+    def __eq__(self, other: object) -> bool: ...
+# ---- end core: options ----
+
 # ---- text: tokenizers (bindings/text.cpp) ----
 import os as _os
 from typing import Iterable as _Iterable, List as _List, Optional as _Optional, Union as _Union
@@ -211,6 +242,33 @@ def compute_statistics(dataset: Dataset) -> DatasetStatistics: ...
 import os as _seq_os
 from typing import Dict as _SDict, List as _SList, Optional as _SOptional, Sequence as _SSequence, Union as _SUnion
 
+class SequenceOptions(_OptionsBase):
+    """How build_sequences turns interactions into sequences."""
+    min_rating: _OOptional[float] = 4.0
+    max_length: int = 20
+    min_length: int = 2
+    drop_items_without_text: bool = False
+    def __init__(self, options: _OUnion[SequenceOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> SequenceOptions: ...
+
+class HoldoutOptions(_OptionsBase):
+    """User hold-out split (RecBench). A user count is an int (a count of users) or a float (a fraction of them: 0.1, 1.0 = all)."""
+    train_users: _OOptional[_OUnion[int, float]] = None
+    valid_users: _OUnion[int, float] = 0
+    test_users: _OUnion[int, float] = 0.1
+    train_examples: str = 'last_item'
+    def __init__(self, options: _OUnion[HoldoutOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> HoldoutOptions: ...
+
+class LeaveOneOutOptions(_OptionsBase):
+    """Leave-one-out split (TIGER)."""
+    train_examples: str = 'last_item'
+    def __init__(self, options: _OUnion[LeaveOneOutOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> LeaveOneOutOptions: ...
+
 class SequenceStats:
     """What build_sequences kept and removed (exact counts)."""
     users_in: int
@@ -245,14 +303,14 @@ class ProcessedSequences:
     def num_interactions(self) -> int: ...
     def __len__(self) -> int: ...
 
-def build_sequences(dataset: "Dataset", *, min_rating: _SOptional[float] = 4.0, max_length: int = 20,
-                    min_length: int = 2, drop_items_without_text: bool = False) -> ProcessedSequences: ...
+def build_sequences(dataset: "Dataset", options: _SOptional[_OUnion[SequenceOptions, _ODict[str, _OAny]]] = None,
+                    **fields: _OAny) -> ProcessedSequences: ...
 def build_sequences_from_table(users: _SSequence[str], items: _SSequence[int], *, num_items: int,
                                timestamps: _SOptional[_SSequence[_SOptional[int]]] = None,
                                ratings: _SOptional[_SSequence[_SOptional[float]]] = None,
                                items_with_text: _SOptional[_SSequence[bool]] = None,
-                               min_rating: _SOptional[float] = 4.0, max_length: int = 20, min_length: int = 2,
-                               drop_items_without_text: bool = False) -> ProcessedSequences: ...
+                               options: _SOptional[_OUnion[SequenceOptions, _ODict[str, _OAny]]] = None,
+                               **fields: _OAny) -> ProcessedSequences: ...
 
 class UserOrder:
     """A saved random order of users."""
@@ -283,51 +341,57 @@ class SplitDataset:
     unused_users: int
     skipped_examples: int
 
-def split_user_holdout(sequences: ProcessedSequences, order: UserOrder, *,
-                       train_users: _SOptional[_SUnion[int, float]] = None, valid_users: _SUnion[int, float] = 0,
-                       test_users: _SUnion[int, float] = 0.1, train_examples: str = "last_item") -> SplitDataset: ...
-def split_leave_one_out(sequences: ProcessedSequences, *, train_examples: str = "last_item") -> SplitDataset: ...
+def split_user_holdout(sequences: ProcessedSequences, order: UserOrder,
+                       options: _SOptional[_OUnion[HoldoutOptions, _ODict[str, _OAny]]] = None,
+                       **fields: _OAny) -> SplitDataset: ...
+def split_leave_one_out(sequences: ProcessedSequences,
+                        options: _SOptional[_OUnion[LeaveOneOutOptions, _ODict[str, _OAny]]] = None,
+                        **fields: _OAny) -> SplitDataset: ...
 # ---- end data: sequences ----
 
 # ---- data: synthetic catalog (bindings/data_synthetic.cpp) ----
 import numpy as _syn_np
 import torch as _syn_torch
-from typing import Any as _YAny, List as _YList, Optional as _YOptional
+from typing import Any as _YAny, List as _YList, Optional as _YOptional, overload as _YOverload
 
-class SyntheticAttribute:
-    """A text attribute of synthetic items: name, style ('phrase', 'sentences', 'tags', 'path'), aspects it mixes."""
+class SyntheticAttribute(_OptionsBase):
+    """One text attribute of synthetic items: its name, how it is rendered (style: 'phrase', 'sentences', 'tags' or 'path') and the aspects whose words it mixes."""
+    name: str = ''
+    style: str = 'phrase'
+    aspects: _OList[str] = []
+    @_YOverload
+    def __init__(self, options: _OUnion[SyntheticAttribute, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @_YOverload
     def __init__(self, name: str, style: str, aspects: _YList[str]) -> None: ...
-    name: str
-    style: str
-    aspects: _YList[str]
-
-class SyntheticOptions:
-    """Everything that defines a synthetic catalog; the defaults are the built-in dataset."""
-    def __init__(self, **fields: _YAny) -> None: ...
-    seed: int
-    num_items: int
-    num_users: int
-    aspect_names: _YList[str]
-    aspect_sizes: _YList[int]
-    words_per_value: int
-    filler_words: int
-    attributes: _YList[SyntheticAttribute]
-    sentences: int
-    filler_per_sentence: int
-    min_sequence_length: int
-    max_sequence_length: int
-    preferred_values: int
-    candidates: int
-    noise: float
-    popularity_skew: float
-    rating_noise: float
-    start_timestamp: int
-    timestamp_span: int
-    max_gap: int
-    def validate(self) -> None: ...
-    def to_json(self) -> str: ...
     @staticmethod
-    def from_json(text: str) -> "SyntheticOptions": ...
+    def from_json(text: str) -> SyntheticAttribute: ...
+
+class SyntheticOptions(_OptionsBase):
+    """Everything that defines a synthetic catalog; the defaults are the built-in dataset (2,000 items, 3,000 users, aspects topic 12, region 8, tone 6, format 5). SyntheticOptions(num_items=500, seed=3) sets fields by keyword. Ranges are checked by generate_synthetic (ValueError naming the field)."""
+    seed: int = 2024
+    num_items: int = 2000
+    num_users: int = 3000
+    aspect_names: _OList[str] = ...
+    aspect_sizes: _OList[int] = ...
+    words_per_value: int = 8
+    filler_words: int = 300
+    attributes: _OList[SyntheticAttribute] = ...
+    sentences: int = 2
+    filler_per_sentence: int = 4
+    min_sequence_length: int = 10
+    max_sequence_length: int = 40
+    preferred_values: int = 2
+    candidates: int = 24
+    noise: float = 0.15
+    popularity_skew: float = 0.6
+    rating_noise: float = 0.1
+    start_timestamp: int = 1600000000
+    timestamp_span: int = 31536000
+    max_gap: int = 259200
+    def __init__(self, options: _OUnion[SyntheticOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> SyntheticOptions: ...
+    def validate(self) -> None: ...
 
 class SyntheticCatalog:
     """A generated dataset with its ground-truth aspects."""
@@ -360,7 +424,7 @@ class SyntheticCatalog:
     def item_values(self, item: int) -> _YList[str]: ...
     def interactions_table(self) -> _YAny: ...
 
-def generate_synthetic(options: _YOptional[SyntheticOptions] = None, **fields: _YAny) -> SyntheticCatalog: ...
+def generate_synthetic(options: _YOptional[_OUnion[SyntheticOptions, _ODict[str, _OAny]]] = None, **fields: _YAny) -> SyntheticCatalog: ...
 # ---- end data: synthetic ----
 
 # ---- quantize: quantizers, semantic-ID table, diagnostics (bindings/quantize.cpp) ----
@@ -407,12 +471,72 @@ class SemanticIdTable:
     def children(self, node: int) -> _QTuple[_QList[int], int]: ...
     def add_item(self, codes: _QList[int]) -> int: ...
 
+class KMeansOptions(_OptionsBase):
+    """K-Means (faiss) with seeded restarts; the best final objective is kept."""
+    num_codes: int = 256
+    iterations: int = 25
+    restarts: int = 1
+    seed: int = 0
+    init: str = 'k-means++'
+    max_points_per_centroid: int = 0
+    def __init__(self, options: _OUnion[KMeansOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> KMeansOptions: ...
+
+class PaletteQuantizerOptions(_OptionsBase):
+    """LAMIA's quantizer: per palette position PCA (D -> pca_dim), then K-Means."""
+    pca_dim: int = 64
+    shared_pca: bool = False
+    no_pca: bool = False
+    reduce_k_when_few_items: bool = False
+    kmeans: KMeansOptions = ...
+    def __init__(self, options: _OUnion[PaletteQuantizerOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> PaletteQuantizerOptions: ...
+
+class ResidualKMeansOptions(_OptionsBase):
+    """Residual K-Means baseline: L levels of K-Means on residuals."""
+    num_levels: int = 3
+    reduce_k_when_few_items: bool = False
+    kmeans: KMeansOptions = ...
+    def __init__(self, options: _OUnion[ResidualKMeansOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> ResidualKMeansOptions: ...
+
+class TfidfSvdOptions(_OptionsBase):
+    """TF-IDF (sklearn's defaults) + randomised truncated SVD."""
+    dim: int = 64
+    min_df: int = 1
+    max_df: float = 1.0
+    max_features: int = 0
+    sublinear_tf: bool = False
+    oversamples: int = 10
+    power_iterations: int = 7
+    seed: int = 0
+    def __init__(self, options: _OUnion[TfidfSvdOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> TfidfSvdOptions: ...
+
+class RqVaeTrainOptions(_OptionsBase):
+    """Training of an RQ-VAE: Adam, early stopping, dead-code resets."""
+    batch_size: int = 1024
+    max_epochs: int = 200
+    learning_rate: float = 0.001
+    patience: int = 10
+    min_rel_improvement: float = 0.001
+    dead_code_reset_every: int = 1
+    seed: int = 0
+    progress: bool = False
+    device: str = 'cpu'
+    def __init__(self, options: _OUnion[RqVaeTrainOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> RqVaeTrainOptions: ...
+
 class PaletteQuantizer:
     """Per palette position: PCA (D -> pca_dim), then K-Means (faiss, num_codes); code = nearest centroid."""
-    def __init__(self, *, pca_dim: int = 64, num_codes: int = 256, iterations: int = 25, restarts: int = 1,
-                 seed: int = 0, shared_pca: bool = False, no_pca: bool = False,
-                 reduce_k_when_few_items: bool = False, init: str = "k-means++",
-                 max_points_per_centroid: int = 0) -> None: ...
+    def __init__(self, options: _OUnion[PaletteQuantizerOptions, _ODict[str, _OAny], None] = None,
+                 **fields: _OAny) -> None: ...
+    # fields: those of PaletteQuantizerOptions, and of its kmeans directly (num_codes=256, init="random").
     def fit(self, palettes: _QUnion[_q_torch.Tensor, PaletteFileReader], *, chunk_items: int = 4096) -> _QDict[str, _QAny]: ...
     def encode(self, palettes: _QUnion[_q_torch.Tensor, PaletteFileReader], *, chunk_items: int = 4096) -> _q_torch.Tensor: ...
     def training_codes(self) -> _q_torch.Tensor: ...
@@ -435,15 +559,15 @@ class PaletteQuantizer:
     @property
     def report(self) -> _QDict[str, _QAny]: ...
     @property
-    def options(self) -> _QDict[str, _QAny]: ...
+    def options(self) -> PaletteQuantizerOptions: ...
 
-def kmeans(x: _q_torch.Tensor, *, num_codes: int = 256, iterations: int = 25, restarts: int = 1, seed: int = 0,
-           init: str = "k-means++", max_points_per_centroid: int = 0) -> _QDict[str, _QAny]: ...
+def kmeans(x: _q_torch.Tensor, options: _OUnion[KMeansOptions, _ODict[str, _OAny], None] = None,
+           **fields: _OAny) -> _QDict[str, _QAny]: ...
 
 class ResidualKMeans:
     """Training-free residual K-Means baseline: L levels of num_codes centroids."""
-    def __init__(self, *, num_levels: int = 3, num_codes: int = 256, iterations: int = 25, restarts: int = 1,
-                 seed: int = 0, reduce_k_when_few_items: bool = False, init: str = "k-means++") -> None: ...
+    def __init__(self, options: _OUnion[ResidualKMeansOptions, _ODict[str, _OAny], None] = None,
+                 **fields: _OAny) -> None: ...
     def fit(self, embeddings: _q_torch.Tensor) -> _QDict[str, _QAny]: ...
     def encode(self, embeddings: _q_torch.Tensor) -> _q_torch.Tensor: ...
     def reconstruct(self, codes: _q_torch.Tensor) -> _q_torch.Tensor: ...
@@ -452,26 +576,27 @@ class ResidualKMeans:
     def table(self) -> SemanticIdTable: ...
     @property
     def codebook_sizes(self) -> _QList[int]: ...
+    @property
+    def options(self) -> ResidualKMeansOptions: ...
 
-def residual_kmeans(embeddings: _q_torch.Tensor, *, num_levels: int = 3, num_codes: int = 256, iterations: int = 25,
-                    restarts: int = 1, seed: int = 0, reduce_k_when_few_items: bool = False) -> SemanticIdTable: ...
+def residual_kmeans(embeddings: _q_torch.Tensor, options: _OUnion[ResidualKMeansOptions, _ODict[str, _OAny], None] = None,
+                    **fields: _OAny) -> SemanticIdTable: ...
 
 class RqVae:
     """TIGER's RQ-VAE: MLP encoder/decoder, num_levels residual codebooks of num_codes, commitment beta."""
     def __init__(self, input_dim: int, *, hidden_dims: _QList[int] = ..., latent_dim: int = 32, num_levels: int = 3,
                  num_codes: int = 256, beta: float = 0.25, seed: int = 0) -> None: ...
-    def train(self, embeddings: _q_torch.Tensor, *, batch_size: int = 1024, max_epochs: int = 200,
-              learning_rate: float = 1e-3, patience: int = 10, min_rel_improvement: float = 1e-3,
-              dead_code_reset_every: int = 1, seed: int = 0, progress: bool = False) -> _QDict[str, _QAny]: ...
+    def train(self, embeddings: _q_torch.Tensor, options: _OUnion[RqVaeTrainOptions, _ODict[str, _OAny], None] = None,
+              **fields: _OAny) -> _QDict[str, _QAny]: ...
     def encode(self, embeddings: _q_torch.Tensor) -> _q_torch.Tensor: ...
     def decode_codes(self, codes: _q_torch.Tensor) -> _q_torch.Tensor: ...
     def table(self, embeddings: _q_torch.Tensor) -> SemanticIdTable: ...
     @property
     def codebook_sizes(self) -> _QList[int]: ...
 
-def tfidf_svd_embeddings(texts: _QUnion[_QList[str], "Catalog"], *, dim: int = 64, min_df: int = 1,
-                         max_df: float = 1.0, max_features: int = 0, sublinear_tf: bool = False,
-                         power_iterations: int = 7, seed: int = 0) -> _q_torch.Tensor: ...
+def tfidf_svd_embeddings(texts: _QUnion[_QList[str], "Catalog"],
+                         options: _OUnion[TfidfSvdOptions, _ODict[str, _OAny], None] = None,
+                         **fields: _OAny) -> _q_torch.Tensor: ...
 def tokenize_words(text: str) -> _QList[str]: ...
 def normalized_mutual_info(a: _q_torch.Tensor, b: _q_torch.Tensor) -> float: ...
 def diagnose_codes(codes: _q_torch.Tensor, codebook_sizes: _QOptional[_QList[int]] = None,
@@ -558,17 +683,39 @@ class PaletteEncoder:
     @property
     def special_tokens(self) -> _PDict[str, _PAny]: ...
 
+class PaletteTrainerOptions(_OptionsBase):
+    """Options of PaletteTrainer; defaults are the paper's where it gives them."""
+    batch_size: int = 128
+    learning_rate: float = 0.0001
+    weight_decay: float = 0.0
+    epochs: int = 1
+    max_steps: int = 0
+    grad_clip_norm: float = 1.0
+    validation_fraction: float = 0.05
+    eval_every: int = 500
+    patience: int = 5
+    restore_best: bool = True
+    group_batches: int = 32
+    seed: int = 0
+    checkpoint_path: str = ''
+    checkpoint_every: int = 0
+    resume: bool = True
+    log_every: int = 50
+    device: str = 'cpu'
+    def __init__(self, options: _OUnion[PaletteTrainerOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> PaletteTrainerOptions: ...
+
 class PaletteTrainer:
-    def __init__(self, encoder: PaletteEncoder, batch_size: int = 128, learning_rate: float = 1e-4,
-                 weight_decay: float = 0.0, epochs: int = 1, max_steps: int = 0, grad_clip_norm: float = 1.0,
-                 validation_fraction: float = 0.05, eval_every: int = 500, patience: int = 5,
-                 restore_best: bool = True, group_batches: int = 32, seed: int = 0, checkpoint_path: str = "",
-                 checkpoint_every: int = 0, resume: bool = True, log_every: int = 50, device: str = "cpu") -> None: ...
+    def __init__(self, encoder: PaletteEncoder, options: _OUnion[PaletteTrainerOptions, _ODict[str, _OAny], None] = None,
+                 **fields: _OAny) -> None: ...
     def train(self) -> _PDict[str, _PAny]: ...
     def evaluate(self, items: _POptional[_PSeq[int]] = None) -> _PDict[str, _PAny]: ...
     def save_checkpoint(self, path: _PPath) -> None: ...
     def load_checkpoint(self, path: _PPath) -> None: ...
     def epoch_batches(self, epoch: int) -> _PList[_PList[_PTuple[int, int]]]: ...
+    @property
+    def options(self) -> PaletteTrainerOptions: ...
     @property
     def step(self) -> int: ...
     @property

@@ -56,10 +56,10 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
   {  // LAMIA: per-position PCA + K-Means on the palettes.
     PaletteQuantizerOptions q;
     q.pca_dim = std::min<std::int64_t>(options.pca_dim, palettes.size(2));
-    q.num_codes = options.num_codes;
-    q.iterations = options.iterations;
-    q.restarts = options.restarts;
-    q.seed = options.seed;
+    q.kmeans.num_codes = options.num_codes;
+    q.kmeans.iterations = options.iterations;
+    q.kmeans.restarts = options.restarts;
+    q.kmeans.seed = options.seed;
     q.reduce_k_when_few_items = true;
     auto t0 = std::chrono::steady_clock::now();
     PaletteQuantizer quantizer(q);
@@ -69,10 +69,10 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
   {  // Residual K-Means on one embedding per item (training-free, hierarchical).
     ResidualKMeansOptions q;
     q.num_levels = levels;
-    q.num_codes = options.num_codes;
-    q.iterations = options.iterations;
-    q.restarts = options.restarts;
-    q.seed = options.seed;
+    q.kmeans.num_codes = options.num_codes;
+    q.kmeans.iterations = options.iterations;
+    q.kmeans.restarts = options.restarts;
+    q.kmeans.seed = options.seed;
     q.reduce_k_when_few_items = true;
     auto t0 = std::chrono::steady_clock::now();
     ResidualKMeans rk(q);

@@ -74,40 +74,19 @@ PaletteSource PaletteSource::from_pointer(const float* palettes, std::int64_t n,
   return s;
 }
 
-nlohmann::json PaletteFitReport::to_json() const {
-  nlohmann::json j;
-  j["num_items"] = num_items;
-  j["num_positions"] = num_positions;
-  j["input_dim"] = input_dim;
-  j["reduced_dim"] = reduced_dim;
-  j["num_colliding_items"] = num_colliding_items;
-  j["seconds"] = seconds;
-  j["positions"] = nlohmann::json::array();
-  for (const auto& p : positions) {
-    j["positions"].push_back({{"num_codes", p.num_codes},
-                              {"objective", p.objective},
-                              {"best_restart", p.best_restart},
-                              {"inertia", p.inertia},
-                              {"explained_variance_ratio", p.explained_variance_ratio},
-                              {"explained_variance_ratio_total", p.explained_variance_ratio_total},
-                              {"used_codes", p.used_codes}});
-  }
-  return j;
-}
-
 PaletteQuantizer::PaletteQuantizer(PaletteQuantizerOptions options) : options_(options) {
-  if (options_.num_codes < 1 || static_cast<std::uint64_t>(options_.num_codes) > kMaxCodes) {
+  if (options_.kmeans.num_codes < 1 || static_cast<std::uint64_t>(options_.kmeans.num_codes) > kMaxCodes) {
     throw ValueError(fmt::format("PaletteQuantizer: num_codes (k) must be 1 to {}, got {}", kMaxCodes,
-                                 options_.num_codes));
+                                 options_.kmeans.num_codes));
   }
   if (!options_.no_pca && options_.pca_dim < 1) {
     throw ValueError(fmt::format("PaletteQuantizer: pca_dim (d) must be >= 1, got {}", options_.pca_dim));
   }
-  if (options_.iterations < 1) {
-    throw ValueError(fmt::format("PaletteQuantizer: iterations must be >= 1, got {}", options_.iterations));
+  if (options_.kmeans.iterations < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer: iterations must be >= 1, got {}", options_.kmeans.iterations));
   }
-  if (options_.restarts < 1) {
-    throw ValueError(fmt::format("PaletteQuantizer: restarts must be >= 1, got {}", options_.restarts));
+  if (options_.kmeans.restarts < 1) {
+    throw ValueError(fmt::format("PaletteQuantizer: restarts must be >= 1, got {}", options_.kmeans.restarts));
   }
   if (options_.shared_pca && options_.no_pca) {
     throw ValueError("PaletteQuantizer: shared_pca and no_pca exclude each other");
@@ -152,7 +131,7 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
     throw ValueError(fmt::format("PaletteQuantizer::fit: pca_dim (d) must be <= the palette dimension D = {}, got {}",
                                  D, d));
   }
-  std::int64_t k = options_.num_codes;
+  std::int64_t k = options_.kmeans.num_codes;
   if (n < k) {
     if (!options_.reduce_k_when_few_items) {
       throw ValueError(fmt::format("PaletteQuantizer::fit: needs at least num_codes = {} items, got {} (set "
@@ -207,13 +186,9 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   std::vector<std::int64_t> ks(L, k);
   for (std::int64_t j = 0; j < L; ++j) {
     const Pca* pca = pca_of(j);
-    KMeansOptions ko;
+    KMeansOptions ko = options_.kmeans;
     ko.num_codes = k;
-    ko.iterations = options_.iterations;
-    ko.restarts = options_.restarts;
-    ko.seed = options_.seed + 1000003ull * static_cast<std::uint64_t>(j);
-    ko.init = options_.init;
-    ko.max_points_per_centroid = options_.max_points_per_centroid;
+    ko.seed = options_.kmeans.seed + 1000003ull * static_cast<std::uint64_t>(j);
     KMeansResult km = kmeans(reduced[j].data_ptr<float>(), n, d, ko);
     reduced[j] = torch::Tensor();  // free as we go
     PositionFitReport pr;
@@ -333,14 +308,14 @@ void PaletteQuantizer::save(const std::filesystem::path& path) const {
   w.put<std::uint64_t>(static_cast<std::uint64_t>(reduced_dim_));
   const std::uint8_t flags = (options_.shared_pca ? 1 : 0) | (options_.no_pca ? 2 : 0) |
                              (options_.reduce_k_when_few_items ? 4 : 0) |
-                             (options_.init == KMeansInit::kRandom ? 8 : 0);
+                             (options_.kmeans.init == KMeansInit::kRandom ? 8 : 0);
   w.put<std::uint8_t>(flags);
   w.put<std::int64_t>(options_.pca_dim);
-  w.put<std::int64_t>(options_.num_codes);
-  w.put<std::int32_t>(options_.iterations);
-  w.put<std::int32_t>(options_.restarts);
-  w.put<std::uint64_t>(options_.seed);
-  w.put<std::int64_t>(options_.max_points_per_centroid);
+  w.put<std::int64_t>(options_.kmeans.num_codes);
+  w.put<std::int32_t>(options_.kmeans.iterations);
+  w.put<std::int32_t>(options_.kmeans.restarts);
+  w.put<std::uint64_t>(options_.kmeans.seed);
+  w.put<std::int64_t>(options_.kmeans.max_points_per_centroid);
   w.put<std::uint64_t>(pcas_.size());
   for (auto k : num_codes_) w.put<std::uint64_t>(static_cast<std::uint64_t>(k));
   for (const auto& p : pcas_) {
@@ -369,13 +344,13 @@ PaletteQuantizer PaletteQuantizer::load(const std::filesystem::path& path) {
   o.shared_pca = flags & 1;
   o.no_pca = flags & 2;
   o.reduce_k_when_few_items = flags & 4;
-  o.init = (flags & 8) ? KMeansInit::kRandom : KMeansInit::kPlusPlus;
+  o.kmeans.init = (flags & 8) ? KMeansInit::kRandom : KMeansInit::kPlusPlus;
   o.pca_dim = r.get<std::int64_t>("pca_dim");
-  o.num_codes = r.get<std::int64_t>("num_codes");
-  o.iterations = r.get<std::int32_t>("iterations");
-  o.restarts = r.get<std::int32_t>("restarts");
-  o.seed = r.get<std::uint64_t>("seed");
-  o.max_points_per_centroid = r.get<std::int64_t>("max_points_per_centroid");
+  o.kmeans.num_codes = r.get<std::int64_t>("num_codes");
+  o.kmeans.iterations = r.get<std::int32_t>("iterations");
+  o.kmeans.restarts = r.get<std::int32_t>("restarts");
+  o.kmeans.seed = r.get<std::uint64_t>("seed");
+  o.kmeans.max_points_per_centroid = r.get<std::int64_t>("max_points_per_centroid");
   const std::uint64_t expected_pcas = o.no_pca ? 0 : (o.shared_pca ? 1 : L);
   const auto num_pcas = r.get_size("num_pcas", expected_pcas, expected_pcas);
   if (o.no_pca ? d != D : static_cast<std::int64_t>(d) != o.pca_dim) {

@@ -9,18 +9,12 @@
 
 namespace lamia {
 
-nlohmann::json ResidualKMeansReport::to_json() const {
-  return {{"num_items", num_items},         {"objective", objective},
-          {"residual_mse", residual_mse},   {"used_codes", used_codes},
-          {"num_colliding_items", num_colliding_items}, {"seconds", seconds}};
-}
-
 ResidualKMeans::ResidualKMeans(ResidualKMeansOptions options) : options_(options) {
   if (options_.num_levels < 1) {
     throw ValueError(fmt::format("ResidualKMeans: num_levels must be >= 1, got {}", options_.num_levels));
   }
-  if (options_.num_codes < 1) {
-    throw ValueError(fmt::format("ResidualKMeans: num_codes (k) must be >= 1, got {}", options_.num_codes));
+  if (options_.kmeans.num_codes < 1) {
+    throw ValueError(fmt::format("ResidualKMeans: num_codes (k) must be >= 1, got {}", options_.kmeans.num_codes));
   }
 }
 
@@ -31,7 +25,7 @@ ResidualKMeansReport ResidualKMeans::fit(const torch::Tensor& embeddings) {
   auto x = detail::checked_float_tensor(embeddings, 2, "ResidualKMeans::fit: embeddings", "n x D");
   const std::int64_t n = x.size(0), D = x.size(1);
   if (n < 1 || D < 1) throw ValueError(fmt::format("ResidualKMeans::fit: embeddings are empty ({} x {})", n, D));
-  std::int64_t k = options_.num_codes;
+  std::int64_t k = options_.kmeans.num_codes;
   if (n < k) {
     if (!options_.reduce_k_when_few_items) {
       throw ValueError(fmt::format("ResidualKMeans::fit: needs at least num_codes = {} items, got {} (set "
@@ -48,13 +42,9 @@ ResidualKMeansReport ResidualKMeans::fit(const torch::Tensor& embeddings) {
   report.num_items = n;
   std::vector<std::vector<float>> books;
   for (std::int64_t l = 0; l < L; ++l) {
-    KMeansOptions ko;
+    KMeansOptions ko = options_.kmeans;
     ko.num_codes = k;
-    ko.iterations = options_.iterations;
-    ko.restarts = options_.restarts;
-    ko.seed = options_.seed + 1000003ull * static_cast<std::uint64_t>(l);
-    ko.init = options_.init;
-    ko.max_points_per_centroid = options_.max_points_per_centroid;
+    ko.seed = options_.kmeans.seed + 1000003ull * static_cast<std::uint64_t>(l);
     KMeansResult km = kmeans(residual.data_ptr<float>(), n, D, ko);
     auto assign = torch::from_blob(km.assignment.data(), {n}, torch::kInt32).to(torch::kInt64);
     auto cb = torch::from_blob(km.centroids.data(), {k, D}, torch::kFloat32);

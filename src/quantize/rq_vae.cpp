@@ -15,16 +15,6 @@
 
 namespace lamia {
 
-nlohmann::json RqVaeTrainReport::to_json() const {
-  return {{"reconstruction_loss", reconstruction_loss},
-          {"quantization_loss", quantization_loss},
-          {"epochs", epochs},
-          {"stopped_early", stopped_early},
-          {"dead_codes_reset", dead_codes_reset},
-          {"utilization", utilization},
-          {"seconds", seconds}};
-}
-
 RqVaeImpl::RqVaeImpl(RqVaeOptions options_) : options(std::move(options_)) {
   TORCH_CHECK_VALUE(options.input_dim() >= 1, "RqVae: input_dim must be >= 1, got ", options.input_dim());
   TORCH_CHECK_VALUE(options.latent_dim() >= 1, "RqVae: latent_dim must be >= 1, got ", options.latent_dim());

@@ -9,7 +9,9 @@
 #include <lamia/data/catalog.hpp>
 #include <lamia/data/interactions.hpp>
 
-#include <nlohmann/json_fwd.hpp>
+#include <lamia/core/options.hpp>
+
+#include <array>
 
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +38,16 @@ struct SequenceOptions {
   /// them (counted in SequenceStats). The remaining items are re-indexed. Default false.
   bool drop_items_without_text = false;
 };
+
+template <class V>
+void visit_fields(SequenceOptions& o, V&& v) {
+  v.field("min_rating", o.min_rating,
+          "keep interactions rated >= min_rating (unrated ones are always kept); null keeps every rating");
+  v.field("max_length", o.max_length, "keep each user's last max_length interactions; 0 keeps all");
+  v.field("min_length", o.min_length, "drop users with fewer interactions left (after the last-N cut)");
+  v.field("drop_items_without_text", o.drop_items_without_text,
+          "remove items whose attributes are all empty, and their interactions");
+}
 
 /// What build_sequences kept and removed; every count is exact.
 struct SequenceStats {
@@ -137,6 +149,29 @@ struct UserCount {
   std::size_t resolve(std::size_t total, const char* name) const;
 };
 
+}  // namespace lamia
+
+/// JSON of a UserCount: 5000 (a count) or 0.1 (a fraction).
+template <>
+struct lamia::options::Codec<lamia::UserCount> {
+  static json write(const UserCount& c) {
+    if (c.is_fraction) return c.value;
+    return static_cast<std::uint64_t>(c.value);
+  }
+  static void read(const json& j, UserCount& out, const Where& w) {
+    if (j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0)) {
+      out = UserCount::count(j.get<std::size_t>());
+    } else if (j.is_number_float() && j.get<double>() >= 0.0 && j.get<double>() <= 1.0) {
+      out = UserCount::fraction(j.get<double>());
+    } else {
+      w.fail(expected(), j);
+    }
+  }
+  static std::string expected() { return "an integer count >= 0 or a fraction in [0, 1]"; }
+};
+
+namespace lamia {
+
 /// Which examples a training user yields.
 enum class TrainExamples {
   /// One example per user: target = the last item, history = the items before it. A causal
@@ -145,6 +180,10 @@ enum class TrainExamples {
   /// One example per position i >= 1: target = item i, history = items 0..i-1.
   all_prefixes,
 };
+constexpr auto enum_names(TrainExamples) {
+  return std::array{std::pair{TrainExamples::last_item, "last_item"},
+                    std::pair{TrainExamples::all_prefixes, "all_prefixes"}};
+}
 
 /// One next-item prediction: given history (oldest first), predict target.
 struct SequenceExample {
@@ -179,6 +218,14 @@ struct HoldoutOptions {
   TrainExamples train_examples = TrainExamples::last_item;
 };
 
+template <class V>
+void visit_fields(HoldoutOptions& o, V&& v) {
+  v.field("train_users", o.train_users, "training users; null: every user not in valid or test");
+  v.field("valid_users", o.valid_users, "validation users (the paper has none)");
+  v.field("test_users", o.test_users, "test users (the paper: 5,000 of 45,000, about 1/9)");
+  v.field("train_examples", o.train_examples, "which examples a training user yields");
+}
+
 /// Splits users by order (see HoldoutOptions). Throws ValueError when order does not hold exactly
 /// the users of sequences, or when the parts ask for more users than there are.
 SplitDataset split_user_holdout(const ProcessedSequences& sequences, const UserOrder& order,
@@ -192,22 +239,16 @@ struct LeaveOneOutOptions {
   TrainExamples train_examples = TrainExamples::last_item;
 };
 
+template <class V>
+void visit_fields(LeaveOneOutOptions& o, V&& v) {
+  v.field("train_examples", o.train_examples, "which examples a training user yields");
+}
+
 SplitDataset split_leave_one_out(const ProcessedSequences& sequences, const LeaveOneOutOptions& options = {});
 
-// JSON for configuration files (`lamia run --config`). Keys are the field names; missing keys keep
-// their defaults; unknown keys and wrong types throw ValueError naming the key.
-//   SequenceOptions:    {"min_rating": 4.0 or null, "max_length": 20, "min_length": 2,
-//                        "drop_items_without_text": false}
-//   HoldoutOptions:     {"train_users": null, "valid_users": 0, "test_users": 0.1,
-//                        "train_examples": "last_item" or "all_prefixes"}
-//                       (an integer is a count of users, a number with a fraction part or a
-//                        decimal point a fraction: 5000 users, 0.1 of them, 1.0 = all)
-//   LeaveOneOutOptions: {"train_examples": "last_item"}
-void to_json(nlohmann::json& j, const SequenceOptions& options);
-void from_json(const nlohmann::json& j, SequenceOptions& options);
-void to_json(nlohmann::json& j, const HoldoutOptions& options);
-void from_json(const nlohmann::json& j, HoldoutOptions& options);
-void to_json(nlohmann::json& j, const LeaveOneOutOptions& options);
-void from_json(const nlohmann::json& j, LeaveOneOutOptions& options);
+// JSON (`lamia run --config`) and Python read and write the options through their field lists
+// (lamia/core/options.hpp): keys are the field names, missing keys keep their defaults, unknown
+// keys and wrong types throw ValueError naming the key. A UserCount is an integer (a count of
+// users) or a number with a fraction part or a decimal point (a fraction: 0.1 of them, 1.0 = all).
 
 }  // namespace lamia

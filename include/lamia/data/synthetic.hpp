@@ -13,7 +13,9 @@
 // prefix of a bigger catalog is identical to the smaller catalog with the same seed.
 #include <lamia/data/interactions.hpp>
 
-#include <nlohmann/json_fwd.hpp>
+#include <lamia/core/options.hpp>
+
+#include <array>
 
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +36,11 @@ enum class AttributeStyle {
   path,
 };
 
+constexpr auto enum_names(AttributeStyle) {
+  return std::array{std::pair{AttributeStyle::phrase, "phrase"}, std::pair{AttributeStyle::sentences, "sentences"},
+                    std::pair{AttributeStyle::tags, "tags"}, std::pair{AttributeStyle::path, "path"}};
+}
+
 /// One text attribute of the synthetic items.
 struct SyntheticAttribute {
   std::string name;
@@ -42,49 +49,41 @@ struct SyntheticAttribute {
   std::vector<std::string> aspects;
 };
 
+template <class V>
+void visit_fields(SyntheticAttribute& o, V&& v) {
+  v.field("name", o.name, "attribute name (a catalog attribute)");
+  v.field("style", o.style, "how the attribute is rendered from the words of its aspects");
+  v.field("aspects", o.aspects, "names of the aspects the attribute mixes (from aspect_names)");
+}
+
 /// title (tone + topic + format), description (topic, region, tone in prose with filler),
 /// tags (topic, region, format), category (format > topic).
 std::vector<SyntheticAttribute> default_synthetic_attributes();
 
 /// Everything that defines a synthetic catalog. The defaults are the built-in dataset that
 /// `lamia run` uses without a config: small enough for the whole pipeline to run in minutes on
-/// two cores.
+/// two cores. The fields and their documentation are listed once, in visit_fields below; JSON
+/// (`lamia run --config`) and Python read and write them from there. Item i's interactions:
+/// ratings are 1 + round(4 * matched aspects / aspects), then clamped to [1, 5]; about a third
+/// of the interactions are rated below 4 by default.
 struct SyntheticOptions {
   std::uint64_t seed = 2024;
-  /// Number of items (>= 1) and users (>= 0).
   std::int64_t num_items = 2000;
   std::int64_t num_users = 3000;
-  /// The latent aspects and their numbers of values (each >= 1). Values are drawn uniformly and
-  /// independently per item.
   std::vector<std::string> aspect_names = {"topic", "region", "tone", "format"};
   std::vector<std::int64_t> aspect_sizes = {12, 8, 6, 5};
-  /// Vocabulary words per aspect value (>= 1); the vocabulary grows with the aspect sizes.
   std::int64_t words_per_value = 8;
-  /// Words shared by all items, used as filler in sentences (>= 1).
   std::int64_t filler_words = 300;
   std::vector<SyntheticAttribute> attributes = default_synthetic_attributes();
-  /// Sentences per `sentences` attribute (>= 1) and filler words in each (>= 0).
   std::int64_t sentences = 2;
   std::int64_t filler_per_sentence = 4;
-  /// Each user's number of interactions, uniform in [min, max] (1 <= min <= max). Before the
-  /// rating threshold: about a third of the interactions are rated below 4 by default.
   std::int64_t min_sequence_length = 10;
   std::int64_t max_sequence_length = 40;
-  /// Preferred values per aspect per user (>= 1; an aspect with fewer values prefers all of them).
   std::int64_t preferred_values = 2;
-  /// At each step a user looks at this many items (drawn by popularity) and takes the one whose
-  /// aspect values match most of their preferences (>= 1; 1 means no preference).
   std::int64_t candidates = 24;
-  /// Probability that a step ignores the preferences and takes one item drawn by popularity.
   double noise = 0.15;
-  /// Zipf exponent of item popularity (item i has weight ~ (i+1)^-skew); 0 is uniform.
   double popularity_skew = 0.6;
-  /// Probability that a rating is moved one star up or down (ratings are 1 + round(4 * matched
-  /// aspects / aspects), then clamped to [1, 5]).
   double rating_noise = 0.1;
-  /// Seconds since the epoch of the earliest first interaction; users start uniformly within
-  /// timestamp_span seconds; successive interactions are uniform in [0, max_gap] seconds apart
-  /// (0 gaps make ties).
   std::int64_t start_timestamp = 1600000000;
   std::int64_t timestamp_span = 365 * 86400;
   std::int64_t max_gap = 3 * 86400;
@@ -93,9 +92,31 @@ struct SyntheticOptions {
   void validate() const;
 };
 
-void to_json(nlohmann::json& j, const SyntheticOptions& options);
-/// Missing keys keep their defaults; unknown keys and wrong types throw ValueError naming the key.
-void from_json(const nlohmann::json& j, SyntheticOptions& options);
+/// The fields of SyntheticOptions (ranges are checked by validate(), called by the generator).
+template <class V>
+void visit_fields(SyntheticOptions& o, V&& v) {
+  v.field("seed", o.seed, "seed of every item's and user's random stream");
+  v.field("num_items", o.num_items, "number of items (>= 1)");
+  v.field("num_users", o.num_users, "number of users (>= 0)");
+  v.field("aspect_names", o.aspect_names, "the latent aspects; values are drawn uniformly and independently per item");
+  v.field("aspect_sizes", o.aspect_sizes, "number of values of each aspect (each >= 1)");
+  v.field("words_per_value", o.words_per_value, "vocabulary words per aspect value (>= 1)");
+  v.field("filler_words", o.filler_words, "words shared by all items, used as filler in sentences (>= 1)");
+  v.field("attributes", o.attributes, "the text attributes: name, style and the aspects each mixes");
+  v.field("sentences", o.sentences, "sentences per 'sentences' attribute (>= 1)");
+  v.field("filler_per_sentence", o.filler_per_sentence, "filler words in each sentence (>= 0)");
+  v.field("min_sequence_length", o.min_sequence_length, "fewest interactions of a user (>= 1)");
+  v.field("max_sequence_length", o.max_sequence_length, "most interactions of a user (>= min_sequence_length)");
+  v.field("preferred_values", o.preferred_values, "preferred values per aspect per user (>= 1)");
+  v.field("candidates", o.candidates,
+          "items (drawn by popularity) a user looks at per step, taking the best match (>= 1; 1: no preference)");
+  v.field("noise", o.noise, "probability that a step ignores the preferences (one item drawn by popularity)");
+  v.field("popularity_skew", o.popularity_skew, "Zipf exponent of item popularity, (i+1)^-skew; 0 is uniform");
+  v.field("rating_noise", o.rating_noise, "probability that a rating moves one star up or down");
+  v.field("start_timestamp", o.start_timestamp, "seconds since the epoch of the earliest first interaction");
+  v.field("timestamp_span", o.timestamp_span, "users start uniformly within this many seconds");
+  v.field("max_gap", o.max_gap, "successive interactions are uniform in [0, max_gap] seconds apart (0: ties)");
+}
 
 /// One generated item.
 struct SyntheticItem {

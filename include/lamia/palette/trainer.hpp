@@ -8,6 +8,8 @@
 //   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().max_steps(2000)
 //                                                  .checkpoint_path("run/palette.ckpt"));
 //   auto result = trainer.train();   // resumes from run/palette.ckpt when it exists
+#include <lamia/core/options.hpp>
+#include <lamia/nn/device_codec.hpp>
 #include <lamia/nn/lora.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/palette_encoder.hpp>
@@ -73,6 +75,34 @@ struct PaletteTrainerOptions {
   void check() const;
 };
 
+/// The fields of PaletteTrainerOptions (JSON, Python); `log` is not one (a stream, set in C++).
+template <class V>
+void visit_fields(PaletteTrainerOptions& o, V&& v) {
+  v.field("batch_size", o.batch_size(), "samples ((item, task) pairs) per optimizer step (paper: 128)", options::at_least(1));
+  v.field("learning_rate", o.learning_rate(), "Adam's learning rate (paper: 1e-4)", options::greater_than(0));
+  v.field("weight_decay", o.weight_decay(), "Adam's (L2) weight decay", options::at_least(0));
+  v.field("epochs", o.epochs(), "passes over the training samples", options::at_least(1));
+  v.field("max_steps", o.max_steps(), "stop after this many optimizer steps in total (0: no limit)", options::at_least(0));
+  v.field("grad_clip_norm", o.grad_clip_norm(), "clip the global gradient norm to this value (0: no clipping)",
+          options::at_least(0));
+  v.field("validation_fraction", o.validation_fraction(), "share of the items held out for validation (0: none)",
+          options::from_to_excluded(0, 1));
+  v.field("eval_every", o.eval_every(), "evaluate every this many steps (0: at the end of each epoch only)",
+          options::at_least(0));
+  v.field("patience", o.patience(), "stop after this many evaluations without a better validation loss (0: never)",
+          options::at_least(0));
+  v.field("restore_best", o.restore_best(), "put the best validation weights back into the model when training ends");
+  v.field("group_batches", o.group_batches(), "samples are sorted by length within windows of this many batches",
+          options::at_least(1));
+  v.field("seed", o.seed(), "seed of the item split, the data order and torch's generator");
+  v.field("checkpoint_path", o.checkpoint_path(), "checkpoint file; empty: no checkpoints");
+  v.field("checkpoint_every", o.checkpoint_every(),
+          "write a checkpoint every this many steps (0: only at evaluations, epoch ends and the end)", options::at_least(0));
+  v.field("resume", o.resume(), "continue from checkpoint_path when it exists");
+  v.field("log_every", o.log_every(), "print a progress line every this many steps (0: silent)", options::at_least(0));
+  v.field("device", o.device(), "device the model and the batches are moved to");
+}
+
 /// Losses averaged over one logging interval (or over the validation set).
 struct PaletteLossRecord {
   std::int64_t step = 0;
@@ -83,6 +113,17 @@ struct PaletteLossRecord {
   double token_accuracy = 0.0;    ///< teacher-forced, on the labelled tokens
   double tokens_per_second = 0.0; ///< non-padding tokens of the full layouts (training records only)
 };
+
+template <class V>
+void visit_fields(PaletteLossRecord& o, V&& v) {
+  v.field("step", o.step, "optimizer step at the end of the interval");
+  v.field("loss", o.loss, "total loss");
+  v.field("generation_loss", o.generation_loss, "next-token cross-entropy of the tasks");
+  v.field("intra_loss", o.intra_loss, "intra-palette hinge loss (weighted)");
+  v.field("inter_loss", o.inter_loss, "inter-palette hinge loss (weighted)");
+  v.field("token_accuracy", o.token_accuracy, "teacher-forced, on the labelled tokens");
+  v.field("tokens_per_second", o.tokens_per_second, "non-padding tokens of the full layouts (training records only)");
+}
 
 /// What train() did.
 struct PaletteTrainResult {
@@ -99,6 +140,22 @@ struct PaletteTrainResult {
   double tokens_per_second = 0.0;     ///< over this run's training steps
   double seconds = 0.0;
 };
+
+template <class V>
+void visit_fields(PaletteTrainResult& o, V&& v) {
+  v.field("steps", o.steps, "optimizer steps taken in total (resumed ones included)");
+  v.field("epochs_completed", o.epochs_completed, "epochs completed");
+  v.field("resumed", o.resumed, "started from a checkpoint");
+  v.field("resumed_at_step", o.resumed_at_step, "the step the checkpoint was at");
+  v.field("stopped_early", o.stopped_early, "stopped by early stopping");
+  v.field("stop_reason", o.stop_reason, "'epochs done', 'max_steps reached', 'early stopping (...)'");
+  v.field("train_history", o.train_history, "one record per log interval (this run)");
+  v.field("validation_history", o.validation_history, "one record per evaluation (this run)");
+  v.field("best_validation_loss", o.best_validation_loss, "+inf without validation items");
+  v.field("best_step", o.best_step, "step of the best validation loss (-1: none)");
+  v.field("tokens_per_second", o.tokens_per_second, "over this run's training steps");
+  v.field("seconds", o.seconds, "wall time");
+}
 
 /// Adds LoRA adapters to the encoder's decoder (freezing its other weights) and, when
 /// train_embeddings, makes the token embedding matrix trainable again so that the new LaP, LdP and

@@ -8,6 +8,9 @@
 //   lamia::KMeansOptions opt;  opt.num_codes = 256;  opt.seed = 7;
 //   lamia::KMeansResult km = lamia::kmeans(x.data(), n, 64, opt);
 //   // km.centroids: 256 x 64, km.assignment: n codes, km.objective[km.best_restart]: per iteration
+#include <lamia/core/options.hpp>
+
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -18,6 +21,9 @@ enum class KMeansInit {
   kPlusPlus,  ///< greedy k-means++ (D^2 sampling, best of 2 + ln k candidates), sklearn's default
   kRandom,    ///< k distinct random rows, faiss's default
 };
+constexpr auto enum_names(KMeansInit) {
+  return std::array{std::pair{KMeansInit::kPlusPlus, "k-means++"}, std::pair{KMeansInit::kRandom, "random"}};
+}
 
 struct KMeansOptions {
   /// k, the number of centroids (>= 1).
@@ -32,6 +38,17 @@ struct KMeansOptions {
   /// Fit on at most this many points per centroid (a seeded sample); 0 = all points.
   std::int64_t max_points_per_centroid = 0;
 };
+
+template <class V>
+void visit_fields(KMeansOptions& o, V&& v) {
+  v.field("num_codes", o.num_codes, "k, the number of centroids (the codebook size; paper: 256)", options::at_least(1));
+  v.field("iterations", o.iterations, "Lloyd iterations per restart (faiss' niter)", options::at_least(1));
+  v.field("restarts", o.restarts, "independent restarts, lowest final objective kept (faiss' nredo)", options::at_least(1));
+  v.field("seed", o.seed, "seed of restart r's initialisation is seed + r");
+  v.field("init", o.init, "initialisation: greedy k-means++ (sklearn's) or k random rows (faiss')");
+  v.field("max_points_per_centroid", o.max_points_per_centroid,
+          "fit on at most this many points per centroid (a seeded sample); 0 = all points", options::at_least(0));
+}
 
 struct KMeansResult {
   std::int64_t num_codes = 0;

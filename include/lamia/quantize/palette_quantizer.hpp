@@ -29,14 +29,6 @@ namespace lamia {
 struct PaletteQuantizerOptions {
   /// d: PCA output dimension per position (paper: 64). Must be <= D.
   std::int64_t pca_dim = 64;
-  /// k: K-Means centroids per position, the codebook size (paper: 256).
-  std::int64_t num_codes = 256;
-  /// Lloyd iterations per restart (faiss' default 25).
-  int iterations = 25;
-  /// K-Means restarts per position, best final objective kept (faiss' nredo).
-  int restarts = 1;
-  /// Seed of position j, restart r: seed + 1000003 * j + r.
-  std::uint64_t seed = 0;
   /// One PCA fitted on the vectors of all positions together, instead of one per position.
   bool shared_pca = false;
   /// Cluster the raw D-dimensional vectors (pca_dim is ignored).
@@ -44,10 +36,20 @@ struct PaletteQuantizerOptions {
   /// With fewer than k items: false -> ValueError; true -> k is reduced to the number of items
   /// (reported in PaletteFitReport::positions[j].num_codes and in codebook_sizes()).
   bool reduce_k_when_few_items = false;
-  KMeansInit init = KMeansInit::kPlusPlus;
-  /// Fit K-Means on at most this many points per centroid (seeded sample); 0 = all items.
-  std::int64_t max_points_per_centroid = 0;
+  /// The K-Means of every position (k = kmeans.num_codes, paper: 256). Its seed is the base seed:
+  /// position j, restart r uses kmeans.seed + 1000003 * j + r.
+  KMeansOptions kmeans;
 };
+
+template <class V>
+void visit_fields(PaletteQuantizerOptions& o, V&& v) {
+  v.field("pca_dim", o.pca_dim, "d, the PCA output dimension per position (paper: 64; <= D)", options::at_least(1));
+  v.field("shared_pca", o.shared_pca, "one PCA fitted on the vectors of all positions together");
+  v.field("no_pca", o.no_pca, "cluster the raw D-dimensional vectors (pca_dim is ignored)");
+  v.field("reduce_k_when_few_items", o.reduce_k_when_few_items,
+          "with fewer than k items reduce k to the number of items instead of raising ValueError");
+  v.field("kmeans", o.kmeans, "the K-Means of every position; position j, restart r seeds kmeans.seed + 1000003 j + r");
+}
 
 /// What fit() did, per palette position.
 struct PositionFitReport {
@@ -60,6 +62,17 @@ struct PositionFitReport {
   std::int64_t used_codes = 0;  ///< centroids that received at least one training item
 };
 
+template <class V>
+void visit_fields(PositionFitReport& o, V&& v) {
+  v.field("num_codes", o.num_codes, "k actually used");
+  v.field("objective", o.objective, "K-Means objective per restart, per iteration");
+  v.field("best_restart", o.best_restart, "the restart kept");
+  v.field("inertia", o.inertia, "sum of squared distances to the final nearest centroid (reduced space)");
+  v.field("explained_variance_ratio", o.explained_variance_ratio, "per PCA component (empty with no_pca)");
+  v.field("explained_variance_ratio_total", o.explained_variance_ratio_total, "sum of the above");
+  v.field("used_codes", o.used_codes, "centroids that received at least one training item");
+}
+
 struct PaletteFitReport {
   std::int64_t num_items = 0;
   std::int64_t num_positions = 0;
@@ -69,8 +82,22 @@ struct PaletteFitReport {
   /// Items whose L codes collide with another item's (resolved by the index token).
   std::int64_t num_colliding_items = 0;
   double seconds = 0.0;
+  /// options::to_json(*this).
   nlohmann::json to_json() const;
 };
+
+template <class V>
+void visit_fields(PaletteFitReport& o, V&& v) {
+  v.field("num_items", o.num_items, "n, the training items");
+  v.field("num_positions", o.num_positions, "L, palette positions");
+  v.field("input_dim", o.input_dim, "D, palette vector dimension");
+  v.field("reduced_dim", o.reduced_dim, "d after PCA (D with no_pca)");
+  v.field("positions", o.positions, "one report per position");
+  v.field("num_colliding_items", o.num_colliding_items, "items whose L codes collide with another item's");
+  v.field("seconds", o.seconds, "wall time of fit()");
+}
+
+inline nlohmann::json PaletteFitReport::to_json() const { return options::to_json(*this); }
 
 class PaletteQuantizer {
  public:

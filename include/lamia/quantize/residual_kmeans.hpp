@@ -23,19 +23,19 @@ namespace lamia {
 struct ResidualKMeansOptions {
   /// L: number of residual levels (TIGER uses 3).
   std::int64_t num_levels = 3;
-  /// k per level.
-  std::int64_t num_codes = 256;
-  /// Lloyd iterations per restart.
-  int iterations = 25;
-  /// Restarts per level, best final objective kept.
-  int restarts = 1;
-  /// Seed of level l, restart r: seed + 1000003 * l + r.
-  std::uint64_t seed = 0;
   /// With fewer than k items: false -> ValueError; true -> k = number of items.
   bool reduce_k_when_few_items = false;
-  KMeansInit init = KMeansInit::kPlusPlus;
-  std::int64_t max_points_per_centroid = 0;
+  /// The K-Means of every level (k = kmeans.num_codes); level l, restart r uses kmeans.seed + 1000003 * l + r.
+  KMeansOptions kmeans;
 };
+
+template <class V>
+void visit_fields(ResidualKMeansOptions& o, V&& v) {
+  v.field("num_levels", o.num_levels, "L, residual levels (TIGER: 3)", options::at_least(1));
+  v.field("reduce_k_when_few_items", o.reduce_k_when_few_items,
+          "with fewer than k items reduce k to the number of items instead of raising ValueError");
+  v.field("kmeans", o.kmeans, "the K-Means of every level; level l, restart r seeds kmeans.seed + 1000003 l + r");
+}
 
 struct ResidualKMeansReport {
   std::int64_t num_items = 0;
@@ -46,8 +46,21 @@ struct ResidualKMeansReport {
   std::vector<std::int64_t> used_codes;
   std::int64_t num_colliding_items = 0;
   double seconds = 0.0;
+  /// options::to_json(*this).
   nlohmann::json to_json() const;
 };
+
+template <class V>
+void visit_fields(ResidualKMeansReport& o, V&& v) {
+  v.field("num_items", o.num_items, "n, the training items");
+  v.field("objective", o.objective, "K-Means objective per level, restart and iteration");
+  v.field("residual_mse", o.residual_mse, "mean squared residual norm after each level");
+  v.field("used_codes", o.used_codes, "codes used by the training items, per level");
+  v.field("num_colliding_items", o.num_colliding_items, "items whose L codes collide with another item's");
+  v.field("seconds", o.seconds, "wall time of fit()");
+}
+
+inline nlohmann::json ResidualKMeansReport::to_json() const { return options::to_json(*this); }
 
 class ResidualKMeans {
  public:

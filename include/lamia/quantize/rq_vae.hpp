@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/arg.h>
+#include <lamia/nn/device_codec.hpp>
+
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
@@ -103,6 +105,20 @@ struct RqVaeTrainOptions {
   torch::Device device = torch::kCPU;
 };
 
+template <class V>
+void visit_fields(RqVaeTrainOptions& o, V&& v) {
+  v.field("batch_size", o.batch_size, "items per batch (TIGER: 1024); the first batch initialises the codebooks",
+          options::at_least(1));
+  v.field("max_epochs", o.max_epochs, "upper bound on epochs", options::at_least(1));
+  v.field("learning_rate", o.learning_rate, "Adam learning rate", options::greater_than(0));
+  v.field("patience", o.patience, "stop after this many epochs without a relative improvement of min_rel_improvement");
+  v.field("min_rel_improvement", o.min_rel_improvement, "relative improvement of the reconstruction loss that counts");
+  v.field("dead_code_reset_every", o.dead_code_reset_every, "reset codes unused during an epoch every this many epochs (0: never)");
+  v.field("seed", o.seed, "seed of shuffling, K-Means initialisation and dead-code resets");
+  v.field("progress", o.progress, "print one progress line per epoch to stderr");
+  v.field("device", o.device, "device of the training steps; the model ends on the CPU");
+}
+
 struct RqVaeTrainReport {
   std::vector<double> reconstruction_loss;  ///< mean per epoch
   std::vector<double> quantization_loss;    ///< mean per epoch
@@ -112,8 +128,22 @@ struct RqVaeTrainReport {
   /// Fraction of codes used by the training items at the end, per level.
   std::vector<double> utilization;
   double seconds = 0.0;
+  /// options::to_json(*this).
   nlohmann::json to_json() const;
 };
+
+template <class V>
+void visit_fields(RqVaeTrainReport& o, V&& v) {
+  v.field("reconstruction_loss", o.reconstruction_loss, "mean per epoch");
+  v.field("quantization_loss", o.quantization_loss, "mean per epoch");
+  v.field("epochs", o.epochs, "epochs trained");
+  v.field("stopped_early", o.stopped_early, "stopped by patience before max_epochs");
+  v.field("dead_codes_reset", o.dead_codes_reset, "codes reset in total");
+  v.field("utilization", o.utilization, "fraction of codes used by the training items at the end, per level");
+  v.field("seconds", o.seconds, "wall time");
+}
+
+inline nlohmann::json RqVaeTrainReport::to_json() const { return options::to_json(*this); }
 
 /// Trains model on n x D float32 CPU embeddings with Adam and early stopping; the model ends on
 /// the CPU. Deterministic for fixed options.seed, RqVaeOptions::seed and thread count (on CPU).

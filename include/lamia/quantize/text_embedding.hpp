@@ -17,6 +17,7 @@
 // Example:
 //   lamia::TfidfSvdOptions opt;  opt.dim = 64;
 //   torch::Tensor emb = lamia::tfidf_svd_embeddings(catalog, opt).embeddings;   // n x 64
+#include <lamia/core/options.hpp>
 #include <lamia/data/catalog.hpp>
 
 #include <torch/types.h>
@@ -44,6 +45,18 @@ struct TfidfSvdOptions {
   int power_iterations = 7;
   std::uint64_t seed = 0;
 };
+
+template <class V>
+void visit_fields(TfidfSvdOptions& o, V&& v) {
+  v.field("dim", o.dim, "output dimension (SVD components), <= min(items, vocabulary size)", options::at_least(1));
+  v.field("min_df", o.min_df, "ignore words that occur in fewer than min_df items");
+  v.field("max_df", o.max_df, "ignore words that occur in more than this fraction of items (1.0 keeps all)");
+  v.field("max_features", o.max_features, "keep only the max_features most frequent words (0 = all)");
+  v.field("sublinear_tf", o.sublinear_tf, "1 + ln(tf) instead of raw counts");
+  v.field("oversamples", o.oversamples, "randomised SVD: extra random directions");
+  v.field("power_iterations", o.power_iterations, "randomised SVD: power iterations (more = more exact)");
+  v.field("seed", o.seed, "seed of the randomised SVD");
+}
 
 struct TfidfSvdResult {
   torch::Tensor embeddings;               ///< n x dim float32

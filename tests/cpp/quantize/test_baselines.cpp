@@ -18,8 +18,8 @@ TEST_CASE("residual k-means: each level lowers the residual, codes reproduce", "
   auto x = data.x.select(1, 0).contiguous();
   lamia::ResidualKMeansOptions o;
   o.num_levels = 3;
-  o.num_codes = 8;
-  o.seed = 1;
+  o.kmeans.num_codes = 8;
+  o.kmeans.seed = 1;
   lamia::ResidualKMeans rk(o);
   auto report = rk.fit(x);
   REQUIRE(report.residual_mse.size() == 3);

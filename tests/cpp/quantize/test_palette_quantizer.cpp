@@ -2,6 +2,7 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
+#include <lamia/quantize/residual_kmeans.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -20,9 +21,9 @@ namespace {
 PaletteQuantizerOptions small_options() {
   PaletteQuantizerOptions o;
   o.pca_dim = 8;
-  o.num_codes = 16;
-  o.iterations = 20;
-  o.seed = 3;
+  o.kmeans.num_codes = 16;
+  o.kmeans.iterations = 20;
+  o.kmeans.seed = 3;
   return o;
 }
 }  // namespace
@@ -118,7 +119,7 @@ TEST_CASE("the same seed gives an identical table", "[palette_quantizer]") {
   CHECK(a.table() == b.table());
   CHECK(a.centroids(2).equal(b.centroids(2)));
   auto o = small_options();
-  o.seed = 4;
+  o.kmeans.seed = 4;
   PaletteQuantizer c(o);
   c.fit(data.x);
   CHECK_FALSE(c.centroids(0).equal(a.centroids(0)));  // the seed matters
@@ -129,7 +130,7 @@ TEST_CASE("collisions are resolved with an index token", "[palette_quantizer]") 
   auto data = lamia::test::clustered_palettes(120, 2, 6, 3, 12, 0.01);
   auto o = small_options();
   o.pca_dim = 4;
-  o.num_codes = 3;
+  o.kmeans.num_codes = 3;
   PaletteQuantizer q(o);
   auto report = q.fit(data.x);
   auto t = q.table();
@@ -262,7 +263,12 @@ TEST_CASE("fitting from a chunked source gives the in-memory quantizer", "[palet
   CHECK(report.num_items == 500);
   CHECK(torch::equal(streamed.training_codes(), in_memory.training_codes()));
   for (std::int64_t j = 0; j < 3; ++j) {
-    CHECK(torch::allclose(streamed.centroids(j), in_memory.centroids(j), 1e-4, 1e-5));
+    // Relative to the centroids' scale, not per coordinate: a coordinate near 0 in the rotated PCA
+    // space carries the rounding of the whole projection (seen: 3.6e-5 where max |c| = 4.3).
+    const double diff = (streamed.centroids(j) - in_memory.centroids(j)).abs().max().item<double>();
+    const double scale = in_memory.centroids(j).abs().max().item<double>();
+    INFO("position " << j << " shared " << shared << ": max |diff| " << diff << ", max |c| " << scale);
+    CHECK(diff <= 1e-4 * scale);
     const auto& a = streamed.pca(j);
     const auto& b = in_memory.pca(j);
     for (std::size_t i = 0; i < a.explained_variance.size(); ++i) {
@@ -295,4 +301,32 @@ TEST_CASE("a chunked source reports bad input with the item's index in the whole
   REQUIRE_THROWS_WITH(q.fit(bad), Contains("items [0, 300)") && Contains("expected a [300, 2, 10] float32"));
   bad.read = nullptr;
   REQUIRE_THROWS_WITH(q.fit(bad), Contains("no read function"));
+}
+
+TEST_CASE("quantizer options hold their K-Means options: one JSON sub-object with its own key path", "[palette_quantizer][options]") {
+  PaletteQuantizerOptions o;
+  o.kmeans.num_codes = 32;
+  o.kmeans.init = lamia::KMeansInit::kRandom;
+  const nlohmann::json j = o;
+  CHECK(j["kmeans"]["num_codes"] == 32);
+  CHECK(j["kmeans"]["init"] == "random");
+  CHECK(j.get<PaletteQuantizerOptions>().kmeans.num_codes == 32);
+  CHECK(nlohmann::json(lamia::ResidualKMeansOptions{})["kmeans"] == nlohmann::json(lamia::KMeansOptions{}));
+  auto parse = [](const char* text) { return nlohmann::json::parse(text).get<PaletteQuantizerOptions>(); };
+  REQUIRE_THROWS_WITH(parse(R"({"num_codes": 8})"), Contains("unknown key 'num_codes'") && Contains("kmeans"));
+  REQUIRE_THROWS_WITH(parse(R"({"kmeans": {"num_codes": 0}})"),
+                      Contains("PaletteQuantizerOptions: key 'kmeans.num_codes': expected a value >= 1"));
+  REQUIRE_THROWS_WITH(parse(R"({"kmeans": {"init": "kmeans--"}})"),
+                      Contains("key 'kmeans.init': expected one of 'k-means++', 'random', got 'kmeans--'"));
+  REQUIRE_THROWS_WITH(parse(R"({"kmeans": {"iterations": 3000000000}})"), Contains("key 'kmeans.iterations'"));
+}
+
+TEST_CASE("the fit report's JSON keys are its fields", "[palette_quantizer][options]") {
+  auto data = lamia::test::clustered_palettes(100, 2, 12, 4, 3);
+  PaletteQuantizer q(small_options());
+  const auto j = q.fit(data.x).to_json();
+  CHECK(j["num_items"] == 100);
+  CHECK(j["positions"].size() == 2);
+  CHECK(j["positions"][0].contains("explained_variance_ratio_total"));
+  CHECK(j.size() == 7);
 }
