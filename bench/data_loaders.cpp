@@ -4,6 +4,7 @@
 // Each measurement runs in a fresh process so that peak RSS is that load's alone.
 //
 //   build/bench_data_loaders [SHARED_DATA_DIR] [--repeat N]
+#include <lamia/core/threads.hpp>
 #include <lamia/data/loaders.hpp>
 
 #include <fmt/format.h>
@@ -95,7 +96,10 @@ int main(int argc, char** argv) {
     auto py_base = run_json(python + " " + quote(script) + " --baseline");
     fmt::print("Baseline peak RSS (empty process): C++ {:.1f} MiB, Python {:.1f} MiB\n",
                cpp_base["peak_rss_kb"].get<double>() / 1024, py_base["peak_rss_kb"].get<double>() / 1024);
-    fmt::print("best of {} loads each; rows = catalog items + interactions; RSS = peak of the process\n\n", repeat);
+    fmt::print("best of {} loads each; rows = catalog items + interactions; RSS = peak of the process\n", repeat);
+    fmt::print("threads 1: single-threaded code (no torch); lamia's default elsewhere: {}\n",
+               lamia::thread_summary(lamia::default_thread_count()));
+    fmt::print("\n");
     fmt::print("{:<24} {:>9} {:>12} {:>12} {:>7} {:>10} {:>10} {:>7}\n", "dataset", "rows", "C++ rows/s",
                "Py rows/s", "speed", "C++ MiB", "Py MiB", "memory");
     struct Set {

@@ -6,6 +6,7 @@
 //   bench_data_synthetic                 # 10k, 100k, 1M items; users = items / 10
 //   bench_data_synthetic 5000 50000      # other sizes
 //   bench_data_synthetic --one 100000    # one size, in this process
+#include <lamia/core/threads.hpp>
 #include <lamia/data/synthetic.hpp>
 
 #include <fmt/format.h>
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
   fmt::print("synthetic catalog generation, defaults otherwise, users = items / 10\n"
              "throughput per CPU second (wall seconds in brackets); held = generate_synthetic, the Dataset in "
              "memory;\nstreamed = SyntheticGenerator::item/user, nothing kept (the reference)\n");
+  fmt::print("threads 1: single-threaded code (no torch); lamia's default elsewhere: {}\n",
+             lamia::thread_summary(lamia::default_thread_count()));
   fmt::print("{:>8} {:>7} | {:>11} {:>11} {:>6} | {:>10} {:>10} {:>6} | {:>14} | {:>9} {:>9}\n", "items", "users",
              "items/s str", "items/s held", "ratio", "users/s str", "users/s held", "ratio", "total held s",
              "RSS str", "RSS held");

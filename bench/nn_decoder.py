@@ -2,9 +2,12 @@
 
 Prints forward and forward+backward tokens/s of both and their ratio (pylamia / PyTorch) for a tiny
 model, a 4-layer d=256 model and OPT-350M's shape, plus achieved GFLOP/s as a fraction of the
-float32 matmul peak measured here.
+float32 matmul peak measured here (the best over square sizes, as bench_nn_decoder does).
 
-    PYTHONPATH=build-nn/pypkg /usr/bin/python3 bench/nn_decoder.py [--quick] [--cuda]
+    PYTHONPATH=build-nn/pypkg /usr/bin/python3 bench/nn_decoder.py [--quick] [--cuda] [--threads N]
+
+--threads 0 (the default) uses pylamia.default_thread_count(), the count bench_nn_decoder uses, so
+that the two runs compare at the same thread setting.
 """
 import argparse
 import time
@@ -95,6 +98,21 @@ def time_it(iters, f, dev):
     return (time.perf_counter() - t0) / iters
 
 
+def matmul_peak(dev):
+    """Best float32 matmul GFLOP/s over square sizes (best of two timings each), the size, and all rates."""
+    sizes = (1024, 2048, 4096, 8192) if dev.type == "cuda" else (512, 1024, 2048, 4096)
+    budget = 2e13 if dev.type == "cuda" else 2e10  # flops per timing, as in bench/nn_decoder.cpp
+    rates = {}
+    with torch.no_grad():
+        for n in sizes:
+            a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+            fl = 2.0 * n ** 3
+            iters = max(1, int(budget / fl))
+            rates[n] = max(fl / time_it(iters, lambda: a @ b, dev) / 1e9 for _ in range(2))
+    best = max(rates, key=rates.get)
+    return rates[best], best, rates
+
+
 def flops(V, D, L, F_, E, B, T):
     per_token = L * (2 * 4 * D * D + 2 * 2 * D * F_ + 2 * 2 * T * D) + 2 * E * V
     if E != D:
@@ -106,13 +124,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cuda", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: pylamia.default_thread_count())")
     args = ap.parse_args()
     dev = torch.device("cuda" if args.cuda else "cpu")
+    pylamia.set_threads(args.threads)  # the same count as bench_nn_decoder with the same --threads
     torch.manual_seed(0)
-    n = 8192 if dev.type == "cuda" else 1024
-    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
-    peak = max(2 * n ** 3 / time_it(20 if dev.type == "cuda" else 5, lambda: a @ b, dev) / 1e9 for _ in range(3))
-    print(f"device {dev}  threads {torch.get_num_threads()}  float32 matmul peak {peak:.1f} GFLOP/s  torch {torch.__version__}")
+    peak, peak_n, rates = matmul_peak(dev)
+    print(f"device {dev}  threads {torch.get_num_threads()}  float32 matmul peak {peak:.1f} GFLOP/s "
+          f"(best over n x n matmuls, at n = {peak_n})  torch {torch.__version__}")
+    print(pylamia.thread_summary())
+    print("matmul GFLOP/s by n: " + ", ".join(f"{n}: {r:.1f}" for n, r in rates.items()))
     shapes = [
         ("tiny (V=1000 D=64 L=2)", (1000, 64, 2, 4, 256, 64, True), 8, 64, 5 if args.quick else 20),
         ("small (V=8192 D=256 L=4)", (8192, 256, 4, 4, 1024, 256, True), 8, 128, 2 if args.quick else 5),

@@ -4,7 +4,10 @@
 //   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda]
 // (on CUDA the peak RSS is the host's; step times include a device synchronisation).
 // The Python PyTorch implementation of the same step is bench/palette_train.py.
+// --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp).
+#include <lamia/core/threads.hpp>
 #include <lamia/data/synthetic.hpp>
+#include <lamia/nn/threads.hpp>
 #include <lamia/palette.hpp>
 
 #include <fmt/format.h>
@@ -94,7 +97,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  const int threads_set = lamia::set_torch_threads(static_cast<int>(threads));
   SyntheticOptions so;
   so.num_items = items;
   so.num_users = 0;
@@ -106,8 +109,9 @@ int main(int argc, char** argv) {
   std::int64_t params = 0;
   for (const auto& p : enc.parameters()) params += p.numel();
   fmt::print("palette bench: {} items, m = 4, r = 2, L = 4, model 4 layers d = 256 ({:.2f} M parameters), batch {}, "
-             "{} torch threads, device {}\n",
-             catalog.size(), params / 1e6, batch_size, torch::get_num_threads(), g_device.str());
+             "{} torch threads, device {}\n{}\n",
+             catalog.size(), params / 1e6, batch_size, torch::get_num_threads(), g_device.str(),
+             lamia::thread_summary(threads_set));
 
   PaletteTrainer trainer(setup.encoder, setup.catalog,
                          PaletteTrainerOptions().batch_size(batch_size).validation_fraction(0).log_every(0).device(g_device));

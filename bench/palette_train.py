@@ -1,7 +1,10 @@
 """Palette encoder training step: pylamia (C++) against a plain PyTorch implementation of the same
 step (same model, same weights, same batches), in the same run.
 
-    PYTHONPATH=<dir with pylamia> python3 bench/palette_train.py [--items N] [--steps N] [--batch N]
+    PYTHONPATH=<dir with pylamia> python3 bench/palette_train.py [--items N] [--steps N] [--batch N] [--threads N]
+
+--threads 0 (the default) uses pylamia.default_thread_count(), as bench_palette_train does, so that
+the C++ and Python runs compare at the same thread count.
 
 The PyTorch model is an OPT decoder (pre-LN, learned positions with OPT's offset 2, ReLU FFN, tied
 LM head) written here from scratch; the step is the fast path: pass 1 on [content; LaP] per item,
@@ -110,7 +113,9 @@ def main():
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: pylamia.default_thread_count())")
     args = ap.parse_args()
+    pylamia.set_threads(args.threads)
 
     catalog = pylamia.generate_synthetic(num_items=args.items, num_users=0).dataset.catalog
     enc = pylamia.PaletteEncoder.from_scratch(catalog, 2, palette_size=4, dropout=0.0)  # 4 layers, d = 256
@@ -129,6 +134,7 @@ def main():
         theirs = torch_step_loss(model, collated[0], L).item()
     print(f"palette bench (python): {len(catalog)} items, batch {args.batch}, {torch.get_num_threads()} torch threads; "
           f"same weights, first-batch loss pylamia {ours:.6f} / pytorch {theirs:.6f}")
+    print(pylamia.thread_summary())
     assert math.isclose(ours, theirs, rel_tol=1e-4), "the PyTorch reference does not compute the same loss"
 
     def timed(step):

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Reference for bench_quantize_fit: sklearn PCA + KMeans per palette position on the same data.
 
-    /usr/bin/python3 bench/quantize_fit.py --data palettes.bin --pca-dim 64 --codes 256 --iterations 25 --restarts 1
+    /usr/bin/python3 bench/quantize_fit.py --data palettes.bin --pca-dim 64 --codes 256 --iterations 25 --restarts 1 [--threads N]
+
+--threads N > 0 limits the BLAS and OpenMP thread pools (threadpoolctl) to N, the count
+bench_quantize_fit passes (its own, lamia's default unless told otherwise); 0 leaves the libraries'
+defaults. The JSON line reports the count in effect ("threads").
 
 Prints one JSON line: fit_seconds, encode_items_per_s, inertia per position, peak_rss_mb.
 --data is a lamia palette file (include/lamia/palette/palette_file.hpp), mapped with np.memmap;
@@ -17,6 +21,7 @@ import warnings
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def open_palettes(path):
@@ -44,7 +49,11 @@ def main():
     p.add_argument("--iterations", type=int, default=25)
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (0: the libraries' defaults)")
     a = p.parse_args()
+    if a.threads > 0:
+        threadpool_limits(limits=a.threads)  # for the rest of the process
+    threads = sorted({pool["num_threads"] for pool in threadpool_info()})
     x = open_palettes(a.data)
     n, L, D = x.shape
     models = []
@@ -73,6 +82,7 @@ def main():
         "inertia": inertia,
         "explained_variance_ratio_total": [float(m[0].explained_variance_ratio_.sum()) for m in models],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "threads": threads[0] if len(threads) == 1 else threads,
     }))
 
 

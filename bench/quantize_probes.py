@@ -28,6 +28,8 @@ def best_of(f, repeats=3):
 
 
 def main():
+    # Not pylamia: torch's own starting count (1 on Debian's torch); the ratios are within this process.
+    print(f"torch threads {torch.get_num_threads()}")
     torch.manual_seed(0)
     x = torch.randn(25000, 1024)
     ones = torch.ones(4096)

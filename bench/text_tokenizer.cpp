@@ -5,6 +5,7 @@
 // Needs ../shared/data/amazon-office (skips otherwise); the JS reference needs
 // scripts/fetch-test-references.sh (GPT-2 files) and node.
 #include <lamia/core/atomic_file.hpp>
+#include <lamia/core/threads.hpp>
 #include <lamia/text.hpp>
 
 #include <fmt/format.h>
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
   for (const auto& t : texts) bytes += t.size();
   const double mb = bytes / 1e6;
   fmt::print("corpus: {} ({} texts, {:.2f} MB)\n", items.string(), texts.size(), mb);
+  fmt::print("threads 1: single-threaded code (no torch); lamia's default elsewhere: {}\n",
+             lamia::thread_summary(lamia::default_thread_count()));
 
   // Training throughput (a 4k vocabulary, as for from-scratch models).
   lamia::BpeTrainerOptions options;

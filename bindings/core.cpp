@@ -1,9 +1,39 @@
-// Version and build facts.
+// Version and build facts, and the thread default.
 #include "registry.hpp"
 
+#include <lamia/core/threads.hpp>
+
+#include <ATen/Parallel.h>
 #include <torch/version.h>
+
+namespace py = pybind11;
 
 LAMIA_REGISTER_BINDINGS(kOrderCore, core) {
   m.attr("__version__") = "0.1.0";
   m.attr("torch_version") = TORCH_VERSION;
+
+  m.def("default_thread_count", &lamia::default_thread_count,
+        "lamia's default thread count: OMP_NUM_THREADS when it is a positive integer (clamped to 4 x the "
+        "hardware threads), else the physical cores this process may run on, within the cgroup CPU limit.");
+  // What lamia::set_torch_threads (nn) does, here so that pylamia has it in every component build.
+  m.def(
+      "set_threads",
+      [](int n) {
+        const int threads = lamia::resolve_thread_count(n);
+        at::set_num_threads(threads);
+        return threads;
+      },
+      py::arg("n") = 0,
+      "Sets torch's intra-op threads (and OpenMP's) to n, or to default_thread_count() when n <= 0; returns the "
+      "count set. pylamia calls set_threads() at import (see pylamia.__init__).");
+  m.def(
+      "thread_summary",
+      [](const py::object& threads) {
+        return lamia::thread_summary(threads.is_none() ? at::get_num_threads() : threads.cast<int>());
+      },
+      py::arg("threads") = py::none(),
+      "One line for logs: the thread count (default: torch's current one) and where the default came from.");
+  // torch's own starting value (OMP_NUM_THREADS, else its built-in default: 1 on Debian's torch 1.13,
+  // physical cores on pip's): pylamia's import leaves a count that differs from it alone.
+  m.def("_torch_default_num_threads", [] { return at::intraop_default_num_threads(); });
 }

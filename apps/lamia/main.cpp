@@ -2,6 +2,7 @@
 #include "command.hpp"
 
 #include <lamia/core/errors.hpp>
+#include <lamia/core/threads.hpp>
 
 #include <algorithm>
 #include <exception>
@@ -18,6 +19,17 @@ std::vector<CommandEntry>& commands() {
 int main(int argc, char** argv) {
   CLI::App app{"lamia: semantic IDs from item palettes, and generative recommendation with them"};
   app.require_subcommand(1);
+  // Global: `lamia --threads N run` or `lamia run --threads N` (fallthrough hands a subcommand's
+  // unknown options to this app). It sets lamia's default thread count for the process, which every
+  // torch-using command applies with lamia::set_torch_threads (`run` does so from the config's
+  // "threads", where 0 means this default). This file stays torch-free: the CLI also builds without
+  // the torch components (LAMIA_ONLY="core;data").
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "Threads for torch, OpenMP and faiss (default 0: the machine's physical cores within the cgroup "
+                 "CPU limit, or OMP_NUM_THREADS); a config's explicit \"threads\" still wins")
+      ->check(CLI::Range(0, lamia::max_thread_count()));
+  app.fallthrough();
   auto& all = lamia::cli::commands();
   std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
   std::vector<lamia::cli::Command> runners;
@@ -27,6 +39,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  lamia::set_default_thread_count(threads);
   try {
     for (auto& c : runners)
       if (c.app->parsed()) c.run();

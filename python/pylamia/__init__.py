@@ -2,10 +2,33 @@
 
 torch is imported first: the compiled module links against libtorch and uses
 torch's tensor type casters.
+
+Threads: at import, pylamia sets torch's intra-op thread count (and OpenMP's) to
+pylamia.default_thread_count(): OMP_NUM_THREADS when it is a positive integer, else the
+machine's physical cores within the cgroup CPU limit (Debian's torch starts with one thread).
+It leaves the count alone when
+- the environment variable LAMIA_NO_THREAD_DEFAULT is set (to anything but "" or "0"), or
+- torch was imported before pylamia and its count no longer is torch's own starting value
+  (the user called torch.set_num_threads already).
+torch.set_num_threads(n) or pylamia.set_threads(n) after the import changes it as usual;
+pylamia.thread_summary() says what is in effect and why.
 """
+import os as _os
+
 import torch  # noqa: F401  (must precede the compiled module)
 
 from . import _C
 from ._C import *  # noqa: F401,F403
 
 __version__ = _C.__version__
+
+
+def _apply_thread_default():
+    if _os.environ.get("LAMIA_NO_THREAD_DEFAULT", "") not in ("", "0"):
+        return
+    if torch.get_num_threads() != _C._torch_default_num_threads():
+        return  # set by the user before importing pylamia
+    _C.set_threads()
+
+
+_apply_thread_default()

@@ -1,0 +1,14 @@
+#include <lamia/core/threads.hpp>
+#include <lamia/nn/threads.hpp>
+
+#include <ATen/Parallel.h>
+
+namespace lamia {
+
+int set_torch_threads(int n) {
+  const int threads = resolve_thread_count(n);
+  at::set_num_threads(threads);
+  return threads;
+}
+
+}  // namespace lamia
