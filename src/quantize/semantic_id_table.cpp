@@ -17,8 +17,18 @@ constexpr char kMagic[] = "LAMIASID";  // 8 bytes, no terminator written
 constexpr std::int64_t kMaxLevels = 4096;
 }  // namespace
 
+namespace {
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
 SemanticIdTable SemanticIdTable::from_codes(const std::int32_t* codes, std::int64_t num_items,
-                                            std::int64_t num_levels, std::vector<std::int64_t> codebook_sizes) {
+                                            std::int64_t num_levels, std::vector<std::int64_t> codebook_sizes,
+                                            IndexTokenOrder index_order, std::uint64_t seed) {
   if (num_levels < 1 || num_levels > kMaxLevels) {
     throw ValueError(fmt::format("SemanticIdTable: num_levels must be 1 to {}, got {}", kMaxLevels, num_levels));
   }
@@ -44,14 +54,24 @@ SemanticIdTable SemanticIdTable::from_codes(const std::int32_t* codes, std::int6
       }
     }
   }
-  // Stable sort of items by their L codes: equal codes keep item order, which
-  // is the order of the index tokens.
+  // Items sorted by their L codes; within equal codes by the index-token order (a seeded hash of
+  // the item index, ties by index, or the item index itself).
   std::vector<std::int32_t> order(num_items);
   std::iota(order.begin(), order.end(), 0);
   auto less = [&](std::int32_t a, std::int32_t b) {
     return std::lexicographical_compare(codes + a * L, codes + (a + 1) * L, codes + b * L, codes + (b + 1) * L);
   };
-  std::stable_sort(order.begin(), order.end(), less);
+  std::vector<std::uint64_t> key;
+  if (index_order == IndexTokenOrder::item_hash) {
+    key.resize(std::size_t(num_items));
+    for (std::int64_t i = 0; i < num_items; ++i) key[std::size_t(i)] = splitmix64(seed ^ std::uint64_t(i));
+  }
+  std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+    if (less(a, b)) return true;
+    if (less(b, a)) return false;
+    if (!key.empty() && key[std::size_t(a)] != key[std::size_t(b)]) return key[std::size_t(a)] < key[std::size_t(b)];
+    return a < b;
+  });
 
   SemanticIdTable t;
   t.num_items_ = num_items;
@@ -75,7 +95,8 @@ SemanticIdTable SemanticIdTable::from_codes(const std::int32_t* codes, std::int6
   return t;
 }
 
-SemanticIdTable SemanticIdTable::from_codes(const torch::Tensor& codes, std::vector<std::int64_t> codebook_sizes) {
+SemanticIdTable SemanticIdTable::from_codes(const torch::Tensor& codes, std::vector<std::int64_t> codebook_sizes,
+                                            IndexTokenOrder index_order, std::uint64_t seed) {
   TORCH_CHECK_VALUE(codes.dim() == 2, "SemanticIdTable: codes must be 2-D (items x positions), got ", codes.dim(),
                     "-D");
   TORCH_CHECK_VALUE(!codes.is_floating_point() && !codes.is_complex() && codes.scalar_type() != torch::kBool,
@@ -91,7 +112,8 @@ SemanticIdTable SemanticIdTable::from_codes(const torch::Tensor& codes, std::vec
                                        c.max().item<std::int64_t>() <= std::numeric_limits<Token>::max()),
                     "SemanticIdTable: codes must be 0 to 2^31-1");
   auto c32 = c.to(torch::kInt32).contiguous();
-  return from_codes(c32.data_ptr<std::int32_t>(), c32.size(0), c32.size(1), std::move(codebook_sizes));
+  return from_codes(c32.data_ptr<std::int32_t>(), c32.size(0), c32.size(1), std::move(codebook_sizes), index_order,
+                    seed);
 }
 
 void SemanticIdTable::build_trie(const std::string& source) {

@@ -5,8 +5,11 @@
 // one index token that tells apart items whose L codes collide, so every ID has
 // length L+1 and maps to exactly one item.
 //
-// Collision rule: items that share all L codes get index tokens 0, 1, 2, ... in
-// increasing item index (stable: the order of the rows that were quantized). An
+// Collision rule: items that share all L codes get index tokens 0, 1, 2, ... in the order of a
+// seeded hash of their item index (IndexTokenOrder::item_hash, the default), so the index token
+// carries no information about the rows' order: on the synthetic catalog, as in many exports,
+// item order is popularity order, and ordering by it would leak popularity to whichever tokenizer
+// collides most. IndexTokenOrder::item_order keeps the earlier rule (increasing item index). An
 // item added later (add_item, e.g. a new item encoded without refitting) takes the
 // next free index token of its group, so existing IDs never change.
 //
@@ -32,6 +35,12 @@
 
 namespace lamia {
 
+/// How colliding items are told apart (see the file comment).
+enum class IndexTokenOrder {
+  item_hash,   ///< by splitmix64(seed ^ item index): stable, unrelated to the rows' order (default)
+  item_order,  ///< by increasing item index
+};
+
 class SemanticIdTable {
  public:
   using Token = std::int32_t;
@@ -54,10 +63,12 @@ class SemanticIdTable {
   /// codebook_sizes has L entries; every code must lie in [0, codebook_sizes[l]).
   /// Throws ValueError naming the item and position of an out-of-range code.
   static SemanticIdTable from_codes(const std::int32_t* codes, std::int64_t num_items, std::int64_t num_levels,
-                                    std::vector<std::int64_t> codebook_sizes);
+                                    std::vector<std::int64_t> codebook_sizes,
+                                    IndexTokenOrder order = IndexTokenOrder::item_hash, std::uint64_t seed = 0);
   /// Same from an n x L integer tensor (any integer dtype, CPU). An empty
   /// codebook_sizes means "max code + 1 at each position".
-  static SemanticIdTable from_codes(const torch::Tensor& codes, std::vector<std::int64_t> codebook_sizes = {});
+  static SemanticIdTable from_codes(const torch::Tensor& codes, std::vector<std::int64_t> codebook_sizes = {},
+                                    IndexTokenOrder order = IndexTokenOrder::item_hash, std::uint64_t seed = 0);
 
   std::int64_t num_items() const noexcept { return num_items_; }
   /// L: the number of codes before the index token.
