@@ -4,3 +4,4 @@
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/lora.hpp>
 #include <lamia/nn/safetensors.hpp>
+#include <lamia/nn/training_loop.hpp>

@@ -1,0 +1,154 @@
+#pragma once
+// One training loop for every model lamia trains (Adam, gradient clipping, early stopping on a
+// validation loss, progress lines with rate, checkpoints that resume exactly): a task says what a
+// batch is and what its loss is; the loop owns the optimizer, the schedule and the checkpoint.
+//
+//   struct MyTask : lamia::TrainingTask { ... };
+//   MyTask task(...);
+//   lamia::TrainingLoop loop(task, lamia::TrainingLoopOptions().epochs(5).checkpoint_path("run/x.ckpt"));
+//   auto result = loop.run();   // resumes from run/x.ckpt when it exists
+//
+// Exact resume: the checkpoint holds the weights, Adam's state, torch's CPU (and CUDA) generator,
+// the position in the epoch, the early-stopping state and the best weights, and the task's
+// batches must be a pure function of (seed, epoch, batch index), so that a run killed at any point
+// and resumed ends with the same weights as an uninterrupted one.
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace lamia {
+
+/// Where progress lines go (not owned). A typedef: TORCH_ARG spells `const T&` textually.
+using TrainingLogStream = std::ostream*;
+
+struct TrainingLoopOptions {
+  /// Adam's learning rate.
+  TORCH_ARG(double, learning_rate) = 1e-3;
+  /// Adam's (L2) weight decay.
+  TORCH_ARG(double, weight_decay) = 0.0;
+  /// Passes over the training batches.
+  TORCH_ARG(std::int64_t, epochs) = 10;
+  /// Stop after this many optimizer steps in total (0: no limit).
+  TORCH_ARG(std::int64_t, max_steps) = 0;
+  /// Clip the global gradient norm to this value (0: no clipping).
+  TORCH_ARG(double, grad_clip_norm) = 1.0;
+  /// Validate every this many steps (0: at the end of each epoch only).
+  TORCH_ARG(std::int64_t, eval_every) = 0;
+  /// Stop after this many validations without a lower validation loss (0: never stop early).
+  TORCH_ARG(std::int64_t, patience) = 3;
+  /// Put the best validation weights back into the model when training ends.
+  TORCH_ARG(bool, restore_best) = true;
+  /// Seed of torch's generator at the start (dropout, sampling inside the task).
+  TORCH_ARG(std::uint64_t, seed) = 0;
+  /// Checkpoint file; empty: no checkpoints.
+  TORCH_ARG(std::string, checkpoint_path) = "";
+  /// Also write a checkpoint every this many steps (0: at validations, epoch ends and the end).
+  TORCH_ARG(std::int64_t, checkpoint_every) = 0;
+  /// Continue from checkpoint_path when it exists.
+  TORCH_ARG(bool, resume) = true;
+  /// Print a progress line every this many steps (0: silent).
+  TORCH_ARG(std::int64_t, log_every) = 50;
+  /// Where progress lines go (nullptr: std::cerr).
+  TORCH_ARG(TrainingLogStream, log) = nullptr;
+  /// Names the loop in progress lines and errors ("recommender", "sasrec", ...).
+  TORCH_ARG(std::string, name) = "training";
+
+ public:
+  /// Throws ValueError naming the first option out of range.
+  void check() const;
+};
+
+/// What one training step of a task computed.
+struct StepOutput {
+  torch::Tensor loss;          ///< scalar, with autograd
+  std::int64_t tokens = 0;     ///< input tokens processed (for the rate)
+  std::int64_t labels = 0;     ///< predictions in the loss
+  std::int64_t correct = 0;    ///< of those, argmax-correct (0 when the task does not count)
+};
+
+/// What is trained. Batches must be deterministic in (seed, epoch, batch) for exact resume.
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  /// The module whose parameters with requires_grad are optimized (and saved).
+  virtual torch::nn::Module& module() = 0;
+  virtual std::int64_t num_batches(std::int64_t epoch) = 0;
+  /// Forward pass of one batch in training mode; the loop does backward and the step.
+  virtual StepOutput train_step(std::int64_t epoch, std::int64_t batch) = 0;
+  /// Validation loss (lower is better), or nullopt when there is no validation data.
+  virtual std::optional<double> validation_loss() { return std::nullopt; }
+  /// Words that identify a batch in an error (e.g. its users), for a non-finite loss.
+  virtual std::string describe_batch(std::int64_t /*epoch*/, std::int64_t /*batch*/) { return ""; }
+  /// Numbers that must match for a checkpoint to resume this task (sizes, seed, data).
+  virtual std::vector<std::int64_t> fingerprint() = 0;
+};
+
+/// Averages over one logging interval.
+struct TrainingRecord {
+  std::int64_t step = 0;
+  double loss = 0.0;
+  double token_accuracy = 0.0;
+  double tokens_per_second = 0.0;
+};
+
+struct ValidationRecord {
+  std::int64_t step = 0;
+  double loss = 0.0;
+};
+
+struct TrainingResult {
+  std::int64_t steps = 0;  ///< optimizer steps in total (resumed ones included)
+  std::int64_t epochs_completed = 0;
+  bool resumed = false;
+  std::int64_t resumed_at_step = 0;
+  bool stopped_early = false;
+  std::string stop_reason;  ///< "epochs done", "max_steps reached", "early stopping (...)"
+  std::vector<TrainingRecord> train_history;         ///< this run
+  std::vector<ValidationRecord> validation_history;  ///< this run
+  double best_validation_loss = std::numeric_limits<double>::infinity();
+  std::int64_t best_step = -1;
+  double tokens_per_second = 0.0;
+  double seconds = 0.0;
+};
+
+class TrainingLoop {
+ public:
+  TrainingLoop(TrainingTask& task, TrainingLoopOptions options);
+  ~TrainingLoop();
+  /// Trains to the end (resuming when a checkpoint exists and resume is set). A non-finite loss or
+  /// gradient norm throws ValueError naming the step and the batch; the checkpoint on disk is kept.
+  TrainingResult run();
+  /// Writes the whole state atomically.
+  void save_checkpoint(const std::filesystem::path& path) const;
+  /// Restores a state written by save_checkpoint; ValueError when it belongs to another task setup.
+  void load_checkpoint(const std::filesystem::path& path);
+  std::int64_t step() const noexcept { return step_; }
+  const TrainingLoopOptions& options() const noexcept { return options_; }
+
+ private:
+  TrainingTask& task_;
+  TrainingLoopOptions options_;
+  std::vector<torch::Tensor> params_;  // trainable
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::int64_t step_ = 0, epoch_ = 0, batch_in_epoch_ = 0;
+  double best_loss_ = std::numeric_limits<double>::infinity();
+  std::int64_t best_step_ = -1, evaluations_without_improvement_ = 0;
+  std::vector<torch::Tensor> best_parameters_;
+  bool finished_ = false;
+  std::string finish_reason_;
+};
+
+}  // namespace lamia

@@ -1,0 +1,169 @@
+#pragma once
+// The generative recommender (paper 4.2.4): a decoder-only transformer over code tokens, trained
+// from scratch to predict the next item's L+1 semantic-ID tokens from a history of items, each
+// written as its own L+1 tokens (CodeVocabulary). Decoding is in beam_search.hpp (constrained to
+// real items) and exact_scoring.hpp (every item's log-probability).
+//
+//   auto vocab = lamia::CodeVocabulary::for_table(table);
+//   auto model = lamia::make_recommender(vocab, lamia::RecommenderModelOptions::preset("trm3l"));
+//   lamia::RecommenderTrainerOptions options;
+//   options.loop.epochs(20).checkpoint_path("run/rec.ckpt");
+//   auto result = lamia::train_recommender(model, table, split.train, split.valid, options);
+//   lamia::save_recommender("run/recommender", model, vocab, table, model_options);
+#include <lamia/core/options.hpp>
+#include <lamia/data/sequences.hpp>
+#include <lamia/nn/decoder.hpp>
+#include <lamia/nn/training_loop.hpp>
+#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/recommend/code_vocabulary.hpp>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lamia {
+
+/// Size of the recommender transformer (OPT blocks, pre-LN, tied head).
+struct RecommenderModelOptions {
+  std::int64_t hidden_size = 128;
+  std::int64_t num_layers = 3;
+  std::int64_t num_heads = 4;
+  /// FFN inner size; 0: 4 * hidden_size.
+  std::int64_t ffn_dim = 0;
+  double dropout = 0.1;
+  /// Items of history the model reads (paper: 20); sets the position table's size.
+  std::int64_t max_history_items = 20;
+
+  /// "trm3l", "trm6l", "trm12l": the paper's TRM3L/6L/12L (3, 6, 12 layers). The paper gives no
+  /// width; ours is hidden 128, 4 heads, FFN 512 (sized for a CPU; widen for a GPU).
+  static RecommenderModelOptions preset(const std::string& name);
+  /// Throws ValueError naming the first field out of range.
+  void check() const;
+};
+
+/// The fields of RecommenderModelOptions (JSON, Python).
+template <class V>
+void visit_fields(RecommenderModelOptions& o, V&& v) {
+  v.field("hidden_size", o.hidden_size, "width of the transformer", options::at_least(1));
+  v.field("num_layers", o.num_layers, "transformer blocks (the paper's TRM3L/6L/12L: 3, 6, 12)", options::at_least(1));
+  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
+  v.field("ffn_dim", o.ffn_dim, "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
+  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+  v.field("max_history_items", o.max_history_items, "items of history the model reads (paper: 20)",
+          options::between(1, 100000));
+}
+
+/// {"hidden_size": 128, ...} (the generic field-list JSON, then check()); unknown keys, wrong
+/// types and values out of range throw ValueError naming the key.
+void to_json(nlohmann::json& j, const RecommenderModelOptions& options);
+void from_json(const nlohmann::json& j, RecommenderModelOptions& options);
+
+/// The decoder's options for a vocabulary: vocab.size() tokens, pad = CodeVocabulary::kPad, and
+/// positions for [BOS] + (max_history_items + 1) IDs.
+DecoderOptions recommender_decoder_options(const CodeVocabulary& vocab, const RecommenderModelOptions& options);
+/// A new randomly initialised recommender (torch's generator seeded with seed first).
+Decoder make_recommender(const CodeVocabulary& vocab, const RecommenderModelOptions& options, std::uint64_t seed = 0);
+
+/// One training batch: histories left-padded, then the target's L+1 tokens.
+struct RecommenderBatch {
+  torch::Tensor input_ids;       ///< [B, T] int64
+  torch::Tensor position_ids;    ///< [B, T] int64
+  torch::Tensor attention_mask;  ///< [B, T, T] bool
+  torch::Tensor labels;          ///< [B, T] int64: the next token, -100 where there is no loss
+  std::int64_t tokens = 0;       ///< real input tokens
+  std::int64_t label_count = 0;  ///< labels that count
+  std::int64_t skipped_unknown = 0;
+};
+
+/// Builds the batch of examples. The loss counts the target's L+1 tokens; with loss_on_history
+/// also every history item's (as the authors' RecBench code does), never BOS or padding.
+/// Throws IndexError for a target the table does not know.
+RecommenderBatch make_recommender_batch(const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                        const std::vector<const SequenceExample*>& examples,
+                                        std::int64_t max_history_items, bool loss_on_history);
+
+/// Mean cross-entropy over the labels (ignore -100), and the argmax-correct count.
+struct RecommenderLoss {
+  torch::Tensor loss;
+  std::int64_t correct = 0;
+  std::int64_t labels = 0;
+};
+RecommenderLoss recommender_loss(DecoderImpl& model, const RecommenderBatch& batch);
+
+struct RecommenderTrainerOptions {
+  /// Examples per optimizer step.
+  std::int64_t batch_size = 64;
+  /// Also count every history item's tokens in the loss (RecBench does; the paper's text does not say).
+  bool loss_on_history = false;
+  /// Items of history per example (the last ones).
+  std::int64_t max_history_items = 20;
+  /// Seed of the example order (and of the loop's torch generator: loop.seed).
+  std::uint64_t seed = 0;
+  /// Epochs, learning rate, early stopping, checkpoints, progress.
+  TrainingLoopOptions loop = TrainingLoopOptions().name("recommender").learning_rate(1e-3).epochs(20);
+};
+
+/// The fields of RecommenderTrainerOptions (JSON, Python): its own, then the training loop's
+/// flattened (epochs, learning_rate, ...; loop.seed is left to `seed`, loop.log and loop.name to C++).
+template <class V>
+void visit_fields(RecommenderTrainerOptions& o, V&& v) {
+  v.field("batch_size", o.batch_size, "examples per optimizer step", options::at_least(1));
+  v.field("loss_on_history", o.loss_on_history, "also count every history item's tokens in the loss (RecBench does)");
+  v.field("max_history_items", o.max_history_items, "items of history per example (the last ones)", options::at_least(0));
+  v.field("seed", o.seed, "seed of the example order and of torch's generator");
+  // The loop's options (TrainingLoopOptions), flattened.
+  v.field("epochs", o.loop.epochs(), "passes over the training examples", options::at_least(0));
+  v.field("learning_rate", o.loop.learning_rate(), "Adam's learning rate", options::greater_than(0));
+  v.field("weight_decay", o.loop.weight_decay(), "Adam's (L2) weight decay", options::at_least(0));
+  v.field("max_steps", o.loop.max_steps(), "stop after this many optimizer steps in total (0: no limit)",
+          options::at_least(0));
+  v.field("grad_clip_norm", o.loop.grad_clip_norm(), "clip the global gradient norm to this value (0: no clipping)",
+          options::at_least(0));
+  v.field("eval_every", o.loop.eval_every(), "validate every this many steps (0: at the end of each epoch only)",
+          options::at_least(0));
+  v.field("patience", o.loop.patience(), "stop after this many validations without a lower loss (0: never)",
+          options::at_least(0));
+  v.field("restore_best", o.loop.restore_best(), "put the best validation weights back when training ends");
+  v.field("checkpoint_path", o.loop.checkpoint_path(), "checkpoint file; empty: no checkpoints");
+  v.field("checkpoint_every", o.loop.checkpoint_every(),
+          "also write a checkpoint every this many steps (0: at validations, epoch ends and the end)",
+          options::at_least(0));
+  v.field("resume", o.loop.resume(), "continue from checkpoint_path when it exists");
+  v.field("log_every", o.loop.log_every(), "print a progress line every this many steps (0: silent)",
+          options::at_least(0));
+}
+
+/// Trains model in place on train examples, validating on valid (mean target-token loss; none:
+/// no early stopping). Resumes from options.loop.checkpoint_path() when it exists; a checkpoint of
+/// another table or data is refused (ValueError).
+TrainingResult train_recommender(Decoder model, const SemanticIdTable& table,
+                                 const std::vector<SequenceExample>& train,
+                                 const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options);
+
+/// Mean target-token cross-entropy of examples (eval mode, no gradient).
+double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table,
+                                   const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
+                                   std::int64_t batch_size = 256);
+
+/// A 64-bit FNV-1a checksum of a table's IDs and level sizes: what a trained recommender was built for.
+std::uint64_t table_checksum(const SemanticIdTable& table);
+
+/// A trained recommender folder: the decoder as a Hugging Face OPT folder (config.json,
+/// model.safetensors) and recommender.json (vocabulary, model options, table checksum).
+void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
+                      const RecommenderModelOptions& options);
+
+struct LoadedRecommender {
+  Decoder model{nullptr};
+  CodeVocabulary vocab;
+  RecommenderModelOptions options;
+};
+/// Loads a folder written by save_recommender and checks that it was trained on table's IDs:
+/// ValueError naming the folder and both layouts or checksums otherwise.
+LoadedRecommender load_recommender(const std::filesystem::path& dir, const SemanticIdTable& table);
+
+}  // namespace lamia

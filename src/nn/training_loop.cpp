@@ -1,0 +1,345 @@
+#include <lamia/core/atomic_file.hpp>
+#include <lamia/core/errors.hpp>
+#include <lamia/nn/training_loop.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+
+namespace lamia {
+namespace {
+
+constexpr std::int64_t kCheckpointFormat = 1;
+
+torch::Tensor string_tensor(const std::string& s) {
+  auto t = torch::empty({std::int64_t(s.size())}, torch::kUInt8);
+  if (!s.empty()) std::memcpy(t.data_ptr<std::uint8_t>(), s.data(), s.size());
+  return t;
+}
+
+std::string tensor_string(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<std::uint8_t>()), std::size_t(c.numel()));
+}
+
+torch::Device module_device(torch::nn::Module& m) {
+  auto params = m.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
+}  // namespace
+
+void TrainingLoopOptions::check() const {
+  auto fail = [&](const char* what, const std::string& got) {
+    throw ValueError(fmt::format("{}: {} (got {})", name_, what, got));
+  };
+  if (!(learning_rate_ > 0) || !std::isfinite(learning_rate_)) fail("learning_rate must be > 0", fmt::format("{}", learning_rate_));
+  if (!(weight_decay_ >= 0) || !std::isfinite(weight_decay_)) fail("weight_decay must be >= 0", fmt::format("{}", weight_decay_));
+  if (epochs_ < 0) fail("epochs must be >= 0", std::to_string(epochs_));
+  if (max_steps_ < 0) fail("max_steps must be >= 0", std::to_string(max_steps_));
+  if (!(grad_clip_norm_ >= 0) || !std::isfinite(grad_clip_norm_)) fail("grad_clip_norm must be >= 0", fmt::format("{}", grad_clip_norm_));
+  if (eval_every_ < 0) fail("eval_every must be >= 0", std::to_string(eval_every_));
+  if (patience_ < 0) fail("patience must be >= 0", std::to_string(patience_));
+  if (checkpoint_every_ < 0) fail("checkpoint_every must be >= 0", std::to_string(checkpoint_every_));
+  if (log_every_ < 0) fail("log_every must be >= 0", std::to_string(log_every_));
+}
+
+TrainingLoop::TrainingLoop(TrainingTask& task, TrainingLoopOptions options) : task_(task), options_(std::move(options)) {
+  options_.check();
+  for (auto& p : task_.module().parameters()) {
+    if (p.requires_grad()) params_.push_back(p);
+  }
+  if (params_.empty()) throw ValueError(fmt::format("{}: the module has no trainable parameter", options_.name()));
+  optimizer_ = std::make_unique<torch::optim::Adam>(
+      params_, torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
+}
+
+TrainingLoop::~TrainingLoop() = default;
+
+void TrainingLoop::save_checkpoint(const std::filesystem::path& path) const {
+  torch::serialize::OutputArchive ar;
+  ar.write("format", torch::tensor({kCheckpointFormat}, torch::kInt64));
+  torch::serialize::OutputArchive model;
+  task_.module().save(model);
+  ar.write("model", model);
+  torch::serialize::OutputArchive optim;
+  optimizer_->save(optim);
+  ar.write("optimizer", optim);
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ar.write("rng", gen.get_state());
+  }
+  const auto device = module_device(task_.module());
+  if (device.is_cuda()) {  // dropout on the GPU draws from the device's generator
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ar.write("cuda_rng", gen.get_state());
+  }
+  ar.write("state", torch::tensor({step_, epoch_, batch_in_epoch_, best_step_, evaluations_without_improvement_,
+                                   std::int64_t(finished_)},
+                                  torch::kInt64));
+  ar.write("fingerprint", torch::tensor(task_.fingerprint(), torch::kInt64));
+  ar.write("best_loss", torch::tensor({best_loss_}, torch::kFloat64));
+  ar.write("finish_reason", string_tensor(finish_reason_));
+  ar.write("num_best", torch::tensor({std::int64_t(best_parameters_.size())}, torch::kInt64));
+  for (std::size_t i = 0; i < best_parameters_.size(); ++i) ar.write(fmt::format("best_{}", i), best_parameters_[i]);
+  write_file_atomically(path, [&](std::ostream& os) { ar.save_to(os); });
+}
+
+void TrainingLoop::load_checkpoint(const std::filesystem::path& path) {
+  const auto device = module_device(task_.module());
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path.string(), device);
+  } catch (const c10::Error& e) {
+    throw IOError(fmt::format("cannot read {} checkpoint '{}': {}", options_.name(), path.string(),
+                              e.what_without_backtrace()));
+  }
+  auto read = [&](const std::string& key) {
+    torch::Tensor t;
+    if (!ar.try_read(key, t)) {
+      throw ValueError(fmt::format("{} checkpoint '{}': missing entry '{}' (not a checkpoint of this trainer?)",
+                                   options_.name(), path.string(), key));
+    }
+    return t.to(torch::kCPU);
+  };
+  const auto format = read("format")[0].item<std::int64_t>();
+  if (format != kCheckpointFormat) {
+    throw ValueError(fmt::format("{} checkpoint '{}': format {} (this build reads format {})", options_.name(),
+                                 path.string(), format, kCheckpointFormat));
+  }
+  const auto expected = task_.fingerprint();
+  auto fp = read("fingerprint");
+  const std::vector<std::int64_t> got(fp.data_ptr<std::int64_t>(), fp.data_ptr<std::int64_t>() + fp.numel());
+  if (got != expected) {
+    throw ValueError(fmt::format("{} checkpoint '{}' belongs to another setup (its data, sizes or seed differ: "
+                                 "[{}] vs [{}]); delete it to start over",
+                                 options_.name(), path.string(), fmt::join(got, ", "), fmt::join(expected, ", ")));
+  }
+  auto state = read("state");
+  if (state.numel() != 6) throw ValueError(fmt::format("{} checkpoint '{}': malformed 'state'", options_.name(), path.string()));
+  auto s = state.accessor<std::int64_t, 1>();
+  torch::serialize::InputArchive model, optim;
+  if (!ar.try_read("model", model) || !ar.try_read("optimizer", optim)) {
+    throw ValueError(fmt::format("{} checkpoint '{}': missing model or optimizer state", options_.name(), path.string()));
+  }
+  try {
+    task_.module().load(model);
+    optimizer_->load(optim);
+  } catch (const c10::Error& e) {
+    throw ValueError(fmt::format("{} checkpoint '{}' does not fit this model: {}", options_.name(), path.string(),
+                                 e.what_without_backtrace()));
+  }
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(read("rng"));
+  }
+  if (device.is_cuda()) {
+    torch::Tensor cuda_rng;
+    if (ar.try_read("cuda_rng", cuda_rng)) {
+      auto gen = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(cuda_rng.to(torch::kCPU));
+    }
+  }
+  step_ = s[0];
+  epoch_ = s[1];
+  batch_in_epoch_ = s[2];
+  best_step_ = s[3];
+  evaluations_without_improvement_ = s[4];
+  finished_ = s[5] != 0;
+  best_loss_ = read("best_loss")[0].item<double>();
+  finish_reason_ = tensor_string(read("finish_reason"));
+  const auto num_best = read("num_best")[0].item<std::int64_t>();
+  best_parameters_.clear();
+  for (std::int64_t i = 0; i < num_best; ++i) {
+    torch::Tensor t;
+    if (!ar.try_read(fmt::format("best_{}", i), t)) {
+      throw ValueError(fmt::format("{} checkpoint '{}': missing best_{}", options_.name(), path.string(), i));
+    }
+    best_parameters_.push_back(t);
+  }
+}
+
+TrainingResult TrainingLoop::run() {
+  using clock = std::chrono::steady_clock;
+  const auto run_start = clock::now();
+  TrainingResult result;
+  std::ostream& log = options_.log() ? *options_.log() : std::cerr;
+  const std::string& name = options_.name();
+  const std::filesystem::path ckpt = options_.checkpoint_path();
+  std::int64_t last_checkpoint_step = -1;
+  if (!ckpt.empty() && options_.resume() && std::filesystem::exists(ckpt)) {
+    load_checkpoint(ckpt);
+    result.resumed = true;
+    result.resumed_at_step = step_;
+    last_checkpoint_step = step_;
+    if (options_.log_every() > 0) {
+      log << fmt::format("{}: resumed from '{}' at step {} (epoch {}, batch {})\n", name, ckpt.string(), step_,
+                         epoch_ + 1, batch_in_epoch_);
+    }
+  } else {
+    torch::manual_seed(options_.seed());
+  }
+  auto save = [&] {
+    if (ckpt.empty()) return;
+    save_checkpoint(ckpt);
+    last_checkpoint_step = step_;
+  };
+  auto all_params = task_.module().parameters();
+  auto& module = task_.module();
+
+  auto validate = [&] {
+    module.eval();
+    std::optional<double> loss;
+    {
+      torch::NoGradGuard no_grad;
+      loss = task_.validation_loss();
+    }
+    module.train();
+    if (!loss) return;
+    result.validation_history.push_back({step_, *loss});
+    std::string note;
+    if (*loss < best_loss_) {
+      best_loss_ = *loss;
+      best_step_ = step_;
+      evaluations_without_improvement_ = 0;
+      if (options_.restore_best()) {
+        torch::NoGradGuard no_grad;
+        best_parameters_.clear();
+        for (auto& p : all_params) best_parameters_.push_back(p.detach().clone());
+      }
+      note = " (best)";
+    } else {
+      ++evaluations_without_improvement_;
+      if (options_.patience() > 0 && evaluations_without_improvement_ >= options_.patience()) {
+        finished_ = true;
+        finish_reason_ = fmt::format("early stopping (no lower validation loss in {} validations; best {:.4f} at step {})",
+                                     evaluations_without_improvement_, best_loss_, best_step_);
+      }
+    }
+    if (options_.log_every() > 0) {
+      log << fmt::format("{} validation step {} | loss {:.4f}{}\n", name, step_, *loss, note);
+      log.flush();
+    }
+  };
+
+  double s_loss = 0, s_seconds = 0, run_seconds = 0;
+  std::int64_t s_steps = 0, s_tokens = 0, s_labels = 0, s_correct = 0, run_tokens = 0;
+  module.train();
+  bool stop = finished_;
+  if (finished_) result.stop_reason = finish_reason_;
+  while (!stop) {
+    if (epoch_ >= options_.epochs()) {
+      result.stop_reason = "epochs done";
+      break;
+    }
+    const auto num_batches = task_.num_batches(epoch_);
+    while (batch_in_epoch_ < num_batches) {
+      if (options_.max_steps() > 0 && step_ >= options_.max_steps()) {
+        stop = true;
+        result.stop_reason = "max_steps reached";
+        break;
+      }
+      const auto t0 = clock::now();
+      optimizer_->zero_grad();
+      StepOutput out = task_.train_step(epoch_, batch_in_epoch_);
+      const double loss = out.loss.item<double>();
+      auto fail = [&](const std::string& what) {
+        std::string kept = "no checkpoint was written";
+        if (last_checkpoint_step >= 0) {
+          kept = fmt::format("the last checkpoint '{}' (step {}) is kept", ckpt.string(), last_checkpoint_step);
+        }
+        const auto batch = task_.describe_batch(epoch_, batch_in_epoch_);
+        throw ValueError(fmt::format("{} stopped: {} at step {} (epoch {}, batch {}){}; {}", name, what, step_ + 1,
+                                     epoch_ + 1, batch_in_epoch_, batch.empty() ? "" : "; " + batch, kept));
+      };
+      if (!std::isfinite(loss)) fail(fmt::format("non-finite loss {}", loss));
+      out.loss.backward();
+      if (options_.grad_clip_norm() > 0) {
+        const double norm = torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm());
+        if (!std::isfinite(norm)) fail(fmt::format("non-finite gradient norm {}", norm));
+      }
+      optimizer_->step();
+      ++step_;
+      ++batch_in_epoch_;
+      const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+      s_loss += loss;
+      s_seconds += secs;
+      run_seconds += secs;
+      s_tokens += out.tokens;
+      run_tokens += out.tokens;
+      s_labels += out.labels;
+      s_correct += out.correct;
+      ++s_steps;
+      if (options_.log_every() > 0 && s_steps >= options_.log_every()) {
+        TrainingRecord rec{step_, s_loss / double(s_steps), s_labels > 0 ? double(s_correct) / double(s_labels) : 0.0,
+                           s_seconds > 0 ? double(s_tokens) / s_seconds : 0.0};
+        result.train_history.push_back(rec);
+        log << fmt::format("{} step {} (epoch {}, batch {}/{}) | loss {:.4f} | acc {:.3f} | {:.0f} tok/s\n", name,
+                           step_, epoch_ + 1, batch_in_epoch_, num_batches, rec.loss, rec.token_accuracy,
+                           rec.tokens_per_second);
+        log.flush();
+        s_loss = s_seconds = 0;
+        s_steps = s_tokens = s_labels = s_correct = 0;
+      }
+      bool saved = false;
+      if (options_.eval_every() > 0 && step_ % options_.eval_every() == 0) {
+        validate();
+        save();
+        saved = true;
+        if (finished_) {
+          stop = true;
+          result.stop_reason = finish_reason_;
+          break;
+        }
+      }
+      if (!saved && options_.checkpoint_every() > 0 && step_ % options_.checkpoint_every() == 0) save();
+    }
+    if (stop) break;
+    ++epoch_;
+    batch_in_epoch_ = 0;
+    if (options_.eval_every() == 0) validate();
+    save();
+    if (finished_) {
+      result.stop_reason = finish_reason_;
+      break;
+    }
+  }
+  result.stopped_early = result.stop_reason.rfind("early stopping", 0) == 0;
+  auto restore_best = [&] {
+    if (!options_.restore_best() || best_parameters_.empty()) return;
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < all_params.size() && i < best_parameters_.size(); ++i) {
+      all_params[i].copy_(best_parameters_[i]);
+    }
+  };
+  if (result.stop_reason == "max_steps reached") {
+    // A pause, not an end: the checkpoint keeps the current weights so that a later run with a
+    // larger budget continues exactly; the caller gets the best weights.
+    save();
+    restore_best();
+  } else {
+    finished_ = true;
+    finish_reason_ = result.stop_reason;
+    restore_best();
+    save();
+  }
+  module.eval();
+  result.steps = step_;
+  result.epochs_completed = epoch_;
+  result.best_validation_loss = best_loss_;
+  result.best_step = best_step_;
+  result.tokens_per_second = run_seconds > 0 ? double(run_tokens) / run_seconds : 0.0;
+  result.seconds = std::chrono::duration<double>(clock::now() - run_start).count();
+  return result;
+}
+
+}  // namespace lamia
