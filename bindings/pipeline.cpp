@@ -1,4 +1,5 @@
 // pylamia.run_pipeline: what `lamia run` does, from Python, with the config as a dict.
+#include "json_cast.hpp"
 #include "registry.hpp"
 
 #include <lamia/pipeline/pipeline.hpp>
@@ -11,14 +12,9 @@ namespace py = pybind11;
 
 namespace {
 
-// nlohmann::json <-> Python through the json module: configs and results are small.
-nlohmann::json to_json(const py::object& o) {
-  auto dumps = py::module_::import("json").attr("dumps");
-  return nlohmann::json::parse(dumps(o).cast<std::string>());
-}
-py::object to_python(const nlohmann::json& j) {
-  return py::module_::import("json").attr("loads")(j.dump());
-}
+// The one nlohmann::json <-> Python conversion of pylamia (bindings/json_cast.hpp).
+using lamia::python::to_json;
+using lamia::python::to_python;
 
 }  // namespace
 
@@ -45,11 +41,16 @@ LAMIA_REGISTER_BINDINGS(kOrderPipeline, pipeline) {
         out["dataset"] = to_python(result.dataset);
         out["training"] = to_python(result.training);
         out["diagnostics"] = to_python(result.diagnostics);
+        out["metrics"] = to_python(result.metrics);
+        out["stages_run"] = result.stages_run;
+        out["stages_skipped"] = result.stages_skipped;
         return out;
       },
       py::arg("config") = py::none(), py::arg("out_dir") = "runs/default",
-      "Runs the pipeline (dataset -> BPE -> palette encoder -> palettes -> LAMIA quantizer vs RQ-VAE and\n"
-      "residual K-Means) into out_dir, as `lamia run` does. config: a dict with any of the keys of\n"
+      "Runs the pipeline's stages (dataset, tokenizer, palette, export, quantize, recommend, evaluate) into\n"
+      "out_dir, as `lamia run` does; stages whose configuration and inputs are unchanged since the last run\n"
+      "into out_dir are skipped (out_dir/manifest.json). config: a dict with any of the keys of\n"
       "default_pipeline_config() (missing keys keep their defaults; unknown keys raise ValueError).\n"
-      "Returns {'dataset', 'training', 'diagnostics'} as dicts; diagnostics is what diagnostics.json holds.");
+      "Returns {'dataset', 'training', 'diagnostics', 'metrics', 'stages_run', 'stages_skipped'};\n"
+      "diagnostics and metrics are what diagnostics.json and metrics.json hold.");
 }

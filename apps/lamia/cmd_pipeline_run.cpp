@@ -1,6 +1,7 @@
 // lamia run: the whole pipeline (see include/lamia/pipeline/pipeline.hpp).
 #include "command.hpp"
 
+#include <lamia/pipeline/metrics_table.hpp>
 #include <lamia/pipeline/pipeline.hpp>
 
 #include <iostream>
@@ -18,8 +19,10 @@ lamia::cli::Command setup(CLI::App& parent) {
   auto args = std::make_shared<RunArgs>();
   auto* app = parent.add_subcommand(
       "run",
-      "Run the pipeline: dataset -> BPE tokenizer -> palette encoder -> palettes -> LAMIA quantizer and the\n"
-      "RQ-VAE / residual K-Means baselines -> DIR/diagnostics.json and a comparison table on stdout.\n"
+      "Run the pipeline as stages: dataset -> tokenizer -> palette (encoder training) -> export (palettes)\n"
+      "-> quantize (LAMIA, RQ-VAE, residual K-Means IDs; DIR/diagnostics.json) -> recommend (a generative\n"
+      "recommender per tokenizer, SASRec) -> evaluate (DIR/metrics.json). DIR/manifest.json records every\n"
+      "artifact: a rerun skips the stages whose configuration and inputs did not change.\n"
       "Without --config it runs the built-in synthetic catalog.");
   app->add_option("--config,-c", args->config, "JSON configuration (docs/pipeline.md); every key is optional")
       ->check(CLI::ExistingFile);
@@ -31,7 +34,9 @@ lamia::cli::Command setup(CLI::App& parent) {
             if (args->quiet) config.progress = false;
             auto result = lamia::run_pipeline(config, args->out, std::cerr);
             lamia::print_comparison(std::cout, result.tokenizers);
-            std::cout << "\nwritten: " << args->out << "/diagnostics.json\n";
+            std::cout << "\n";
+            lamia::print_metrics(std::cout, result.metrics);
+            std::cout << "\nwritten: " << args->out << "/diagnostics.json, " << args->out << "/metrics.json\n";
           }};
 }
 

@@ -6,4 +6,6 @@
 #include <lamia/nn.hpp>
 #include <lamia/palette.hpp>
 #include <lamia/quantize.hpp>
+#include <lamia/evaluate.hpp>
+#include <lamia/recommend.hpp>
 #include <lamia/pipeline.hpp>

@@ -1,4 +1,5 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/evaluation.hpp>
 #include <lamia/palette/palette_file.hpp>
 
@@ -110,6 +111,33 @@ std::int64_t export_palettes(PaletteEncoderImpl& encoder, const TokenizedCatalog
                      },
                      batch_size);
   return n;
+}
+
+torch::Tensor mean_pooled_embeddings(PaletteEncoderImpl& encoder, const TokenizedCatalog& catalog,
+                                     std::int64_t batch_size) {
+  if (batch_size < 1) throw ValueError(fmt::format("mean_pooled_embeddings: batch_size must be >= 1, got {}", batch_size));
+  torch::NoGradGuard no_grad;
+  const bool was_training = encoder.is_training();
+  encoder.eval();
+  const auto n = std::int64_t(catalog.size());
+  const auto device = encoder.decoder->parameters().front().device();
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t begin = 0; begin < n; begin += batch_size) {
+    std::vector<ItemIndex> items;
+    for (auto i = begin; i < std::min(n, begin + batch_size); ++i) items.push_back(ItemIndex(i));
+    auto batch = collate_items(catalog, items, encoder.tokens()).to(device);
+    DecoderInput in;
+    in.input_ids = batch.encode.input_ids;
+    in.position_ids = batch.encode.position_ids;
+    in.attention_mask = palette_attention_mask(batch.encode.block_types);
+    in.compute_logits = false;
+    auto hidden = encoder.decoder->forward(in).last_hidden_state;  // [U, T, E]
+    auto content = (batch.encode.block_types == std::int64_t(Block::kContent)).unsqueeze(-1).to(hidden.dtype());
+    auto pooled = (hidden * content).sum(1) / content.sum(1).clamp_min(1.0);
+    parts.push_back(pooled.to(torch::kCPU, torch::kFloat));
+  }
+  encoder.train(was_training);
+  return torch::cat(parts, 0).contiguous();
 }
 
 }  // namespace lamia

@@ -26,15 +26,21 @@ TokenizedCatalog tokenize_catalog(const Catalog& catalog, const Tokenizer& token
 
 PaletteSetup make_palette_setup_from_scratch(const Catalog& catalog, const PaletteEncoderOptions& options,
                                              const ScratchModelOptions& model) {
-  options.check();
-  if (static_cast<std::int64_t>(catalog.num_attributes()) != options.num_attributes()) {
-    throw ValueError(fmt::format("make_palette_setup_from_scratch: the catalog has {} attributes, the options say m = {}",
-                                 catalog.num_attributes(), options.num_attributes()));
-  }
   if (catalog.empty()) throw ValueError("make_palette_setup_from_scratch: the catalog has no items");
   BpeTrainerOptions bpe;
   bpe.vocab_size = static_cast<std::size_t>(model.vocab_size);
-  auto tokenizer = std::make_shared<ByteLevelBpeTokenizer>(train_bpe(catalog, bpe));
+  return make_palette_setup_from_tokenizer(catalog, std::make_shared<ByteLevelBpeTokenizer>(train_bpe(catalog, bpe)),
+                                           options, model);
+}
+
+PaletteSetup make_palette_setup_from_tokenizer(const Catalog& catalog, std::shared_ptr<Tokenizer> tokenizer,
+                                               const PaletteEncoderOptions& options, const ScratchModelOptions& model) {
+  options.check();
+  if (static_cast<std::int64_t>(catalog.num_attributes()) != options.num_attributes()) {
+    throw ValueError(fmt::format("make_palette_setup: the catalog has {} attributes, the options say m = {}",
+                                 catalog.num_attributes(), options.num_attributes()));
+  }
+  if (catalog.empty()) throw ValueError("make_palette_setup: the catalog has no items");
   torch::manual_seed(model.seed);
   Decoder decoder(DecoderOptions(static_cast<std::int64_t>(tokenizer->vocab_size()), model.hidden_size,
                                  model.num_layers, model.num_heads)

@@ -6,7 +6,9 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <functional>
 #include <map>
 
@@ -58,6 +60,8 @@ class ObjectReader {
   void read(const json& v, const std::string& key, int& out) const {
     std::int64_t x = 0;
     read(v, key, x);
+    if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max())
+      fail(where(key), "an integer that fits in 32 bits", v);
     out = int(x);
   }
   void read(const json& v, const std::string& key, std::uint64_t& out) const {
@@ -83,6 +87,14 @@ class ObjectReader {
     read(v, key, s);
     out = s;
   }
+  void read(const json& v, const std::string& key, std::vector<std::int64_t>& out) const {
+    if (!v.is_array()) fail(where(key), "an array of integers", v);
+    out.clear();
+    for (const auto& e : v) {
+      if (!e.is_number_integer()) fail(where(key), "an array of integers", v);
+      out.push_back(e.get<std::int64_t>());
+    }
+  }
   void read(const json& v, const std::string& key, std::vector<std::string>& out) const {
     if (!v.is_array()) fail(where(key), "an array of strings", v);
     out.clear();
@@ -96,6 +108,24 @@ class ObjectReader {
   std::string path_;
   std::map<std::string, std::function<void(const json&)>> handlers_;
 };
+
+// A section read by the struct's own from_json; its errors get the section's key path.
+template <typename T>
+std::function<void(const json&, const std::string&)> nested(T& out) {
+  return [&out](const json& v, const std::string& path) {
+    try {
+      from_json(v, out);
+    } catch (const ValueError& e) {
+      throw ValueError(fmt::format("config: '{}': {}", path, e.what()));
+    }
+  };
+}
+
+void check_one_of(const std::string& key, const std::string& value, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    throw ValueError(fmt::format("config: key '{}': '{}' is not one of {}", key, value, fmt::join(allowed, ", ")));
+  }
+}
 
 }  // namespace
 
@@ -142,6 +172,32 @@ void to_json(json& j, const PipelineConfig& c) {
              {"baseline_levels", c.quantize.baseline_levels},
              {"rqvae_max_epochs", c.quantize.rqvae_max_epochs},
              {"seed", c.quantize.seed}}},
+           {"sequences",
+            {{"protocol", c.sequences.protocol},
+             {"filter", c.sequences.filter},
+             {"holdout", c.sequences.holdout},
+             {"train_examples", c.sequences.train_examples},
+             {"user_order_seed", c.sequences.user_order_seed}}},
+           {"recommend",
+            {{"tokenizers", c.recommend.tokenizers},
+             {"model", c.recommend.model},
+             {"batch_size", c.recommend.batch_size},
+             {"learning_rate", c.recommend.learning_rate},
+             {"epochs", c.recommend.epochs},
+             {"patience", c.recommend.patience},
+             {"loss_on_history", c.recommend.loss_on_history},
+             {"seed", c.recommend.seed},
+             {"baselines", c.recommend.baselines},
+             {"sasrec", c.recommend.sasrec},
+             {"sasrec_epochs", c.recommend.sasrec_epochs},
+             {"sasrec_batch_size", c.recommend.sasrec_batch_size}}},
+           {"evaluate",
+            {{"beam_width", c.evaluate.beam_width},
+             {"top_k", c.evaluate.top_k},
+             {"ks", c.evaluate.ks},
+             {"exact", c.evaluate.exact},
+             {"exclude_history", c.evaluate.exclude_history},
+             {"max_users", c.evaluate.max_users}}},
            {"threads", c.threads},
            {"progress", c.progress}};
 }
@@ -215,9 +271,63 @@ void from_json(const json& j, PipelineConfig& out) {
                      .field("seed", c.quantize.seed)
                      .done();
                })
+      .section("sequences",
+               [&](const json& v, const std::string& path) {
+                 ObjectReader(v, path)
+                     .field("protocol", c.sequences.protocol)
+                     .section("filter", nested(c.sequences.filter))
+                     .section("holdout", nested(c.sequences.holdout))
+                     .field("train_examples", c.sequences.train_examples)
+                     .field("user_order_seed", c.sequences.user_order_seed)
+                     .done();
+               })
+      .section("recommend",
+               [&](const json& v, const std::string& path) {
+                 ObjectReader(v, path)
+                     .field("tokenizers", c.recommend.tokenizers)
+                     .section("model", nested(c.recommend.model))
+                     .field("batch_size", c.recommend.batch_size)
+                     .field("learning_rate", c.recommend.learning_rate)
+                     .field("epochs", c.recommend.epochs)
+                     .field("patience", c.recommend.patience)
+                     .field("loss_on_history", c.recommend.loss_on_history)
+                     .field("seed", c.recommend.seed)
+                     .field("baselines", c.recommend.baselines)
+                     .section("sasrec", nested(c.recommend.sasrec))
+                     .field("sasrec_epochs", c.recommend.sasrec_epochs)
+                     .field("sasrec_batch_size", c.recommend.sasrec_batch_size)
+                     .done();
+               })
+      .section("evaluate",
+               [&](const json& v, const std::string& path) {
+                 ObjectReader(v, path)
+                     .field("beam_width", c.evaluate.beam_width)
+                     .field("top_k", c.evaluate.top_k)
+                     .field("ks", c.evaluate.ks)
+                     .field("exact", c.evaluate.exact)
+                     .field("exclude_history", c.evaluate.exclude_history)
+                     .field("max_users", c.evaluate.max_users)
+                     .done();
+               })
       .field("threads", c.threads)
       .field("progress", c.progress)
       .done();
+  check_one_of("sequences.protocol", c.sequences.protocol, {"leave_one_out", "user_holdout"});
+  check_one_of("sequences.train_examples", c.sequences.train_examples, {"all_prefixes", "last_item"});
+  for (const auto& t : c.recommend.tokenizers)
+    check_one_of("recommend.tokenizers", t, {"lamia", "rq-vae", "residual-kmeans", "oracle", "random"});
+  for (const auto& b : c.recommend.baselines)
+    check_one_of("recommend.baselines", b, {"popularity", "transition", "sasrec-ce", "sasrec-bce"});
+  auto positive = [](const char* key, std::int64_t v) {
+    if (v < 1) throw ValueError(fmt::format("config: key '{}': must be >= 1, got {}", key, v));
+  };
+  positive("recommend.batch_size", c.recommend.batch_size);
+  positive("recommend.sasrec_batch_size", c.recommend.sasrec_batch_size);
+  positive("evaluate.beam_width", c.evaluate.beam_width);
+  positive("evaluate.top_k", c.evaluate.top_k);
+  for (auto k : c.evaluate.ks) positive("evaluate.ks", k);
+  if (c.evaluate.max_users < 0) throw ValueError("config: key 'evaluate.max_users': must be >= 0");
+  if (c.threads < 0) throw ValueError(fmt::format("config: key 'threads': must be >= 0, got {}", c.threads));
   out = std::move(c);
 }
 

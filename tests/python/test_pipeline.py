@@ -1,5 +1,10 @@
 """run_pipeline from Python: the same artifacts as `lamia run`, config errors as ValueError."""
 import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +18,9 @@ def tiny_config():
     c["model"].update(hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64)
     c["palette"].update(batch_size=32, epochs=1, max_steps=5, attribute_token_budget=12, answer_token_budget=6)
     c["quantize"].update(pca_dim=8, num_codes=16, rqvae_max_epochs=3)
+    c["recommend"].update(tokenizers=["lamia"], baselines=["popularity"], epochs=1)
+    c["recommend"]["model"].update(hidden_size=16, num_layers=1, num_heads=2)
+    c["evaluate"].update(max_users=10, beam_width=5, top_k=5)
     c["progress"] = False
     return c
 
@@ -25,8 +33,61 @@ def test_run_pipeline_writes_diagnostics_matching_the_result(tmp_path):
     assert result["diagnostics"]["tokenizers"]["lamia"]["table"] == on_disk["tokenizers"]["lamia"]["table"]
     table = pylamia.SemanticIdTable.load(str(tmp_path / "semantic_ids" / "lamia.bin"))
     assert table.num_items == 200
+    assert set(result["metrics"]["methods"]) == {"lamia", "popularity"}
+    assert result["stages_run"][-1] == "evaluate"
 
 
 def test_unknown_config_key_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="palette.batchsize"):
         pylamia.run_pipeline({"palette": {"batchsize": 3}}, str(tmp_path))
+
+
+def lamia_cli():
+    # $LAMIA_CLI (scripts/test-all.sh sets it to build/lamia), else the build tree next to pypkg/.
+    exe = Path(os.environ.get("LAMIA_CLI") or Path(pylamia.__file__).parent.parent.parent / "lamia")
+    if not exe.exists():
+        pytest.skip(f"{exe} not built")
+    return exe
+
+
+def test_lamia_run_killed_during_palette_training_resumes_to_the_same_result(tmp_path):
+    exe = lamia_cli()
+    config = tiny_config()
+    config["palette"].update(epochs=6, max_steps=0)
+    config["threads"] = 1  # bit-exact comparisons need the same reduction order
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+
+    reference = tmp_path / "reference"
+    subprocess.run([str(exe), "run", "--quiet", "--config", str(config_file), "--out", str(reference)],
+                   check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([str(exe), "run", "--config", str(config_file), "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = killed / "palette_encoder" / "trainer.ckpt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed during palette training"
+    assert not (killed / "palettes.bin").exists()
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["stages"]["palette"]["completed"] is False
+
+    rerun = subprocess.run([str(exe), "run", "--config", str(config_file), "--out", str(killed)],
+                           capture_output=True, text=True, check=True)
+    assert "stage dataset: up to date" in rerun.stderr
+    assert "resumed from" in rerun.stderr
+    for artifact in ["palettes.bin", "embeddings.bin", "semantic_ids/lamia.bin", "semantic_ids/rq-vae.bin",
+                     "semantic_ids/residual-kmeans.bin"]:
+        assert (killed / artifact).read_bytes() == (reference / artifact).read_bytes(), artifact
+
+    def without_times(j):
+        if isinstance(j, dict):
+            return {k: without_times(v) for k, v in j.items() if not k.endswith("seconds")}
+        return j
+
+    assert without_times(json.loads((killed / "metrics.json").read_text())) == \
+        without_times(json.loads((reference / "metrics.json").read_text()))

@@ -41,4 +41,10 @@ torch::Tensor encode_items(PaletteEncoderImpl& encoder, const TokenizedCatalog& 
 std::int64_t export_palettes(PaletteEncoderImpl& encoder, const TokenizedCatalog& catalog,
                              const std::filesystem::path& path, std::int64_t batch_size = 256);
 
+/// One embedding per item for the TIGER-style baselines: the decoder's last hidden state averaged
+/// over the item's content tokens (pass 1 of the palette encoder, so the baselines see the same
+/// model as the palettes). n x E float32 on the CPU, in catalog order.
+torch::Tensor mean_pooled_embeddings(PaletteEncoderImpl& encoder, const TokenizedCatalog& catalog,
+                                     std::int64_t batch_size = 256);
+
 }  // namespace lamia

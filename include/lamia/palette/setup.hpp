@@ -40,6 +40,11 @@ struct ScratchModelOptions {
 PaletteSetup make_palette_setup_from_scratch(const Catalog& catalog, const PaletteEncoderOptions& options,
                                              const ScratchModelOptions& model = {});
 
+/// The same around a tokenizer the caller trained (or loaded: `lamia run` saves the catalog's BPE
+/// in its tokenizer stage). The palette tokens are added to tokenizer.
+PaletteSetup make_palette_setup_from_tokenizer(const Catalog& catalog, std::shared_ptr<Tokenizer> tokenizer,
+                                               const PaletteEncoderOptions& options,
+                                               const ScratchModelOptions& model = {});
 /// Loads a Hugging Face OPT folder (tokenizer and weights), adds the palette tokens and tokenizes
 /// the catalog. With lora_rank > 0 LoRA adapters (q, v) are added and the other weights frozen,
 /// except the token embeddings (the new tokens must learn).

@@ -1,12 +1,11 @@
 #pragma once
-// The whole semantic-tokenizer pipeline as `lamia run` runs it:
-//   dataset -> BPE tokenizer trained on the catalog -> decoder trained from
-//   scratch as a palette encoder -> palettes of all items -> LAMIA quantizer,
-//   plus RQ-VAE and residual K-Means on mean-pooled embeddings of the same
-//   model -> diagnostics of the three, compared.
-// Everything it writes goes under one output folder (see docs/pipeline.md):
-//   config.json, dataset.json, tokenizer/, palette_encoder/, palettes.bin,
-//   embeddings.bin, semantic_ids/<tokenizer>.{bin,txt}, diagnostics.json.
+// The whole pipeline as `lamia run` runs it, as a sequence of stages (stage.hpp):
+//   dataset -> tokenizer (BPE trained on the catalog) -> palette (the palette encoder trained) ->
+//   export (palettes of all items, mean-pooled embeddings) -> quantize (LAMIA, RQ-VAE and residual
+//   K-Means semantic IDs, diagnostics) -> recommend (a generative recommender per tokenizer, and the
+//   ID-based baselines) -> evaluate (constrained beam search, exact ranking, metrics).
+// Everything it writes goes under one output folder (see docs/pipeline.md), with manifest.json
+// recording every artifact; a rerun skips the stages whose configuration and inputs are unchanged.
 #include <lamia/pipeline/pipeline_config.hpp>
 #include <lamia/pipeline/tokenizer_comparison.hpp>
 
@@ -14,6 +13,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <string>
 #include <vector>
 
 namespace lamia {
@@ -22,11 +22,15 @@ struct PipelineResult {
   nlohmann::json dataset;      ///< statistics of the dataset (dataset.json)
   nlohmann::json training;     ///< palette-encoder training summary
   nlohmann::json diagnostics;  ///< what diagnostics.json holds
+  nlohmann::json metrics;      ///< what metrics.json holds (null when the evaluate stage did not run)
   std::vector<TokenizerResult> tokenizers;
+  std::vector<std::string> stages_run;      ///< in this call
+  std::vector<std::string> stages_skipped;  ///< up to date
 };
 
-/// Runs every step into out_dir (created if needed; files are written atomically).
-/// Progress goes to log (e.g. std::cerr) when config.progress is set.
+/// Runs every stage into out_dir (created if needed; files are written atomically, the manifest after
+/// every stage). Progress goes to log when config.progress is set. Throws ValueError naming the artifact
+/// when a file of out_dir does not match its manifest entry.
 PipelineResult run_pipeline(const PipelineConfig& config, const std::filesystem::path& out_dir, std::ostream& log);
 
 }  // namespace lamia

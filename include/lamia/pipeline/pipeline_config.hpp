@@ -6,7 +6,10 @@
 //
 //   {"dataset": {"format": "synthetic", "synthetic": {"num_items": 5000}},
 //    "palette": {"palette_size": 4}, "quantize": {"num_codes": 64}}
+#include <lamia/data/sequences.hpp>
 #include <lamia/data/synthetic.hpp>
+#include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/sasrec.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -90,13 +93,84 @@ struct PipelineQuantizeConfig {
   std::uint64_t seed = 2024;
 };
 
+/// Interactions to sequences, and the evaluation protocol (DESIGN.md, "Evaluation protocol").
+struct PipelineSequencesConfig {
+  /// "leave_one_out" (TIGER: per user the last item is the test target, the second last the
+  /// validation target) or "user_holdout" (RecBench: users split by a saved shuffled order).
+  std::string protocol = "leave_one_out";
+  /// Rating filter, last-N cut, minimum length (SequenceOptions; its JSON keys).
+  SequenceOptions filter;
+  /// Users per part for "user_holdout" (HoldoutOptions; its JSON keys).
+  HoldoutOptions holdout;
+  /// Training examples: "last_item" (one per user: the training sequence's last item is the
+  /// target, the items before it the history) or "all_prefixes" (every position is a target).
+  /// With recommend.loss_on_history, last_item trains every position in one causal pass.
+  std::string train_examples = "last_item";
+  /// Seed of the saved user order (user_holdout).
+  std::uint64_t user_order_seed = 2024;
+};
+
+/// The generative recommender trained on each tokenizer's semantic IDs, and the ID-based baselines.
+struct PipelineRecommendConfig {
+  /// Semantic IDs to train a recommender on: lamia, rq-vae, residual-kmeans; on the synthetic
+  /// catalog also oracle (the true aspect values as codes) and random (random codes, same sizes).
+  std::vector<std::string> tokenizers = {"lamia", "rq-vae", "residual-kmeans", "oracle", "random"};
+  /// The transformer (TRM3L-shaped by default, see RecommenderModelOptions).
+  RecommenderModelOptions model = small_model();
+  std::int64_t batch_size = 64;
+  double learning_rate = 1e-3;
+  std::int64_t epochs = 10;
+  /// Validations (one per epoch) without a lower validation loss before stopping.
+  std::int64_t patience = 2;
+  /// Also count every history item's tokens in the loss (RecBench's choice). With
+  /// sequences.train_examples = last_item this trains on every prefix of a user's sequence in one
+  /// causal pass; false with all_prefixes is the paper's text (target tokens only), many times slower.
+  bool loss_on_history = true;
+  std::uint64_t seed = 2024;
+  /// ID-based baselines: popularity, transition (first-order), sasrec-ce, sasrec-bce.
+  std::vector<std::string> baselines = {"popularity", "transition", "sasrec-ce", "sasrec-bce"};
+  /// SASRec's size (its "loss" key is set by the baseline's name).
+  SasRecOptions sasrec;
+  std::int64_t sasrec_epochs = 30;
+  std::int64_t sasrec_batch_size = 128;
+
+  static RecommenderModelOptions small_model() {
+    RecommenderModelOptions m;
+    m.hidden_size = 64;
+    m.num_layers = 3;
+    m.num_heads = 4;
+    m.dropout = 0.1;
+    return m;
+  }
+};
+
+/// How recommendations are decoded and scored.
+struct PipelineEvaluateConfig {
+  /// Beam search over the trie of real items (beam >= top_k).
+  std::int64_t beam_width = 20;
+  std::int64_t top_k = 20;
+  /// Cut-offs of Recall@K and NDCG@K.
+  std::vector<std::int64_t> ks = {1, 5, 10, 20};
+  /// Also rank the whole catalog exactly (every item's log-probability): full-ranking metrics and
+  /// the beam-vs-exact agreement.
+  bool exact = true;
+  /// Remove the user's history items from the ranking.
+  bool exclude_history = true;
+  /// Evaluate at most this many test users (0: all), the first ones of the split.
+  std::int64_t max_users = 0;
+};
+
 struct PipelineConfig {
   PipelineDatasetConfig dataset;
   PipelineTokenizerConfig tokenizer;
   PipelineModelConfig model;
   PipelinePaletteConfig palette;
   PipelineQuantizeConfig quantize;
-  /// Torch intra-op threads (0: leave torch's default).
+  PipelineSequencesConfig sequences;
+  PipelineRecommendConfig recommend;
+  PipelineEvaluateConfig evaluate;
+  /// Torch intra-op threads. 0: the machine's cores, lamia::default_thread_count() (physical cores
+  /// within the cgroup CPU limit, or OMP_NUM_THREADS, or the CLI's --threads); not torch's own default.
   int threads = 0;
   /// Print progress lines to stderr.
   bool progress = true;

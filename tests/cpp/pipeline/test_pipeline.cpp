@@ -1,13 +1,17 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/palette/palette_file.hpp>
+#include <lamia/core/version.hpp>
+#include <lamia/pipeline/metrics_table.hpp>
 #include <lamia/pipeline/pipeline.hpp>
 #include <lamia/quantize/semantic_id_table.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 using namespace lamia;
@@ -39,6 +43,18 @@ PipelineConfig tiny_config() {
   c.quantize.pca_dim = 8;
   c.quantize.num_codes = 16;
   c.quantize.rqvae_max_epochs = 5;
+  c.recommend.model.hidden_size = 16;
+  c.recommend.model.num_layers = 1;
+  c.recommend.model.num_heads = 2;
+  c.recommend.epochs = 1;
+  c.recommend.tokenizers = {"lamia", "oracle"};
+  c.recommend.baselines = {"popularity", "transition", "sasrec-ce"};
+  c.recommend.sasrec.hidden_size = 16;
+  c.recommend.sasrec.num_layers = 1;
+  c.recommend.sasrec_epochs = 1;
+  c.evaluate.max_users = 20;
+  c.evaluate.beam_width = 10;
+  c.evaluate.top_k = 10;
   c.progress = false;
   return c;
 }
@@ -82,7 +98,8 @@ TEST_CASE("the pipeline writes every artifact, and the artifacts agree with each
   std::ostringstream log;
   auto result = run_pipeline(tiny_config(), dir, log);
 
-  for (const char* f : {"config.json", "dataset.json", "palettes.bin", "embeddings.bin", "diagnostics.json"})
+  for (const char* f : {"config.json", "dataset.json", "palettes.bin", "embeddings.bin", "diagnostics.json",
+                        "metrics.json", "manifest.json"})
     REQUIRE(fs::exists(dir / f));
   REQUIRE(fs::exists(dir / "tokenizer" / "vocab.json"));
 
@@ -108,4 +125,97 @@ TEST_CASE("the pipeline writes every artifact, and the artifacts agree with each
   std::ostringstream table;
   print_comparison(table, result.tokenizers);
   REQUIRE_THAT(table.str(), Catch::Contains("lamia") && Catch::Contains("rq-vae") && Catch::Contains("residual-kmeans"));
+}
+
+namespace {
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("metrics.json: every method on the same test users, beam lists of real items") {
+  auto dir = scratch("metrics");
+  std::ostringstream log;
+  auto result = run_pipeline(tiny_config(), dir, log);
+  const auto& m = result.metrics;
+  REQUIRE(m["test_users"] == 20);
+  for (const char* name : {"lamia", "oracle", "popularity", "transition", "sasrec-ce"}) {
+    INFO(name);
+    REQUIRE(m["methods"].contains(name));
+    REQUIRE(m["methods"][name]["exact"]["users"] == 20);
+    const double r10 = m["methods"][name]["exact"]["recall@10"];
+    REQUIRE(r10 >= 0.0);
+    REQUIRE(r10 <= 1.0);
+  }
+  REQUIRE(m["methods"]["lamia"]["beam"]["users"] == 20);
+  REQUIRE(m["methods"]["lamia"].contains("beam_exact_agreement"));
+  std::ostringstream table;
+  print_metrics(table, m);
+  REQUIRE_THAT(table.str(), Catch::Contains("sasrec-ce") && Catch::Contains("R@10"));
+}
+
+TEST_CASE("manifest: a rerun skips what is up to date and reruns exactly the stages a change affects") {
+  auto dir = scratch("manifest");
+  std::ostringstream log;
+  auto config = tiny_config();
+  auto first = run_pipeline(config, dir, log);
+  const std::vector<std::string> all = {"dataset", "tokenizer", "palette", "export", "quantize", "recommend", "evaluate"};
+  REQUIRE(first.stages_run == all);
+  const auto diagnostics = read_file(dir / "diagnostics.json");
+
+  auto again = run_pipeline(config, dir, log);
+  REQUIRE(again.stages_run.empty());
+  REQUIRE(again.stages_skipped == all);
+  REQUIRE(read_file(dir / "diagnostics.json") == diagnostics);
+
+  config.evaluate.top_k = 5;  // only the evaluation reads it
+  REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"evaluate"});
+
+  config.recommend.epochs = 2;
+  REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"recommend", "evaluate"});
+
+  config.quantize.num_codes = 12;
+  REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"quantize", "recommend", "evaluate"});
+
+  fs::remove(dir / "metrics.json");  // a deleted artifact is recomputed, nothing else
+  REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"evaluate"});
+
+  // The manifest records every artifact with its size and checksum.
+  auto manifest = nlohmann::json::parse(read_file(dir / "manifest.json"));
+  std::vector<std::string> names;
+  for (const auto& [name, a] : manifest["artifacts"].items()) {
+    names.push_back(name);
+    REQUIRE(a["lamia_version"] == "0.1.0");
+    REQUIRE(a["checksum"].get<std::string>().rfind("crc32:", 0) == 0);
+  }
+  REQUIRE(sorted(names) == sorted({"dataset", "tokenizer", "palette_encoder", "palette_training", "palettes",
+                                   "embeddings", "semantic_ids", "diagnostics", "recommenders", "baselines",
+                                   "metrics"}));
+}
+
+TEST_CASE("manifest: a folder whose artifact was changed is refused with one line naming it") {
+  auto dir = scratch("corrupt");
+  std::ostringstream log;
+  auto config = tiny_config();
+  config.recommend.tokenizers = {"lamia"};
+  config.recommend.baselines = {"popularity"};
+  run_pipeline(config, dir, log);
+  {
+    std::ofstream out(dir / "palettes.bin", std::ios::binary | std::ios::app);
+    out << 'x';
+  }
+  REQUIRE_THROWS_WITH(run_pipeline(config, dir, log),
+                      Catch::Contains("artifact 'palettes'") && Catch::Contains("does not match") &&
+                          Catch::Contains("palettes.bin"));
+  // A broken manifest is a parse error naming the file.
+  write_text_atomically(dir / "manifest.json", "{\"format\": 3}");
+  REQUIRE_THROWS_WITH(run_pipeline(config, dir, log), Catch::Contains("manifest.json"));
+}
+
+TEST_CASE("the library version matches the CMake project version") {
+  const auto cmake = read_file(fs::path(LAMIA_SOURCE_DIR) / "CMakeLists.txt");
+  REQUIRE_THAT(cmake, Catch::Contains(std::string("project(lamia VERSION ") + kLamiaVersion));
 }

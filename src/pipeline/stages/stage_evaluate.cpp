@@ -1,0 +1,161 @@
+// Stage "evaluate": every method on the same test users under the config's protocol.
+// Generative recommenders: beam search constrained to real items (top-K lists: item-level metrics)
+// and exact scoring of the whole catalog (full-ranking metrics, and how often the beam's top-K equals
+// the exact top-K). Baselines (popularity, transition, SASRec): full ranking of their scores.
+// Writes metrics.json.
+#include "../context.hpp"
+
+#include <lamia/evaluate/baselines.hpp>
+#include <lamia/evaluate/metrics.hpp>
+#include <lamia/pipeline/metrics_table.hpp>
+#include <lamia/pipeline/stage.hpp>
+#include <lamia/recommend/beam_search.hpp>
+#include <lamia/recommend/constraints.hpp>
+#include <lamia/recommend/exact_scoring.hpp>
+#include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/sasrec.hpp>
+#include <lamia/recommend/trie.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+namespace lamia {
+namespace fs = std::filesystem;
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+class EvaluateStage : public Stage {
+ public:
+  std::string name() const override { return "evaluate"; }
+  std::vector<std::string> inputs(const PipelineConfig& config) const override {
+    std::vector<std::string> in = {"dataset", "recommenders"};
+    for (const auto& b : config.recommend.baselines)
+      if (b == "sasrec-ce" || b == "sasrec-bce") return {"dataset", "recommenders", "baselines"};
+    return in;
+  }
+  nlohmann::json config_section(const PipelineConfig& config) const override {
+    nlohmann::json j;
+    to_json(j, config);
+    return {{"sequences", j.at("sequences")}, {"evaluate", j.at("evaluate")},
+            {"baselines", j.at("recommend").at("baselines")}};
+  }
+
+  std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    const auto& ec = ctx.config.evaluate;
+    const auto& split = ctx.split();
+    const auto num_items = std::int64_t(ctx.sequences().catalog.size());
+    std::vector<SequenceExample> test = split.test;
+    if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
+    std::vector<std::vector<ItemIndex>> histories;
+    for (const auto& e : test) histories.push_back(e.history);
+    const auto train_sequences = sequences_of(split.train);
+    const auto groups = popularity_groups(count_items(train_sequences, num_items));
+    const auto K = std::min<std::int64_t>(ec.top_k, num_items);
+
+    nlohmann::json methods = nlohmann::json::object();
+    // Full-ranking report of a score matrix [users, items].
+    auto rank_scores = [&](const torch::Tensor& scores) {
+      EvaluationReport report(ec.ks);
+      auto s = scores.to(torch::kCPU, torch::kFloat).contiguous();
+      for (std::size_t u = 0; u < test.size(); ++u) {
+        std::vector<ItemIndex> excluded;
+        if (ec.exclude_history)
+          for (auto i : test[u].history)
+            if (i != test[u].target) excluded.push_back(i);
+        report.add(rank_of_target(s[std::int64_t(u)].data_ptr<float>(), num_items, test[u].target, excluded),
+                   groups[std::size_t(test[u].target)]);
+      }
+      return report;
+    };
+
+    for (const auto& name : ctx.config.recommend.tokenizers) {
+      const auto dir = ctx.path("recommenders/" + name);
+      if (!fs::exists(dir / "recommender.json")) continue;  // skipped by the recommend stage (e.g. oracle on real data)
+      const auto t0 = std::chrono::steady_clock::now();
+      auto table = SemanticIdTable::load(dir / "semantic_ids.bin");
+      auto rec = load_recommender(dir, table);
+      DeviceTrie trie(table, rec.vocab, rec.model->device());
+      auto encoded = encode_histories(table, rec.vocab, histories, rec.options.max_history_items);
+      ConstraintSet constraints;
+      if (ec.exclude_history) constraints.add(ExcludeHistory());
+      BeamSearchOptions bo;
+      bo.beam_width = ec.beam_width;
+      bo.top_k = K;
+      auto beam = beam_search(*rec.model, trie, encoded, bo, constraints);
+      EvaluationReport beam_report(ec.ks);
+      auto items = beam.items.to(torch::kCPU);
+      for (std::size_t u = 0; u < test.size(); ++u) {
+        std::vector<ItemIndex> list;
+        for (std::int64_t k = 0; k < items.size(1); ++k) {
+          const auto item = items[std::int64_t(u)][k].item<std::int64_t>();
+          if (item >= 0) list.push_back(ItemIndex(item));
+        }
+        beam_report.add(rank_in_list(list, test[u].target), groups[std::size_t(test[u].target)]);
+      }
+      nlohmann::json m = {{"kind", "generative"},
+                          {"tokenizer", name},
+                          {"beam", beam_report.to_json()},
+                          {"beam_seconds", beam.stats.total_seconds},
+                          {"skipped_unknown_history_items", encoded.skipped_unknown}};
+      if (ec.exact) {
+        const auto t1 = std::chrono::steady_clock::now();
+        auto exact = score_all_items(*rec.model, trie, encoded);
+        m["exact_seconds"] = seconds_since(t1);
+        auto exact_report = rank_scores(exact);
+        m["exact"] = exact_report.to_json();
+        if (ec.exclude_history) {  // the beam never returns history items: compare with the same exclusion
+          for (std::size_t u = 0; u < test.size(); ++u)
+            for (auto i : test[u].history) exact[std::int64_t(u)][i] = -std::numeric_limits<float>::infinity();
+        }
+        m["beam_exact_agreement"] = beam_exact_agreement(beam.items, exact, K);
+      }
+      methods[name] = m;
+      ctx.say(fmt::format("evaluated '{}' on {} users ({:.1f}s)", name, test.size(), seconds_since(t0)));
+    }
+
+    for (const auto& name : ctx.config.recommend.baselines) {
+      const auto t0 = std::chrono::steady_clock::now();
+      nlohmann::json m = {{"kind", "id-based"}};
+      if (name == "popularity" || name == "transition") {
+        PopularityRecommender popularity;
+        TransitionRecommender transition;
+        Scorer scorer;
+        if (name == "popularity") {
+          popularity.fit(train_sequences, num_items);
+          scorer = popularity.scorer();
+        } else {
+          transition.fit(train_sequences, num_items);
+          scorer = transition.scorer();
+        }
+        m["exact"] = evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks).to_json();
+      } else {
+        auto model = load_sasrec(ctx.path("baselines/" + name));
+        m["exact"] = rank_scores(model.score(histories)).to_json();
+      }
+      methods[name] = m;
+      ctx.say(fmt::format("evaluated '{}' ({:.1f}s)", name, seconds_since(t0)));
+    }
+
+    nlohmann::json metrics = {{"protocol", ctx.config.sequences.protocol},
+                              {"test_users", test.size()},
+                              {"num_items", num_items},
+                              {"ks", ec.ks},
+                              {"top_k", K},
+                              {"beam_width", std::max(ec.beam_width, K)},
+                              {"exclude_history", ec.exclude_history},
+                              {"methods", methods}};
+    ctx.write_json("metrics.json", metrics);
+    return {{"metrics", "metrics.json", 1}};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_evaluate_stage() { return std::make_unique<EvaluateStage>(); }
+
+}  // namespace lamia

@@ -1,0 +1,44 @@
+// Stage "export": the palettes of every item (n x L x D, streamed to palettes.bin) and one
+// mean-pooled embedding per item from the same model for the baselines (embeddings.bin).
+#include "../context.hpp"
+
+#include <lamia/palette/evaluation.hpp>
+#include <lamia/palette/palette_file.hpp>
+#include <lamia/pipeline/stage.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+namespace lamia {
+namespace {
+
+class ExportStage : public Stage {
+ public:
+  std::string name() const override { return "export"; }
+  std::vector<std::string> inputs(const PipelineConfig&) const override {
+    return {"dataset", "tokenizer", "palette_encoder"};
+  }
+  nlohmann::json config_section(const PipelineConfig&) const override { return nlohmann::json::object(); }
+  std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    ctx.load_trained_palette_encoder();
+    auto& setup = ctx.palette_setup();
+    const auto n = export_palettes(*setup.encoder, setup.catalog, ctx.path("palettes.bin"));
+    torch::Tensor embeddings = mean_pooled_embeddings(*setup.encoder, setup.catalog, 256);
+    const auto& catalog = ctx.dataset().dataset.catalog;
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < catalog.size(); ++i) ids.push_back(catalog.id(ItemIndex(i)));
+    save_palettes(ctx.path("embeddings.bin"), ids, embeddings.unsqueeze(1));
+    ctx.say(fmt::format("palettes exported: {} items, embeddings [{}, {}] ({:.1f}s)", n, embeddings.size(0),
+                        embeddings.size(1), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+    return {{"palettes", "palettes.bin", 1}, {"embeddings", "embeddings.bin", 1}};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_export_stage() { return std::make_unique<ExportStage>(); }
+
+}  // namespace lamia

@@ -1,0 +1,68 @@
+// Stage "quantize": the three semantic tokenizers on the same items (LAMIA's per-position PCA +
+// K-Means on the palettes, residual K-Means and RQ-VAE on the embeddings), their tables and
+// diagnostics (diagnostics.json).
+#include "../context.hpp"
+
+#include <lamia/palette/evaluation.hpp>
+#include <lamia/palette/palette_file.hpp>
+#include <lamia/pipeline/stage.hpp>
+#include <lamia/pipeline/tokenizer_comparison.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+namespace lamia {
+namespace {
+
+class QuantizeStage : public Stage {
+ public:
+  std::string name() const override { return "quantize"; }
+  std::vector<std::string> inputs(const PipelineConfig&) const override {
+    return {"dataset", "palette_training", "palettes", "embeddings"};
+  }
+  nlohmann::json config_section(const PipelineConfig& config) const override {
+    nlohmann::json j;
+    to_json(j, config);
+    return j.at("quantize");
+  }
+  std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto& qc = ctx.config.quantize;
+    auto& data = ctx.dataset();
+    torch::Tensor palettes = load_palettes(ctx.path("palettes.bin")).palettes;
+    torch::Tensor embeddings = load_palettes(ctx.path("embeddings.bin")).palettes.squeeze(1).contiguous();
+    TokenizerComparisonOptions compare;
+    compare.pca_dim = qc.pca_dim;
+    compare.num_codes = qc.num_codes;
+    compare.iterations = qc.iterations;
+    compare.restarts = qc.restarts;
+    compare.baseline_levels = qc.baseline_levels;
+    compare.rqvae_max_epochs = qc.rqvae_max_epochs;
+    compare.seed = qc.seed;
+    compare.progress = false;
+    auto results = compare_tokenizers(palettes, embeddings, compare, data.labels, data.label_names);
+    for (const auto& t : results) {
+      t.table.save(ctx.path("semantic_ids/" + t.name + ".bin"));
+      t.table.dump(ctx.path("semantic_ids/" + t.name + ".txt"));
+    }
+    auto diagnostics = comparison_json(results);
+    diagnostics["dataset"] = ctx.read_json("dataset.json");
+    auto training = ctx.read_json("palette_encoder/training.json");
+    training["mean_intra_cosine"] = palettes.size(1) > 1 ? mean_intra_cosine(palettes) : 1.0;
+    diagnostics["palette_encoder"] = training;
+    if (!data.label_names.empty()) diagnostics["labels"] = data.label_names;
+    ctx.write_json("diagnostics.json", diagnostics);
+    for (auto& t : results) ctx.set_table(t.name, std::move(t.table));
+    ctx.say(fmt::format("tokenizers fitted ({:.1f}s)",
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+    return {{"semantic_ids", "semantic_ids", int(SemanticIdTable::kFormatVersion)}, {"diagnostics", "diagnostics.json", 1}};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_quantize_stage() { return std::make_unique<QuantizeStage>(); }
+
+}  // namespace lamia
