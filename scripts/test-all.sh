@@ -25,4 +25,4 @@ fi
 LAMIA_BUILD_DIR="$ROOT/build" .venv/bin/python -m pip install --no-build-isolation --no-deps -q . 2>&1 \
   | grep -v "^\s*$" || true
 .venv/bin/python -c "import pylamia" # fail early with a clear message if the install is broken
-cd /tmp && LAMIA_CLI="$ROOT/build/lamia" "$ROOT/.venv/bin/python" -m pytest -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests/python" -q
+cd /tmp && OMP_WAIT_POLICY=PASSIVE LAMIA_CLI="$ROOT/build/lamia" "$ROOT/.venv/bin/python" -m pytest -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests/python" -q

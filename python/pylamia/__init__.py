@@ -12,10 +12,20 @@ It leaves the count alone when
   (the user called torch.set_num_threads already).
 torch.set_num_threads(n) or pylamia.set_threads(n) after the import changes it as usual;
 pylamia.thread_summary() says what is in effect and why.
+
+OpenMP's wait policy: when torch is not imported yet, pylamia sets OMP_WAIT_POLICY=PASSIVE (unless
+it is set) before importing it: spinning OpenMP workers take the CPU from the working thread as soon
+as the machine has other load (a small model ran 40x slower at 2 threads on 2 busy cores). libgomp
+reads the variable once, when torch loads it, so after `import torch` it is too late; `lamia` (the CLI)
+does the same by re-executing itself.
 """
 import os as _os
+import sys as _sys
 
-import torch  # noqa: F401  (must precede the compiled module)
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: F401,E402  (must precede the compiled module)
 
 from . import _C
 from ._C import *  # noqa: F401,F403

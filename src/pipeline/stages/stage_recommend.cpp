@@ -39,6 +39,21 @@ nlohmann::json training_json(const TrainingResult& r) {
   return j;
 }
 
+// The training loop's options of one model of this stage (its checkpoint under checkpoints/recommend/).
+TrainingLoopOptions loop_options(PipelineContext& ctx, const std::string& label, const std::string& file,
+                                 std::int64_t epochs) {
+  const auto& rc = ctx.config.recommend;
+  return TrainingLoopOptions()
+      .name(label)
+      .learning_rate(rc.learning_rate)
+      .epochs(epochs)
+      .patience(rc.patience)
+      .seed(rc.seed)
+      .checkpoint_path(ctx.path("checkpoints/recommend/" + file + ".ckpt").string())
+      .log_every(ctx.config.progress ? 100 : 0)
+      .log(&ctx.log);
+}
+
 class RecommendStage : public Stage {
  public:
   std::string name() const override { return "recommend"; }
@@ -104,14 +119,7 @@ class RecommendStage : public Stage {
       options.loss_on_history = rc.loss_on_history;
       options.max_history_items = rc.model.max_history_items;
       options.seed = rc.seed;
-      options.loop.name("recommender[" + name + "]")
-          .learning_rate(rc.learning_rate)
-          .epochs(rc.epochs)
-          .patience(rc.patience)
-          .seed(rc.seed)
-          .checkpoint_path(ctx.path("checkpoints/recommend/" + name + ".ckpt").string())
-          .log_every(ctx.config.progress ? 100 : 0)
-          .log(&ctx.log);
+      options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs);
       auto result = train_recommender(model, *table, split.train, split.valid, options);
       save_recommender(dir, *model, *table, rc.model);
       auto summary = training_json(result);
@@ -139,14 +147,7 @@ class RecommendStage : public Stage {
       SasRecTrainerOptions options;
       options.batch_size = rc.sasrec_batch_size;
       options.seed = rc.seed;
-      options.loop.name(name)
-          .learning_rate(rc.learning_rate)
-          .epochs(rc.sasrec_epochs)
-          .patience(rc.patience)
-          .seed(rc.seed)
-          .checkpoint_path(ctx.path("checkpoints/recommend/" + name + ".ckpt").string())
-          .log_every(ctx.config.progress ? 100 : 0)
-          .log(&ctx.log);
+      options.loop = loop_options(ctx, name, name, rc.sasrec_epochs);
       auto result = train_sasrec(model, sequences_of(split.train), split.valid, options);
       save_sasrec(ctx.path("baselines/" + name), model);
       auto summary = training_json(result);
