@@ -53,7 +53,13 @@ class EvaluateStage : public Stage {
     if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
     std::vector<std::vector<ItemIndex>> histories;
     for (const auto& e : test) histories.push_back(e.history);
-    const auto train_sequences = sequences_of(split.train);
+    // The count-based baselines (and the popularity groups) count every interaction that precedes the
+    // test targets: the training sequences and the validation targets (leave-one-out: all but each
+    // user's last item), as DESIGN.md's floors on amazon-office do; bench/evaluate_floors.py is an
+    // independent reference.
+    std::vector<SequenceExample> seen = split.train;
+    seen.insert(seen.end(), split.valid.begin(), split.valid.end());
+    const auto train_sequences = sequences_of(seen);
     const auto groups = popularity_groups(count_items(train_sequences, num_items));
     const auto K = std::min<std::int64_t>(ec.top_k, num_items);
 
