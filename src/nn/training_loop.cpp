@@ -14,7 +14,8 @@
 namespace lamia {
 namespace {
 
-constexpr std::int64_t kCheckpointFormat = 1;
+// 2: the palette trainer moved onto the loop; runs that ended at their epochs are no longer final.
+constexpr std::int64_t kCheckpointFormat = 2;
 
 torch::Tensor string_tensor(const std::string& s) {
   auto t = torch::empty({std::int64_t(s.size())}, torch::kUInt8);
@@ -32,7 +33,40 @@ torch::Device module_device(torch::nn::Module& m) {
   return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
 }
 
+// " (gen 1.2000 intra 0.3000)" with the given format for the values; "" without parts.
+std::string parts_text(const std::vector<std::string>& names, const std::vector<double>& parts, const char* sep,
+                       bool precise) {
+  if (parts.empty()) return "";
+  std::string out = " (";
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += i < names.size() ? names[i] : fmt::format("part{}", i);
+    out += precise ? fmt::format(" {}", parts[i]) : fmt::format(" {:.4f}", parts[i]);
+  }
+  return out + ")";
+}
+
 }  // namespace
+
+std::optional<ValidationRecord> TrainingTask::validate() {
+  auto loss = validation_loss();
+  if (!loss) return std::nullopt;
+  ValidationRecord rec;
+  rec.loss = *loss;
+  return rec;
+}
+
+std::string TrainingTask::progress_line(const std::string& name, const TrainingRecord& r, std::int64_t epoch,
+                                        std::int64_t batch, std::int64_t num_batches) {
+  return fmt::format("{} step {} (epoch {}, batch {}/{}) | loss {:.4f}{} | acc {:.3f} | {:.0f} tok/s", name, r.step,
+                     epoch + 1, batch, num_batches, r.loss, parts_text(part_names(), r.parts, " ", false),
+                     r.token_accuracy, r.tokens_per_second);
+}
+
+std::string TrainingTask::validation_line(const std::string& name, const ValidationRecord& r, bool best) {
+  return fmt::format("{} validation step {} | loss {:.4f}{}{}", name, r.step, r.loss,
+                     parts_text(part_names(), r.parts, " ", false), best ? " (best)" : "");
+}
 
 void TrainingLoopOptions::check() const {
   auto fail = [&](const char* what, const std::string& got) {
@@ -118,6 +152,15 @@ void TrainingLoop::load_checkpoint(const std::filesystem::path& path) {
   auto fp = read("fingerprint");
   const std::vector<std::int64_t> got(fp.data_ptr<std::int64_t>(), fp.data_ptr<std::int64_t>() + fp.numel());
   if (got != expected) {
+    const auto names = task_.fingerprint_names();
+    if (names.size() == expected.size() && got.size() == expected.size()) {
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (got[i] == expected[i]) continue;
+        throw ValueError(fmt::format("{} checkpoint '{}' was written with {} = {}, this trainer has {}; delete it "
+                                     "to start over",
+                                     options_.name(), path.string(), names[i], got[i], expected[i]));
+      }
+    }
     throw ValueError(fmt::format("{} checkpoint '{}' belongs to another setup (its data, sizes or seed differ: "
                                  "[{}] vs [{}]); delete it to start over",
                                  options_.name(), path.string(), fmt::join(got, ", "), fmt::join(expected, ", ")));
@@ -180,6 +223,7 @@ TrainingResult TrainingLoop::run() {
     load_checkpoint(ckpt);
     result.resumed = true;
     result.resumed_at_step = step_;
+    result.resumed_at_epoch = epoch_;
     last_checkpoint_step = step_;
     if (options_.log_every() > 0) {
       log << fmt::format("{}: resumed from '{}' at step {} (epoch {}, batch {})\n", name, ckpt.string(), step_,
@@ -195,20 +239,22 @@ TrainingResult TrainingLoop::run() {
   };
   auto all_params = task_.module().parameters();
   auto& module = task_.module();
+  const auto part_names = task_.part_names();
 
   auto validate = [&] {
     module.eval();
-    std::optional<double> loss;
+    std::optional<ValidationRecord> rec;
     {
       torch::NoGradGuard no_grad;
-      loss = task_.validation_loss();
+      rec = task_.validate();
     }
     module.train();
-    if (!loss) return;
-    result.validation_history.push_back({step_, *loss});
-    std::string note;
-    if (*loss < best_loss_) {
-      best_loss_ = *loss;
+    if (!rec) return;
+    rec->step = step_;
+    result.validation_history.push_back(*rec);
+    const bool best = rec->loss < best_loss_;
+    if (best) {
+      best_loss_ = rec->loss;
       best_step_ = step_;
       evaluations_without_improvement_ = 0;
       if (options_.restore_best()) {
@@ -216,7 +262,6 @@ TrainingResult TrainingLoop::run() {
         best_parameters_.clear();
         for (auto& p : all_params) best_parameters_.push_back(p.detach().clone());
       }
-      note = " (best)";
     } else {
       ++evaluations_without_improvement_;
       if (options_.patience() > 0 && evaluations_without_improvement_ >= options_.patience()) {
@@ -226,16 +271,17 @@ TrainingResult TrainingLoop::run() {
       }
     }
     if (options_.log_every() > 0) {
-      log << fmt::format("{} validation step {} | loss {:.4f}{}\n", name, step_, *loss, note);
+      log << task_.validation_line(name, *rec, best) << '\n';
       log.flush();
     }
   };
 
+  // Sums over the current logging interval.
   double s_loss = 0, s_seconds = 0, run_seconds = 0;
+  std::vector<double> s_parts;
   std::int64_t s_steps = 0, s_tokens = 0, s_labels = 0, s_correct = 0, run_tokens = 0;
   module.train();
   bool stop = finished_;
-  if (finished_) result.stop_reason = finish_reason_;
   while (!stop) {
     if (epoch_ >= options_.epochs()) {
       result.stop_reason = "epochs done";
@@ -256,12 +302,16 @@ TrainingResult TrainingLoop::run() {
         std::string kept = "no checkpoint was written";
         if (last_checkpoint_step >= 0) {
           kept = fmt::format("the last checkpoint '{}' (step {}) is kept", ckpt.string(), last_checkpoint_step);
+        } else if (!ckpt.empty() && std::filesystem::exists(ckpt)) {
+          kept = fmt::format("the checkpoint '{}' is kept (not overwritten)", ckpt.string());
         }
         const auto batch = task_.describe_batch(epoch_, batch_in_epoch_);
-        throw ValueError(fmt::format("{} stopped: {} at step {} (epoch {}, batch {}){}; {}", name, what, step_ + 1,
-                                     epoch_ + 1, batch_in_epoch_, batch.empty() ? "" : "; " + batch, kept));
+        throw ValueError(fmt::format("{} training stopped: {} at step {} (epoch {}, batch {}){}; {}", name, what,
+                                     step_ + 1, epoch_ + 1, batch_in_epoch_, batch.empty() ? "" : "; " + batch, kept));
       };
-      if (!std::isfinite(loss)) fail(fmt::format("non-finite loss {}", loss));
+      if (!std::isfinite(loss)) {
+        fail(fmt::format("non-finite loss {}{}", loss, parts_text(part_names, out.parts, ", ", true)));
+      }
       out.loss.backward();
       if (options_.grad_clip_norm() > 0) {
         const double norm = torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm());
@@ -272,6 +322,8 @@ TrainingResult TrainingLoop::run() {
       ++batch_in_epoch_;
       const double secs = std::chrono::duration<double>(clock::now() - t0).count();
       s_loss += loss;
+      if (s_parts.size() < out.parts.size()) s_parts.resize(out.parts.size(), 0.0);
+      for (std::size_t i = 0; i < out.parts.size(); ++i) s_parts[i] += out.parts[i];
       s_seconds += secs;
       run_seconds += secs;
       s_tokens += out.tokens;
@@ -279,58 +331,43 @@ TrainingResult TrainingLoop::run() {
       s_labels += out.labels;
       s_correct += out.correct;
       ++s_steps;
-      if (options_.log_every() > 0 && s_steps >= options_.log_every()) {
+      // At multiples of log_every, so that a resumed run logs at the same steps as an uninterrupted one.
+      if (options_.log_every() > 0 && step_ % options_.log_every() == 0) {
         TrainingRecord rec{step_, s_loss / double(s_steps), s_labels > 0 ? double(s_correct) / double(s_labels) : 0.0,
-                           s_seconds > 0 ? double(s_tokens) / s_seconds : 0.0};
+                           s_seconds > 0 ? double(s_tokens) / s_seconds : 0.0, {}};
+        for (auto p : s_parts) rec.parts.push_back(p / double(s_steps));
         result.train_history.push_back(rec);
-        log << fmt::format("{} step {} (epoch {}, batch {}/{}) | loss {:.4f} | acc {:.3f} | {:.0f} tok/s\n", name,
-                           step_, epoch_ + 1, batch_in_epoch_, num_batches, rec.loss, rec.token_accuracy,
-                           rec.tokens_per_second);
+        log << task_.progress_line(name, rec, epoch_, batch_in_epoch_, num_batches) << '\n';
         log.flush();
         s_loss = s_seconds = 0;
+        s_parts.assign(s_parts.size(), 0.0);
         s_steps = s_tokens = s_labels = s_correct = 0;
       }
-      bool saved = false;
-      if (options_.eval_every() > 0 && step_ % options_.eval_every() == 0) {
-        validate();
-        save();
-        saved = true;
-        if (finished_) {
-          stop = true;
-          result.stop_reason = finish_reason_;
-          break;
-        }
+      const bool validate_now = options_.eval_every() > 0 && step_ % options_.eval_every() == 0;
+      if (validate_now) validate();
+      if (validate_now || (options_.checkpoint_every() > 0 && step_ % options_.checkpoint_every() == 0)) save();
+      if (finished_) {
+        stop = true;
+        break;
       }
-      if (!saved && options_.checkpoint_every() > 0 && step_ % options_.checkpoint_every() == 0) save();
     }
     if (stop) break;
     ++epoch_;
     batch_in_epoch_ = 0;
     if (options_.eval_every() == 0) validate();
     save();
-    if (finished_) {
-      result.stop_reason = finish_reason_;
-      break;
-    }
+    if (finished_) break;
   }
-  result.stopped_early = result.stop_reason.rfind("early stopping", 0) == 0;
-  auto restore_best = [&] {
-    if (!options_.restore_best() || best_parameters_.empty()) return;
+  // Only early stopping is final (finished_); "epochs done" and "max_steps reached" are pauses that
+  // a later run with more epochs or steps continues exactly, from the last weights in the checkpoint.
+  if (finished_) result.stop_reason = finish_reason_;
+  result.stopped_early = finished_ && finish_reason_.rfind("early stopping", 0) == 0;
+  if (last_checkpoint_step != step_) save();
+  if (options_.restore_best() && !best_parameters_.empty()) {
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < all_params.size() && i < best_parameters_.size(); ++i) {
       all_params[i].copy_(best_parameters_[i]);
     }
-  };
-  if (result.stop_reason == "max_steps reached") {
-    // A pause, not an end: the checkpoint keeps the current weights so that a later run with a
-    // larger budget continues exactly; the caller gets the best weights.
-    save();
-    restore_best();
-  } else {
-    finished_ = true;
-    finish_reason_ = result.stop_reason;
-    restore_best();
-    save();
   }
   module.eval();
   result.steps = step_;
@@ -339,6 +376,11 @@ TrainingResult TrainingLoop::run() {
   result.best_step = best_step_;
   result.tokens_per_second = run_seconds > 0 ? double(run_tokens) / run_seconds : 0.0;
   result.seconds = std::chrono::duration<double>(clock::now() - run_start).count();
+  if (options_.log_every() > 0) {
+    log << fmt::format("{}: {} after {} steps ({:.1f} s, {:.0f} tok/s)\n", name, result.stop_reason, step_,
+                       result.seconds, result.tokens_per_second);
+    log.flush();
+  }
   return result;
 }
 

@@ -1,21 +1,16 @@
-#include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/nn/training_loop.hpp>
 #include <lamia/palette/trainer.hpp>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <cmath>
-#include <iostream>
 #include <numeric>
 #include <random>
-#include <sstream>
 
 namespace lamia {
 
@@ -48,14 +43,6 @@ void apply_palette_lora(PaletteEncoderImpl& encoder, const LoraOptions& options,
 
 namespace {
 
-std::vector<torch::Tensor> trainable(PaletteEncoderImpl& encoder) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : encoder.parameters()) {
-    if (p.requires_grad()) out.push_back(p);
-  }
-  return out;
-}
-
 std::int64_t sample_length(const TokenizedCatalog& c, ItemIndex item, std::int64_t task, std::int64_t L) {
   const auto& it = c.items[item];
   return static_cast<std::int64_t>(it.content.size()) + 2 * L + 2 + static_cast<std::int64_t>(it.answers[task].size());
@@ -68,399 +55,270 @@ struct EvalScope {
   ~EvalScope() { m.train(was_training); }
 };
 
-constexpr std::int64_t kCheckpointFormat = 1;
-
-torch::Tensor string_tensor(const std::string& s) {
-  auto t = torch::empty({static_cast<std::int64_t>(s.size())}, torch::kUInt8);
-  if (!s.empty()) std::memcpy(t.data_ptr<std::uint8_t>(), s.data(), s.size());
-  return t;
-}
-
-std::string tensor_string(const torch::Tensor& t) {
-  auto c = t.contiguous();
-  return std::string(reinterpret_cast<const char*>(c.data_ptr<std::uint8_t>()), static_cast<std::size_t>(c.numel()));
+PaletteLossRecord palette_record(std::int64_t step, double loss, const std::vector<double>& parts, double accuracy,
+                                 double tokens_per_second) {
+  PaletteLossRecord rec;
+  rec.step = step;
+  rec.loss = loss;
+  if (parts.size() == 3) {
+    rec.generation_loss = parts[0];
+    rec.intra_loss = parts[1];
+    rec.inter_loss = parts[2];
+  }
+  rec.token_accuracy = accuracy;
+  rec.tokens_per_second = tokens_per_second;
+  return rec;
 }
 
 }  // namespace
 
+/// What a palette batch is and what its loss is; the TrainingLoop does the rest.
+class PaletteTrainingTask : public TrainingTask {
+ public:
+  using Batches = std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>>;
+
+  PaletteTrainingTask(PaletteEncoder encoder, const TokenizedCatalog& catalog, const PaletteTrainerOptions& options)
+      : encoder_(std::move(encoder)), catalog_(catalog), options_(options) {
+    if (!encoder_) throw ValueError("PaletteTrainer: the encoder is empty (nullptr)");
+    const auto& tokens = encoder_->tokens();
+    if (catalog_.num_attributes() != tokens.num_tasks()) {
+      throw ValueError(fmt::format("PaletteTrainer: the catalog has {} attributes, the encoder {} tasks",
+                                   catalog_.num_attributes(), tokens.num_tasks()));
+    }
+    if (catalog_.num_content_attributes != encoder_->options().num_content_attributes()) {
+      throw ValueError(fmt::format("PaletteTrainer: the catalog was tokenized with r = {}, the encoder has r = {}",
+                                   catalog_.num_content_attributes, encoder_->options().num_content_attributes()));
+    }
+    const auto n = static_cast<std::int64_t>(catalog_.size());
+    if (n < 1) throw ValueError("PaletteTrainer: the catalog has no items");
+    std::vector<ItemIndex> all(n);
+    std::iota(all.begin(), all.end(), 0);
+    std::mt19937_64 rng(options_.seed());
+    std::shuffle(all.begin(), all.end(), rng);
+    auto n_val = static_cast<std::int64_t>(std::floor(options_.validation_fraction() * double(n)));
+    if (options_.validation_fraction() > 0 && n_val == 0 && n >= 2) n_val = 1;
+    validation_items_.assign(all.begin(), all.begin() + n_val);
+    train_items_.assign(all.begin() + n_val, all.end());
+    std::sort(validation_items_.begin(), validation_items_.end());
+    std::sort(train_items_.begin(), train_items_.end());
+    if (train_items_.empty()) throw ValueError("PaletteTrainer: no training items left after the validation split");
+    encoder_->to(options_.device());
+    bool any_trainable = false;
+    for (auto& p : encoder_->parameters()) any_trainable = any_trainable || p.requires_grad();
+    if (!any_trainable) throw ValueError("PaletteTrainer: the encoder has no trainable parameter (requires_grad)");
+  }
+
+  torch::nn::Module& module() override { return *encoder_; }
+  std::int64_t num_batches(std::int64_t epoch) override { return static_cast<std::int64_t>(batches(epoch).size()); }
+
+  StepOutput train_step(std::int64_t epoch, std::int64_t batch) override {
+    const auto& tokens = encoder_->tokens();
+    const auto& spec = batches(epoch)[batch];
+    std::vector<SampleLayout> samples;
+    samples.reserve(spec.size());
+    for (const auto& [item, task] : spec) samples.push_back(make_sample(catalog_, item, task, tokens));
+    const bool need_full = encoder_->options().path() == PalettePath::kReference;
+    auto b = collate_samples(samples, tokens, need_full).to(options_.device());
+    last_items_ = b.items;
+    auto out = encoder_->forward(b);
+    StepOutput step;
+    step.loss = out.loss;
+    step.tokens = b.num_tokens;
+    step.labels = out.label_tokens;
+    step.correct = out.correct_tokens;
+    step.parts = {out.generation_loss.item<double>(), out.intra_loss.item<double>(), out.inter_loss.item<double>()};
+    return step;
+  }
+
+  std::optional<ValidationRecord> validate() override {
+    if (validation_items_.empty()) return std::nullopt;
+    const auto rec = evaluate(validation_items_);
+    return ValidationRecord{0, rec.loss, rec.token_accuracy, {rec.generation_loss, rec.intra_loss, rec.inter_loss}};
+  }
+
+  std::vector<std::string> part_names() override { return {"gen", "intra", "inter"}; }
+
+  std::string describe_batch(std::int64_t, std::int64_t) override {
+    std::vector<std::string> ids;
+    for (auto item : last_items_) ids.push_back(catalog_.item_ids.empty() ? std::to_string(item) : catalog_.item_ids[item]);
+    return fmt::format("items of the batch: {}", fmt::join(ids, ", "));
+  }
+
+  std::vector<std::int64_t> fingerprint() override {
+    const auto& eo = encoder_->options();
+    std::uint64_t h = 1469598103934665603ULL;
+    for (auto item : train_items_) h = (h ^ static_cast<std::uint64_t>(item)) * 1099511628211ULL;
+    return {eo.palette_size(), eo.num_attributes(), options_.batch_size(), static_cast<std::int64_t>(options_.seed()),
+            options_.group_batches(), static_cast<std::int64_t>(train_items_.size()), static_cast<std::int64_t>(h)};
+  }
+  std::vector<std::string> fingerprint_names() override {
+    return {"palette_size", "num_attributes", "batch_size", "seed", "group_batches",
+            "training items (catalog or validation split differ)",
+            "a hash of the training items (catalog or validation split differ)"};
+  }
+
+  std::string progress_line(const std::string& name, const TrainingRecord& r, std::int64_t epoch, std::int64_t,
+                            std::int64_t) override {
+    return fmt::format("{} step {} | epoch {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f} | {:.0f} tok/s",
+                       name, r.step, epoch + 1, r.loss, r.parts.at(0), r.parts.at(1), r.parts.at(2), r.token_accuracy,
+                       r.tokens_per_second);
+  }
+  std::string validation_line(const std::string& name, const ValidationRecord& r, bool best) override {
+    return fmt::format("{} validation step {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f}{}", name,
+                       r.step, r.loss, r.parts.at(0), r.parts.at(1), r.parts.at(2), r.token_accuracy,
+                       best ? " (best)" : "");
+  }
+
+  Batches epoch_batches(std::int64_t epoch) const {
+    const auto m = catalog_.num_attributes();
+    const auto L = encoder_->options().palette_size();
+    std::vector<std::pair<ItemIndex, std::int64_t>> samples;
+    samples.reserve(train_items_.size() * m);
+    for (auto item : train_items_)
+      for (std::int64_t t = 0; t < m; ++t) samples.emplace_back(item, t);
+    std::mt19937_64 rng(options_.seed() + 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(epoch + 1));
+    std::shuffle(samples.begin(), samples.end(), rng);
+    const auto bs = options_.batch_size();
+    const auto window = bs * options_.group_batches();
+    Batches out;
+    for (std::size_t w = 0; w < samples.size(); w += window) {
+      const auto end = std::min(samples.size(), w + static_cast<std::size_t>(window));
+      std::stable_sort(samples.begin() + w, samples.begin() + end, [&](const auto& a, const auto& b) {
+        return sample_length(catalog_, a.first, a.second, L) < sample_length(catalog_, b.first, b.second, L);
+      });
+      for (auto b = w; b < end; b += bs) {
+        out.emplace_back(samples.begin() + b, samples.begin() + std::min(end, b + static_cast<std::size_t>(bs)));
+      }
+    }
+    std::shuffle(out.begin(), out.end(), rng);
+    return out;
+  }
+
+  /// Mean losses and token accuracy of every task of items (step 0).
+  PaletteLossRecord evaluate(const std::vector<ItemIndex>& items) {
+    PaletteLossRecord rec;
+    if (items.empty()) return rec;
+    EvalScope scope(*encoder_);
+    torch::NoGradGuard no_grad;
+    const auto& tokens = encoder_->tokens();
+    const auto& lo = encoder_->options().losses();
+    const auto bs = static_cast<std::size_t>(options_.batch_size());
+    double gen_sum = 0, intra_sum = 0, inter_sum = 0;
+    std::int64_t label_tokens = 0, correct = 0, batches = 0;
+    for (std::int64_t task = 0; task < tokens.num_tasks(); ++task) {
+      for (std::size_t b = 0; b < items.size(); b += bs) {
+        std::vector<SampleLayout> samples;
+        for (auto k = b; k < std::min(items.size(), b + bs); ++k) samples.push_back(make_sample(catalog_, items[k], task, tokens));
+        auto batch = collate_samples(samples, tokens, false).to(options_.device());
+        auto out = encoder_->forward(batch, PalettePath::kFast);
+        const double g = out.generation_loss.item<double>();
+        gen_sum += lo.reduction() == Reduction::kMean ? g * double(out.label_tokens) : g;
+        intra_sum += out.intra_loss.item<double>();
+        inter_sum += out.inter_loss.item<double>();
+        label_tokens += out.label_tokens;
+        correct += out.correct_tokens;
+        ++batches;
+      }
+    }
+    rec.generation_loss = lo.reduction() == Reduction::kMean ? gen_sum / std::max<double>(1, label_tokens) : gen_sum;
+    rec.intra_loss = intra_sum / double(batches);
+    rec.inter_loss = inter_sum / double(batches);
+    double cl = 0;
+    switch (lo.contrastive()) {
+      case ContrastiveMode::kBoth: cl = rec.intra_loss + rec.inter_loss; break;
+      case ContrastiveMode::kIntraOnly: cl = rec.intra_loss; break;
+      case ContrastiveMode::kInterOnly: cl = rec.inter_loss; break;
+      case ContrastiveMode::kOff: break;
+    }
+    rec.loss = rec.generation_loss + lo.gamma() * cl;
+    rec.token_accuracy = label_tokens > 0 ? double(correct) / double(label_tokens) : 0.0;
+    return rec;
+  }
+
+  std::vector<ItemIndex> train_items_, validation_items_;
+
+ private:
+  const Batches& batches(std::int64_t epoch) {
+    if (epoch != cached_epoch_) {
+      cached_batches_ = epoch_batches(epoch);
+      cached_epoch_ = epoch;
+    }
+    return cached_batches_;
+  }
+
+  PaletteEncoder encoder_;
+  const TokenizedCatalog& catalog_;
+  PaletteTrainerOptions options_;
+  std::int64_t cached_epoch_ = -1;
+  Batches cached_batches_;
+  std::vector<ItemIndex> last_items_;
+};
+
 PaletteTrainer::PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& catalog, PaletteTrainerOptions options)
-    : encoder_(std::move(encoder)), catalog_(catalog), options_(std::move(options)) {
+    : encoder_(std::move(encoder)), options_(std::move(options)) {
   options_.check();
-  if (!encoder_) throw ValueError("PaletteTrainer: the encoder is empty (nullptr)");
-  const auto& tokens = encoder_->tokens();
-  if (catalog_.num_attributes() != tokens.num_tasks()) {
-    throw ValueError(fmt::format("PaletteTrainer: the catalog has {} attributes, the encoder {} tasks",
-                                 catalog_.num_attributes(), tokens.num_tasks()));
-  }
-  if (catalog_.num_content_attributes != encoder_->options().num_content_attributes()) {
-    throw ValueError(fmt::format("PaletteTrainer: the catalog was tokenized with r = {}, the encoder has r = {}",
-                                 catalog_.num_content_attributes, encoder_->options().num_content_attributes()));
-  }
-  const auto n = static_cast<std::int64_t>(catalog_.size());
-  if (n < 1) throw ValueError("PaletteTrainer: the catalog has no items");
-  std::vector<ItemIndex> all(n);
-  std::iota(all.begin(), all.end(), 0);
-  std::mt19937_64 rng(options_.seed());
-  std::shuffle(all.begin(), all.end(), rng);
-  auto n_val = static_cast<std::int64_t>(std::floor(options_.validation_fraction() * double(n)));
-  if (options_.validation_fraction() > 0 && n_val == 0 && n >= 2) n_val = 1;
-  validation_items_.assign(all.begin(), all.begin() + n_val);
-  train_items_.assign(all.begin() + n_val, all.end());
-  std::sort(validation_items_.begin(), validation_items_.end());
-  std::sort(train_items_.begin(), train_items_.end());
-  if (train_items_.empty()) throw ValueError("PaletteTrainer: no training items left after the validation split");
-  encoder_->to(options_.device());
-  auto params = trainable(*encoder_);
-  if (params.empty()) throw ValueError("PaletteTrainer: the encoder has no trainable parameter (requires_grad)");
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      params, torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
+  task_ = std::make_unique<PaletteTrainingTask>(encoder_, catalog, options_);
+  loop_ = std::make_unique<TrainingLoop>(*task_, TrainingLoopOptions()
+                                                     .name("palette")
+                                                     .learning_rate(options_.learning_rate())
+                                                     .weight_decay(options_.weight_decay())
+                                                     .epochs(options_.epochs())
+                                                     .max_steps(options_.max_steps())
+                                                     .grad_clip_norm(options_.grad_clip_norm())
+                                                     .eval_every(options_.eval_every())
+                                                     .patience(options_.patience())
+                                                     .restore_best(options_.restore_best())
+                                                     .seed(options_.seed())
+                                                     .checkpoint_path(options_.checkpoint_path())
+                                                     .checkpoint_every(options_.checkpoint_every())
+                                                     .resume(options_.resume())
+                                                     .log_every(options_.log_every())
+                                                     .log(options_.log()));
 }
 
+PaletteTrainer::~PaletteTrainer() = default;
+PaletteTrainer::PaletteTrainer(PaletteTrainer&&) noexcept = default;
+PaletteTrainer& PaletteTrainer::operator=(PaletteTrainer&&) noexcept = default;
+
+const std::vector<ItemIndex>& PaletteTrainer::train_items() const noexcept { return task_->train_items_; }
+const std::vector<ItemIndex>& PaletteTrainer::validation_items() const noexcept { return task_->validation_items_; }
+std::int64_t PaletteTrainer::step() const noexcept { return loop_->step(); }
+torch::optim::Optimizer& PaletteTrainer::optimizer() { return loop_->optimizer(); }
+
 std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>> PaletteTrainer::epoch_batches(std::int64_t epoch) const {
-  const auto m = catalog_.num_attributes();
-  const auto L = encoder_->options().palette_size();
-  std::vector<std::pair<ItemIndex, std::int64_t>> samples;
-  samples.reserve(train_items_.size() * m);
-  for (auto item : train_items_)
-    for (std::int64_t t = 0; t < m; ++t) samples.emplace_back(item, t);
-  std::mt19937_64 rng(options_.seed() + 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(epoch + 1));
-  std::shuffle(samples.begin(), samples.end(), rng);
-  const auto bs = options_.batch_size();
-  const auto window = bs * options_.group_batches();
-  std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>> batches;
-  for (std::size_t w = 0; w < samples.size(); w += window) {
-    const auto end = std::min(samples.size(), w + static_cast<std::size_t>(window));
-    std::stable_sort(samples.begin() + w, samples.begin() + end, [&](const auto& a, const auto& b) {
-      return sample_length(catalog_, a.first, a.second, L) < sample_length(catalog_, b.first, b.second, L);
-    });
-    for (auto b = w; b < end; b += bs) {
-      batches.emplace_back(samples.begin() + b, samples.begin() + std::min(end, b + static_cast<std::size_t>(bs)));
-    }
-  }
-  std::shuffle(batches.begin(), batches.end(), rng);
-  return batches;
+  return task_->epoch_batches(epoch);
 }
 
 PaletteLossRecord PaletteTrainer::evaluate(const std::vector<ItemIndex>& items) {
-  PaletteLossRecord rec;
-  rec.step = step_;
-  if (items.empty()) return rec;
-  EvalScope scope(*encoder_);
-  torch::NoGradGuard no_grad;
-  const auto& tokens = encoder_->tokens();
-  const auto& lo = encoder_->options().losses();
-  const auto bs = static_cast<std::size_t>(options_.batch_size());
-  double gen_sum = 0, intra_sum = 0, inter_sum = 0;
-  std::int64_t label_tokens = 0, correct = 0, batches = 0;
-  for (std::int64_t task = 0; task < tokens.num_tasks(); ++task) {
-    for (std::size_t b = 0; b < items.size(); b += bs) {
-      std::vector<SampleLayout> samples;
-      for (auto k = b; k < std::min(items.size(), b + bs); ++k) samples.push_back(make_sample(catalog_, items[k], task, tokens));
-      auto batch = collate_samples(samples, tokens, false).to(options_.device());
-      auto out = encoder_->forward(batch, PalettePath::kFast);
-      const double g = out.generation_loss.item<double>();
-      gen_sum += lo.reduction() == Reduction::kMean ? g * double(out.label_tokens) : g;
-      intra_sum += out.intra_loss.item<double>();
-      inter_sum += out.inter_loss.item<double>();
-      label_tokens += out.label_tokens;
-      correct += out.correct_tokens;
-      ++batches;
-    }
-  }
-  rec.generation_loss = lo.reduction() == Reduction::kMean ? gen_sum / std::max<double>(1, label_tokens) : gen_sum;
-  rec.intra_loss = intra_sum / double(batches);
-  rec.inter_loss = inter_sum / double(batches);
-  double cl = 0;
-  switch (lo.contrastive()) {
-    case ContrastiveMode::kBoth: cl = rec.intra_loss + rec.inter_loss; break;
-    case ContrastiveMode::kIntraOnly: cl = rec.intra_loss; break;
-    case ContrastiveMode::kInterOnly: cl = rec.inter_loss; break;
-    case ContrastiveMode::kOff: break;
-  }
-  rec.loss = rec.generation_loss + lo.gamma() * cl;
-  rec.token_accuracy = label_tokens > 0 ? double(correct) / double(label_tokens) : 0.0;
+  auto rec = task_->evaluate(items);
+  rec.step = loop_->step();
   return rec;
 }
 
-void PaletteTrainer::save_checkpoint(const std::filesystem::path& path) const {
-  torch::serialize::OutputArchive ar;
-  ar.write("format", torch::tensor({kCheckpointFormat}, torch::kInt64));
-  torch::serialize::OutputArchive model;
-  encoder_->save(model);
-  ar.write("model", model);
-  torch::serialize::OutputArchive optim;
-  optimizer_->save(optim);
-  ar.write("optimizer", optim);
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    ar.write("rng", gen.get_state());
-  }
-  if (options_.device().is_cuda()) {
-    // Dropout on the GPU draws from the device's generator: its state resumes too.
-    auto gen = at::globalContext().defaultGenerator(options_.device());
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    ar.write("cuda_rng", gen.get_state());
-  }
-  const auto& eo = encoder_->options();
-  ar.write("state", torch::tensor({step_, epoch_, batch_in_epoch_, best_step_, evaluations_without_improvement_,
-                                   static_cast<std::int64_t>(finished_), eo.palette_size(), eo.num_attributes(),
-                                   options_.batch_size(), static_cast<std::int64_t>(options_.seed()),
-                                   options_.group_batches()},
-                                  torch::kInt64));
-  ar.write("best_loss", torch::tensor({best_validation_loss_}, torch::kFloat64));
-  ar.write("finish_reason", string_tensor(finish_reason_));
-  ar.write("train_items", torch::tensor(std::vector<std::int64_t>(train_items_.begin(), train_items_.end()), torch::kInt64));
-  ar.write("num_best", torch::tensor({static_cast<std::int64_t>(best_parameters_.size())}, torch::kInt64));
-  for (std::size_t i = 0; i < best_parameters_.size(); ++i) ar.write(fmt::format("best_{}", i), best_parameters_[i]);
-  write_file_atomically(path, [&](std::ostream& os) { ar.save_to(os); });
-}
+void PaletteTrainer::save_checkpoint(const std::filesystem::path& path) const { loop_->save_checkpoint(path); }
 
-void PaletteTrainer::load_checkpoint(const std::filesystem::path& path) {
-  torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path.string(), options_.device());
-  } catch (const c10::Error& e) {
-    throw IOError(fmt::format("cannot read palette checkpoint '{}': {}", path.string(), e.what_without_backtrace()));
-  }
-  auto read = [&](const char* key) {
-    torch::Tensor t;
-    if (!ar.try_read(key, t)) {
-      throw ValueError(fmt::format("palette checkpoint '{}': missing entry '{}' (not a palette trainer checkpoint?)",
-                                   path.string(), key));
-    }
-    return t.to(torch::kCPU);
-  };
-  const auto format = read("format")[0].item<std::int64_t>();
-  if (format != kCheckpointFormat) {
-    throw ValueError(fmt::format("palette checkpoint '{}': format {} (this build reads format {})", path.string(),
-                                 format, kCheckpointFormat));
-  }
-  auto state = read("state");
-  if (state.numel() != 11) throw ValueError(fmt::format("palette checkpoint '{}': malformed 'state'", path.string()));
-  auto s = state.accessor<std::int64_t, 1>();
-  const auto& eo = encoder_->options();
-  auto expect = [&](std::int64_t got, std::int64_t want, const char* what) {
-    if (got != want) {
-      throw ValueError(fmt::format("palette checkpoint '{}' was written with {} = {}, this trainer has {}",
-                                   path.string(), what, got, want));
-    }
-  };
-  expect(s[6], eo.palette_size(), "palette_size");
-  expect(s[7], eo.num_attributes(), "num_attributes");
-  expect(s[8], options_.batch_size(), "batch_size");
-  expect(s[9], static_cast<std::int64_t>(options_.seed()), "seed");
-  expect(s[10], options_.group_batches(), "group_batches");
-  auto items = read("train_items");
-  if (!items.equal(torch::tensor(std::vector<std::int64_t>(train_items_.begin(), train_items_.end()), torch::kInt64))) {
-    throw ValueError(fmt::format("palette checkpoint '{}' was trained on other items (catalog or validation split differ)",
-                                 path.string()));
-  }
-  try {
-    torch::serialize::InputArchive model, optim;
-    ar.read("model", model);
-    encoder_->load(model);
-    ar.read("optimizer", optim);
-    optimizer_->load(optim);
-  } catch (const c10::Error& e) {
-    throw ValueError(fmt::format("palette checkpoint '{}' does not fit this model: {}", path.string(),
-                                 e.what_without_backtrace()));
-  }
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(read("rng"));
-  }
-  torch::Tensor cuda_rng;
-  if (options_.device().is_cuda() && ar.try_read("cuda_rng", cuda_rng)) {
-    // Only a checkpoint written on CUDA has it; one written on the CPU leaves the device's generator as it is.
-    auto gen = at::globalContext().defaultGenerator(options_.device());
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(cuda_rng.to(torch::kCPU));
-  }
-  step_ = s[0];
-  epoch_ = s[1];
-  batch_in_epoch_ = s[2];
-  best_step_ = s[3];
-  evaluations_without_improvement_ = s[4];
-  finished_ = s[5] != 0;
-  best_validation_loss_ = read("best_loss")[0].item<double>();
-  finish_reason_ = tensor_string(read("finish_reason"));
-  const auto num_best = read("num_best")[0].item<std::int64_t>();
-  best_parameters_.clear();
-  for (std::int64_t i = 0; i < num_best; ++i) best_parameters_.push_back(read(fmt::format("best_{}", i).c_str()).to(options_.device()));
-}
+void PaletteTrainer::load_checkpoint(const std::filesystem::path& path) { loop_->load_checkpoint(path); }
 
 PaletteTrainResult PaletteTrainer::train() {
-  using clock = std::chrono::steady_clock;
-  const auto run_start = clock::now();
+  const auto r = loop_->run();
+  encoder_->train();  // the loop ends in eval mode; this trainer always left the encoder in training mode
   PaletteTrainResult result;
-  std::ostream& log = options_.log() ? *options_.log() : std::cerr;
-  const std::filesystem::path ckpt = options_.checkpoint_path();
-  std::int64_t last_checkpoint_step = -1;
-  if (!ckpt.empty() && options_.resume() && std::filesystem::exists(ckpt)) {
-    load_checkpoint(ckpt);
-    result.resumed = true;
-    result.resumed_at_step = step_;
-    last_checkpoint_step = step_;
-    if (options_.log_every() > 0) log << fmt::format("palette: resumed from '{}' at step {} (epoch {}, batch {})\n",
-                                                     ckpt.string(), step_, epoch_ + 1, batch_in_epoch_);
-  } else {
-    torch::manual_seed(options_.seed());
+  result.steps = r.steps;
+  result.epochs_completed = r.epochs_completed - r.resumed_at_epoch;  // in this run
+  result.resumed = r.resumed;
+  result.resumed_at_step = r.resumed_at_step;
+  result.stopped_early = r.stopped_early;
+  result.stop_reason = r.stop_reason;
+  for (const auto& t : r.train_history) {
+    result.train_history.push_back(palette_record(t.step, t.loss, t.parts, t.token_accuracy, t.tokens_per_second));
   }
-  auto save = [&] {
-    if (ckpt.empty()) return;
-    save_checkpoint(ckpt);
-    last_checkpoint_step = step_;
-  };
-  const auto& tokens = encoder_->tokens();
-  const auto params = trainable(*encoder_);
-  const bool need_full = encoder_->options().path() == PalettePath::kReference;
-  auto all_params = encoder_->parameters();
-
-  auto run_evaluation = [&] {
-    if (validation_items_.empty()) return;
-    auto rec = evaluate(validation_items_);
-    result.validation_history.push_back(rec);
-    std::string note;
-    if (rec.loss < best_validation_loss_) {
-      best_validation_loss_ = rec.loss;
-      best_step_ = step_;
-      evaluations_without_improvement_ = 0;
-      if (options_.restore_best()) {
-        torch::NoGradGuard no_grad;
-        best_parameters_.clear();
-        for (auto& p : all_params) best_parameters_.push_back(p.detach().clone());
-      }
-      note = " (best)";
-    } else {
-      ++evaluations_without_improvement_;
-      if (options_.patience() > 0 && evaluations_without_improvement_ >= options_.patience()) {
-        finished_ = true;
-        finish_reason_ = fmt::format("early stopping (no better validation loss in {} evaluations; best {:.4f} at step {})",
-                                     evaluations_without_improvement_, best_validation_loss_, best_step_);
-      }
-    }
-    if (options_.log_every() > 0) {
-      log << fmt::format("palette validation step {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f}{}\n",
-                         step_, rec.loss, rec.generation_loss, rec.intra_loss, rec.inter_loss, rec.token_accuracy, note);
-      log.flush();
-    }
-  };
-
-  // Sums over the current logging interval.
-  double s_loss = 0, s_gen = 0, s_intra = 0, s_inter = 0;
-  std::int64_t s_correct = 0, s_labels = 0, s_steps = 0, s_tokens = 0, run_tokens = 0;
-  double s_seconds = 0, run_seconds = 0;
-  encoder_->train();
-  bool stop = finished_;
-  if (finished_) result.stop_reason = finish_reason_;
-  while (!stop) {
-    if (epoch_ >= options_.epochs()) {
-      result.stop_reason = "epochs done";
-      break;
-    }
-    const auto batches = epoch_batches(epoch_);
-    while (batch_in_epoch_ < static_cast<std::int64_t>(batches.size())) {
-      if (options_.max_steps() > 0 && step_ >= options_.max_steps()) {
-        stop = true;
-        result.stop_reason = "max_steps reached";
-        break;
-      }
-      const auto t0 = clock::now();
-      const auto& spec = batches[batch_in_epoch_];
-      std::vector<SampleLayout> samples;
-      samples.reserve(spec.size());
-      for (const auto& [item, task] : spec) samples.push_back(make_sample(catalog_, item, task, tokens));
-      auto batch = collate_samples(samples, tokens, need_full).to(options_.device());
-      optimizer_->zero_grad();
-      auto out = encoder_->forward(batch);
-      const double loss = out.loss.item<double>();
-      auto fail = [&](const std::string& what) {
-        std::vector<std::string> ids;
-        for (auto item : batch.items) ids.push_back(catalog_.item_ids.empty() ? std::to_string(item) : catalog_.item_ids[item]);
-        std::string kept = "no checkpoint was written";
-        if (last_checkpoint_step >= 0) {
-          kept = fmt::format("the last checkpoint '{}' (step {}) is kept", ckpt.string(), last_checkpoint_step);
-        } else if (!ckpt.empty() && std::filesystem::exists(ckpt)) {
-          kept = fmt::format("the checkpoint '{}' is kept (not overwritten)", ckpt.string());
-        }
-        throw ValueError(fmt::format("palette training stopped: {} at step {} (epoch {}, batch {}); items of the batch: {}; {}",
-                                     what, step_ + 1, epoch_ + 1, batch_in_epoch_, fmt::join(ids, ", "), kept));
-      };
-      if (!std::isfinite(loss)) {
-        fail(fmt::format("non-finite loss {} (gen {}, intra {}, inter {})", loss, out.generation_loss.item<double>(),
-                         out.intra_loss.item<double>(), out.inter_loss.item<double>()));
-      }
-      out.loss.backward();
-      if (options_.grad_clip_norm() > 0) {
-        const double norm = torch::nn::utils::clip_grad_norm_(params, options_.grad_clip_norm());
-        if (!std::isfinite(norm)) fail(fmt::format("non-finite gradient norm {}", norm));
-      }
-      optimizer_->step();
-      ++step_;
-      ++batch_in_epoch_;
-      const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-      s_loss += loss;
-      s_gen += out.generation_loss.item<double>();
-      s_intra += out.intra_loss.item<double>();
-      s_inter += out.inter_loss.item<double>();
-      s_correct += out.correct_tokens;
-      s_labels += out.label_tokens;
-      s_tokens += batch.num_tokens;
-      s_seconds += secs;
-      ++s_steps;
-      run_tokens += batch.num_tokens;
-      run_seconds += secs;
-      if (options_.log_every() > 0 && step_ % options_.log_every() == 0) {
-        PaletteLossRecord rec;
-        rec.step = step_;
-        rec.loss = s_loss / s_steps;
-        rec.generation_loss = s_gen / s_steps;
-        rec.intra_loss = s_intra / s_steps;
-        rec.inter_loss = s_inter / s_steps;
-        rec.token_accuracy = s_labels > 0 ? double(s_correct) / double(s_labels) : 0.0;
-        rec.tokens_per_second = s_seconds > 0 ? double(s_tokens) / s_seconds : 0.0;
-        result.train_history.push_back(rec);
-        log << fmt::format("palette step {} | epoch {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f} | {:.0f} tok/s\n",
-                           step_, epoch_ + 1, rec.loss, rec.generation_loss, rec.intra_loss, rec.inter_loss,
-                           rec.token_accuracy, rec.tokens_per_second);
-        log.flush();
-        s_loss = s_gen = s_intra = s_inter = s_seconds = 0;
-        s_correct = s_labels = s_steps = s_tokens = 0;
-      }
-      const bool eval_now = options_.eval_every() > 0 && step_ % options_.eval_every() == 0;
-      if (eval_now) run_evaluation();
-      if (eval_now || (options_.checkpoint_every() > 0 && step_ % options_.checkpoint_every() == 0)) save();
-      if (finished_) {
-        stop = true;
-        break;
-      }
-    }
-    if (stop) break;
-    ++epoch_;
-    batch_in_epoch_ = 0;
-    ++result.epochs_completed;
-    if (options_.eval_every() == 0) run_evaluation();
-    save();
-    if (finished_) break;
+  for (const auto& v : r.validation_history) {
+    result.validation_history.push_back(palette_record(v.step, v.loss, v.parts, v.token_accuracy, 0.0));
   }
-  if (finished_) result.stop_reason = finish_reason_;
-  result.stopped_early = finished_ && finish_reason_.rfind("early stopping", 0) == 0;
-  if (last_checkpoint_step != step_) save();
-  if (options_.restore_best() && !best_parameters_.empty()) {
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < all_params.size() && i < best_parameters_.size(); ++i) all_params[i].copy_(best_parameters_[i]);
-  }
-  result.steps = step_;
-  result.best_validation_loss = best_validation_loss_;
-  result.best_step = best_step_;
-  result.tokens_per_second = run_seconds > 0 ? double(run_tokens) / run_seconds : 0.0;
-  result.seconds = std::chrono::duration<double>(clock::now() - run_start).count();
-  if (options_.log_every() > 0) {
-    log << fmt::format("palette: {} after {} steps ({:.1f} s, {:.0f} tok/s)\n", result.stop_reason, step_,
-                       result.seconds, result.tokens_per_second);
-  }
+  result.best_validation_loss = r.best_validation_loss;
+  result.best_step = r.best_step;
+  result.tokens_per_second = r.tokens_per_second;
+  result.seconds = r.seconds;
   return result;
 }
 

@@ -59,7 +59,7 @@ struct TrainingLoopOptions {
   TORCH_ARG(std::int64_t, checkpoint_every) = 0;
   /// Continue from checkpoint_path when it exists.
   TORCH_ARG(bool, resume) = true;
-  /// Print a progress line every this many steps (0: silent).
+  /// Print a progress line at every step that is a multiple of this (0: silent), and a last line.
   TORCH_ARG(std::int64_t, log_every) = 50;
   /// Where progress lines go (nullptr: std::cerr).
   TORCH_ARG(TrainingLogStream, log) = nullptr;
@@ -77,6 +77,24 @@ struct StepOutput {
   std::int64_t tokens = 0;     ///< input tokens processed (for the rate)
   std::int64_t labels = 0;     ///< predictions in the loss
   std::int64_t correct = 0;    ///< of those, argmax-correct (0 when the task does not count)
+  std::vector<double> parts;   ///< the loss's named parts (TrainingTask::part_names), averaged in the records
+};
+
+/// Averages over one logging interval.
+struct TrainingRecord {
+  std::int64_t step = 0;
+  double loss = 0.0;
+  double token_accuracy = 0.0;
+  double tokens_per_second = 0.0;
+  std::vector<double> parts;  ///< means of StepOutput::parts
+};
+
+/// One validation: the loss early stopping looks at, and what else the task measured.
+struct ValidationRecord {
+  std::int64_t step = 0;
+  double loss = 0.0;
+  double token_accuracy = 0.0;
+  std::vector<double> parts;  ///< named by TrainingTask::part_names
 };
 
 /// What is trained. Batches must be deterministic in (seed, epoch, batch) for exact resume.
@@ -90,30 +108,30 @@ class TrainingTask {
   virtual StepOutput train_step(std::int64_t epoch, std::int64_t batch) = 0;
   /// Validation loss (lower is better), or nullopt when there is no validation data.
   virtual std::optional<double> validation_loss() { return std::nullopt; }
+  /// A whole validation record (loss, parts, accuracy); the loop sets its step. The default wraps
+  /// validation_loss(). Runs in eval mode without gradients.
+  virtual std::optional<ValidationRecord> validate();
+  /// Names of StepOutput::parts and ValidationRecord::parts (in errors and default log lines).
+  virtual std::vector<std::string> part_names() { return {}; }
   /// Words that identify a batch in an error (e.g. its users), for a non-finite loss.
   virtual std::string describe_batch(std::int64_t /*epoch*/, std::int64_t /*batch*/) { return ""; }
   /// Numbers that must match for a checkpoint to resume this task (sizes, seed, data).
   virtual std::vector<std::int64_t> fingerprint() = 0;
-};
-
-/// Averages over one logging interval.
-struct TrainingRecord {
-  std::int64_t step = 0;
-  double loss = 0.0;
-  double token_accuracy = 0.0;
-  double tokens_per_second = 0.0;
-};
-
-struct ValidationRecord {
-  std::int64_t step = 0;
-  double loss = 0.0;
+  /// Names of the fingerprint's numbers (empty: a mismatch prints both lists; else it names the first).
+  virtual std::vector<std::string> fingerprint_names() { return {}; }
+  /// The progress line of a logging interval (no newline); `name` is TrainingLoopOptions::name.
+  virtual std::string progress_line(const std::string& name, const TrainingRecord& record, std::int64_t epoch,
+                                    std::int64_t batch, std::int64_t num_batches);
+  /// The line of a validation (no newline); best: it is the lowest validation loss so far.
+  virtual std::string validation_line(const std::string& name, const ValidationRecord& record, bool best);
 };
 
 struct TrainingResult {
   std::int64_t steps = 0;  ///< optimizer steps in total (resumed ones included)
-  std::int64_t epochs_completed = 0;
+  std::int64_t epochs_completed = 0;  ///< in total (resumed ones included)
   bool resumed = false;
   std::int64_t resumed_at_step = 0;
+  std::int64_t resumed_at_epoch = 0;  ///< epochs completed before this run
   bool stopped_early = false;
   std::string stop_reason;  ///< "epochs done", "max_steps reached", "early stopping (...)"
   std::vector<TrainingRecord> train_history;         ///< this run
@@ -130,13 +148,19 @@ class TrainingLoop {
   ~TrainingLoop();
   /// Trains to the end (resuming when a checkpoint exists and resume is set). A non-finite loss or
   /// gradient norm throws ValueError naming the step and the batch; the checkpoint on disk is kept.
+  /// Only early stopping is final: a run that ended at its epochs or max_steps continues from its
+  /// checkpoint when called again with more of them. The module ends in eval mode with the best
+  /// validation weights (restore_best); the checkpoint keeps the last ones.
   TrainingResult run();
   /// Writes the whole state atomically.
   void save_checkpoint(const std::filesystem::path& path) const;
   /// Restores a state written by save_checkpoint; ValueError when it belongs to another task setup.
   void load_checkpoint(const std::filesystem::path& path);
   std::int64_t step() const noexcept { return step_; }
+  /// The epoch training is in (epochs completed).
+  std::int64_t epoch() const noexcept { return epoch_; }
   const TrainingLoopOptions& options() const noexcept { return options_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
  private:
   TrainingTask& task_;

@@ -1,9 +1,9 @@
 #pragma once
 // Training the palette encoder: samples are (item, task) pairs of the training items, shuffled
-// per epoch and grouped by length into batches; Adam with gradient clipping; early stopping on
-// a held-out slice of items; checkpoints that resume exactly where training stopped (weights,
-// optimizer state, torch's RNG state (and the CUDA generator's when training on CUDA), data order,
-// early-stopping state).
+// per epoch and grouped by length into batches; lamia's TrainingLoop does the rest (Adam with
+// gradient clipping, early stopping on a held-out slice of items, checkpoints that resume exactly
+// where training stopped: weights, optimizer state, torch's RNG state (and the CUDA generator's
+// when training on CUDA), data order, early-stopping state).
 //
 //   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().max_steps(2000)
 //                                                  .checkpoint_path("run/palette.ckpt"));
@@ -22,7 +22,6 @@
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -162,15 +161,23 @@ void visit_fields(PaletteTrainResult& o, V&& v) {
 /// task tokens learn (PEFT's modules_to_save = ["embed_tokens"]).
 void apply_palette_lora(PaletteEncoderImpl& encoder, const LoraOptions& options, bool train_embeddings = true);
 
+class PaletteTrainingTask;
+class TrainingLoop;
+
+/// The palette encoder's training task on lamia's one TrainingLoop (nn/training_loop.hpp), which
+/// owns Adam, clipping, validation, early stopping, progress lines and checkpoints.
 class PaletteTrainer {
  public:
   /// Splits the items of catalog into training and validation items (seeded). The encoder is
   /// trained in place; only its parameters with requires_grad are optimized.
   PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& catalog, PaletteTrainerOptions options = {});
+  ~PaletteTrainer();
+  PaletteTrainer(PaletteTrainer&&) noexcept;
+  PaletteTrainer& operator=(PaletteTrainer&&) noexcept;
 
   /// Trains (resuming from options.checkpoint_path() when it exists and resume is set).
   /// A non-finite loss or gradient norm throws ValueError naming the step and the batch's item
-  /// ids; the last checkpoint on disk is left as it was.
+  /// ids; the last checkpoint on disk is left as it was. The encoder stays in training mode.
   PaletteTrainResult train();
 
   /// Mean losses and token accuracy of every task of items (no gradient, eval mode).
@@ -182,31 +189,20 @@ class PaletteTrainer {
   /// ValueError when it belongs to another setup (palette size, tasks, batch size, seed, items).
   void load_checkpoint(const std::filesystem::path& path);
 
-  const std::vector<ItemIndex>& train_items() const noexcept { return train_items_; }
-  const std::vector<ItemIndex>& validation_items() const noexcept { return validation_items_; }
+  const std::vector<ItemIndex>& train_items() const noexcept;
+  const std::vector<ItemIndex>& validation_items() const noexcept;
   /// The batches of an epoch, as lists of (item, task) samples (deterministic in seed and epoch).
   std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>> epoch_batches(std::int64_t epoch) const;
-  std::int64_t step() const noexcept { return step_; }
+  std::int64_t step() const noexcept;
   const PaletteTrainerOptions& options() const noexcept { return options_; }
   PaletteEncoder encoder() const { return encoder_; }
-  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  torch::optim::Optimizer& optimizer();
 
  private:
   PaletteEncoder encoder_;
-  const TokenizedCatalog& catalog_;
   PaletteTrainerOptions options_;
-  std::vector<ItemIndex> train_items_, validation_items_;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  // Where training stands; all of it goes into checkpoints.
-  std::int64_t step_ = 0;
-  std::int64_t epoch_ = 0;
-  std::int64_t batch_in_epoch_ = 0;
-  double best_validation_loss_ = std::numeric_limits<double>::infinity();
-  std::int64_t best_step_ = -1;
-  std::int64_t evaluations_without_improvement_ = 0;
-  std::vector<torch::Tensor> best_parameters_;
-  bool finished_ = false;
-  std::string finish_reason_;
+  std::unique_ptr<PaletteTrainingTask> task_;
+  std::unique_ptr<TrainingLoop> loop_;
 };
 
 }  // namespace lamia

@@ -210,3 +210,173 @@ TEST_CASE("mean intra-item cosine is the mean over distinct positions", "[palett
   CHECK(mean_intra_cosine(p) == Approx(0.5));
   CHECK_THROWS_AS(mean_intra_cosine(torch::zeros({2, 1, 3})), c10::ValueError);
 }
+
+
+namespace {
+
+struct Golden {
+  std::int64_t step;
+  double loss;
+};
+
+// Compares a history with losses recorded from the trainer as it was before it moved onto
+// TrainingLoop. At OMP_NUM_THREADS=1 on the machine of the move they matched bit for bit; the
+// tolerance only absorbs other BLAS kernels and thread counts (another RNG draw, batch order or
+// validation point would be off by 1e-2 or more from the first record on).
+template <class Records>
+void check_golden(const Records& got, const std::vector<Golden>& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CHECK(got[i].step == want[i].step);
+    CHECK(got[i].loss == Approx(want[i].loss).epsilon(1e-4));
+  }
+}
+
+bool same_parameters(PaletteEncoder a, PaletteEncoder b) {
+  auto pb = b->named_parameters();
+  bool same = true;
+  for (const auto& p : a->named_parameters()) {
+    if (!torch::equal(p.value(), pb[p.key()])) {
+      UNSCOPED_INFO(p.key() << " differs");
+      same = false;
+    }
+  }
+  return same;
+}
+
+}  // namespace
+
+TEST_CASE("training gives the losses recorded before the trainer moved onto TrainingLoop", "[palette][trainer]") {
+  auto base = [](std::uint64_t seed) {
+    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).log_every(2).seed(seed);
+  };
+  std::ostringstream sink;
+  SECTION("validation every 3 steps, dropout, best weights restored, 3 epochs") {
+    auto s = small_setup(24, 0.1, 1);
+    auto r = PaletteTrainer(s.encoder, s.catalog, base(11).epochs(3).eval_every(3).patience(100).log(&sink)).train();
+    CHECK(r.steps == 30);
+    CHECK(r.epochs_completed == 3);
+    CHECK(r.stop_reason == "epochs done");
+    CHECK(r.best_step == 30);
+    check_golden(r.train_history,
+                 {{2, 6.0170910358428955}, {4, 5.9388582706451416}, {6, 5.8956010341644287}, {8, 5.8371956348419189},
+                  {10, 5.8268563747406006}, {12, 5.6833462715148926}, {14, 5.6552050113677979},
+                  {16, 5.5865147113800049}, {18, 5.5162961483001709}, {20, 5.5554158687591553},
+                  {22, 5.4578452110290527}, {24, 5.3262453079223633}, {26, 5.2794179916381836},
+                  {28, 5.3007619380950928}, {30, 5.2094395160675049}},
+                 "train");
+    check_golden(r.validation_history,
+                 {{3, 5.9503591781173055}, {6, 5.8662062176235956}, {9, 5.7816397991854149}, {12, 5.7040184583673632},
+                  {15, 5.6284608225317276}, {18, 5.540801731980042}, {21, 5.4616644837108392},
+                  {24, 5.3868862578876087}, {27, 5.3168424432272419}, {30, 5.2483869115847073}},
+                 "validation");
+  }
+  SECTION("validation at epoch ends, early stopping") {
+    auto s = small_setup(24, 0.1, 2);
+    auto r = PaletteTrainer(s.encoder, s.catalog, base(5).learning_rate(2e-2).epochs(8).eval_every(0).patience(1).log(&sink))
+                 .train();
+    CHECK(r.steps == 40);
+    CHECK(r.epochs_completed == 4);
+    CHECK(r.stopped_early);
+    CHECK(r.best_step == 30);
+    check_golden(r.validation_history,
+                 {{10, 4.8498918924163279}, {20, 4.7612530293218756}, {30, 4.7030845899017937}, {40, 4.7182395900378307}},
+                 "validation");
+    REQUIRE(r.train_history.size() == 20);
+    CHECK(r.train_history[19].loss == Approx(4.6217222213745117).epsilon(1e-4));
+  }
+  SECTION("validation every 2 steps, early stopping mid-epoch") {
+    auto s = small_setup(24, 0.1, 3);
+    auto r = PaletteTrainer(s.encoder, s.catalog,
+                            base(7).learning_rate(5e-2).epochs(5).eval_every(2).patience(2).log_every(3).log(&sink))
+                 .train();
+    CHECK(r.steps == 14);
+    CHECK(r.epochs_completed == 1);
+    CHECK(r.stopped_early);
+    CHECK(r.best_step == 10);
+    check_golden(r.train_history,
+                 {{3, 5.8329992294311523}, {6, 5.3434599240620928}, {9, 5.0766339302062988}, {12, 4.8476433753967285}},
+                 "train");
+    check_golden(r.validation_history,
+                 {{2, 5.3462734946182797}, {4, 5.2232132111777778}, {6, 5.1635163633011967}, {8, 4.8628524937800002},
+                  {10, 4.7895818655480857}, {12, 4.8327836320680735}, {14, 4.7958896796993846}},
+                 "validation");
+  }
+  SECTION("no validation items, max_steps") {
+    auto s = small_setup(24, 0.1, 4);
+    auto r = PaletteTrainer(s.encoder, s.catalog,
+                            base(9).epochs(2).max_steps(13).eval_every(5).restore_best(false).validation_fraction(0).log(&sink))
+                 .train();
+    CHECK(r.steps == 13);
+    CHECK(r.stop_reason == "max_steps reached");
+    CHECK(r.validation_history.empty());
+    check_golden(r.train_history,
+                 {{2, 6.0350987911224365}, {4, 5.990501880645752}, {6, 5.9567978382110596}, {8, 5.894618034362793},
+                  {10, 5.8352155685424805}, {12, 5.7746920585632324}},
+                 "train");
+  }
+}
+
+TEST_CASE("a resumed run equals an uninterrupted one bit for bit, records included", "[palette][trainer]") {
+  auto dir = temp_dir("exact");
+  const auto ckpt = (dir / "ckpt.pt").string();
+  std::ostringstream sink;
+  auto options = [&](std::int64_t epochs, std::int64_t max_steps, const std::string& path) {
+    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).log_every(2).seed(3)
+        .epochs(epochs).max_steps(max_steps).eval_every(4).checkpoint_every(2).patience(3).checkpoint_path(path)
+        .log(&sink).log_every(0);
+  };
+  auto a = small_setup(24, 0.1, 5);
+  auto full = PaletteTrainer(a.encoder, a.catalog, options(3, 0, "").log_every(2)).train();
+
+  // Stopped at step 7 (mid-epoch, between checkpoints at 6 and 8), then resumed on other weights.
+  auto b = small_setup(24, 0.1, 5);
+  auto part = PaletteTrainer(b.encoder, b.catalog, options(3, 7, ckpt)).train();
+  CHECK(part.stop_reason == "max_steps reached");
+  auto c = small_setup(24, 0.1, 6);
+  auto rest = PaletteTrainer(c.encoder, c.catalog, options(3, 0, ckpt).log_every(2)).train();
+  CHECK(rest.resumed_at_step == 7);
+  CHECK(rest.steps == full.steps);
+  CHECK(rest.best_step == full.best_step);
+  CHECK(rest.best_validation_loss == full.best_validation_loss);
+  CHECK(same_parameters(a.encoder, c.encoder));
+  // Records land on the same steps: the resumed run's are the uninterrupted run's from step 8 on.
+  REQUIRE(rest.train_history.size() == full.train_history.size() - 3);
+  for (std::size_t i = 1; i < rest.train_history.size(); ++i) {  // [0] averages steps 8 only
+    CHECK(rest.train_history[i].step == full.train_history[i + 3].step);
+    CHECK(rest.train_history[i].loss == full.train_history[i + 3].loss);
+  }
+  REQUIRE(rest.validation_history.size() == full.validation_history.size() - 1);
+  for (std::size_t i = 0; i < rest.validation_history.size(); ++i) {
+    CHECK(rest.validation_history[i].step == full.validation_history[i + 1].step);
+    CHECK(rest.validation_history[i].loss == full.validation_history[i + 1].loss);
+  }
+  // The run ended at its epochs: called again, it trains nothing and gives the same weights.
+  auto again = PaletteTrainer(c.encoder, c.catalog, options(3, 0, ckpt)).train();
+  CHECK(again.steps == full.steps);
+  CHECK(again.stop_reason == "epochs done");
+  CHECK(again.epochs_completed == 0);
+  CHECK(same_parameters(a.encoder, c.encoder));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a run that ended at its epochs continues exactly with more epochs", "[palette][trainer]") {
+  auto dir = temp_dir("more_epochs");
+  const auto ckpt = (dir / "ckpt.pt").string();
+  auto options = [&](std::int64_t epochs, const std::string& path) {
+    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).seed(4).epochs(epochs)
+        .eval_every(5).patience(0).restore_best(false).log_every(0).checkpoint_path(path);
+  };
+  auto a = small_setup(24, 0.1, 7);
+  auto full = PaletteTrainer(a.encoder, a.catalog, options(2, "")).train();
+  auto b = small_setup(24, 0.1, 7);
+  auto first = PaletteTrainer(b.encoder, b.catalog, options(1, ckpt)).train();
+  CHECK(first.stop_reason == "epochs done");
+  auto second = PaletteTrainer(b.encoder, b.catalog, options(2, ckpt)).train();
+  CHECK(second.resumed);
+  CHECK(second.epochs_completed == 1);
+  CHECK(second.steps == full.steps);
+  CHECK(same_parameters(a.encoder, b.encoder));
+  fs::remove_all(dir);
+}
