@@ -30,6 +30,8 @@ inline constexpr int kOrderText = 20;
 inline constexpr int kOrderNn = 30;
 inline constexpr int kOrderPalette = 40;
 inline constexpr int kOrderQuantize = 50;
+inline constexpr int kOrderEvaluate = 55;
+inline constexpr int kOrderRecommend = 57;
 inline constexpr int kOrderPipeline = 60;
 
 }  // namespace lamia::python

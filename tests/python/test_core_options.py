@@ -20,6 +20,8 @@ OPTIONS_CLASSES = [
     "SyntheticAttribute", "SyntheticOptions", "SequenceOptions", "HoldoutOptions", "LeaveOneOutOptions",
     "KMeansOptions", "PaletteQuantizerOptions", "ResidualKMeansOptions", "TfidfSvdOptions", "RqVaeTrainOptions",
     "PaletteTrainerOptions",
+    "RecommenderModelOptions", "RecommenderTrainerOptions", "BeamSearchOptions", "ExactScoringOptions",
+    "SasRecOptions", "SasRecTrainerOptions",
 ]
 OPTIONS = [getattr(pylamia, name) for name in OPTIONS_CLASSES if hasattr(pylamia, name)]
 
