@@ -13,6 +13,7 @@ struct RunArgs {
   std::string config;
   std::string out = "runs/default";
   bool quiet = false;
+  std::vector<std::string> only;
 };
 
 lamia::cli::Command setup(CLI::App& parent) {
@@ -28,11 +29,17 @@ lamia::cli::Command setup(CLI::App& parent) {
       ->check(CLI::ExistingFile);
   app->add_option("--out,-o", args->out, "Output folder")->capture_default_str();
   app->add_flag("--quiet,-q", args->quiet, "No progress lines on stderr");
+  app->add_option("--only", args->only,
+                  "Run only these stages (dataset, tokenizer, palette, export, quantize, recommend, evaluate) on the\n"
+                  "artifacts already in DIR, e.g. --only evaluate to re-evaluate with other settings")
+      ->delimiter(',');
   return {app, [args] {
             lamia::PipelineConfig config;
             if (!args->config.empty()) config = lamia::load_pipeline_config(args->config);
             if (args->quiet) config.progress = false;
-            auto result = lamia::run_pipeline(config, args->out, std::cerr);
+            lamia::PipelineRunOptions run_options;
+            run_options.only = args->only;
+            auto result = lamia::run_pipeline(config, args->out, std::cerr, run_options);
             lamia::print_comparison(std::cout, result.tokenizers);
             std::cout << "\n";
             lamia::print_metrics(std::cout, result.metrics);

@@ -84,27 +84,17 @@ PaletteSetup& PipelineContext::palette_setup() {
   if (setup_) return *setup_;
   const auto& catalog = dataset().dataset.catalog;
   const auto m = std::int64_t(catalog.num_attributes());
-  const std::int64_t r = config.dataset.content_attributes > 0 ? config.dataset.content_attributes : m;
-  const auto& pc = config.palette;
   const auto& mc = config.model;
-  PaletteLossOptions losses;
-  losses.gamma(pc.gamma).alpha_intra(pc.alpha_intra).alpha_inter(pc.alpha_inter)
-      .contrastive(parse_contrastive_mode(pc.contrastive));
-  PaletteEncoderOptions encoder_options(m, r);
-  encoder_options.palette_size(pc.palette_size)
-      .attribute_token_budget(pc.attribute_token_budget)
-      .answer_token_budget(pc.answer_token_budget)
-      .losses(losses);
+  // The config's encoder options with the catalog's m; r = 0 is all attributes.
+  PaletteEncoderOptions encoder_options = config.palette.encoder;
+  if (encoder_options.num_attributes() != 0 && encoder_options.num_attributes() != m)
+    throw ValueError(fmt::format("config: key 'palette.encoder.num_attributes': the catalog has {} attributes, got {}",
+                                 m, encoder_options.num_attributes()));
+  encoder_options.num_attributes(m);
+  if (encoder_options.num_content_attributes() == 0) encoder_options.num_content_attributes(m);
   if (mc.pretrained.empty()) {
-    ScratchModelOptions scratch;
+    ScratchModelOptions scratch = mc.scratch;
     scratch.vocab_size = config.tokenizer.vocab_size;
-    scratch.hidden_size = mc.hidden_size;
-    scratch.num_layers = mc.num_layers;
-    scratch.num_heads = mc.num_heads;
-    scratch.ffn_dim = mc.ffn_dim;
-    scratch.dropout = mc.dropout;
-    scratch.max_position_embeddings = mc.max_positions;
-    scratch.seed = pc.seed;
     // The tokenizer stage trained and saved the catalog's BPE; the model is built around it.
     std::shared_ptr<Tokenizer> tokenizer = load_tokenizer(path("tokenizer"));
     setup_ = make_palette_setup_from_tokenizer(catalog, tokenizer, encoder_options, scratch);

@@ -10,15 +10,18 @@
 #include <lamia/pipeline/stage.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ostream>
 
 namespace lamia {
 namespace fs = std::filesystem;
 
-PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_dir, std::ostream& log) {
+PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_dir, std::ostream& log,
+                            const PipelineRunOptions& options) {
   const int threads = set_torch_threads(config.threads);  // 0: the machine's cores
   fs::create_directories(out_dir);
   PipelineContext ctx(config, out_dir, log);
@@ -33,8 +36,34 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
   for (const auto& [name, entry] : manifest.artifacts()) verify_artifact(out_dir, entry);
 
   PipelineResult result;
-  for (const auto& stage : pipeline_stages()) {
+  const auto stages = pipeline_stages();
+  for (const auto& wanted : options.only) {
+    bool known = false;
+    std::vector<std::string> names;
+    for (const auto& stage : stages) {
+      names.push_back(stage->name());
+      known = known || stage->name() == wanted;
+    }
+    if (!known) throw ValueError(fmt::format("pipeline: unknown stage '{}' (stages: {})", wanted, fmt::join(names, ", ")));
+  }
+  for (const auto& stage : stages) {
     const auto name = stage->name();
+    if (!options.only.empty() &&
+        std::find(options.only.begin(), options.only.end(), name) == options.only.end()) {
+      const auto* done = manifest.stage(name);
+      bool intact = done && done->completed;
+      if (intact)
+        for (const auto& output : done->outputs) {
+          const auto* entry = manifest.artifact(output);
+          intact = intact && entry && verify_artifact(out_dir, *entry);
+        }
+      if (!intact) {
+        throw ValueError(fmt::format("pipeline: stage '{}' has not completed in {} (or its artifacts are missing); "
+                                     "run without --only first", name, out_dir.string()));
+      }
+      result.stages_skipped.push_back(name);
+      continue;
+    }
     const auto config_hash = hash_text(stage->config_section(config).dump());
     std::string inputs;
     for (const auto& input : stage->inputs(config)) {
@@ -44,7 +73,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     }
     const auto inputs_hash = hash_text(inputs);
     const auto* record = manifest.stage(name);
-    bool up_to_date = record && record->completed && record->config_hash == config_hash &&
+    bool up_to_date = options.only.empty() && record && record->completed && record->config_hash == config_hash &&
                       record->inputs_hash == inputs_hash;
     if (up_to_date) {
       for (const auto& output : record->outputs) {

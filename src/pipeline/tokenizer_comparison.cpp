@@ -50,44 +50,35 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
     throw ValueError(fmt::format("compare_tokenizers: embeddings must be n x E with n = {}, got shape [{}]",
                                  palettes.size(0), fmt::join(embeddings.sizes(), ", ")));
   const std::int64_t L = palettes.size(1);
-  const std::int64_t levels = options.baseline_levels > 0 ? options.baseline_levels : L;
+  const std::int64_t n = embeddings.size(0);
   std::vector<TokenizerResult> results;
 
   {  // LAMIA: per-position PCA + K-Means on the palettes.
-    PaletteQuantizerOptions q;
-    q.pca_dim = std::min<std::int64_t>(options.pca_dim, palettes.size(2));
-    q.kmeans.num_codes = options.num_codes;
-    q.kmeans.iterations = options.iterations;
-    q.kmeans.restarts = options.restarts;
-    q.kmeans.seed = options.seed;
-    q.reduce_k_when_few_items = true;
+    PaletteQuantizerOptions q = options.lamia;
+    q.pca_dim = std::min<std::int64_t>(q.pca_dim, palettes.size(2));
     auto t0 = std::chrono::steady_clock::now();
     PaletteQuantizer quantizer(q);
     auto report = quantizer.fit(palettes.contiguous());
     results.push_back(finish("lamia", quantizer.table(), report.to_json(), seconds_since(t0), labels, label_names));
   }
   {  // Residual K-Means on one embedding per item (training-free, hierarchical).
-    ResidualKMeansOptions q;
-    q.num_levels = levels;
-    q.kmeans.num_codes = options.num_codes;
-    q.kmeans.iterations = options.iterations;
-    q.kmeans.restarts = options.restarts;
-    q.kmeans.seed = options.seed;
-    q.reduce_k_when_few_items = true;
+    ResidualKMeansOptions q = options.residual_kmeans;
+    if (options.match_palette_size) q.num_levels = L;
     auto t0 = std::chrono::steady_clock::now();
     ResidualKMeans rk(q);
     auto report = rk.fit(embeddings.contiguous());
     results.push_back(finish("residual-kmeans", rk.table(), report.to_json(), seconds_since(t0), labels, label_names));
   }
   {  // RQ-VAE (TIGER) on the same embeddings.
-    const std::int64_t n = embeddings.size(0);
-    RqVaeOptions m(embeddings.size(1));
-    m.num_levels(levels).num_codes(std::min<std::int64_t>(options.num_codes, n)).seed(options.seed);
-    RqVaeTrainOptions t;
-    t.batch_size = std::min<std::int64_t>(1024, n);
-    t.max_epochs = options.rqvae_max_epochs;
-    t.seed = options.seed;
-    t.progress = options.progress;
+    RqVaeOptions m = options.rq_vae;
+    if (m.input_dim() == 0) m.input_dim(embeddings.size(1));
+    if (m.input_dim() != embeddings.size(1))
+      throw ValueError(fmt::format("compare_tokenizers: rq_vae.input_dim is {}, the embeddings have {} dimensions",
+                                   m.input_dim(), embeddings.size(1)));
+    if (options.match_palette_size) m.num_levels(L);
+    m.num_codes(std::min<std::int64_t>(m.num_codes(), n));
+    RqVaeTrainOptions t = options.rq_vae_train;
+    t.batch_size = std::min<std::int64_t>(t.batch_size, n);
     auto t0 = std::chrono::steady_clock::now();
     RqVae model(m);
     auto report = train_rq_vae(model, embeddings.contiguous(), t);

@@ -15,9 +15,15 @@ def tiny_config():
     c = pylamia.default_pipeline_config()
     c["dataset"]["synthetic"].update(num_items=200, num_users=30)
     c["tokenizer"]["vocab_size"] = 350
-    c["model"].update(hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64)
-    c["palette"].update(batch_size=32, epochs=1, max_steps=5, attribute_token_budget=12, answer_token_budget=6)
-    c["quantize"].update(pca_dim=8, num_codes=16, rqvae_max_epochs=3)
+    c["model"]["scratch"].update(hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64)
+    c["palette"]["trainer"].update(batch_size=32, epochs=1, max_steps=5)
+    c["palette"]["encoder"].update(attribute_token_budget=12, answer_token_budget=6)
+    q = c["quantize"]
+    q["lamia"]["pca_dim"] = 8
+    for kmeans in (q["lamia"]["kmeans"], q["residual_kmeans"]["kmeans"]):
+        kmeans["num_codes"] = 16
+    q["rq_vae"]["num_codes"] = 16
+    q["rq_vae_train"]["max_epochs"] = 3
     c["recommend"].update(tokenizers=["lamia"], baselines=["popularity"], epochs=1)
     c["recommend"]["model"].update(hidden_size=16, num_layers=1, num_heads=2)
     c["evaluate"].update(max_users=10, beam_width=5, top_k=5)
@@ -38,8 +44,10 @@ def test_run_pipeline_writes_diagnostics_matching_the_result(tmp_path):
 
 
 def test_unknown_config_key_is_a_value_error(tmp_path):
-    with pytest.raises(ValueError, match="palette.batchsize"):
-        pylamia.run_pipeline({"palette": {"batchsize": 3}}, str(tmp_path))
+    with pytest.raises(ValueError, match="palette.trainer.batchsize"):
+        pylamia.run_pipeline({"palette": {"trainer": {"batchsize": 3}}}, str(tmp_path))
+    with pytest.raises(ValueError, match="quantize.lamia.kmeans.num_codes"):
+        pylamia.run_pipeline({"quantize": {"lamia": {"kmeans": {"num_codes": 0}}}}, str(tmp_path))
 
 
 def lamia_cli():
@@ -53,8 +61,9 @@ def lamia_cli():
 def test_lamia_run_killed_during_palette_training_resumes_to_the_same_result(tmp_path):
     exe = lamia_cli()
     config = tiny_config()
-    config["palette"].update(epochs=6, max_steps=0)
+    config["palette"]["trainer"].update(epochs=6, max_steps=0)
     config["threads"] = 1  # bit-exact comparisons need the same reduction order
+    config["progress"] = True  # the rerun's log says what it skipped and resumed
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config))
 

@@ -15,6 +15,11 @@
 
 #include <torch/arg.h>
 
+#include <lamia/core/options.hpp>
+
+#include <array>
+#include <utility>
+
 #include <cstdint>
 #include <string>
 
@@ -31,6 +36,14 @@ enum class ContrastiveMode { kBoth, kIntraOnly, kInterOnly, kOff };
 const char* contrastive_mode_name(ContrastiveMode mode);
 /// "both" / "intra" / "inter" / "off".
 ContrastiveMode parse_contrastive_mode(const std::string& name);
+/// The names of reduction_name and contrastive_mode_name, for JSON and Python (lamia/core/options.hpp).
+constexpr auto enum_names(Reduction) {
+  return std::array{std::pair{Reduction::kMean, "mean"}, std::pair{Reduction::kSum, "sum"}};
+}
+constexpr auto enum_names(ContrastiveMode) {
+  return std::array{std::pair{ContrastiveMode::kBoth, "both"}, std::pair{ContrastiveMode::kIntraOnly, "intra"},
+                    std::pair{ContrastiveMode::kInterOnly, "inter"}, std::pair{ContrastiveMode::kOff, "off"}};
+}
 
 namespace functional {
 
@@ -64,6 +77,16 @@ struct PaletteLossOptions {
   /// Which contrastive terms enter the total (the others are still computed and reported).
   TORCH_ARG(ContrastiveMode, contrastive) = ContrastiveMode::kBoth;
 };
+
+/// The fields of PaletteLossOptions (JSON, Python).
+template <class V>
+void visit_fields(PaletteLossOptions& o, V&& v) {
+  v.field("gamma", o.gamma(), "weight of the contrastive terms in the total (paper: 0.1)", options::at_least(0));
+  v.field("alpha_intra", o.alpha_intra(), "cosine below which two positions of one item are not penalised (paper: 0.1)");
+  v.field("alpha_inter", o.alpha_inter(), "cosine below which two items at one position are not penalised (paper: 0.25)");
+  v.field("reduction", o.reduction(), "reduction of all three terms (mean: per pair, independent of B and L)");
+  v.field("contrastive", o.contrastive(), "which contrastive terms enter the total (ablations)");
+}
 
 /// The parts of the loss of one batch; each a 0-d tensor in the graph.
 struct PaletteLossParts {

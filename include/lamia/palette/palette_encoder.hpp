@@ -7,6 +7,7 @@
 //   auto tokens = add_palette_tokens(*tokenizer, *decoder, /*L=*/4, catalog.attribute_names());
 //   PaletteEncoder enc(PaletteEncoderOptions(/*m=*/4, /*r=*/2), decoder, tokens);
 //   auto out = enc(collate_samples(samples, tokens));   // out.loss.backward()
+#include <lamia/core/options.hpp>
 #include <lamia/nn/decoder.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/losses.hpp>
@@ -16,7 +17,9 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,10 @@ enum class PalettePath {
   kReference,
 };
 const char* palette_path_name(PalettePath path);
+/// The names of palette_path_name, for JSON and Python (lamia/core/options.hpp).
+constexpr auto enum_names(PalettePath) {
+  return std::array{std::pair{PalettePath::kFast, "fast"}, std::pair{PalettePath::kReference, "reference"}};
+}
 
 /// Options of the palette encoder; defaults are the paper's.
 struct PaletteEncoderOptions {
@@ -62,6 +69,28 @@ struct PaletteEncoderOptions {
   /// Throws ValueError on an option out of range.
   void check() const;
 };
+
+/// The fields of PaletteEncoderOptions (JSON, Python). m and r are required by the constructor;
+/// the default object (options::Defaults) has 0 for both, which the pipeline reads as "the catalog's".
+template <class V>
+void visit_fields(PaletteEncoderOptions& o, V&& v) {
+  v.field("num_attributes", o.num_attributes(), "m: attributes = tasks (required)", options::at_least(0));
+  v.field("num_content_attributes", o.num_content_attributes(), "r: attributes in the content block (1 <= r <= m)",
+          options::at_least(0));
+  v.field("palette_size", o.palette_size(), "L: palette vectors per item", options::between(1, kMaxPaletteSize));
+  v.field("attribute_token_budget", o.attribute_token_budget(), "token budget of each `name: value` piece of the content",
+          options::at_least(1));
+  v.field("answer_token_budget", o.answer_token_budget(), "token budget of an answer (eos not counted)",
+          options::at_least(1));
+  v.field("losses", o.losses(), "loss weights, margins, reduction and the contrastive ablation switch");
+  v.field("path", o.path(), "the dual-forward implementation: fast (pass 1 once per item) or reference");
+}
+namespace options {
+template <>
+struct Defaults<PaletteEncoderOptions> {
+  static PaletteEncoderOptions make() { return PaletteEncoderOptions(0, 0); }
+};
+}  // namespace options
 
 /// What forward() returns. Losses are 0-d tensors in the graph.
 struct PaletteEncoderOutput {

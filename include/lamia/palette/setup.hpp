@@ -5,6 +5,7 @@
 //
 //   auto setup = make_palette_setup_from_scratch(catalog, PaletteEncoderOptions(4, 2));
 //   PaletteTrainer trainer(setup.encoder, setup.catalog);
+#include <lamia/core/options.hpp>
 #include <lamia/data/catalog.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/palette_encoder.hpp>
@@ -34,6 +35,20 @@ struct ScratchModelOptions {
   std::int64_t max_position_embeddings = 1024;
   std::uint64_t seed = 0;          ///< torch's generator is seeded with it before the weights are drawn
 };
+
+/// The fields of ScratchModelOptions (JSON, Python).
+template <class V>
+void visit_fields(ScratchModelOptions& o, V&& v) {
+  v.field("vocab_size", o.vocab_size, "BPE vocabulary trained on the catalog's texts", options::at_least(260));
+  v.field("hidden_size", o.hidden_size, "width of the decoder", options::at_least(1));
+  v.field("num_layers", o.num_layers, "decoder blocks", options::at_least(1));
+  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
+  v.field("ffn_dim", o.ffn_dim, "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
+  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+  v.field("max_position_embeddings", o.max_position_embeddings, "longest sequence the model reads",
+          options::at_least(1));
+  v.field("seed", o.seed, "torch's generator is seeded with it before the weights are drawn");
+}
 
 /// Trains a BPE tokenizer on the catalog's texts, builds a fresh decoder, adds the palette tokens
 /// and tokenizes the catalog. Throws ValueError when the options do not fit the catalog.

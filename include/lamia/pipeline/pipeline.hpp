@@ -28,9 +28,20 @@ struct PipelineResult {
   std::vector<std::string> stages_skipped;  ///< up to date
 };
 
-/// Runs every stage into out_dir (created if needed; files are written atomically, the manifest after
+/// Which stages a call runs.
+struct PipelineRunOptions {
+  /// Empty: every stage, skipping those that are up to date. Otherwise exactly these stages run (in
+  /// pipeline order) with the configuration's sections, on the artifacts the other stages left in
+  /// out_dir as they are (they must be complete and intact; their configuration is not compared):
+  /// `lamia run --only evaluate` re-evaluates with other settings without retraining.
+  std::vector<std::string> only;
+};
+
+/// Runs the stages into out_dir (created if needed; files are written atomically, the manifest after
 /// every stage). Progress goes to log when config.progress is set. Throws ValueError naming the artifact
-/// when a file of out_dir does not match its manifest entry.
-PipelineResult run_pipeline(const PipelineConfig& config, const std::filesystem::path& out_dir, std::ostream& log);
+/// when a file of out_dir does not match its manifest entry, and naming the stage for an unknown
+/// name in options.only or a stage that `only` skips but that has not completed.
+PipelineResult run_pipeline(const PipelineConfig& config, const std::filesystem::path& out_dir, std::ostream& log,
+                            const PipelineRunOptions& options = {});
 
 }  // namespace lamia

@@ -1,13 +1,22 @@
 #pragma once
 // The configuration of `lamia run`: one JSON file whose sections follow the
 // pipeline (dataset -> tokenizer -> model -> palette training -> quantizers ->
-// diagnostics). Every key has a default; with no file at all the pipeline runs
+// recommenders -> evaluation). Every key has a default; with no file at all the pipeline runs
 // the built-in synthetic catalog at a size that finishes in minutes on 2 cores.
 //
+// The sections hold the library's own Options structs (their fields, checks and docs are listed
+// once, in their visit_fields; lamia/core/options.hpp reads and writes them), and the few keys
+// that only the pipeline has. The defaults below are the pipeline's (a small model trained from
+// scratch on a CPU), not the paper's, which are the library structs' own defaults.
+//
 //   {"dataset": {"format": "synthetic", "synthetic": {"num_items": 5000}},
-//    "palette": {"palette_size": 4}, "quantize": {"num_codes": 64}}
+//    "palette": {"encoder": {"palette_size": 4}}, "quantize": {"lamia": {"kmeans": {"num_codes": 64}}}}
+#include <lamia/core/options.hpp>
 #include <lamia/data/sequences.hpp>
 #include <lamia/data/synthetic.hpp>
+#include <lamia/palette/setup.hpp>
+#include <lamia/palette/trainer.hpp>
+#include <lamia/pipeline/tokenizer_comparison.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/sasrec.hpp>
 
@@ -28,70 +37,102 @@ struct PipelineDatasetConfig {
   /// Skip malformed rows with counted warnings instead of failing.
   bool lenient = false;
   /// Attributes to use, in order (empty: all of the catalog's). The first
-  /// content_attributes of them form the palette encoder's content block.
+  /// palette.encoder.num_content_attributes of them form the palette encoder's content block.
   std::vector<std::string> attributes;
-  /// r: attributes in the content block (0: all attributes).
-  std::int64_t content_attributes = 0;
   /// Options of the synthetic catalog (format "synthetic").
   SyntheticOptions synthetic;
 };
+
+template <class V>
+void visit_fields(PipelineDatasetConfig& o, V&& v) {
+  v.field("format", o.format,
+          "a format of load_dataset (mind, amazon-lcrec, amazon, hm, movielens, jsonl, csv) or 'synthetic'");
+  v.field("path", o.path, "the dataset folder (unused for synthetic)");
+  v.field("lenient", o.lenient, "skip malformed rows with counted warnings instead of failing");
+  v.field("attributes", o.attributes,
+          "attributes to use, in order (empty: all); the first num_content_attributes form the content block");
+  v.field("synthetic", o.synthetic, "the synthetic catalog (format 'synthetic')");
+}
 
 struct PipelineTokenizerConfig {
   /// Vocabulary size of the BPE trained on the catalog's text.
   std::int64_t vocab_size = 2048;
 };
 
+template <class V>
+void visit_fields(PipelineTokenizerConfig& o, V&& v) {
+  v.field("vocab_size", o.vocab_size, "vocabulary size of the BPE trained on the catalog's text (>= 260)",
+          options::at_least(260));
+}
+
 /// The decoder: trained from scratch (OPT architecture, pre-LN), or a
 /// pretrained Hugging Face OPT folder fine-tuned with LoRA.
 struct PipelineModelConfig {
   /// A Hugging Face OPT folder (config.json, safetensors, vocab.json, merges.txt);
-  /// empty: train the model below from scratch.
+  /// empty: train the model `scratch` from scratch.
   std::filesystem::path pretrained;
   /// LoRA rank for a pretrained model (paper: 128; 0: full fine-tuning).
   std::int64_t lora_rank = 128;
-  std::int64_t hidden_size = 128;
-  std::int64_t num_layers = 2;
-  std::int64_t num_heads = 4;
-  std::int64_t ffn_dim = 512;
-  std::int64_t max_positions = 512;
-  double dropout = 0.0;
+  /// The model trained from scratch. Its vocab_size is not used by `lamia run`: the tokenizer
+  /// stage's BPE (tokenizer.vocab_size) decides the vocabulary.
+  ScratchModelOptions scratch = small_model();
+
+  static ScratchModelOptions small_model() {
+    ScratchModelOptions m;
+    m.hidden_size = 128;
+    m.num_layers = 2;
+    m.num_heads = 4;
+    m.ffn_dim = 512;
+    m.dropout = 0.0;
+    m.max_position_embeddings = 512;
+    m.seed = 2024;
+    return m;
+  }
 };
+
+template <class V>
+void visit_fields(PipelineModelConfig& o, V&& v) {
+  v.field("pretrained", o.pretrained,
+          "a Hugging Face OPT folder (config.json, safetensors, vocab.json, merges.txt); empty: train 'scratch'");
+  v.field("lora_rank", o.lora_rank, "LoRA rank for a pretrained model (paper: 128; 0: full fine-tuning)",
+          options::at_least(0));
+  v.field("scratch", o.scratch, "the decoder trained from scratch (its vocab_size is tokenizer.vocab_size's)");
+}
 
 /// Palette encoder and its training. Paper defaults are L=4, gamma=0.1,
 /// alpha_intra=0.1, alpha_inter=0.25, lr 1e-4, batch 128; a from-scratch small
 /// model trains faster with a larger learning rate, hence lr 1e-3 here.
 struct PipelinePaletteConfig {
-  std::int64_t palette_size = 4;
-  std::int64_t attribute_token_budget = 48;
-  std::int64_t answer_token_budget = 24;
-  double gamma = 0.1;
-  double alpha_intra = 0.1;
-  double alpha_inter = 0.25;
-  /// Contrastive terms in the loss: both, intra, inter or off (ablations).
-  std::string contrastive = "both";
-  double learning_rate = 1e-3;
-  std::int64_t batch_size = 64;
-  std::int64_t epochs = 3;
-  /// Stop after this many optimizer steps (0: epochs decide).
-  std::int64_t max_steps = 0;
-  /// Share of items held out for early stopping and reconstruction accuracy.
-  double holdout_fraction = 0.05;
-  double grad_clip = 1.0;
-  std::uint64_t seed = 2024;
+  /// The encoder's options. num_attributes 0: the catalog's attribute count (another value must
+  /// equal it); num_content_attributes 0: all attributes (r = m).
+  PaletteEncoderOptions encoder = small_encoder();
+  /// The trainer's options. checkpoint_path must stay empty: the stage checkpoints to
+  /// palette_encoder/trainer.ckpt; log_every is 0 when progress is off.
+  PaletteTrainerOptions trainer = small_trainer();
+
+  static PaletteEncoderOptions small_encoder() {
+    return PaletteEncoderOptions(0, 0).palette_size(4).attribute_token_budget(48).answer_token_budget(24);
+  }
+  static PaletteTrainerOptions small_trainer() {
+    return PaletteTrainerOptions()
+        .batch_size(64)
+        .learning_rate(1e-3)
+        .epochs(3)
+        .max_steps(0)
+        .grad_clip_norm(1.0)
+        .validation_fraction(0.05)
+        .seed(2024)
+        .log_every(25);
+  }
 };
 
-/// The LAMIA quantizer (per position PCA + K-Means) and the baselines' sizes.
-struct PipelineQuantizeConfig {
-  std::int64_t pca_dim = 32;
-  std::int64_t num_codes = 64;
-  int iterations = 25;
-  int restarts = 1;
-  /// Levels of the residual baselines (RQ-VAE and residual K-Means); 0: the palette size.
-  std::int64_t baseline_levels = 0;
-  /// RQ-VAE epochs upper bound (early stopping decides before).
-  int rqvae_max_epochs = 200;
-  std::uint64_t seed = 2024;
-};
+template <class V>
+void visit_fields(PipelinePaletteConfig& o, V&& v) {
+  v.field("encoder", o.encoder,
+          "the palette encoder (num_attributes 0: the catalog's; num_content_attributes 0: all attributes)");
+  v.field("trainer", o.trainer,
+          "its training (checkpoint_path stays empty: the stage uses palette_encoder/trainer.ckpt)");
+}
 
 /// Interactions to sequences, and the evaluation protocol (DESIGN.md, "Evaluation protocol").
 struct PipelineSequencesConfig {
@@ -109,6 +150,15 @@ struct PipelineSequencesConfig {
   /// Seed of the saved user order (user_holdout).
   std::uint64_t user_order_seed = 2024;
 };
+
+template <class V>
+void visit_fields(PipelineSequencesConfig& o, V&& v) {
+  v.field("protocol", o.protocol, "'leave_one_out' (TIGER) or 'user_holdout' (RecBench)");
+  v.field("filter", o.filter, "rating filter, last-N cut, minimum length");
+  v.field("holdout", o.holdout, "users per part for 'user_holdout'");
+  v.field("train_examples", o.train_examples, "'last_item' (one example per user) or 'all_prefixes'");
+  v.field("user_order_seed", o.user_order_seed, "seed of the saved user order (user_holdout)");
+}
 
 /// The generative recommender trained on each tokenizer's semantic IDs, and the ID-based baselines.
 struct PipelineRecommendConfig {
@@ -144,6 +194,23 @@ struct PipelineRecommendConfig {
   }
 };
 
+template <class V>
+void visit_fields(PipelineRecommendConfig& o, V&& v) {
+  v.field("tokenizers", o.tokenizers,
+          "semantic IDs to train a recommender on: lamia, rq-vae, residual-kmeans, oracle, random");
+  v.field("model", o.model, "the recommender transformer");
+  v.field("batch_size", o.batch_size, "examples per optimizer step", options::at_least(1));
+  v.field("learning_rate", o.learning_rate, "Adam's learning rate", options::greater_than(0));
+  v.field("epochs", o.epochs, "passes over the training examples", options::at_least(0));
+  v.field("patience", o.patience, "validations without a lower loss before stopping (0: never)", options::at_least(0));
+  v.field("loss_on_history", o.loss_on_history, "also count every history item's tokens in the loss (RecBench)");
+  v.field("seed", o.seed, "seed of the models, the example order and the random codes");
+  v.field("baselines", o.baselines, "ID-based baselines: popularity, transition, sasrec-ce, sasrec-bce");
+  v.field("sasrec", o.sasrec, "SASRec's size (its loss is set by the baseline's name)");
+  v.field("sasrec_epochs", o.sasrec_epochs, "SASRec's epochs", options::at_least(0));
+  v.field("sasrec_batch_size", o.sasrec_batch_size, "SASRec's sequences per optimizer step", options::at_least(1));
+}
+
 /// How recommendations are decoded and scored.
 struct PipelineEvaluateConfig {
   /// Beam search over the trie of real items (beam >= top_k).
@@ -158,14 +225,30 @@ struct PipelineEvaluateConfig {
   bool exclude_history = true;
   /// Evaluate at most this many test users (0: all), the first ones of the split.
   std::int64_t max_users = 0;
+  /// Exact scoring (one forward per trie node per user, about 1 user/s at 2.4k items on 2 cores) runs
+  /// on the first exact_users evaluated users (0: all of them).
+  std::int64_t exact_users = 500;
 };
+
+template <class V>
+void visit_fields(PipelineEvaluateConfig& o, V&& v) {
+  v.field("beam_width", o.beam_width, "beam search over the trie of real items (beam >= top_k)", options::at_least(1));
+  v.field("top_k", o.top_k, "recommendations per user", options::at_least(1));
+  v.field("ks", o.ks, "cut-offs of Recall@K and NDCG@K", options::at_least(1));
+  v.field("exact", o.exact, "also rank the whole catalog exactly (full-ranking metrics, beam-vs-exact agreement)");
+  v.field("exclude_history", o.exclude_history, "remove the user's history items from the ranking");
+  v.field("max_users", o.max_users, "evaluate at most this many test users (0: all)", options::at_least(0));
+  v.field("exact_users", o.exact_users, "exact scoring on the first this many evaluated users (0: all)",
+          options::at_least(0));
+}
 
 struct PipelineConfig {
   PipelineDatasetConfig dataset;
   PipelineTokenizerConfig tokenizer;
   PipelineModelConfig model;
   PipelinePaletteConfig palette;
-  PipelineQuantizeConfig quantize;
+  /// The three tokenizers (LAMIA's quantizer, residual K-Means, RQ-VAE), their library options.
+  TokenizerComparisonOptions quantize = small_quantize();
   PipelineSequencesConfig sequences;
   PipelineRecommendConfig recommend;
   PipelineEvaluateConfig evaluate;
@@ -174,11 +257,42 @@ struct PipelineConfig {
   int threads = 0;
   /// Print progress lines to stderr.
   bool progress = true;
+
+  /// The quantizers for the default catalog (2,000 items, aspects of 5 to 12 values): k = 64 codes,
+  /// d = 32 PCA dimensions, seed 2024, the baselines as long as the palette.
+  static TokenizerComparisonOptions small_quantize() {
+    TokenizerComparisonOptions q;
+    q.lamia.pca_dim = 32;
+    q.lamia.reduce_k_when_few_items = true;
+    q.lamia.kmeans.num_codes = 64;
+    q.lamia.kmeans.seed = 2024;
+    q.residual_kmeans.reduce_k_when_few_items = true;
+    q.residual_kmeans.kmeans.num_codes = 64;
+    q.residual_kmeans.kmeans.seed = 2024;
+    q.rq_vae.num_codes(64).seed(2024);
+    q.rq_vae_train.seed = 2024;
+    q.match_palette_size = true;
+    return q;
+  }
 };
 
+template <class V>
+void visit_fields(PipelineConfig& o, V&& v) {
+  v.field("dataset", o.dataset, "the items and interactions");
+  v.field("tokenizer", o.tokenizer, "the BPE trained on the catalog (models trained from scratch)");
+  v.field("model", o.model, "the palette encoder's decoder");
+  v.field("palette", o.palette, "the palette encoder and its training");
+  v.field("quantize", o.quantize, "the semantic tokenizers");
+  v.field("sequences", o.sequences, "interactions to sequences, and the split");
+  v.field("recommend", o.recommend, "the generative recommenders and the ID-based baselines");
+  v.field("evaluate", o.evaluate, "decoding and scoring");
+  v.field("threads", o.threads, "torch intra-op threads (0: the machine's cores)", options::at_least(0));
+  v.field("progress", o.progress, "print progress lines to stderr");
+}
+
 void to_json(nlohmann::json& j, const PipelineConfig& config);
-/// Missing keys keep their defaults; an unknown key or a wrong type throws
-/// ValueError naming the key path (e.g. "palette.batch_size").
+/// Missing keys keep their defaults; an unknown key, a wrong type or a value out of range throws
+/// ValueError naming the key path (e.g. "palette.trainer.batch_size").
 void from_json(const nlohmann::json& j, PipelineConfig& config);
 /// Reads a JSON config file; errors name the file (and the key).
 PipelineConfig load_pipeline_config(const std::filesystem::path& path);

@@ -3,6 +3,10 @@
 // quantizer on the palettes, and the TIGER-style baselines (RQ-VAE, residual
 // K-Means) on one embedding per item from the same model. The result is what
 // `lamia run` writes to diagnostics.json and prints as a table.
+#include <lamia/core/options.hpp>
+#include <lamia/quantize/palette_quantizer.hpp>
+#include <lamia/quantize/residual_kmeans.hpp>
+#include <lamia/quantize/rq_vae.hpp>
 #include <lamia/quantize/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
@@ -15,18 +19,31 @@
 
 namespace lamia {
 
+/// The three tokenizers' own options, compared on the same items. compare_tokenizers adapts them
+/// to the data: lamia.pca_dim at most D, rq_vae.num_codes and rq_vae_train.batch_size at most n,
+/// rq_vae.input_dim 0 is the embeddings' dimension (another value must equal it).
 struct TokenizerComparisonOptions {
-  /// LAMIA quantizer: PCA dimension d and codes per position k.
-  std::int64_t pca_dim = 64;
-  std::int64_t num_codes = 256;
-  int iterations = 25;
-  int restarts = 1;
-  /// Levels of RQ-VAE and residual K-Means (0: the palette size L), with num_codes codes each.
-  std::int64_t baseline_levels = 0;
-  int rqvae_max_epochs = 200;
-  std::uint64_t seed = 0;
-  bool progress = false;
+  /// LAMIA: per-position PCA + K-Means on the palettes.
+  PaletteQuantizerOptions lamia;
+  /// Residual K-Means on one embedding per item.
+  ResidualKMeansOptions residual_kmeans;
+  /// RQ-VAE (TIGER) on the same embeddings: the model, and its training.
+  RqVaeOptions rq_vae{0};
+  RqVaeTrainOptions rq_vae_train;
+  /// Give both residual baselines as many levels as the palette has positions (L), so that all
+  /// three IDs have the same length; their own num_levels are then not used.
+  bool match_palette_size = true;
 };
+
+template <class V>
+void visit_fields(TokenizerComparisonOptions& o, V&& v) {
+  v.field("lamia", o.lamia, "LAMIA's quantizer (pca_dim is cut to the palette dimension D)");
+  v.field("residual_kmeans", o.residual_kmeans, "residual K-Means on one embedding per item");
+  v.field("rq_vae", o.rq_vae, "RQ-VAE's model (input_dim 0: the embeddings'; num_codes is cut to the items)");
+  v.field("rq_vae_train", o.rq_vae_train, "RQ-VAE's training (batch_size is cut to the items)");
+  v.field("match_palette_size", o.match_palette_size,
+          "both residual baselines get L levels (the palette size); their own num_levels are then not used");
+}
 
 /// One tokenizer's table and diagnostics.
 struct TokenizerResult {

@@ -47,6 +47,26 @@ struct RqVaeOptions {
   TORCH_ARG(std::uint64_t, seed) = 0;
 };
 
+/// The fields of RqVaeOptions (JSON, Python). input_dim is required by the constructor; the
+/// default object (options::Defaults) has 0.
+template <class V>
+void visit_fields(RqVaeOptions& o, V&& v) {
+  v.field("input_dim", o.input_dim(), "D: dimension of the item embeddings (required)", options::at_least(0));
+  v.field("hidden_dims", o.hidden_dims(), "hidden widths of the encoder MLP, mirrored by the decoder (TIGER: 512, 256, 128)",
+          options::at_least(1));
+  v.field("latent_dim", o.latent_dim(), "latent dimension quantized by the codebooks (TIGER: 32)", options::at_least(1));
+  v.field("num_levels", o.num_levels(), "L: residual codebooks (TIGER: 3)", options::at_least(1));
+  v.field("num_codes", o.num_codes(), "k: codes per codebook (TIGER: 256)", options::at_least(1));
+  v.field("beta", o.beta(), "commitment weight (TIGER: 0.25)", options::at_least(0));
+  v.field("seed", o.seed(), "seed of the parameter initialisation (independent of torch's global generator)");
+}
+namespace options {
+template <>
+struct Defaults<RqVaeOptions> {
+  static RqVaeOptions make() { return RqVaeOptions(0); }
+};
+}  // namespace options
+
 struct RqVaeOutput {
   torch::Tensor reconstruction;      ///< n x D
   torch::Tensor codes;               ///< n x L int64

@@ -62,13 +62,15 @@ class EvaluateStage : public Stage {
     const auto train_sequences = sequences_of(seen);
     const auto groups = popularity_groups(count_items(train_sequences, num_items));
     const auto K = std::min<std::int64_t>(ec.top_k, num_items);
+    const auto exact_users = ec.exact_users > 0 ? std::min<std::int64_t>(ec.exact_users, std::int64_t(test.size()))
+                                                : std::int64_t(test.size());
 
     nlohmann::json methods = nlohmann::json::object();
     // Full-ranking report of a score matrix [users, items].
-    auto rank_scores = [&](const torch::Tensor& scores) {
+    auto rank_scores = [&](const torch::Tensor& scores, std::int64_t users) {
       EvaluationReport report(ec.ks);
       auto s = scores.to(torch::kCPU, torch::kFloat).contiguous();
-      for (std::size_t u = 0; u < test.size(); ++u) {
+      for (std::size_t u = 0; u < std::size_t(users); ++u) {
         std::vector<ItemIndex> excluded;
         if (ec.exclude_history)
           for (auto i : test[u].history)
@@ -108,17 +110,19 @@ class EvaluateStage : public Stage {
                           {"beam", beam_report.to_json()},
                           {"beam_seconds", beam.stats.total_seconds},
                           {"skipped_unknown_history_items", encoded.skipped_unknown}};
-      if (ec.exact) {
+      if (ec.exact && exact_users > 0) {
+        // Exact scoring costs one forward per trie node per user: it runs on the first exact_users users.
         const auto t1 = std::chrono::steady_clock::now();
-        auto exact = score_all_items(*rec.model, trie, encoded);
+        std::vector<std::vector<ItemIndex>> first(histories.begin(), histories.begin() + exact_users);
+        auto exact = score_all_items(*rec.model, trie, encode_histories(table, rec.vocab, first,
+                                                                        rec.options.max_history_items));
         m["exact_seconds"] = seconds_since(t1);
-        auto exact_report = rank_scores(exact);
-        m["exact"] = exact_report.to_json();
+        m["exact"] = rank_scores(exact, exact_users).to_json();
         if (ec.exclude_history) {  // the beam never returns history items: compare with the same exclusion
-          for (std::size_t u = 0; u < test.size(); ++u)
-            for (auto i : test[u].history) exact[std::int64_t(u)][i] = -std::numeric_limits<float>::infinity();
+          for (std::int64_t u = 0; u < exact_users; ++u)
+            for (auto i : test[std::size_t(u)].history) exact[u][i] = -std::numeric_limits<float>::infinity();
         }
-        m["beam_exact_agreement"] = beam_exact_agreement(beam.items, exact, K);
+        m["beam_exact_agreement"] = beam_exact_agreement(beam.items.narrow(0, 0, exact_users), exact, K);
       }
       methods[name] = m;
       ctx.say(fmt::format("evaluated '{}' on {} users ({:.1f}s)", name, test.size(), seconds_since(t0)));
@@ -141,7 +145,7 @@ class EvaluateStage : public Stage {
         m["exact"] = evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks).to_json();
       } else {
         auto model = load_sasrec(ctx.path("baselines/" + name));
-        m["exact"] = rank_scores(model.score(histories)).to_json();
+        m["exact"] = rank_scores(model.score(histories), std::int64_t(test.size())).to_json();
       }
       methods[name] = m;
       ctx.say(fmt::format("evaluated '{}' ({:.1f}s)", name, seconds_since(t0)));
@@ -154,6 +158,7 @@ class EvaluateStage : public Stage {
                               {"top_k", K},
                               {"beam_width", std::max(ec.beam_width, K)},
                               {"exclude_history", ec.exclude_history},
+                              {"exact_users", ec.exact ? exact_users : 0},
                               {"methods", methods}};
     ctx.write_json("metrics.json", metrics);
     return {{"metrics", "metrics.json", 1}};

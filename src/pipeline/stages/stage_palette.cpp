@@ -36,31 +36,22 @@ class PaletteStage : public Stage {
     to_json(j, config);
     return {{"model", j.at("model")},
             {"palette", j.at("palette")},
-            {"attributes", j.at("dataset").at("attributes")},
-            {"content_attributes", j.at("dataset").at("content_attributes")}};
+            {"attributes", j.at("dataset").at("attributes")}};
   }
   std::vector<std::string> checkpoints(const PipelineConfig&) const override { return {"palette_encoder/trainer.ckpt"}; }
 
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
     const auto t0 = std::chrono::steady_clock::now();
     const auto& pc = ctx.config.palette;
-    torch::manual_seed(pc.seed);
+    torch::manual_seed(pc.trainer.seed());
     auto& setup = ctx.palette_setup();
     auto& encoder = setup.encoder;
     const auto& catalog = setup.catalog;
     const fs::path dir = ctx.path("palette_encoder");
     fs::create_directories(dir);
-    PaletteTrainerOptions options;
-    options.batch_size(pc.batch_size)
-        .learning_rate(pc.learning_rate)
-        .epochs(pc.epochs)
-        .max_steps(pc.max_steps)
-        .grad_clip_norm(pc.grad_clip)
-        .validation_fraction(pc.holdout_fraction)
-        .seed(pc.seed)
-        .checkpoint_path((dir / "trainer.ckpt").string())
-        .log_every(ctx.config.progress ? 25 : 0)
-        .log(&ctx.log);
+    PaletteTrainerOptions options = pc.trainer;
+    options.checkpoint_path((dir / "trainer.ckpt").string()).log(&ctx.log);
+    if (!ctx.config.progress) options.log_every(0);
     PaletteTrainer trainer(encoder, catalog, options);
     const auto& held_out = trainer.validation_items().empty() ? trainer.train_items() : trainer.validation_items();
 

@@ -33,16 +33,7 @@ class QuantizeStage : public Stage {
     auto& data = ctx.dataset();
     torch::Tensor palettes = load_palettes(ctx.path("palettes.bin")).palettes;
     torch::Tensor embeddings = load_palettes(ctx.path("embeddings.bin")).palettes.squeeze(1).contiguous();
-    TokenizerComparisonOptions compare;
-    compare.pca_dim = qc.pca_dim;
-    compare.num_codes = qc.num_codes;
-    compare.iterations = qc.iterations;
-    compare.restarts = qc.restarts;
-    compare.baseline_levels = qc.baseline_levels;
-    compare.rqvae_max_epochs = qc.rqvae_max_epochs;
-    compare.seed = qc.seed;
-    compare.progress = false;
-    auto results = compare_tokenizers(palettes, embeddings, compare, data.labels, data.label_names);
+    auto results = compare_tokenizers(palettes, embeddings, qc, data.labels, data.label_names);
     for (const auto& t : results) {
       t.table.save(ctx.path("semantic_ids/" + t.name + ".bin"));
       t.table.dump(ctx.path("semantic_ids/" + t.name + ".txt"));

@@ -31,18 +31,17 @@ PipelineConfig tiny_config() {
   c.dataset.synthetic.num_items = 300;
   c.dataset.synthetic.num_users = 50;
   c.tokenizer.vocab_size = 400;
-  c.model.hidden_size = 32;
-  c.model.num_layers = 1;
-  c.model.num_heads = 2;
-  c.model.ffn_dim = 64;
-  c.palette.batch_size = 32;
-  c.palette.epochs = 1;
-  c.palette.max_steps = 8;
-  c.palette.attribute_token_budget = 16;
-  c.palette.answer_token_budget = 8;
-  c.quantize.pca_dim = 8;
-  c.quantize.num_codes = 16;
-  c.quantize.rqvae_max_epochs = 5;
+  c.model.scratch.hidden_size = 32;
+  c.model.scratch.num_layers = 1;
+  c.model.scratch.num_heads = 2;
+  c.model.scratch.ffn_dim = 64;
+  c.palette.trainer.batch_size(32).epochs(1).max_steps(8);
+  c.palette.encoder.attribute_token_budget(16).answer_token_budget(8);
+  c.quantize.lamia.pca_dim = 8;
+  c.quantize.lamia.kmeans.num_codes = 16;
+  c.quantize.residual_kmeans.kmeans.num_codes = 16;
+  c.quantize.rq_vae.num_codes(16);
+  c.quantize.rq_vae_train.max_epochs = 5;
   c.recommend.model.hidden_size = 16;
   c.recommend.model.num_layers = 1;
   c.recommend.model.num_heads = 2;
@@ -53,6 +52,7 @@ PipelineConfig tiny_config() {
   c.recommend.sasrec.num_layers = 1;
   c.recommend.sasrec_epochs = 1;
   c.evaluate.max_users = 20;
+  c.evaluate.exact_users = 15;
   c.evaluate.beam_width = 10;
   c.evaluate.top_k = 10;
   c.progress = false;
@@ -63,10 +63,15 @@ PipelineConfig tiny_config() {
 
 TEST_CASE("config JSON keeps defaults for missing keys and round-trips") {
   PipelineConfig c;
-  from_json(nlohmann::json::parse(R"({"palette": {"palette_size": 6}, "quantize": {"num_codes": 32}})"), c);
-  REQUIRE(c.palette.palette_size == 6);
-  REQUIRE(c.quantize.num_codes == 32);
-  REQUIRE(c.model.hidden_size == PipelineConfig{}.model.hidden_size);
+  from_json(nlohmann::json::parse(
+                R"({"palette": {"encoder": {"palette_size": 6, "losses": {"contrastive": "intra"}}},
+                    "quantize": {"lamia": {"kmeans": {"num_codes": 32}}}})"),
+            c);
+  REQUIRE(c.palette.encoder.palette_size() == 6);
+  REQUIRE(c.palette.encoder.losses().contrastive() == ContrastiveMode::kIntraOnly);
+  REQUIRE(c.quantize.lamia.kmeans.num_codes == 32);
+  REQUIRE(c.quantize.residual_kmeans.kmeans.num_codes == 64);
+  REQUIRE(c.model.scratch.hidden_size == PipelineConfig{}.model.scratch.hidden_size);
   nlohmann::json j;
   to_json(j, c);
   PipelineConfig back;
@@ -76,14 +81,62 @@ TEST_CASE("config JSON keeps defaults for missing keys and round-trips") {
   REQUIRE(j == j2);
 }
 
+TEST_CASE("config defaults are the pipeline's, not the library structs' (the paper's)") {
+  const PipelineConfig c;
+  REQUIRE(c.quantize.lamia.pca_dim == 32);
+  REQUIRE(c.quantize.lamia.kmeans.num_codes == 64);
+  REQUIRE(c.quantize.lamia.kmeans.seed == 2024);
+  REQUIRE(c.quantize.rq_vae.num_codes() == 64);
+  REQUIRE(c.quantize.rq_vae_train.max_epochs == 200);
+  REQUIRE(c.palette.trainer.learning_rate() == 1e-3);
+  REQUIRE(c.palette.trainer.batch_size() == 64);
+  REQUIRE(c.palette.trainer.epochs() == 3);
+  REQUIRE(c.palette.trainer.validation_fraction() == 0.05);
+  REQUIRE(c.palette.trainer.seed() == 2024);
+  REQUIRE(c.palette.encoder.attribute_token_budget() == 48);
+  REQUIRE(c.model.scratch.hidden_size == 128);
+  REQUIRE(c.model.scratch.num_layers == 2);
+  REQUIRE(c.model.scratch.ffn_dim == 512);
+  REQUIRE(c.model.scratch.max_position_embeddings == 512);
+  REQUIRE(c.model.scratch.dropout == 0.0);
+  REQUIRE(c.model.scratch.seed == 2024);
+  REQUIRE(c.recommend.model.hidden_size == 64);
+}
+
+TEST_CASE("the configuration block of docs/pipeline.md is the default config") {
+  const std::string doc = read_file(fs::path(LAMIA_SOURCE_DIR) / "docs" / "pipeline.md");
+  const auto section = doc.find("## Configuration");
+  REQUIRE(section != std::string::npos);
+  const auto begin = doc.find("```json\n", section);
+  REQUIRE(begin != std::string::npos);
+  const auto end = doc.find("```", begin + 8);
+  REQUIRE(end != std::string::npos);
+  const auto documented = nlohmann::json::parse(doc.substr(begin + 8, end - begin - 8));
+  nlohmann::json actual;
+  to_json(actual, PipelineConfig{});
+  INFO("regenerate the block from pylamia.default_pipeline_config() or `to_json(PipelineConfig{})`");
+  REQUIRE(documented == actual);
+}
+
 TEST_CASE("config errors name the key path and the file") {
   PipelineConfig c;
-  auto bad_key = nlohmann::json::parse(R"({"palette": {"batchsize": 3}})");
-  REQUIRE_THROWS_WITH(from_json(bad_key, c), Catch::Contains("palette.batchsize"));
-  auto bad_type = nlohmann::json::parse(R"({"model": {"num_layers": "two"}})");
-  REQUIRE_THROWS_WITH(from_json(bad_type, c), Catch::Contains("model.num_layers") && Catch::Contains("integer"));
+  auto bad_key = nlohmann::json::parse(R"({"palette": {"trainer": {"batchsize": 3}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_key, c), Catch::Contains("palette.trainer.batchsize") && Catch::Contains("batch_size"));
+  auto bad_type = nlohmann::json::parse(R"({"model": {"scratch": {"num_layers": "two"}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_type, c), Catch::Contains("model.scratch.num_layers") && Catch::Contains("integer"));
+  auto bad_range = nlohmann::json::parse(R"({"quantize": {"lamia": {"kmeans": {"num_codes": 0}}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_range, c), Catch::Contains("quantize.lamia.kmeans.num_codes") && Catch::Contains(">= 1"));
+  auto bad_enum = nlohmann::json::parse(R"({"palette": {"encoder": {"losses": {"contrastive": "both!"}}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_enum, c), Catch::Contains("palette.encoder.losses.contrastive") && Catch::Contains("'intra'"));
+  auto bad_name = nlohmann::json::parse(R"({"recommend": {"tokenizers": ["lamia", "tiger"]}})");
+  REQUIRE_THROWS_WITH(from_json(bad_name, c), Catch::Contains("recommend.tokenizers") && Catch::Contains("tiger"));
+  auto bad_checkpoint = nlohmann::json::parse(R"({"palette": {"trainer": {"checkpoint_path": "x.ckpt"}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_checkpoint, c), Catch::Contains("palette.trainer.checkpoint_path"));
+  auto bad_heads = nlohmann::json::parse(R"({"recommend": {"model": {"hidden_size": 30, "num_heads": 4}}})");
+  REQUIRE_THROWS_WITH(from_json(bad_heads, c), Catch::Contains("recommend.model") && Catch::Contains("num_heads"));
   auto bad_synthetic = nlohmann::json::parse(R"({"dataset": {"synthetic": {"num_itemz": 3}}})");
   REQUIRE_THROWS_WITH(from_json(bad_synthetic, c), Catch::Contains("dataset.synthetic") && Catch::Contains("num_itemz"));
+  REQUIRE(c.palette.trainer.batch_size() == 64);  // a failed read changes nothing
 
   auto dir = scratch("config");
   write_text_atomically(dir / "broken.json", "{\"palette\": {");
@@ -91,6 +144,9 @@ TEST_CASE("config errors name the key path and the file") {
   REQUIRE_THROWS_WITH(load_pipeline_config(dir / "broken.json"), Catch::Contains("broken.json"));
   write_text_atomically(dir / "unknown.json", R"({"qantize": {}})");
   REQUIRE_THROWS_WITH(load_pipeline_config(dir / "unknown.json"), Catch::Contains("unknown.json") && Catch::Contains("qantize"));
+  write_text_atomically(dir / "range.json", R"({"palette": {"trainer": {"validation_fraction": 1.5}}})");
+  REQUIRE_THROWS_WITH(load_pipeline_config(dir / "range.json"),
+                      Catch::Contains("range.json") && Catch::Contains("palette.trainer.validation_fraction"));
 }
 
 TEST_CASE("the pipeline writes every artifact, and the artifacts agree with each other") {
@@ -145,13 +201,15 @@ TEST_CASE("metrics.json: every method on the same test users, beam lists of real
   for (const char* name : {"lamia", "oracle", "popularity", "transition", "sasrec-ce"}) {
     INFO(name);
     REQUIRE(m["methods"].contains(name));
-    REQUIRE(m["methods"][name]["exact"]["users"] == 20);
+    // ID-based methods rank every test user fully; generative ones exactly on the first exact_users
+    REQUIRE(m["methods"][name]["exact"]["users"] == (std::string(name) == "lamia" || std::string(name) == "oracle" ? 15 : 20));
     const double r10 = m["methods"][name]["exact"]["recall@10"];
     REQUIRE(r10 >= 0.0);
     REQUIRE(r10 <= 1.0);
   }
   REQUIRE(m["methods"]["lamia"]["beam"]["users"] == 20);
   REQUIRE(m["methods"]["lamia"].contains("beam_exact_agreement"));
+  REQUIRE(m["exact_users"] == 15);
   std::ostringstream table;
   print_metrics(table, m);
   REQUIRE_THAT(table.str(), Catch::Contains("sasrec-ce") && Catch::Contains("R@10"));
@@ -177,11 +235,26 @@ TEST_CASE("manifest: a rerun skips what is up to date and reruns exactly the sta
   config.recommend.epochs = 2;
   REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"recommend", "evaluate"});
 
-  config.quantize.num_codes = 12;
+  config.quantize.lamia.kmeans.num_codes = 12;
   REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"quantize", "recommend", "evaluate"});
 
   fs::remove(dir / "metrics.json");  // a deleted artifact is recomputed, nothing else
   REQUIRE(run_pipeline(config, dir, log).stages_run == std::vector<std::string>{"evaluate"});
+
+  // --only: exactly the named stages run, on the artifacts as they are, whatever else changed.
+  PipelineRunOptions only;
+  only.only = {"evaluate"};
+  auto changed = config;
+  changed.tokenizer.vocab_size += 7;  // would rerun everything without --only
+  changed.evaluate.top_k = 3;
+  auto r = run_pipeline(changed, dir, log, only);
+  REQUIRE(r.stages_run == std::vector<std::string>{"evaluate"});
+  REQUIRE(r.metrics["top_k"] == 3);
+  only.only = {"evalute"};
+  REQUIRE_THROWS_WITH(run_pipeline(config, dir, log, only), Catch::Contains("unknown stage 'evalute'"));
+  only.only = {"evaluate"};
+  REQUIRE_THROWS_WITH(run_pipeline(config, scratch("only_fresh"), log, only),
+                      Catch::Contains("stage 'dataset' has not completed"));
 
   // The manifest records every artifact with its size and checksum.
   auto manifest = nlohmann::json::parse(read_file(dir / "manifest.json"));
