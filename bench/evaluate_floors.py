@@ -21,7 +21,8 @@ import numpy as np
 def load(folder):
     inter = json.load(open(glob.glob(os.path.join(folder, "*.inter.json"))[0]))
     items = json.load(open(glob.glob(os.path.join(folder, "*.item.json"))[0]))
-    return {u: [int(i) for i in seq] for u, seq in inter.items()}, len(items)
+    # DESIGN.md: each user keeps the last 20 interactions (lamia's SequenceOptions::max_length).
+    return {u: [int(i) for i in seq][-20:] for u, seq in inter.items()}, len(items)
 
 
 def metrics(ranks, ks=(1, 5, 10, 20)):
