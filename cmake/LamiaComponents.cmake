@@ -3,7 +3,7 @@
 # source file needs no CMake edit) and exposes its headers under
 # include/lamia/<name>/. `lamia::lamia` links them all.
 #
-# lamia_add_component(<name> DEPENDS <targets...>)
+# lamia_add_component(<name> DEPENDS <targets...> [TORCH_PCH])  (TORCH_PCH: reuse lamia_torch_pch)
 set(LAMIA_COMPONENTS "" CACHE INTERNAL "")
 # For development: build only these components (and their bindings, tests and
 # CLI commands), e.g. -DLAMIA_ONLY="core;data". Empty means all.
@@ -38,7 +38,7 @@ function(lamia_filter_by_component var)
 endfunction()
 
 function(lamia_add_component name)
-  cmake_parse_arguments(ARG "" "" "DEPENDS;PRECOMPILE" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH_PCH" "" "DEPENDS" ${ARGN})
   lamia_component_enabled(${name} _enabled)
   file(GLOB_RECURSE _sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
   if(NOT _sources OR NOT _enabled)
@@ -52,8 +52,8 @@ function(lamia_add_component name)
     $<INSTALL_INTERFACE:include>)
   target_link_libraries(${_target} PUBLIC ${ARG_DEPENDS})
   target_compile_features(${_target} PUBLIC cxx_std_17)
-  if(ARG_PRECOMPILE)
-    target_precompile_headers(${_target} PRIVATE ${ARG_PRECOMPILE})
+  if(ARG_TORCH_PCH)
+    target_precompile_headers(${_target} REUSE_FROM lamia_torch_pch)
   endif()
   set_target_properties(${_target} PROPERTIES EXPORT_NAME ${name})
   set(LAMIA_COMPONENTS ${LAMIA_COMPONENTS} ${name} CACHE INTERNAL "")

@@ -29,7 +29,13 @@ int main(int argc, char** argv) {
   // re-executes itself once with PASSIVE unless the user chose a policy.
   if (!std::getenv("OMP_WAIT_POLICY")) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    ::execv("/proc/self/exe", argv);  // only returns on failure: then go on as we are
+    // The resolved path, not /proc/self/exe itself, so that the process keeps its name ("lamia").
+    char self[4096];
+    const auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+      self[n] = '\0';
+      ::execv(self, argv);  // only returns on failure: then go on as we are
+    }
   }
 #endif
   CLI::App app{"lamia: semantic IDs from item palettes, and generative recommendation with them"};
