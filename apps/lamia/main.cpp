@@ -23,12 +23,24 @@ std::vector<CommandEntry>& commands() {
 
 int main(int argc, char** argv) {
 #ifdef __linux__
-  // OpenMP worker threads that spin while they wait take the CPU from the thread doing the work as
-  // soon as the machine has any other load (measured on 2 busy cores: a small model 40x slower at 2
-  // threads than at 1). libgomp reads OMP_WAIT_POLICY when it is loaded, before main, so the tool
-  // re-executes itself once with PASSIVE unless the user chose a policy.
+  // Two thread pools would fight over the cores unless told otherwise, and both read their settings
+  // when their library is loaded, before main, so the tool re-executes itself once with them set
+  // (a variable the user set is kept):
+  // - OMP_WAIT_POLICY=PASSIVE: spinning OpenMP workers take the CPU from the working thread as soon
+  //   as the machine has other load (a small model ran 40x slower at 2 threads on 2 busy cores);
+  // - OPENBLAS_NUM_THREADS=1: torch already parallelizes around its GEMM calls; OpenBLAS's own
+  //   threads on top oversubscribe the cores (the amazon-office recommender trained at 2.5k tokens/s
+  //   with them, 14.3k without; docs/results.md).
+  bool reexec = false;
   if (!std::getenv("OMP_WAIT_POLICY")) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    reexec = true;
+  }
+  if (!std::getenv("OPENBLAS_NUM_THREADS")) {
+    ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    reexec = true;
+  }
+  if (reexec) {
     // The resolved path, not /proc/self/exe itself, so that the process keeps its name ("lamia").
     char self[4096];
     const auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -17,13 +17,17 @@ OpenMP's wait policy: when torch is not imported yet, pylamia sets OMP_WAIT_POLI
 it is set) before importing it: spinning OpenMP workers take the CPU from the working thread as soon
 as the machine has other load (a small model ran 40x slower at 2 threads on 2 busy cores). libgomp
 reads the variable once, when torch loads it, so after `import torch` it is too late; `lamia` (the CLI)
-does the same by re-executing itself.
+does the same by re-executing itself. Likewise OPENBLAS_NUM_THREADS=1 (OpenBLAS's threads on top of
+torch's oversubscribe the cores).
 """
 import os as _os
 import sys as _sys
 
 if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch parallelizes around its GEMM calls; OpenBLAS's own threads on top oversubscribe the
+    # cores (a recommender trained 5.7x slower with them on 2 cores; docs/results.md).
+    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: F401,E402  (must precede the compiled module)
 
