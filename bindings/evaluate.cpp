@@ -4,6 +4,7 @@
 // Python scorer runs with it.
 #include "json_cast.hpp"
 #include "registry.hpp"
+#include "sequence_examples.hpp"
 
 #include <lamia/core/errors.hpp>
 #include <lamia/evaluate.hpp>
@@ -27,29 +28,8 @@ using lamia::PopularityGroup;
 using lamia::SequenceExample;
 using lamia::python::to_python;
 
-std::string type_name(py::handle o) { return py::str(py::type::of(o).attr("__name__")).cast<std::string>(); }
-
-// Examples from Python: pylamia.SequenceExample objects or (history, target) pairs (user = position).
-std::vector<SequenceExample> examples_from_python(const py::handle& seq, const char* what) {
-  std::vector<SequenceExample> out;
-  std::int64_t i = 0;
-  for (const auto& o : seq) {
-    if (py::isinstance<SequenceExample>(o)) {
-      out.push_back(o.cast<const SequenceExample&>());
-    } else if ((py::isinstance<py::tuple>(o) || py::isinstance<py::list>(o)) && py::len(o) == 2) {
-      SequenceExample e;
-      e.user = lamia::UserIndex(i);
-      e.history = o[py::int_(0)].cast<std::vector<ItemIndex>>();
-      e.target = o[py::int_(1)].cast<ItemIndex>();
-      out.push_back(std::move(e));
-    } else {
-      throw py::type_error(fmt::format("{}: example {} must be a SequenceExample or a (history, target) pair, got {}",
-                                       what, i, type_name(o)));
-    }
-    ++i;
-  }
-  return out;
-}
+using lamia::python::examples_from_python;
+using lamia::python::type_name;
 
 // A 1-D float score vector as contiguous float32 on the CPU.
 torch::Tensor score_vector(const torch::Tensor& scores, const char* what) {
