@@ -28,6 +28,10 @@ struct LoadedDataset {
   std::vector<std::string> label_names;
 };
 
+/// Whether a recommend.baselines entry is a trained model (SASRec), saved under baselines/<name>;
+/// popularity and transition are counted at evaluation.
+inline bool is_trained_baseline(const std::string& name) { return name == "sasrec-ce" || name == "sasrec-bce"; }
+
 class PipelineContext {
  public:
   PipelineContext(const PipelineConfig& config, std::filesystem::path out_dir, std::ostream& log)

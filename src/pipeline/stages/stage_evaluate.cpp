@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace lamia {
@@ -33,10 +34,9 @@ class EvaluateStage : public Stage {
  public:
   std::string name() const override { return "evaluate"; }
   std::vector<std::string> inputs(const PipelineConfig& config) const override {
-    std::vector<std::string> in = {"dataset", "recommenders"};
-    for (const auto& b : config.recommend.baselines)
-      if (b == "sasrec-ce" || b == "sasrec-bce") return {"dataset", "recommenders", "baselines"};
-    return in;
+    const auto& b = config.recommend.baselines;
+    if (std::any_of(b.begin(), b.end(), is_trained_baseline)) return {"dataset", "recommenders", "baselines"};
+    return {"dataset", "recommenders"};
   }
   nlohmann::json config_section(const PipelineConfig& config) const override {
     nlohmann::json j;

@@ -138,7 +138,7 @@ class RecommendStage : public Stage {
 
     bool any_baseline = false;
     for (const auto& name : rc.baselines) {
-      if (name != "sasrec-ce" && name != "sasrec-bce") continue;  // popularity and transition need no training
+      if (!is_trained_baseline(name)) continue;  // popularity and transition need no training
       const auto t0 = std::chrono::steady_clock::now();
       fs::create_directories(ctx.path("baselines"));
       auto so = rc.sasrec;
