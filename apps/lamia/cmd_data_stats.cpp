@@ -50,7 +50,9 @@ lamia::cli::Command setup(CLI::App& parent) {
               std::cerr << fmt::format("lamia: warning: {} rows skipped: {}\n", n, kind);
             if (auto it = report.counts.find("unknown_item_skipped"); it != report.counts.end())
               std::cerr << fmt::format("lamia: warning: {} interactions with unknown item ids skipped\n", it->second);
-            std::cout << out.dump() << "\n";
+            // Values from the input (a folder name) need not be UTF-8: such bytes become U+FFFD
+            // instead of failing the dump.
+            std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
           }};
 }
 

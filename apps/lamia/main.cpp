@@ -5,7 +5,10 @@
 #include <lamia/core/threads.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <new>
+#include <string>
 #include <exception>
 #include <iostream>
 #include <map>
@@ -18,6 +21,22 @@ namespace lamia::cli {
 std::vector<CommandEntry>& commands() {
   static std::vector<CommandEntry> all;
   return all;
+}
+
+// An exception's message as one line: torch's messages carry a C++ backtrace after "Exception
+// raised from", which is for developers; other line breaks become "; ". Bounded, so that a message
+// quoting a huge value cannot flood the terminal.
+std::string one_line_message(std::string message) {
+  if (const auto cut = message.find("Exception raised from "); cut != std::string::npos) message.resize(cut);
+  while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
+  std::string out;
+  for (char c : message) {
+    if (c == '\n') out += "; ";
+    else if (c != '\r') out += c;
+  }
+  constexpr std::size_t kMaxChars = 4000;
+  if (out.size() > kMaxChars) out = out.substr(0, kMaxChars) + "... (message cut)";
+  return out.empty() ? "unknown error" : out;
 }
 }  // namespace lamia::cli
 
@@ -73,11 +92,19 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   lamia::set_default_thread_count(threads);
+  // Every failure is one line and exit code 1: lamia's exceptions, the libraries' (nlohmann,
+  // std::filesystem, torch) and anything else; never std::terminate's abort with a backtrace.
   try {
     for (auto& c : runners)
       if (c.app->parsed()) c.run();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "lamia: error: out of memory\n";
+    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "lamia: error: " << e.what() << "\n";
+    std::cerr << "lamia: error: " << lamia::cli::one_line_message(e.what()) << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "lamia: error: unknown error (an exception that is not a std::exception)\n";
     return 1;
   }
   return 0;

@@ -1,5 +1,6 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/core/input_file.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -42,8 +43,7 @@ void write_text_atomically(const fs::path& path, std::string_view content) {
 }
 
 std::string read_file(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IOError(path.string() + ": is a directory, expected a file");
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError("cannot open " + path.string() + ": " + std::strerror(errno));
   std::ostringstream ss;

@@ -1,9 +1,14 @@
 #include <lamia/data/detail/json_io.hpp>
 #include <lamia/data/detail/text_io.hpp>
+#include <lamia/data/loaders/limits.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace lamia::detail {
@@ -144,19 +149,137 @@ std::string json_key_before(std::string_view text, std::size_t offset) {
 }
 
 namespace {
+
+// Builds the value as nlohmann's own parser does, but stops at limits::kMaxJsonDepth: the
+// parser itself is iterative, while copying, printing and walking a value recurse, so a
+// 100k-deep value would overflow the stack later. Errors are kept, not thrown, so that the
+// caller can name the file, line and field.
+template <class Json>
+class DepthLimitedBuilder {
+ public:
+  explicit DepthLimitedBuilder(Json& result) : dom_(result, true) {}
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(typename Json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(typename Json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(typename Json::number_float_t v, const typename Json::string_t& s) {
+    return dom_.number_float(v, s);
+  }
+  bool string(typename Json::string_t& v) { return dom_.string(v); }
+  bool binary(typename Json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) { return deeper() && dom_.start_object(n); }
+  bool key(typename Json::string_t& k) { return dom_.key(k); }
+  bool end_object() {
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) { return deeper() && dom_.start_array(n); }
+  bool end_array() {
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t position, const std::string& /*last_token*/, const nlohmann::detail::exception& ex) {
+    error_byte = position;
+    error_id = ex.id;
+    error_what = ex.what();
+    return false;
+  }
+
+  bool too_deep = false;
+  std::size_t error_byte = 0;
+  int error_id = 0;
+  std::string error_what;
+
+ private:
+  bool deeper() {
+    if (++depth_ <= limits::kMaxJsonDepth) return true;
+    too_deep = true;
+    return false;
+  }
+  nlohmann::detail::json_sax_dom_parser<Json> dom_;
+  std::size_t depth_ = 0;
+};
+
+// Offset of the bracket that opens level limits::kMaxJsonDepth + 1 (outside strings).
+std::size_t offset_too_deep(std::string_view text) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limits::kMaxJsonDepth) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return text.size();
+}
+
+// The text with every number that a double cannot hold (1e400, a 400-digit integer) written as
+// a string. JSON allows such numbers; nlohmann's parser rejects them (out_of_range 406). As
+// strings they are kept as written where lamia does not use them, and where it does (a rating,
+// a timestamp, a config value) the field's own check names the file, line and field.
+std::string quote_numbers_out_of_double_range(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {  // copy the string, escapes included
+      std::size_t j = i + 1;
+      while (j < text.size() && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+      j = std::min(j + 1, text.size());
+      out.append(text.substr(i, j - i));
+      i = j;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t j = i + 1;
+      while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.' ||
+                                 text[j] == 'e' || text[j] == 'E' || text[j] == '+' || text[j] == '-'))
+        ++j;
+      const std::string number(text.substr(i, j - i));
+      const double value = std::strtod(number.c_str(), nullptr);
+      if (std::isinf(value)) out += '"' + number + '"';
+      else out += number;
+      i = j;
+      continue;
+    }
+    out.push_back(c);
+    ++i;
+  }
+  return out;
+}
+
 template <class Json>
 Json parse_json_as(std::string_view text, const std::string& file, std::size_t first_line) {
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    std::size_t at = std::min(e.byte > 0 ? e.byte - 1 : 0, text.size());
-    std::size_t line = first_line + std::size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(at), '\n'));
-    std::string reason = e.what();
-    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..." -> the tail
-    auto colon = reason.find(": ");
-    if (colon != std::string::npos) reason = reason.substr(colon + 2);
-    throw ParseError({file, line, json_key_before(text, at)}, "invalid JSON: " + reason);
+  Json result;
+  DepthLimitedBuilder<Json> builder(result);
+  if (Json::sax_parse(text.begin(), text.end(), &builder)) return result;
+  auto line_of = [&](std::size_t at) {
+    return first_line + std::size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(at), '\n'));
+  };
+  if (builder.too_deep) {
+    const std::size_t at = offset_too_deep(text);
+    throw ParseError({file, line_of(at), json_key_before(text, at)},
+                     fmt::format("JSON nested deeper than {} levels (the limit of lamia's readers)",
+                                 limits::kMaxJsonDepth));
   }
+  if (builder.error_id == 406) {  // a number out of the range of a double
+    const std::string quoted = quote_numbers_out_of_double_range(text);
+    if (quoted != text) return parse_json_as<Json>(quoted, file, first_line);
+  }
+  const std::size_t at = std::min(builder.error_byte > 0 ? builder.error_byte - 1 : 0, text.size());
+  std::string reason = builder.error_what;
+  // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..." -> the tail
+  auto colon = reason.find(": ");
+  if (colon != std::string::npos) reason = reason.substr(colon + 2);
+  throw ParseError({file, line_of(at), json_key_before(text, at)}, "invalid JSON: " + preview(reason, 200));
 }
 }  // namespace
 
@@ -204,8 +327,9 @@ bool hex4(std::string_view t, std::size_t at, std::uint32_t& v) {
   return true;
 }
 
-// A JSON string starting at t[i] == '"'; on success i is past the closing quote.
-bool json_string(std::string_view t, std::size_t& i, std::string& out) {
+}  // namespace
+
+bool unescape_json_string(std::string_view t, std::size_t& i, std::string& out) {
   out.clear();
   ++i;
   for (;;) {
@@ -253,8 +377,6 @@ bool json_string(std::string_view t, std::size_t& i, std::string& out) {
   }
 }
 
-}  // namespace
-
 bool parse_flat_string_object(std::string_view t, std::vector<std::pair<std::string, std::string>>& out) {
   out.clear();
   std::size_t i = 0;
@@ -272,12 +394,12 @@ bool parse_flat_string_object(std::string_view t, std::vector<std::pair<std::str
   }
   std::string key, value;
   for (;;) {
-    if (i >= t.size() || t[i] != '"' || !json_string(t, i, key)) return false;
+    if (i >= t.size() || t[i] != '"' || !unescape_json_string(t, i, key)) return false;
     space();
     if (i >= t.size() || t[i] != ':') return false;
     ++i;
     space();
-    if (i >= t.size() || t[i] != '"' || !json_string(t, i, value)) return false;
+    if (i >= t.size() || t[i] != '"' || !unescape_json_string(t, i, value)) return false;
     out.emplace_back(key, value);
     space();
     if (i < t.size() && t[i] == ',') {
@@ -384,23 +506,25 @@ class PyLiteral {
         break;
       }
     }
-    std::string num(t_.substr(s, i_ - s));
-    try {
-      std::size_t used = 0;
-      if (is_float) {
-        double d = std::stod(num, &used);
-        if (used != num.size()) fail("bad number '" + num + "'");
-        return d;
-      }
-      long long v = std::stoll(num, &used);
-      if (used != num.size()) fail("bad number '" + num + "'");
-      return v;
-    } catch (const std::logic_error&) {
-      fail("bad number '" + num + "'");
+    const std::string num(t_.substr(s, i_ - s));
+    char* end = nullptr;
+    errno = 0;
+    if (!is_float) {
+      const long long v = std::strtoll(num.c_str(), &end, 10);
+      if (end == num.c_str() + num.size() && !num.empty() && errno != ERANGE) return v;
+      if (end != num.c_str() + num.size() || num.empty()) fail("bad number '" + preview(num) + "'");
     }
+    // Python's ints have no limit and its floats overflow to inf: what a double cannot hold
+    // exactly enough is kept as written (the metadata fields lamia reads are text).
+    errno = 0;
+    const double d = std::strtod(num.c_str(), &end);
+    if (end != num.c_str() + num.size() || num.empty()) fail("bad number '" + preview(num) + "'");
+    if (errno == ERANGE || !std::isfinite(d)) return num;
+    return d;
   }
   nlohmann::json value() {
-    if (++depth_ > 200) fail("nested too deeply");
+    if (++depth_ > limits::kMaxJsonDepth)
+      fail(fmt::format("nested deeper than {} levels (the limit of lamia's readers)", limits::kMaxJsonDepth));
     space();
     if (i_ >= t_.size()) fail("value missing (truncated?)");
     char c = t_[i_];
@@ -467,7 +591,7 @@ class PyLiteral {
   const std::string& file_;
   std::size_t line_;
   std::size_t i_ = 0;
-  int depth_ = 0;
+  std::size_t depth_ = 0;
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/core/input_file.hpp>
 #include <lamia/data/detail/text_io.hpp>
+#include <lamia/data/loaders/limits.hpp>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -68,12 +70,30 @@ std::string latin1_to_utf8(std::string_view text) {
   return out;
 }
 
+std::string printable_utf8(std::string_view text) {
+  std::string out;
+  while (!text.empty()) {
+    const std::size_t bad = find_invalid_utf8(text);
+    out.append(text.substr(0, bad));
+    if (bad == std::string_view::npos) break;
+    out += fmt::format("\\x{:02X}", unsigned(static_cast<unsigned char>(text[bad])));
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
+std::string preview(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Back up to the start of a UTF-8 character (continuation bytes are 10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return fmt::format("{}... ({} bytes)", text.substr(0, cut), text.size());
+}
+
 // ---------------------------------------------------------------------------------------------
 
 ByteReader::ByteReader(const std::filesystem::path& path) : path_(path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IOError(fmt::format("{}: is a directory, expected a file", path.string()));
+  require_regular_file(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw IOError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
   gzbuffer(f, 1 << 18);
@@ -87,17 +107,19 @@ ByteReader::~ByteReader() {
 std::size_t ByteReader::read(char* dst, std::size_t n) {
   auto* f = static_cast<gzFile>(gz_);
   int got = gzread(f, dst, unsigned(std::min<std::size_t>(n, 1u << 30)));
-  if (got < 0) {
-    int code = 0;
-    const char* msg = gzerror(f, &code);
-    throw IOError(fmt::format("{}: read error: {}", path_.string(), msg ? msg : "unknown"));
-  }
-  if (got == 0 && !gzeof(f)) {
-    int code = 0;
-    const char* msg = gzerror(f, &code);
-    if (code != Z_OK) throw IOError(fmt::format("{}: read error: {}", path_.string(), msg ? msg : "unknown"));
-  }
-  return std::size_t(got);
+  if (got > 0) return std::size_t(got);
+  // End of input or an error. zlib reports a gzip stream cut short as Z_BUF_ERROR with the data
+  // read so far and no error return: without this check a truncated download reads as a clean
+  // end of file with its last rows lost.
+  int code = Z_OK;
+  const char* msg = gzerror(f, &code);
+  const char* reason = msg && *msg ? msg : "unknown error";
+  if (code == Z_BUF_ERROR)
+    throw IOError(fmt::format("{}: the gzip stream ends early (truncated file?): {}", path_.string(), reason));
+  if (code == Z_DATA_ERROR)
+    throw IOError(fmt::format("{}: corrupt gzip data: {}", path_.string(), reason));
+  if (got < 0 || code != Z_OK) throw IOError(fmt::format("{}: read error: {}", path_.string(), reason));
+  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,6 +179,7 @@ bool LineReader::next(std::string_view& line) {
       return true;
     }
     searched = in_.available();
+    if (searched > limits::kMaxRecordBytes) too_long();
     if (!in_.fill()) {
       if (in_.available() == 0) return false;
       // Last line without a terminator.
@@ -169,6 +192,12 @@ bool LineReader::next(std::string_view& line) {
       return true;
     }
   }
+}
+
+void LineReader::too_long() const {
+  throw ParseError({in_.path().filename().string(), line_ + 1, ""},
+                   fmt::format("line is longer than {} MiB (the limit of one line; is this a text file with line ends?)",
+                               limits::kMaxRecordBytes >> 20));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +294,13 @@ bool CsvReader::next() {
     }
     std::size_t consumed = 0, newlines = 0;
     while (!parse(consumed, newlines)) {
+      if (in_.available() > limits::kMaxRecordBytes) {
+        std::size_t f = offsets_.size() - 1;
+        throw ParseError({in_.path().filename().string(), next_line_,
+                          f < names_.size() ? names_[f] : "#" + std::to_string(f + 1)},
+                         fmt::format("record is longer than {} MiB (the limit of one row; an unclosed quote?)",
+                                     limits::kMaxRecordBytes >> 20));
+      }
       if (!in_.fill()) {
         if (!in_.eof()) continue;
         // At EOF parse() only fails inside a quoted field that never closes.

@@ -56,10 +56,16 @@ std::string json_key_before(std::string_view text, std::size_t offset);
 
 /// Parses text as JSON; on failure throws ParseError at file:line (line counted from
 /// first_line for the byte the parser stopped at), field json_key_before() that byte, with
-/// the parser's reason.
+/// the parser's reason. Values nested deeper than limits::kMaxJsonDepth are such an error (never
+/// a stack overflow); numbers that a double cannot hold (1e400) are read as strings of their
+/// text, so that an unused field is accepted and a used one fails its own check.
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
 /// The same, keeping the order of object keys (the generic loader takes attribute order from it).
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line);
+
+/// Unescapes the JSON string that starts at t[i] == '"' into out; on success i is past the
+/// closing quote. False for a string that is not closed or has a bad escape.
+bool unescape_json_string(std::string_view t, std::size_t& i, std::string& out);
 
 /// Fast path for the common record shape {"key": "string", ...}: fills out with the
 /// unescaped (key, value) pairs and returns true. Returns false, leaving the error to

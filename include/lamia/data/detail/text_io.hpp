@@ -18,9 +18,17 @@ std::size_t find_invalid_utf8(std::string_view text) noexcept;
 inline bool is_valid_utf8(std::string_view text) noexcept { return find_invalid_utf8(text) == std::string_view::npos; }
 /// Each latin-1 byte becomes its code point in UTF-8.
 std::string latin1_to_utf8(std::string_view text);
+/// text with each byte that is not valid UTF-8 written as "\xNN": valid UTF-8 that still shows
+/// the bytes (a folder name that is not UTF-8 can be a dataset name in JSON output).
+std::string printable_utf8(std::string_view text);
+/// At most max_bytes of text for an error message (cut at a character boundary, then "..." and
+/// the full size), so that a message never carries a whole 50 MB value. Not quoted.
+std::string preview(std::string_view text, std::size_t max_bytes = 60);
 
 /// Reads a file in large chunks; gzip files (detected by their magic, not their name)
-/// are decompressed on the fly. Throws IOError naming the path on open/read failure.
+/// are decompressed on the fly, in bounded memory. Throws IOError naming the path when it is
+/// not a regular file (checked before opening: a FIFO never blocks), cannot be opened or read,
+/// or is a gzip stream that is corrupt or ends early (a truncated download is never a clean end).
 class ByteReader {
  public:
   explicit ByteReader(const std::filesystem::path& path);
@@ -36,7 +44,8 @@ class ByteReader {
   void* gz_ = nullptr;  // gzFile; zlib reads plain files transparently
 };
 
-/// A growing buffer over a ByteReader that hands out complete lines / records.
+/// A growing buffer over a ByteReader that hands out complete lines / records (at most
+/// limits::kMaxRecordBytes each: the readers below throw ParseError past that).
 class ChunkBuffer {
  public:
   explicit ChunkBuffer(const std::filesystem::path& path);
@@ -67,6 +76,7 @@ class LineReader {
   const std::filesystem::path& path() const noexcept { return in_.path(); }
 
  private:
+  [[noreturn]] void too_long() const;
   ChunkBuffer in_;
   std::size_t line_ = 0;
   bool started_ = false;

@@ -3,6 +3,7 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/data/detail/text_io.hpp>
 #include <lamia/data/loaders.hpp>
+#include <lamia/data/loaders/limits.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -64,10 +65,11 @@ std::filesystem::path require_file(const std::filesystem::path& dir, const std::
 std::string list_dir(const std::filesystem::path& dir);
 void require_dir(const std::filesystem::path& dir, const char* format);
 
-/// The dataset's name: the folder's name.
+/// The dataset's name: the folder's name, its bytes that are not UTF-8 written as "\xNN" (the
+/// name goes into JSON output; a folder name need not be UTF-8).
 inline std::string dataset_name(const std::filesystem::path& dir) {
   auto p = dir.lexically_normal();
-  return p.filename().empty() ? p.parent_path().filename().string() : p.filename().string();
+  return printable_utf8(p.filename().empty() ? p.parent_path().filename().string() : p.filename().string());
 }
 
 /// Strict number parsing of a whole field; nullopt when the text is not a number.
@@ -75,8 +77,29 @@ std::optional<std::int64_t> parse_int(std::string_view text) noexcept;
 std::optional<double> parse_double(std::string_view text) noexcept;
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept;
-/// "YYYY-MM-DD", "YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z]" as UTC seconds; nullopt otherwise.
+/// Days in a month of the proleptic Gregorian calendar (February 29 in leap years); 0 for a
+/// month outside 1..12. Dates are checked against it: Feb 30 is an error, never Mar 2.
+unsigned days_in_month(std::int64_t year, unsigned month) noexcept;
+/// "YYYY-MM-DD", "YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z]" as UTC seconds; nullopt otherwise
+/// (also for a day the month does not have).
 std::optional<std::int64_t> parse_iso_time(std::string_view text) noexcept;
+
+/// A timestamp in [limits::kMinTimestamp, limits::kMaxTimestamp]: nullopt for anything else (a
+/// value that would wrap, or the "no timestamp" sentinel Interaction::kNoTimestamp).
+std::optional<std::int64_t> checked_timestamp(std::int64_t seconds) noexcept;
+/// The same for seconds given as a number with a fraction (rounded down); nullopt for NaN.
+std::optional<std::int64_t> checked_timestamp(double seconds) noexcept;
+/// What an out-of-range timestamp error says is expected.
+std::string timestamp_range_text();
+/// A rating that a float holds: finite and within float's range; nullopt otherwise.
+std::optional<float> checked_rating(double value) noexcept;
+/// "'text'" for messages, cut by preview() so that a message never holds a whole huge value.
+std::string quoted(std::string_view text);
+/// A JSON value in a message: a string quoted(), another value written and cut by preview().
+template <class Json>
+std::string shown(const Json& value) {
+  return value.is_string() ? detail::quoted(value.template get_ref<const std::string&>()) : preview(value.dump());
+}
 
 /// Looks an item up by id, applying the unknown-item policy. nullopt: skip the interaction.
 std::optional<ItemIndex> resolve_item(Catalog& catalog, std::string_view id, UnknownItems policy,

@@ -31,7 +31,7 @@ std::optional<std::int64_t> parse_mind_time(std::string_view t) {
   }
   auto ampm = t.substr(i);
   unsigned month = v[0], day = v[1], year = v[2], hour = v[3], minute = v[4], second = v[5];
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour < 1 || hour > 12 || minute > 59 || second > 60)
+  if (day < 1 || day > detail::days_in_month(year, month) || hour < 1 || hour > 12 || minute > 59 || second > 60)
     return std::nullopt;
   if (ampm == "AM") {
     if (hour == 12) hour = 0;
@@ -83,7 +83,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
       auto [it, fresh] = first_line.emplace(id, r.line());
       if (!fresh) {
         problems.row("duplicate_item", {r.file_name(), r.line(), "news_id"},
-                     fmt::format("duplicate news id '{}' (first on line {})", id, it->second));
+                     fmt::format("duplicate news id {} (first on line {})", detail::quoted(id), it->second));
         continue;
       }
       ds.catalog.add(std::move(id), {std::string(r[3]), std::string(r[4]), std::string(r[1]), std::string(r[2])});
@@ -119,7 +119,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
       auto time = parse_mind_time(r[2]);
       if (!time) {
         problems.row("invalid_value", {r.file_name(), r.line(), "time"},
-                     fmt::format("expected a time like '11/12/2019 2:14:46 PM', got '{}'", r[2]));
+                     fmt::format("expected a time like '11/12/2019 2:14:46 PM' (a real calendar date), got {}", detail::quoted(r[2])));
         continue;
       }
       auto it = user_index.find(std::string(user));
@@ -147,7 +147,7 @@ Dataset load_mind(const std::filesystem::path& dir, const LoadOptions& options, 
         auto label = token.substr(dash + 1);
         if (label != "0" && label != "1") {
           problems.row("invalid_value", {r.file_name(), r.line(), "impressions"},
-                       fmt::format("expected 'NEWSID-0' or 'NEWSID-1', got '{}'", token));
+                       fmt::format("expected 'NEWSID-0' or 'NEWSID-1', got {}", detail::quoted(token)));
           bad = true;
           return;
         }

@@ -1,5 +1,7 @@
 #include "loader_util.hpp"
 
+#include <lamia/core/input_file.hpp>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -7,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 namespace lamia {
 
@@ -132,19 +135,28 @@ std::string list_dir(const std::filesystem::path& dir) {
 
 void require_dir(const std::filesystem::path& dir, const char* format) {
   std::error_code ec;
-  if (!std::filesystem::exists(dir, ec))
+  const auto status = std::filesystem::status(dir, ec);
+  if (status.type() == std::filesystem::file_type::directory) return;
+  if (status.type() == std::filesystem::file_type::not_found)
     throw IOError(fmt::format("{}: {} dataset folder does not exist", dir.string(), format));
-  if (!std::filesystem::is_directory(dir, ec))
-    throw IOError(fmt::format("{}: expected a folder holding a {} dataset, found a file", dir.string(), format));
+  if (ec) throw IOError(fmt::format("{}: {} dataset folder cannot be accessed: {}", dir.string(), format, ec.message()));
+  throw IOError(fmt::format("{}: expected a folder holding a {} dataset, found a {}", dir.string(), format,
+                            status.type() == std::filesystem::file_type::regular ? "file" : "special file"));
 }
 
 std::filesystem::path require_file(const std::filesystem::path& dir, const std::string& name, const char* format) {
   require_dir(dir, format);
   auto p = dir / name;
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(p, ec))
+  if (!std::filesystem::exists(std::filesystem::symlink_status(p, ec)))
     throw IOError(fmt::format("{}: {} dataset needs '{}', which is missing (the folder holds: {})", dir.string(),
                               format, name, list_dir(dir)));
+  // It exists: a directory, a FIFO, a device or a dangling link each get their own message.
+  try {
+    require_regular_file(p);
+  } catch (const IOError& e) {
+    throw IOError(fmt::format("{} ({} dataset file '{}')", e.what(), format, name));
+  }
   return p;
 }
 
@@ -205,6 +217,36 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
   return era * 146097 + std::int64_t(doe) - 719468;
 }
 
+unsigned days_in_month(std::int64_t y, unsigned m) noexcept {
+  static constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12) return 0;
+  const bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+std::optional<std::int64_t> checked_timestamp(std::int64_t seconds) noexcept {
+  if (seconds < limits::kMinTimestamp || seconds > limits::kMaxTimestamp) return std::nullopt;
+  return seconds;
+}
+
+std::optional<std::int64_t> checked_timestamp(double seconds) noexcept {
+  // Compared as doubles first: casting a double outside int64's range is undefined.
+  const double down = std::floor(seconds);
+  if (!(down >= double(limits::kMinTimestamp) && down <= double(limits::kMaxTimestamp))) return std::nullopt;
+  return std::int64_t(down);
+}
+
+std::string timestamp_range_text() {
+  return fmt::format("Unix seconds in [{}, {}] (years 0000 to 9999)", limits::kMinTimestamp, limits::kMaxTimestamp);
+}
+
+std::optional<float> checked_rating(double value) noexcept {
+  if (!std::isfinite(value) || std::abs(value) > double(std::numeric_limits<float>::max())) return std::nullopt;
+  return float(value);
+}
+
+std::string quoted(std::string_view text) { return "'" + preview(text) + "'"; }
+
 std::optional<std::int64_t> parse_iso_time(std::string_view t) noexcept {
   auto num = [&](std::size_t at, std::size_t len) -> std::optional<unsigned> {
     if (at + len > t.size()) return std::nullopt;
@@ -218,7 +260,7 @@ std::optional<std::int64_t> parse_iso_time(std::string_view t) noexcept {
   };
   auto y = num(0, 4), mo = num(5, 2), d = num(8, 2);
   if (!y || !mo || !d || t.size() < 10 || t[4] != '-' || t[7] != '-') return std::nullopt;
-  if (*mo < 1 || *mo > 12 || *d < 1 || *d > 31) return std::nullopt;
+  if (*d < 1 || *d > days_in_month(*y, *mo)) return std::nullopt;
   std::int64_t secs = days_from_civil(*y, *mo, *d) * 86400;
   if (t.size() == 10) return secs;
   if (t[10] != 'T' && t[10] != ' ') return std::nullopt;
@@ -250,13 +292,13 @@ std::optional<ItemIndex> resolve_item(Catalog& catalog, std::string_view id, Unk
       return catalog.add(std::string(id), std::vector<std::string>(catalog.num_attributes()));
     }
     case UnknownItems::kSkip:
-      problems.note("unknown_item_skipped", where, fmt::format("unknown item id '{}' skipped", id));
+      problems.note("unknown_item_skipped", where, fmt::format("unknown item id {} skipped", detail::quoted(id)));
       return std::nullopt;
     default:
       problems.row("unknown_item", where,
-                   fmt::format("unknown item id '{}' (not in the item file; LoadOptions::unknown_items "
+                   fmt::format("unknown item id {} (not in the item file; LoadOptions::unknown_items "
                                "= skip or add accepts it)",
-                               id));
+                               detail::quoted(id)));
       return std::nullopt;
   }
 }

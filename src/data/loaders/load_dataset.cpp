@@ -2,6 +2,7 @@
 #include "loader_util.hpp"
 
 #include <lamia/core/atomic_file.hpp>
+#include <lamia/data/detail/json_io.hpp>
 #include <lamia/data/synthetic.hpp>
 
 #include <fmt/format.h>
@@ -23,15 +24,16 @@ Dataset load_synthetic(const std::filesystem::path& dir) {
   SyntheticOptions options;
   if (!dir.empty()) {
     std::error_code ec;
-    auto file = std::filesystem::is_directory(dir, ec) ? dir / "synthetic.json" : dir;
-    if (std::filesystem::is_regular_file(file, ec)) {
+    const bool folder = std::filesystem::is_directory(dir, ec);
+    auto file = folder ? dir / "synthetic.json" : dir;
+    if (!folder || std::filesystem::exists(std::filesystem::symlink_status(file, ec))) {
+      const auto name = file.filename().string();
+      auto j = detail::parse_json(read_file(file), name, 1);  // read_file: regular files only
       try {
-        from_json(nlohmann::json::parse(read_file(file)), options);
+        from_json(j, options);
       } catch (const nlohmann::json::exception& e) {
-        throw ParseError({file.filename().string(), 0, ""}, fmt::format("invalid synthetic options: {}", e.what()));
+        throw ParseError({name, 0, ""}, fmt::format("invalid synthetic options: {}", detail::preview(e.what(), 200)));
       }
-    } else if (!std::filesystem::is_directory(dir, ec)) {
-      throw IOError(fmt::format("{}: synthetic options file does not exist", dir.string()));
     }
   }
   return generate_synthetic(options).dataset;

@@ -21,24 +21,32 @@ std::optional<fs::path> find_with_ext(const fs::path& dir, const std::string& st
   for (const char* e : exts) {
     auto p = dir / (stem + e);
     std::error_code ec;
-    if (fs::is_regular_file(p, ec)) return p;
+    // Any file type: a directory or FIFO by that name gets the reader's own message.
+    if (fs::exists(fs::symlink_status(p, ec))) return p;
   }
   return std::nullopt;
 }
 
-// A timestamp field: Unix seconds (integer, decimal, or digits in a string) or ISO 8601.
+// A timestamp field: Unix seconds (integer, decimal, or digits in a string) or ISO 8601, within
+// limits::kMinTimestamp..kMaxTimestamp (never wrapped, never the "no timestamp" sentinel).
 std::optional<std::int64_t> parse_time_text(std::string_view t) {
-  if (auto v = detail::parse_int(t)) return *v;
-  if (auto d = detail::parse_double(t)) return std::int64_t(std::floor(*d));
+  if (auto v = detail::parse_int(t)) return detail::checked_timestamp(*v);
+  if (auto d = detail::parse_double(t)) return detail::checked_timestamp(*d);
   return detail::parse_iso_time(t);
 }
 
 std::optional<std::int64_t> parse_time_json(const json& v) {
-  if (v.is_number_integer()) return v.get<std::int64_t>();
-  if (v.is_number_float()) return std::int64_t(std::floor(v.get<double>()));
+  if (v.is_number_unsigned()) {  // may exceed int64: compare before converting
+    const auto u = v.get<std::uint64_t>();
+    return u > std::uint64_t(limits::kMaxTimestamp) ? std::nullopt : detail::checked_timestamp(std::int64_t(u));
+  }
+  if (v.is_number_integer()) return detail::checked_timestamp(v.get<std::int64_t>());
+  if (v.is_number_float()) return detail::checked_timestamp(v.get<double>());
   if (v.is_string()) return parse_time_text(v.get_ref<const std::string&>());
   return std::nullopt;
 }
+
+const std::string kTimeExpected = "expected " + detail::timestamp_range_text() + " or an ISO 8601 date";
 
 std::optional<std::string> id_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -132,7 +140,7 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
       auto [seen, fresh] = first_line.emplace(*id, n);
       if (!fresh) {
         problems.row("duplicate_item", {file, n, map.item_id},
-                     fmt::format("duplicate item id '{}' (first on line {})", *id, seen->second));
+                     fmt::format("duplicate item id {} (first on line {})", detail::quoted(*id), seen->second));
         continue;
       }
       std::vector<std::string> values;
@@ -170,8 +178,7 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
         if (auto t = r.find(map.timestamp); t != r.end() && !t->is_null()) {
           auto v = parse_time_json(*t);
           if (!v) {
-            problems.row("invalid_value", {file, n, map.timestamp},
-                         fmt::format("expected Unix seconds or an ISO 8601 date, got {}", t->dump()));
+            problems.row("invalid_value", {file, n, map.timestamp}, fmt::format("{}, got {}", kTimeExpected, detail::shown(*t)));
             continue;
           }
           e.timestamp = *v;
@@ -182,11 +189,13 @@ Dataset load_jsonl(const fs::path& dir, const LoadOptions& options, LoadReport* 
           std::optional<double> v;
           if (t->is_number()) v = t->get<double>();
           else if (t->is_string()) v = detail::parse_double(t->get_ref<const std::string&>());
-          if (!v) {
-            problems.row("invalid_value", {file, n, map.rating}, fmt::format("expected a number, got {}", t->dump()));
+          auto rating = v ? detail::checked_rating(*v) : std::nullopt;
+          if (!rating) {
+            problems.row("invalid_value", {file, n, map.rating},
+                         fmt::format("expected a finite number within float's range, got {}", detail::shown(*t)));
             continue;
           }
-          e.rating = float(*v);
+          e.rating = *rating;
         }
       }
       auto item = detail::resolve_item(ds.catalog, *item_id, policy, {file, n, map.item_id}, problems);
@@ -244,7 +253,7 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
       auto [seen, fresh] = first_line.emplace(id, r.line());
       if (!fresh) {
         problems.row("duplicate_item", {r.file_name(), r.line(), map.item_id},
-                     fmt::format("duplicate item id '{}' (first on line {})", id, seen->second));
+                     fmt::format("duplicate item id {} (first on line {})", detail::quoted(id), seen->second));
         continue;
       }
       std::vector<std::string> values;
@@ -276,19 +285,20 @@ Dataset load_csv(const fs::path& dir, const LoadOptions& options, LoadReport* re
         auto v = parse_time_text(r[*time_col]);
         if (!v) {
           problems.row("invalid_value", {r.file_name(), r.line(), map.timestamp},
-                       fmt::format("expected Unix seconds or an ISO 8601 date, got '{}'", r[*time_col]));
+                       fmt::format("{}, got {}", kTimeExpected, detail::quoted(r[*time_col])));
           continue;
         }
         e.timestamp = *v;
       }
       if (rating_col && !r[*rating_col].empty()) {
         auto v = detail::parse_double(r[*rating_col]);
-        if (!v) {
+        auto rating = v ? detail::checked_rating(*v) : std::nullopt;
+        if (!rating) {
           problems.row("invalid_value", {r.file_name(), r.line(), map.rating},
-                       fmt::format("expected a number, got '{}'", r[*rating_col]));
+                       fmt::format("expected a finite number within float's range, got {}", detail::quoted(r[*rating_col])));
           continue;
         }
-        e.rating = float(*v);
+        e.rating = *rating;
       }
       auto item = detail::resolve_item(ds.catalog, r[item_col], policy, {r.file_name(), r.line(), map.item_id}, problems);
       if (!item) continue;

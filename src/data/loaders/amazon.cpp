@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace lamia {
 
@@ -28,14 +29,15 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Files in dir whose (lower-case) name matches pred, sorted.
+// Entries of dir whose (lower-case) name matches pred, sorted. Not only regular files: a
+// directory or FIFO with a matching name gets the reader's own message, not "found none".
 template <class Pred>
 std::vector<fs::path> files_matching(const fs::path& dir, Pred pred) {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    if (pred(lower(e.path().filename().string()))) out.push_back(e.path());
-  }
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (pred(lower(it->path().filename().string()))) out.push_back(it->path());
+  if (ec) throw IOError(fmt::format("{}: cannot list the folder: {}", dir.string(), ec.message()));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -127,7 +129,7 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
       auto [it, fresh] = first_line.emplace(m.key, line);
       if (!fresh) {
         problems.row("duplicate_item", {file, line, m.key},
-                     fmt::format("duplicate item id '{}' (first on line {})", m.key, it->second));
+                     fmt::format("duplicate item id {} (first on line {})", detail::quoted(m.key), it->second));
         continue;
       }
       // Most items are flat objects of strings: read those without building a JSON tree.
@@ -185,10 +187,12 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
         problems.row("malformed_row", {file, m.line, m.key}, "expected a list of item ids");
         continue;
       }
-      // Walk the list by hand: ids are numbers or strings, and each error names its line.
+      // Walk the list by hand: ids are numbers or strings (JSON escapes allowed: "a\u0062c" is
+      // "abc"), and each error names its line.
       std::vector<Interaction> events;
       std::size_t i = 1;
       bool ok = true;
+      std::string id;
       while (ok) {
         while (i < v.size() && (v[i] == ' ' || v[i] == '\n' || v[i] == '\r' || v[i] == '\t' || v[i] == ',')) {
           if (v[i] == '\n') ++line;
@@ -196,19 +200,23 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
         }
         if (i >= v.size() || v[i] == ']') break;
         std::size_t s = i;
-        std::string_view id;
         if (v[i] == '"') {
-          auto close = v.find('"', i + 1);
-          id = v.substr(i + 1, close - i - 1);
-          i = close + 1;
+          if (!detail::unescape_json_string(v, i, id)) {
+            problems.row("invalid_value", {file, line, m.key},
+                         fmt::format("bad JSON string for an item id: {}", detail::quoted(v.substr(s))));
+            ok = false;
+            break;
+          }
         } else {
           while (i < v.size() && v[i] != ',' && v[i] != ']' && v[i] != ' ' && v[i] != '\n' && v[i] != '\r' &&
                  v[i] != '\t')
             ++i;
-          id = v.substr(s, i - s);
-          if (!detail::parse_int(id)) {
+          id.assign(v.substr(s, i - s));
+          // An integer id of any length (ids are compared as text, never converted).
+          const std::size_t digits = !id.empty() && id[0] == '-' ? 1 : 0;
+          if (id.size() == digits || id.find_first_not_of("0123456789", digits) != std::string::npos) {
             problems.row("invalid_value", {file, line, m.key},
-                         fmt::format("expected an item id (integer or string), got '{}'", id));
+                         fmt::format("expected an item id (integer or string), got {}", detail::quoted(id)));
             ok = false;
             break;
           }
@@ -316,7 +324,7 @@ Dataset load_amazon_files(const fs::path& metadata, const fs::path& reviews, con
       auto [it, fresh] = first_line.emplace(*id, n);
       if (!fresh) {
         problems.row("duplicate_item", {file, n, key},
-                     fmt::format("duplicate item id '{}' (first on line {})", *id, it->second));
+                     fmt::format("duplicate item id {} (first on line {})", detail::quoted(*id), it->second));
         continue;
       }
       // 2014: categories (list of lists); 2018: category (list); 2023: categories (list), store.
@@ -363,23 +371,35 @@ Dataset load_amazon_files(const fs::path& metadata, const fs::path& reviews, con
         std::optional<double> r;
         if (it->is_number()) r = it->get<double>();
         else if (it->is_string()) r = detail::parse_double(it->get<std::string>());
-        if (!r) {
-          problems.row("invalid_value", {file, n, rk}, fmt::format("expected a number, got {}", it->dump()));
+        auto rating = r ? detail::checked_rating(*r) : std::nullopt;
+        if (!rating) {
+          problems.row("invalid_value", {file, n, rk},
+                       fmt::format("expected a finite number within float's range, got {}", detail::shown(*it)));
           continue;
         }
-        event.rating = float(*r);
+        event.rating = *rating;
       }
       // unixReviewTime is in seconds; the 2023 release's "timestamp" is in milliseconds.
       const char* tk = record->contains("unixReviewTime") ? "unixReviewTime" : "timestamp";
       if (auto it = record->find(tk); it != record->end() && !it->is_null()) {
         std::optional<std::int64_t> t;
-        if (it->is_number_integer()) t = it->get<std::int64_t>();
-        else if (it->is_string()) t = detail::parse_int(it->get<std::string>());
+        if (it->is_number_unsigned()) {
+          if (it->get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+            t = std::int64_t(it->get<std::uint64_t>());
+        } else if (it->is_number_integer()) {
+          t = it->get<std::int64_t>();
+        } else if (it->is_string()) {
+          t = detail::parse_int(it->get<std::string>());
+        }
+        if (t && std::string_view(tk) == "timestamp" && *t >= 100000000000LL) *t /= 1000;
+        if (t) t = detail::checked_timestamp(*t);
         if (!t) {
-          problems.row("invalid_value", {file, n, tk}, fmt::format("expected Unix time as an integer, got {}", it->dump()));
+          problems.row("invalid_value", {file, n, tk},
+                       fmt::format("expected Unix time as an integer ({}{}), got {}", detail::timestamp_range_text(),
+                                   std::string_view(tk) == "timestamp" ? ", or milliseconds" : "", detail::shown(*it)));
           continue;
         }
-        event.timestamp = (std::string_view(tk) == "timestamp" && *t >= 100000000000LL) ? *t / 1000 : *t;
+        event.timestamp = *t;
       }
       auto item = detail::resolve_item(ds.catalog, *item_id, policy, {file, n, key}, problems);
       if (!item) continue;

@@ -68,7 +68,7 @@ Dataset load_hm(const std::filesystem::path& dir, const LoadOptions& options, Lo
       auto [it, fresh] = first_line.emplace(*id, r.line());
       if (!fresh) {
         problems.row("duplicate_item", {r.file_name(), r.line(), "article_id"},
-                     fmt::format("duplicate article id '{}' (first on line {})", r[id_col], it->second));
+                     fmt::format("duplicate article id {} (first on line {})", detail::quoted(r[id_col]), it->second));
         continue;
       }
       std::vector<std::string> values;
@@ -94,7 +94,7 @@ Dataset load_hm(const std::filesystem::path& dir, const LoadOptions& options, Lo
       auto t = detail::parse_iso_time(date);
       if (!t) {
         problems.row("invalid_value", {r.file_name(), r.line(), "t_dat"},
-                     fmt::format("expected a date YYYY-MM-DD, got '{}'", date));
+                     fmt::format("expected a date YYYY-MM-DD (a real calendar date), got {}", detail::quoted(date)));
         continue;
       }
       if (r[user_col].empty()) {

@@ -19,9 +19,10 @@ const std::vector<std::string> kMl100kGenres = {
     "Documentary", "Drama", "Fantasy",   "Film-Noir", "Horror",     "Musical", "Mystery",
     "Romance", "Sci-Fi",    "Thriller",  "War",       "Western"};
 
+// Any file type: a directory or FIFO by an expected name gets the reader's own message.
 bool file_exists(const fs::path& p) {
   std::error_code ec;
-  return fs::is_regular_file(p, ec);
+  return fs::exists(fs::symlink_status(p, ec));
 }
 
 // One rating row: user, item, rating, time. Returns false after a (lenient) problem.
@@ -32,16 +33,18 @@ bool add_rating(CsvReader& r, std::size_t user_col, std::size_t item_col, std::s
     problems.row("malformed_row", {r.file_name(), r.line(), names[user_col]}, "user id is empty");
     return false;
   }
-  auto rating = detail::parse_double(r[rating_col]);
+  auto number = detail::parse_double(r[rating_col]);
+  auto rating = number ? detail::checked_rating(*number) : std::nullopt;
   if (!rating) {
     problems.row("invalid_value", {r.file_name(), r.line(), names[rating_col]},
-                 fmt::format("expected a number, got '{}'", r[rating_col]));
+                 fmt::format("expected a finite number within float's range, got {}", detail::quoted(r[rating_col])));
     return false;
   }
-  auto time = detail::parse_int(r[time_col]);
+  auto seconds = detail::parse_int(r[time_col]);
+  auto time = seconds ? detail::checked_timestamp(*seconds) : std::nullopt;
   if (!time) {
     problems.row("invalid_value", {r.file_name(), r.line(), names[time_col]},
-                 fmt::format("expected Unix seconds, got '{}'", r[time_col]));
+                 fmt::format("expected {}, got {}", detail::timestamp_range_text(), detail::quoted(r[time_col])));
     return false;
   }
   auto item = detail::resolve_item(catalog, r[item_col], policy, {r.file_name(), r.line(), names[item_col]}, problems);
@@ -49,7 +52,7 @@ bool add_rating(CsvReader& r, std::size_t user_col, std::size_t item_col, std::s
   Interaction e;
   e.item = *item;
   e.timestamp = *time;
-  e.rating = float(*rating);
+  e.rating = *rating;
   seqs.add(r[user_col], e);
   return true;
 }
@@ -89,13 +92,13 @@ Dataset load_ml100k(const fs::path& dir, const LoadOptions& options, LoadReport*
       }
       std::string id(r[0]);
       if (!detail::parse_int(id)) {
-        problems.row("invalid_value", {r.file_name(), r.line(), "movie_id"}, fmt::format("expected an integer, got '{}'", id));
+        problems.row("invalid_value", {r.file_name(), r.line(), "movie_id"}, fmt::format("expected an integer, got {}", detail::quoted(id)));
         continue;
       }
       auto [it, fresh] = first_line.emplace(id, r.line());
       if (!fresh) {
         problems.row("duplicate_item", {r.file_name(), r.line(), "movie_id"},
-                     fmt::format("duplicate movie id '{}' (first on line {})", id, it->second));
+                     fmt::format("duplicate movie id {} (first on line {})", detail::quoted(id), it->second));
         continue;
       }
       std::string g;
@@ -158,7 +161,7 @@ Dataset load_movielens(const fs::path& dir, const LoadOptions& options, LoadRepo
       auto [it, fresh] = first_line.emplace(id, r.line());
       if (!fresh) {
         problems.row("duplicate_item", {r.file_name(), r.line(), "movieId"},
-                     fmt::format("duplicate movie id '{}' (first on line {})", id, it->second));
+                     fmt::format("duplicate movie id {} (first on line {})", detail::quoted(id), it->second));
         continue;
       }
       ds.catalog.add(std::move(id), {std::string(r[title_col]), std::string(r[genres_col]), ""});
