@@ -89,7 +89,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and exit 0 as CLI11 does; a usage error is one line and exit 1,
+    // like every other failure.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::cerr << "lamia: error: " << lamia::cli::one_line_message(e.what()) << " (lamia --help lists the options)\n";
+    return 1;
   }
   lamia::set_default_thread_count(threads);
   // Every failure is one line and exit code 1: lamia's exceptions, the libraries' (nlohmann,

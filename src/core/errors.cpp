@@ -1,4 +1,5 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/core/preview.hpp>
 
 #include <utility>
 
@@ -7,7 +8,8 @@ namespace lamia {
 std::string SourceLocation::str() const {
   std::string out = file.empty() ? std::string("<input>") : file;
   if (line > 0) out += ":" + std::to_string(line);
-  if (!field.empty()) out += ": field '" + field + "'";
+  // A field name may come from the input (a JSON key, an LC-Rec item id): cut like a value.
+  if (!field.empty()) out += ": field '" + preview(field, 120) + "'";
   return out;
 }
 

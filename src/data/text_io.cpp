@@ -82,14 +82,6 @@ std::string printable_utf8(std::string_view text) {
   return out;
 }
 
-std::string preview(std::string_view text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
-  std::size_t cut = max_bytes;
-  // Back up to the start of a UTF-8 character (continuation bytes are 10xxxxxx).
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return fmt::format("{}... ({} bytes)", text.substr(0, cut), text.size());
-}
-
 // ---------------------------------------------------------------------------------------------
 
 ByteReader::ByteReader(const std::filesystem::path& path) : path_(path) {

@@ -32,7 +32,7 @@ Dataset load_synthetic(const std::filesystem::path& dir) {
       try {
         from_json(j, options);
       } catch (const nlohmann::json::exception& e) {
-        throw ParseError({name, 0, ""}, fmt::format("invalid synthetic options: {}", detail::preview(e.what(), 200)));
+        throw ParseError({name, 0, ""}, fmt::format("invalid synthetic options: {}", preview(e.what(), 200)));
       }
     }
   }

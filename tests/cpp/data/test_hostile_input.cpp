@@ -153,6 +153,15 @@ TEST_CASE("hostile: deep nesting in an LC-Rec item and in a 2014 Python-literal 
   CHECK_THAT(what, Catch::Contains("nested deeper than 256"));
 }
 
+TEST_CASE("hostile: a huge key or value is cut in the message, whole in where()") {
+  TempDir d;
+  const std::string user(1 << 20, 'u');
+  d.write("x.item.json", "{\"1\": {\"title\": \"t\"}}\n");
+  d.write("x.inter.json", "{\"" + user + "\": [\"" + std::string(1 << 20, 'z') + "\"]}\n");
+  auto what = expect_parse_error("amazon-lcrec", d.path, "x.inter.json", 1, user);
+  CHECK_THAT(what, Catch::Contains("(1048576 bytes)") && Catch::Contains("unknown item id 'zzz"));
+}
+
 // --- numbers -----------------------------------------------------------------------------------
 TEST_CASE("hostile: timestamps that overflow, wrap or hit the no-timestamp sentinel are errors") {
   for (const std::string bad : {"9223372036854775808", "18446744073709551615", "-9223372036854775808", "1e30",
@@ -507,6 +516,7 @@ TEST_CASE("hostile: lamia stats and lamia run print one line and exit 1 on hosti
   std::ofstream(deep / "interactions.jsonl") << "{\"user_id\": \"u\", \"item_id\": \"a\"}\n";
   check_one_line_error(run_lamia("stats -f jsonl -p '" + deep.string() + "'", d.path),
                        "items.jsonl:1: field 'title': JSON nested deeper than 256");
+  check_one_line_error(run_lamia("--threads 100000 stats -f synthetic", d.path), "--threads");
   REQUIRE(::mkfifo((d.path / "fifo").c_str(), 0600) == 0);
   check_one_line_error(run_lamia("stats -f synthetic -p '" + (d.path / "fifo").string() + "'", d.path), "(a FIFO)");
 

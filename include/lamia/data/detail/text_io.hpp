@@ -2,6 +2,8 @@
 // Internals of the loaders: chunked (optionally gzipped) file reading, a line reader,
 // an RFC 4180 CSV/TSV reader, UTF-8 validation and latin-1 conversion.
 // Not part of the stable API.
+#include <lamia/core/preview.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -21,9 +23,6 @@ std::string latin1_to_utf8(std::string_view text);
 /// text with each byte that is not valid UTF-8 written as "\xNN": valid UTF-8 that still shows
 /// the bytes (a folder name that is not UTF-8 can be a dataset name in JSON output).
 std::string printable_utf8(std::string_view text);
-/// At most max_bytes of text for an error message (cut at a character boundary, then "..." and
-/// the full size), so that a message never carries a whole 50 MB value. Not quoted.
-std::string preview(std::string_view text, std::size_t max_bytes = 60);
 
 /// Reads a file in large chunks; gzip files (detected by their magic, not their name)
 /// are decompressed on the fly, in bounded memory. Throws IOError naming the path when it is
