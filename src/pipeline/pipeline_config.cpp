@@ -1,6 +1,9 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/core/options.hpp>
+#include <lamia/core/preview.hpp>
+#include <lamia/core/threads.hpp>
+#include <lamia/data/detail/json_io.hpp>
 #include <lamia/pipeline/pipeline_config.hpp>
 
 #include <fmt/format.h>
@@ -37,6 +40,11 @@ void checked(const std::string& key, const std::function<void()>& check) {
 }
 
 void validate(const PipelineConfig& c) {
+  // A config may come from another machine, but a count beyond what this one can run is a typo
+  // (threads: 1000000 would try to start them all).
+  if (c.threads > max_thread_count())
+    kRoot.key("threads").fail_message(fmt::format("must be <= {} (4 x this machine's hardware threads; 0: its cores), got {}",
+                                                  max_thread_count(), c.threads));
   checked("dataset.synthetic", [&] { c.dataset.synthetic.validate(); });
   const auto& enc = c.palette.encoder;
   if (enc.num_content_attributes() > 0 && enc.num_attributes() > 0 &&
@@ -70,19 +78,18 @@ void from_json(const json& j, PipelineConfig& out) {
 }
 
 PipelineConfig load_pipeline_config(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ParseError({path.string(), 0, ""}, fmt::format("invalid JSON: {}", e.what()));
-  }
+  const std::string text = read_file(path);  // a regular file: a FIFO or folder is an IOError, not a hang
+  // The loaders' reader: nesting deeper than limits::kMaxJsonDepth is a ParseError naming the line
+  // (printing such a value in an error message would overflow the stack), and so is any syntax error.
+  const json j = detail::parse_json(text, path.string(), 1);
   try {
     PipelineConfig c;
     from_json(j, c);
     return c;
   } catch (const ValueError& e) {
     throw ValueError(fmt::format("{}: {}", path.string(), e.what()));
+  } catch (const json::exception& e) {  // never a raw library exception
+    throw ValueError(fmt::format("{}: {}", path.string(), preview(e.what(), 200)));
   }
 }
 
