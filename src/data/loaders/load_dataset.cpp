@@ -31,6 +31,10 @@ Dataset load_synthetic(const std::filesystem::path& dir) {
       auto j = detail::parse_json(read_file(file), name, 1);  // read_file: regular files only
       try {
         from_json(j, options);
+      } catch (const ParseError&) {
+        throw;
+      } catch (const ValueError& e) {  // a field's check: name the file too
+        throw ParseError({name, 0, ""}, fmt::format("invalid synthetic options: {}", e.what()));
       } catch (const nlohmann::json::exception& e) {
         throw ParseError({name, 0, ""}, fmt::format("invalid synthetic options: {}", preview(e.what(), 200)));
       }

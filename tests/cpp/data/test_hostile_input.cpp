@@ -268,6 +268,22 @@ TEST_CASE("hostile: options integers are range-checked at every width, floats ne
   CHECK(o.u8 == 255);
 }
 
+TEST_CASE("hostile: the synthetic format's options file names itself in every error") {
+  TempDir d;
+  for (const std::string& bad : std::vector<std::string>{"{\"num_items\": 1e400}", "{\"num_items\": 18446744073709551616}",
+                                "{\"num_items\": " + nested(100000, '[', ']') + "}", "{\"num_items\": 5"}) {
+    INFO(bad.substr(0, 40));
+    d.write("synthetic.json", bad);
+    try {
+      load_dataset("synthetic", d.path);
+      FAIL("loaded");
+    } catch (const ParseError& e) {
+      CHECK(e.where().file == "synthetic.json");
+      CHECK(std::string(e.what()).size() < 600);
+    }
+  }
+}
+
 // --- dates -------------------------------------------------------------------------------------
 TEST_CASE("hostile: calendar dates are validated (Feb 30 is an error, leap years right)") {
   auto hm = [](const std::string& date) {
