@@ -57,6 +57,18 @@ std::vector<SyntheticAttribute> default_synthetic_attributes() {
           {"category", AttributeStyle::path, {"format", "topic"}}};
 }
 
+std::vector<SyntheticAttribute> aspect_per_attribute_synthetic_attributes(const std::vector<std::string>& aspect_names) {
+  std::vector<SyntheticAttribute> out{{"description", AttributeStyle::sentences, aspect_names}};
+  for (const auto& aspect : aspect_names) out.push_back({aspect + "_text", AttributeStyle::path, {aspect}});
+  return out;
+}
+
+std::vector<SyntheticAttribute> SyntheticOptions::effective_attributes() const {
+  if (attribute_layout == SyntheticAttributeLayout::aspect_per_attribute)
+    return aspect_per_attribute_synthetic_attributes(aspect_names);
+  return attributes;
+}
+
 void SyntheticOptions::validate() const {
   auto fail = [](const std::string& field, const std::string& expected, const std::string& got) {
     throw ValueError(fmt::format("SyntheticOptions: {}: expected {}, got {}", field, expected, got));
@@ -82,12 +94,13 @@ void SyntheticOptions::validate() const {
   if (values * (words_per_value + 1) + filler_words > kMaxVocabulary)
     fail("aspect_sizes, words_per_value, filler_words", fmt::format("a vocabulary of at most {} words", kMaxVocabulary),
          std::to_string(values * (words_per_value + 1) + filler_words));
-  if (attributes.empty()) fail("attributes", "at least one attribute", "none");
-  for (std::size_t t = 0; t < attributes.size(); ++t) {
-    const auto& attr = attributes[t];
+  const auto listed = effective_attributes();
+  if (listed.empty()) fail("attributes", "at least one attribute", "none");
+  for (std::size_t t = 0; t < listed.size(); ++t) {
+    const auto& attr = listed[t];
     if (attr.name.empty()) fail(fmt::format("attributes[{}].name", t), "a non-empty name", "''");
     for (std::size_t u = 0; u < t; ++u)
-      if (attributes[u].name == attr.name) fail("attributes", "unique names", fmt::format("'{}' twice", attr.name));
+      if (listed[u].name == attr.name) fail("attributes", "unique names", fmt::format("'{}' twice", attr.name));
     if (attr.aspects.empty())
       fail(fmt::format("attributes[{}] ({}).aspects", t, attr.name), "at least one aspect name", "none");
     for (const auto& name : attr.aspects)
@@ -123,6 +136,7 @@ void SyntheticOptions::validate() const {
 
 SyntheticGenerator::SyntheticGenerator(SyntheticOptions options) : options_(std::move(options)) {
   options_.validate();
+  options_.attributes = options_.effective_attributes();
   const auto& names = options_.aspect_names;
   for (const auto& attr : options_.attributes) {
     std::vector<std::size_t> idx;

@@ -67,9 +67,15 @@ torch::Tensor normalised(const torch::Tensor& p) {
 
 }  // namespace
 
-torch::Tensor intra_palette_loss(const torch::Tensor& palettes, double alpha, Reduction reduction) {
+torch::Tensor batch_centred(const torch::Tensor& palettes) {
+  check_palettes(palettes, "batch_centred");
+  return palettes - palettes.mean(0, /*keepdim=*/true);
+}
+
+torch::Tensor intra_palette_loss(const torch::Tensor& palettes, double alpha, Reduction reduction,
+                                 IntraCentring centring) {
   check_palettes(palettes, "intra_palette_loss");
-  auto b = normalised(palettes);                // [B, L, D]
+  auto b = normalised(centring == IntraCentring::kBatch ? batch_centred(palettes) : palettes);  // [B, L, D]
   auto sim = torch::bmm(b, b.transpose(1, 2));  // [B, L, L]
   return hinge_off_diagonal(sim, alpha, reduction, palettes);
 }
@@ -79,6 +85,22 @@ torch::Tensor inter_palette_loss(const torch::Tensor& palettes, double alpha, Re
   auto b = normalised(palettes).transpose(0, 1);  // [L, B, D]
   auto sim = torch::bmm(b, b.transpose(1, 2));     // [L, B, B]
   return hinge_off_diagonal(sim, alpha, reduction, palettes);
+}
+
+torch::Tensor decorrelation_loss(const torch::Tensor& palettes, Reduction reduction) {
+  check_palettes(palettes, "decorrelation_loss");
+  const auto B = palettes.size(0), L = palettes.size(1), D = palettes.size(2);
+  if (L < 2 || B < 2) return palettes.sum() * 0;
+  auto centred = batch_centred(palettes);
+  auto z = centred / (centred.pow(2).mean(0, /*keepdim=*/true) + kDecorrelationEps).sqrt();  // [B, L, D]
+  // ||Z_i^T Z_j||_F^2 = tr(K_i K_j) with the Gram matrices K_j = Z_j Z_j^T [B, B]: memory L B^2,
+  // not L^2 D^2, which matters for D = 1024.
+  auto zt = z.transpose(0, 1);                                // [L, B, D]
+  auto gram = torch::bmm(zt, zt.transpose(1, 2)).reshape({L, B * B});
+  auto squared = torch::mm(gram, gram.t()) / double(B * B);   // [L, L]: ||C_ij||_F^2
+  auto off = ~torch::eye(L, squared.options().dtype(torch::kBool));
+  auto total = (squared * off).sum();
+  return reduction == Reduction::kMean ? total / double(L * (L - 1) * D) : total;
 }
 
 torch::Tensor generation_loss(const torch::Tensor& logits, const torch::Tensor& labels, Reduction reduction) {
@@ -111,19 +133,39 @@ torch::Tensor InterPaletteLossImpl::forward(const torch::Tensor& palettes) {
   return functional::inter_palette_loss(palettes, alpha, reduction);
 }
 
+namespace {
+
+// One weighting for tensors (training) and doubles (validation records).
+template <class T>
+T weighted_total(const PaletteLossOptions& options, const T& generation, const T& intra, const T& inter,
+                 const T& decorrelation) {
+  T total;
+  switch (options.contrastive()) {
+    case ContrastiveMode::kBoth: total = generation + options.gamma() * (intra + inter); break;
+    case ContrastiveMode::kIntraOnly: total = generation + options.gamma() * intra; break;
+    case ContrastiveMode::kInterOnly: total = generation + options.gamma() * inter; break;
+    case ContrastiveMode::kOff: total = generation * 1; break;
+  }
+  // Added only when weighted, so that the paper's setting computes exactly what it did before.
+  if (options.decorrelation_weight() > 0) total = total + options.decorrelation_weight() * decorrelation;
+  return total;
+}
+
+}  // namespace
+
+double palette_total_loss(const PaletteLossOptions& options, double generation, double intra, double inter,
+                          double decorrelation) {
+  return weighted_total(options, generation, intra, inter, decorrelation);
+}
+
 PaletteLossParts PaletteLossImpl::combine(const torch::Tensor& generation, const torch::Tensor& palettes) const {
   PaletteLossParts parts;
   parts.generation = generation;
-  parts.intra = functional::intra_palette_loss(palettes, options.alpha_intra(), options.reduction());
+  parts.intra = functional::intra_palette_loss(palettes, options.alpha_intra(), options.reduction(),
+                                               options.intra_centring());
   parts.inter = functional::inter_palette_loss(palettes, options.alpha_inter(), options.reduction());
-  torch::Tensor cl;
-  switch (options.contrastive()) {
-    case ContrastiveMode::kBoth: cl = parts.intra + parts.inter; break;
-    case ContrastiveMode::kIntraOnly: cl = parts.intra; break;
-    case ContrastiveMode::kInterOnly: cl = parts.inter; break;
-    case ContrastiveMode::kOff: break;
-  }
-  parts.total = cl.defined() ? generation + options.gamma() * cl : generation * 1;
+  parts.decorrelation = functional::decorrelation_loss(palettes, options.reduction());
+  parts.total = weighted_total(options, generation, parts.intra, parts.inter, parts.decorrelation);
   return parts;
 }
 

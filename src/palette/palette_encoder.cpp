@@ -41,6 +41,10 @@ void PaletteEncoderOptions::check() const {
     throw ValueError(fmt::format("PaletteEncoderOptions: answer_token_budget must be >= 0, got {}", answer_token_budget_));
   }
   if (losses_.gamma() < 0) throw ValueError(fmt::format("PaletteEncoderOptions: gamma must be >= 0, got {}", losses_.gamma()));
+  if (!(losses_.decorrelation_weight() >= 0)) {
+    throw ValueError(fmt::format("PaletteEncoderOptions: losses.decorrelation_weight must be >= 0, got {}",
+                                 losses_.decorrelation_weight()));
+  }
 }
 
 PaletteTokens add_palette_tokens(Tokenizer& tokenizer, DecoderImpl& decoder, std::int64_t palette_size,
@@ -154,6 +158,13 @@ torch::Tensor PaletteEncoderImpl::encode(const PaletteBatch& batch) {
   return gather_rows(out.last_hidden_state, batch.encode_lap_index);
 }
 
+// The mask of a segment with one row per sample (decode, full), under the options' task routing.
+torch::Tensor PaletteEncoderImpl::sample_mask(const PaletteSegment& segment, const PaletteBatch& batch) const {
+  if (options_.task_routing() == TaskRouting::kAll) return palette_attention_mask(segment.block_types);
+  auto tasks = torch::tensor(batch.sample_tasks, torch::kInt64).to(segment.block_types.device());
+  return palette_attention_mask(segment.block_types, options_.task_routing(), tasks);
+}
+
 PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch) { return forward(batch, options_.path()); }
 
 PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, PalettePath path) {
@@ -171,7 +182,7 @@ PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, Pale
     DecoderInput in;
     in.input_ids = dec.input_ids;
     in.position_ids = dec.position_ids;
-    in.attention_mask = palette_attention_mask(dec.block_types);
+    in.attention_mask = sample_mask(dec, batch);
     in.inputs_embeds = torch::cat({per_sample, rest}, 1);
     in.embeds_mask = dec.block_types == static_cast<std::int64_t>(Block::kLdP);
     in.compute_logits = false;
@@ -179,7 +190,7 @@ PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, Pale
   }
   const auto& full = batch.full;
   check_batch_device(full, device, "full");
-  auto mask = palette_attention_mask(full.block_types);
+  auto mask = sample_mask(full, batch);
   DecoderInput first;
   first.input_ids = full.input_ids;
   first.position_ids = full.position_ids;
@@ -216,6 +227,7 @@ PaletteEncoderOutput PaletteEncoderImpl::finish(const torch::Tensor& hidden, con
   out.generation_loss = parts.generation;
   out.intra_loss = parts.intra;
   out.inter_loss = parts.inter;
+  out.decorrelation_loss = parts.decorrelation;
   out.palettes = palettes;
   {
     torch::NoGradGuard no_grad;

@@ -60,10 +60,11 @@ PaletteLossRecord palette_record(std::int64_t step, double loss, const std::vect
   PaletteLossRecord rec;
   rec.step = step;
   rec.loss = loss;
-  if (parts.size() == 3) {
+  if (parts.size() == 4) {
     rec.generation_loss = parts[0];
     rec.intra_loss = parts[1];
     rec.inter_loss = parts[2];
+    rec.decorrelation_loss = parts[3];
   }
   rec.token_accuracy = accuracy;
   rec.tokens_per_second = tokens_per_second;
@@ -126,17 +127,19 @@ class PaletteTrainingTask : public TrainingTask {
     step.tokens = b.num_tokens;
     step.labels = out.label_tokens;
     step.correct = out.correct_tokens;
-    step.parts = {out.generation_loss.item<double>(), out.intra_loss.item<double>(), out.inter_loss.item<double>()};
+    step.parts = {out.generation_loss.item<double>(), out.intra_loss.item<double>(), out.inter_loss.item<double>(),
+                  out.decorrelation_loss.item<double>()};
     return step;
   }
 
   std::optional<ValidationRecord> validate() override {
     if (validation_items_.empty()) return std::nullopt;
     const auto rec = evaluate(validation_items_);
-    return ValidationRecord{0, rec.loss, rec.token_accuracy, {rec.generation_loss, rec.intra_loss, rec.inter_loss}};
+    return ValidationRecord{0, rec.loss, rec.token_accuracy,
+                            {rec.generation_loss, rec.intra_loss, rec.inter_loss, rec.decorrelation_loss}};
   }
 
-  std::vector<std::string> part_names() override { return {"gen", "intra", "inter"}; }
+  std::vector<std::string> part_names() override { return {"gen", "intra", "inter", "decor"}; }
 
   std::string describe_batch(std::int64_t, std::int64_t) override {
     std::vector<std::string> ids;
@@ -159,14 +162,19 @@ class PaletteTrainingTask : public TrainingTask {
 
   std::string progress_line(const std::string& name, const TrainingRecord& r, std::int64_t epoch, std::int64_t,
                             std::int64_t) override {
-    return fmt::format("{} step {} | epoch {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f} | {:.0f} tok/s",
-                       name, r.step, epoch + 1, r.loss, r.parts.at(0), r.parts.at(1), r.parts.at(2), r.token_accuracy,
-                       r.tokens_per_second);
+    return fmt::format("{} step {} | epoch {} | loss {:.4f} ({}) | acc {:.3f} | {:.0f} tok/s", name, r.step, epoch + 1,
+                       r.loss, parts_text(r.parts), r.token_accuracy, r.tokens_per_second);
   }
   std::string validation_line(const std::string& name, const ValidationRecord& r, bool best) override {
-    return fmt::format("{} validation step {} | loss {:.4f} (gen {:.4f} intra {:.4f} inter {:.4f}) | acc {:.3f}{}", name,
-                       r.step, r.loss, r.parts.at(0), r.parts.at(1), r.parts.at(2), r.token_accuracy,
-                       best ? " (best)" : "");
+    return fmt::format("{} validation step {} | loss {:.4f} ({}) | acc {:.3f}{}", name, r.step, r.loss,
+                       parts_text(r.parts), r.token_accuracy, best ? " (best)" : "");
+  }
+
+  // "gen 1.2345 intra 0.1234 inter 0.0123", with " decor x" when the decorrelation penalty is weighted.
+  std::string parts_text(const std::vector<double>& parts) const {
+    auto text = fmt::format("gen {:.4f} intra {:.4f} inter {:.4f}", parts.at(0), parts.at(1), parts.at(2));
+    if (encoder_->options().losses().decorrelation_weight() > 0) text += fmt::format(" decor {:.4f}", parts.at(3));
+    return text;
   }
 
   Batches epoch_batches(std::int64_t epoch) const {
@@ -203,7 +211,7 @@ class PaletteTrainingTask : public TrainingTask {
     const auto& tokens = encoder_->tokens();
     const auto& lo = encoder_->options().losses();
     const auto bs = static_cast<std::size_t>(options_.batch_size());
-    double gen_sum = 0, intra_sum = 0, inter_sum = 0;
+    double gen_sum = 0, intra_sum = 0, inter_sum = 0, decorrelation_sum = 0;
     std::int64_t label_tokens = 0, correct = 0, batches = 0;
     for (std::int64_t task = 0; task < tokens.num_tasks(); ++task) {
       for (std::size_t b = 0; b < items.size(); b += bs) {
@@ -215,6 +223,7 @@ class PaletteTrainingTask : public TrainingTask {
         gen_sum += lo.reduction() == Reduction::kMean ? g * double(out.label_tokens) : g;
         intra_sum += out.intra_loss.item<double>();
         inter_sum += out.inter_loss.item<double>();
+        decorrelation_sum += out.decorrelation_loss.item<double>();
         label_tokens += out.label_tokens;
         correct += out.correct_tokens;
         ++batches;
@@ -223,14 +232,8 @@ class PaletteTrainingTask : public TrainingTask {
     rec.generation_loss = lo.reduction() == Reduction::kMean ? gen_sum / std::max<double>(1, label_tokens) : gen_sum;
     rec.intra_loss = intra_sum / double(batches);
     rec.inter_loss = inter_sum / double(batches);
-    double cl = 0;
-    switch (lo.contrastive()) {
-      case ContrastiveMode::kBoth: cl = rec.intra_loss + rec.inter_loss; break;
-      case ContrastiveMode::kIntraOnly: cl = rec.intra_loss; break;
-      case ContrastiveMode::kInterOnly: cl = rec.inter_loss; break;
-      case ContrastiveMode::kOff: break;
-    }
-    rec.loss = rec.generation_loss + lo.gamma() * cl;
+    rec.decorrelation_loss = decorrelation_sum / double(batches);
+    rec.loss = palette_total_loss(lo, rec.generation_loss, rec.intra_loss, rec.inter_loss, rec.decorrelation_loss);
     rec.token_accuracy = label_tokens > 0 ? double(correct) / double(label_tokens) : 0.0;
     return rec;
   }

@@ -60,6 +60,25 @@ void visit_fields(SyntheticAttribute& o, V&& v) {
 /// tags (topic, region, format), category (format > topic).
 std::vector<SyntheticAttribute> default_synthetic_attributes();
 
+/// Where the attributes of the synthetic items come from.
+enum class SyntheticAttributeLayout {
+  /// SyntheticOptions::attributes as listed (default: default_synthetic_attributes()).
+  listed,
+  /// aspect_per_attribute_synthetic_attributes(aspect_names); `attributes` is not read.
+  aspect_per_attribute,
+};
+
+constexpr auto enum_names(SyntheticAttributeLayout) {
+  return std::array{std::pair{SyntheticAttributeLayout::listed, "listed"},
+                    std::pair{SyntheticAttributeLayout::aspect_per_attribute, "aspect_per_attribute"}};
+}
+
+/// One attribute per aspect, for experiments where each aspect has its own attribute to predict
+/// (issue 11, E2): first `description` (prose, sentences over all aspects: the content block with
+/// r = 1), then `<aspect>_text` per aspect in aspect_names order, the aspect's value name (style
+/// path with one aspect: one exact word per value, no synonym noise).
+std::vector<SyntheticAttribute> aspect_per_attribute_synthetic_attributes(const std::vector<std::string>& aspect_names);
+
 /// Everything that defines a synthetic catalog. The defaults are the built-in dataset that
 /// `lamia run` uses without a config: small enough for the whole pipeline to run in minutes on
 /// two cores. The fields and their documentation are listed once, in visit_fields below; JSON
@@ -75,6 +94,7 @@ struct SyntheticOptions {
   std::int64_t words_per_value = 8;
   std::int64_t filler_words = 300;
   std::vector<SyntheticAttribute> attributes = default_synthetic_attributes();
+  SyntheticAttributeLayout attribute_layout = SyntheticAttributeLayout::listed;
   std::int64_t sentences = 2;
   std::int64_t filler_per_sentence = 4;
   std::int64_t min_sequence_length = 10;
@@ -90,6 +110,8 @@ struct SyntheticOptions {
 
   /// Throws ValueError naming the first field that is out of range.
   void validate() const;
+  /// The attributes the items get: `attributes`, or the layout's.
+  std::vector<SyntheticAttribute> effective_attributes() const;
 };
 
 /// The fields of SyntheticOptions (ranges are checked by validate(), called by the generator).
@@ -103,6 +125,8 @@ void visit_fields(SyntheticOptions& o, V&& v) {
   v.field("words_per_value", o.words_per_value, "vocabulary words per aspect value (>= 1)");
   v.field("filler_words", o.filler_words, "words shared by all items, used as filler in sentences (>= 1)");
   v.field("attributes", o.attributes, "the text attributes: name, style and the aspects each mixes");
+  v.field("attribute_layout", o.attribute_layout,
+          "listed: the attributes above; aspect_per_attribute: description (prose of all aspects) + <aspect>_text each");
   v.field("sentences", o.sentences, "sentences per 'sentences' attribute (>= 1)");
   v.field("filler_per_sentence", o.filler_per_sentence, "filler words in each sentence (>= 0)");
   v.field("min_sequence_length", o.min_sequence_length, "fewest interactions of a user (>= 1)");

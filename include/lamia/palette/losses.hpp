@@ -9,6 +9,15 @@
 // not depend on the batch size or L; Reduction::kSum is the paper's formula as written.
 // With no pairs (L = 1 for intra, one item for inter) a loss is 0 (connected to the graph, zero
 // gradient), never NaN.
+//
+// Options beside the paper's (issue 11; the defaults are the paper's method):
+//   intra_centring batch: the intra hinge on palettes minus each position's batch mean, so that a
+//     per-position offset (which K-Means ignores) cannot satisfy it;
+//   decorrelation: for positions i != j, ||C_ij||_F^2 with C_ij = Z_i^T Z_j / B the cross-correlation
+//     of the batch-standardised palettes Z_j = (B_.j - mean) / sqrt(var + eps) over the B items;
+//     kMean divides the sum over the L (L-1) ordered pairs by L (L-1) D (a copy of a position whose
+//     D dimensions are uncorrelated gives 1, independent positions about D / B, the most is D);
+//     it enters the total with its own weight, decorrelation_weight.
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
@@ -36,6 +45,8 @@ enum class ContrastiveMode { kBoth, kIntraOnly, kInterOnly, kOff };
 const char* contrastive_mode_name(ContrastiveMode mode);
 /// "both" / "intra" / "inter" / "off".
 ContrastiveMode parse_contrastive_mode(const std::string& name);
+/// What the intra loss compares: the palettes as they are (the paper) or minus each position's batch mean.
+enum class IntraCentring { kNone, kBatch };
 /// The names of reduction_name and contrastive_mode_name, for JSON and Python (lamia/core/options.hpp).
 constexpr auto enum_names(Reduction) {
   return std::array{std::pair{Reduction::kMean, "mean"}, std::pair{Reduction::kSum, "sum"}};
@@ -44,14 +55,29 @@ constexpr auto enum_names(ContrastiveMode) {
   return std::array{std::pair{ContrastiveMode::kBoth, "both"}, std::pair{ContrastiveMode::kIntraOnly, "intra"},
                     std::pair{ContrastiveMode::kInterOnly, "inter"}, std::pair{ContrastiveMode::kOff, "off"}};
 }
+constexpr auto enum_names(IntraCentring) {
+  return std::array{std::pair{IntraCentring::kNone, "none"}, std::pair{IntraCentring::kBatch, "batch"}};
+}
+
+/// Variance floor of the decorrelation loss' standardisation (a constant dimension gives Z = 0).
+inline constexpr double kDecorrelationEps = 1e-6;
 
 namespace functional {
 
 /// Intra-palette hinge loss of palettes [B, L, D] (any float dtype). Throws ValueError when
 /// L = 0 or the shape is not 3-d. Returns a 0-d tensor.
 /// Example: auto l = lamia::functional::intra_palette_loss(palettes, 0.1);
+/// centring kBatch subtracts each position's mean over the B items first (batch_centred).
 torch::Tensor intra_palette_loss(const torch::Tensor& palettes, double alpha = 0.1,
-                                 Reduction reduction = Reduction::kMean);
+                                 Reduction reduction = Reduction::kMean,
+                                 IntraCentring centring = IntraCentring::kNone);
+
+/// palettes [B, L, D] minus each position's mean over the B items.
+torch::Tensor batch_centred(const torch::Tensor& palettes);
+
+/// Cross-correlation penalty between the positions of palettes [B, L, D] (header comment); 0 when
+/// L = 1 or B = 1. Example: auto d = lamia::functional::decorrelation_loss(palettes);
+torch::Tensor decorrelation_loss(const torch::Tensor& palettes, Reduction reduction = Reduction::kMean);
 
 /// Inter-palette hinge loss of palettes [B, L, D]; 0 for a batch of one item.
 torch::Tensor inter_palette_loss(const torch::Tensor& palettes, double alpha = 0.25,
@@ -76,6 +102,10 @@ struct PaletteLossOptions {
   TORCH_ARG(Reduction, reduction) = Reduction::kMean;
   /// Which contrastive terms enter the total (the others are still computed and reported).
   TORCH_ARG(ContrastiveMode, contrastive) = ContrastiveMode::kBoth;
+  /// The intra loss on the palettes as they are (the paper) or batch-centred.
+  TORCH_ARG(IntraCentring, intra_centring) = IntraCentring::kNone;
+  /// Weight of the decorrelation penalty in the total (0: the paper; it is still reported).
+  TORCH_ARG(double, decorrelation_weight) = 0.0;
 };
 
 /// The fields of PaletteLossOptions (JSON, Python).
@@ -86,7 +116,17 @@ void visit_fields(PaletteLossOptions& o, V&& v) {
   v.field("alpha_inter", o.alpha_inter(), "cosine below which two items at one position are not penalised (paper: 0.25)");
   v.field("reduction", o.reduction(), "reduction of all three terms (mean: per pair, independent of B and L)");
   v.field("contrastive", o.contrastive(), "which contrastive terms enter the total (ablations)");
+  v.field("intra_centring", o.intra_centring(),
+          "intra loss on the palettes as they are (none: paper) or minus each position's batch mean (batch)");
+  v.field("decorrelation_weight", o.decorrelation_weight(),
+          "weight of the cross-correlation penalty between positions (0: paper; reported either way)",
+          options::at_least(0));
 }
+
+/// L_gen + gamma (selected contrastive terms) + decorrelation_weight L_decor, from the parts' values
+/// (the trainer's validation record); the decorrelation term is added only when its weight is > 0.
+double palette_total_loss(const PaletteLossOptions& options, double generation, double intra, double inter,
+                          double decorrelation);
 
 /// The parts of the loss of one batch; each a 0-d tensor in the graph.
 struct PaletteLossParts {
@@ -94,6 +134,7 @@ struct PaletteLossParts {
   torch::Tensor generation;
   torch::Tensor intra;
   torch::Tensor inter;
+  torch::Tensor decorrelation;
 };
 
 /// intra_palette_loss as a module.
@@ -120,7 +161,8 @@ class InterPaletteLossImpl : public torch::nn::Cloneable<InterPaletteLossImpl> {
 };
 TORCH_MODULE(InterPaletteLoss);
 
-/// L_gen + gamma (L_intra + L_inter) with the terms PaletteLossOptions::contrastive selects.
+/// L_gen + gamma (L_intra + L_inter) with the terms PaletteLossOptions::contrastive selects, plus
+/// decorrelation_weight L_decor.
 class PaletteLossImpl : public torch::nn::Cloneable<PaletteLossImpl> {
  public:
   explicit PaletteLossImpl(PaletteLossOptions options = {}) : options(options) {}

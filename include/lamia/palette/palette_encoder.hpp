@@ -9,6 +9,7 @@
 //   auto out = enc(collate_samples(samples, tokens));   // out.loss.backward()
 #include <lamia/core/options.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/losses.hpp>
 
@@ -62,6 +63,8 @@ struct PaletteEncoderOptions {
   TORCH_ARG(PaletteLossOptions, losses) = {};
   /// The path forward(batch) runs.
   TORCH_ARG(PalettePath, path) = PalettePath::kFast;
+  /// Which LdP vectors each task reads: all (the paper) or LdP_(i mod L) for task i.
+  TORCH_ARG(TaskRouting, task_routing) = TaskRouting::kAll;
 
  public:
   /// The block-layout options these imply.
@@ -84,6 +87,8 @@ void visit_fields(PaletteEncoderOptions& o, V&& v) {
           options::at_least(1));
   v.field("losses", o.losses(), "loss weights, margins, reduction and the contrastive ablation switch");
   v.field("path", o.path(), "the dual-forward implementation: fast (pass 1 once per item) or reference");
+  v.field("task_routing", o.task_routing(),
+          "LdP vectors a task reads: all (paper) or one_position (task i reads only LdP_(i mod L); positive control)");
 }
 namespace options {
 template <>
@@ -98,6 +103,7 @@ struct PaletteEncoderOutput {
   torch::Tensor generation_loss;  ///< L_gen
   torch::Tensor intra_loss;       ///< L_intra (always computed, enters loss per options)
   torch::Tensor inter_loss;       ///< L_inter
+  torch::Tensor decorrelation_loss;  ///< cross-correlation penalty (always computed, weighted per options)
   torch::Tensor palettes;         ///< [U, L, E], one row per distinct item (batch.items order)
   std::int64_t correct_tokens = 0;  ///< teacher-forced argmax hits on labelled tokens
   std::int64_t label_tokens = 0;    ///< labelled tokens (answer + eos)
@@ -140,6 +146,7 @@ class PaletteEncoderImpl : public torch::nn::Cloneable<PaletteEncoderImpl> {
 
  private:
   PaletteEncoderOutput finish(const torch::Tensor& hidden, const torch::Tensor& labels, const torch::Tensor& palettes);
+  torch::Tensor sample_mask(const PaletteSegment& segment, const PaletteBatch& batch) const;
   PaletteEncoderOptions options_;
   PaletteTokens tokens_;
 };

@@ -109,6 +109,7 @@ struct PaletteLossRecord {
   double generation_loss = 0.0;
   double intra_loss = 0.0;
   double inter_loss = 0.0;
+  double decorrelation_loss = 0.0;
   double token_accuracy = 0.0;    ///< teacher-forced, on the labelled tokens
   double tokens_per_second = 0.0; ///< non-padding tokens of the full layouts (training records only)
 };
@@ -120,6 +121,7 @@ void visit_fields(PaletteLossRecord& o, V&& v) {
   v.field("generation_loss", o.generation_loss, "next-token cross-entropy of the tasks");
   v.field("intra_loss", o.intra_loss, "intra-palette hinge loss (weighted)");
   v.field("inter_loss", o.inter_loss, "inter-palette hinge loss (weighted)");
+  v.field("decorrelation_loss", o.decorrelation_loss, "cross-correlation penalty between positions (unweighted)");
   v.field("token_accuracy", o.token_accuracy, "teacher-forced, on the labelled tokens");
   v.field("tokens_per_second", o.tokens_per_second, "non-padding tokens of the full layouts (training records only)");
 }

@@ -144,3 +144,99 @@ TEST_CASE("the total is L_gen + gamma (intra + inter) with the selected terms", 
   CHECK(intra(palettes).item<double>() == Approx(a));
   CHECK(inter(palettes).item<double>() == Approx(e * 4 * 2));
 }
+
+TEST_CASE("batch-centred intra loss is the paper's intra loss on centred palettes", "[palette][losses]") {
+  torch::manual_seed(11);
+  auto p = torch::randn({5, 3, 8}, torch::kFloat64) + 2.0;
+  auto centred = p - p.mean(0, true);
+  CHECK(functional::intra_palette_loss(p, 0.1, Reduction::kMean, IntraCentring::kBatch).item<double>() ==
+        Approx(intra_by_loops(centred, 0.1, true).item<double>()));
+  // A per-position offset satisfies the raw loss but not the centred one: positions that are
+  // offsets of one shared item-dependent vector.
+  auto shared = torch::randn({64, 1, 8}, torch::kFloat64);
+  auto offsets = 100.0 * torch::eye(8, torch::kFloat64).slice(0, 0, 3).unsqueeze(0);  // [1, 3, 8]
+  auto shifted = shared + offsets;
+  CHECK(functional::intra_palette_loss(shifted).item<double>() < 0.01);
+  CHECK(functional::intra_palette_loss(shifted, 0.1, Reduction::kMean, IntraCentring::kBatch).item<double>() ==
+        Approx(0.81).epsilon(1e-6));  // centred positions are identical: cos 1, (1 - 0.1)^2
+}
+
+TEST_CASE("decorrelation loss: identical positions are penalised, independent ones are not", "[palette][losses]") {
+  torch::manual_seed(13);
+  const std::int64_t B = 4000, D = 4;
+  // Identical positions whose dimensions are one variable: every correlation is 1, the maximum D.
+  auto rank_one = torch::randn({B, 1, 1}, torch::kFloat64).expand({B, 3, D});
+  CHECK(functional::decorrelation_loss(rank_one).item<double>() == Approx(double(D)).epsilon(1e-5));
+  // Identical positions with independent dimensions: C_ij ~ identity, ||C||^2 / D ~ 1.
+  auto copy = torch::randn({B, 1, D}, torch::kFloat64).expand({B, 3, D});
+  CHECK(functional::decorrelation_loss(copy).item<double>() == Approx(1.0).epsilon(0.01));
+  // Independent positions: about D / B (sampling noise only).
+  auto independent = torch::randn({B, 3, D}, torch::kFloat64);
+  CHECK(functional::decorrelation_loss(independent).item<double>() < 5.0 * D / B);
+  // Invariant to a per-position offset and scale (what K-Means cannot see either).
+  auto moved = independent * torch::tensor({1.0, 3.0, 0.5}, torch::kFloat64).view({1, 3, 1}) + 7.0;
+  CHECK(functional::decorrelation_loss(moved).item<double>() ==
+        Approx(functional::decorrelation_loss(independent).item<double>()).epsilon(1e-4));
+  // The sum is the mean times L (L - 1) D.
+  CHECK(functional::decorrelation_loss(copy, Reduction::kSum).item<double>() ==
+        Approx(functional::decorrelation_loss(copy).item<double>() * 3 * 2 * D));
+}
+
+TEST_CASE("decorrelation loss equals its definition, by loops, with gradients", "[palette][losses]") {
+  torch::manual_seed(17);
+  auto p0 = torch::randn({6, 3, 5}, torch::kFloat64);
+  p0.select(1, 2).copy_(p0.select(1, 0) * 0.7 + 0.3 * p0.select(1, 2));  // correlated positions
+  auto p = p0.clone().requires_grad_(true);
+  auto q = p0.clone().requires_grad_(true);
+  auto got = functional::decorrelation_loss(p);
+  auto want = torch::zeros({}, torch::kFloat64);
+  auto standardised = [&](const torch::Tensor& x) {  // x [B, D]
+    auto c = x - x.mean(0, true);
+    return c / (c.pow(2).mean(0, true) + kDecorrelationEps).sqrt();
+  };
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::int64_t j = 0; j < 3; ++j) {
+      if (i == j) continue;
+      auto c = torch::mm(standardised(q.select(1, i)).t(), standardised(q.select(1, j))) / 6.0;
+      want = want + c.pow(2).sum();
+    }
+  want = want / (3 * 2 * 5);
+  CHECK(got.item<double>() == Approx(want.item<double>()).epsilon(1e-10));
+  got.backward();
+  want.backward();
+  CHECK(torch::allclose(p.grad(), q.grad(), 1e-9, 1e-12));
+}
+
+TEST_CASE("decorrelation loss: no pairs give 0 and a zero gradient, never NaN", "[palette][losses]") {
+  for (auto shape : {std::vector<std::int64_t>{1, 4, 3}, std::vector<std::int64_t>{5, 1, 3}}) {
+    auto p = torch::randn(shape, torch::kFloat64).requires_grad_(true);
+    auto d = functional::decorrelation_loss(p);
+    CHECK(d.item<double>() == 0.0);
+    d.backward();
+    CHECK(p.grad().abs().sum().item<double>() == 0.0);
+  }
+  // A constant dimension is standardised to 0 (variance floor), not NaN.
+  auto constant = torch::ones({4, 2, 3}, torch::kFloat64);
+  CHECK(functional::decorrelation_loss(constant).item<double>() == 0.0);
+}
+
+TEST_CASE("the total adds decorrelation_weight times the decorrelation penalty", "[palette][losses]") {
+  torch::manual_seed(19);
+  auto logits = torch::randn({2, 3, 5}, torch::kFloat64);
+  auto labels = torch::randint(0, 5, {2, 3}, torch::kInt64);
+  auto palettes = torch::randn({6, 4, 3}, torch::kFloat64);
+  PaletteLoss loss(PaletteLossOptions{});
+  auto paper = loss(logits, labels, palettes);
+  CHECK(paper.decorrelation.item<double>() > 0);  // reported with weight 0
+  CHECK(paper.total.item<double>() ==
+        palette_total_loss(loss->options, paper.generation.item<double>(), paper.intra.item<double>(),
+                           paper.inter.item<double>(), paper.decorrelation.item<double>()));
+  loss->options.decorrelation_weight(2.5).intra_centring(IntraCentring::kBatch);
+  auto ours = loss(logits, labels, palettes);
+  CHECK(ours.intra.item<double>() ==
+        Approx(functional::intra_palette_loss(palettes, 0.1, Reduction::kMean, IntraCentring::kBatch).item<double>()));
+  CHECK(ours.total.item<double>() ==
+        Approx(ours.generation.item<double>() + 0.1 * (ours.intra.item<double>() + ours.inter.item<double>()) +
+               2.5 * ours.decorrelation.item<double>()));
+  CHECK(palette_total_loss(loss->options, 1.0, 0.5, 0.25, 2.0) == Approx(1.0 + 0.1 * 0.75 + 2.5 * 2.0));
+}
