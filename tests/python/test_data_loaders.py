@@ -1,6 +1,7 @@
 """pylamia's data model, loaders and statistics: the corpus in tests/data, errors as Python
 exceptions, and the real samples in ../shared/data cross-checked against a pure-Python parse."""
 import csv
+import gzip
 import json
 import os
 import subprocess
@@ -167,12 +168,17 @@ def test_synthetic_format_uses_the_generator(tmp_path):
     assert s.items == 50 and s.users == 20 and s.interactions > 0
 
 
-def test_lamia_stats_cli_prints_one_json_object():
+def lamia_cli():
     # $LAMIA_CLI (scripts/test-all.sh sets it to build/lamia), else the build tree next to
     # pypkg/ when run through scripts/dev-pytest.sh.
     exe = Path(os.environ.get("LAMIA_CLI") or Path(pylamia.__file__).parent.parent.parent / "lamia")
     if not exe.exists():
         pytest.skip(f"{exe} not built")
+    return exe
+
+
+def test_lamia_stats_cli_prints_one_json_object():
+    exe = lamia_cli()
     out = subprocess.run([str(exe), "stats", "--format", "hm", "--path", str(CORPUS / "hm" / "ok")],
                          capture_output=True, text=True, check=True)
     stats = json.loads(out.stdout)
@@ -185,6 +191,45 @@ def test_lamia_stats_cli_prints_one_json_object():
                               str(CORPUS / "hm" / "unknown_item")], capture_output=True, text=True, check=True)
     assert json.loads(lenient.stdout)["load_report"]["warnings"] == {"unknown_item": 1}
     assert "warning" in lenient.stderr
+
+
+def one_line_error(result, mention):
+    # Every failure of the CLI: exit code 1, nothing on stdout, one line on stderr, no backtrace.
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("lamia: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert mention in result.stderr
+    for leak in ("terminate called", "Exception raised from", "json.exception", "what()"):
+        assert leak not in result.stderr
+
+
+def test_lamia_cli_hostile_input_is_one_line_and_exit_1(tmp_path):
+    exe = lamia_cli()
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "items.jsonl").write_text('{"item_id": "a", "title": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    (deep / "interactions.jsonl").write_text('{"user_id": "u", "item_id": "a"}\n')
+
+    def run(*args):
+        return subprocess.run([str(exe), *args], capture_output=True, text=True, errors="replace", timeout=60)
+
+    one_line_error(run("stats", "-f", "jsonl", "-p", str(deep)), "items.jsonl:1: field 'title': JSON nested deeper")
+    one_line_error(run("--threads", "100000", "stats", "-f", "synthetic"), "--threads")
+    os.mkfifo(tmp_path / "fifo")
+    one_line_error(run("stats", "-f", "synthetic", "-p", str(tmp_path / "fifo")), "(a FIFO)")  # never blocks
+    truncated = tmp_path / "gz"
+    truncated.mkdir()
+    data = gzip.compress(b"".join(b'{"user_id": "u%d", "item_id": "a"}\n' % i for i in range(5000)))
+    (truncated / "interactions.jsonl.gz").write_bytes(data[: len(data) // 2])
+    one_line_error(run("stats", "-f", "jsonl", "-p", str(truncated)), "ends early")
+    # A folder name that is not UTF-8 is valid input: the name shows the byte as \xNN.
+    odd = tmp_path / os.fsdecode(b"ml-\xe9")
+    odd.mkdir()
+    (odd / "movies.csv").write_text("movieId,title,genres\n1,Heat (1995),Action\n")
+    (odd / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n")
+    ok = run("stats", "-f", "movielens", "-p", str(odd))
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["name"] == "ml-\\xE9"
 
 
 # ---- the real samples, against an independent pure-Python parse ----------------------------------
