@@ -3,6 +3,8 @@
 // RQ-VAE baselines, TF-IDF item embeddings, the semantic-ID table, diagnostics.
 #include <lamia/quantize/diagnostics.hpp>
 #include <lamia/quantize/kmeans.hpp>
+#include <lamia/quantize/mutual_info.hpp>
+#include <lamia/quantize/palette_diagnostics.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
 #include <lamia/quantize/palette_source.hpp>
 #include <lamia/quantize/pca.hpp>

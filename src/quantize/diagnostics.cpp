@@ -21,6 +21,25 @@ double entropy_of(const std::unordered_map<std::int64_t, std::int64_t>& counts, 
   return h;
 }
 
+using Matrix = std::vector<std::vector<double>>;
+
+/// NMI, AMI and NMI's chance level of one pair of labelings, into cell [r][c] of three matrices.
+struct MutualInfoMatrices {
+  Matrix nmi, ami, expected_nmi;
+  MutualInfoMatrices(std::size_t rows, std::size_t cols)
+      : nmi(rows, std::vector<double>(cols)), ami(nmi), expected_nmi(nmi) {}
+  void set(std::size_t r, std::size_t c, const MutualInfoScores& s) {
+    nmi[r][c] = s.nmi;
+    ami[r][c] = s.ami;
+    expected_nmi[r][c] = s.expected_nmi;
+  }
+  void write(nlohmann::json& out, const std::string& suffix) const {
+    out["nmi_" + suffix] = nmi;
+    out["ami_" + suffix] = ami;
+    out["expected_nmi_" + suffix] = expected_nmi;
+  }
+};
+
 torch::Tensor checked_int_matrix(const torch::Tensor& t, const char* what) {
   TORCH_CHECK_VALUE(t.dim() == 2, what, ": expected a 2-D integer tensor (items x columns), got ", t.dim(), "-D");
   TORCH_CHECK_VALUE(!t.is_floating_point() && !t.is_complex(), what, ": expected an integer tensor, got ",
@@ -30,37 +49,6 @@ torch::Tensor checked_int_matrix(const torch::Tensor& t, const char* what) {
 }
 
 }  // namespace
-
-double normalized_mutual_info(const std::int64_t* a, const std::int64_t* b, std::int64_t n) {
-  if (n <= 0) return 1.0;  // sklearn: both labelings empty -> 1
-  std::unordered_map<std::int64_t, std::int64_t> ca, cb;
-  std::map<std::pair<std::int64_t, std::int64_t>, std::int64_t> joint;
-  for (std::int64_t i = 0; i < n; ++i) {
-    ++ca[a[i]];
-    ++cb[b[i]];
-    ++joint[{a[i], b[i]}];
-  }
-  if (ca.size() == 1 && cb.size() == 1) return 1.0;
-  double mi = 0;
-  const double N = static_cast<double>(n);
-  for (auto& [ab, m] : joint) {
-    const double pab = m / N;
-    mi += pab * (std::log(static_cast<double>(m) * N) - std::log(static_cast<double>(ca[ab.first]) * cb[ab.second]));
-  }
-  mi = std::max(mi, 0.0);  // sklearn clips round-off below zero
-  if (mi == 0) return 0.0;
-  const double norm = (entropy_of(ca, n) + entropy_of(cb, n)) / 2;
-  return mi / norm;
-}
-
-double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b) {
-  TORCH_CHECK_VALUE(a.dim() == 1 && b.dim() == 1 && a.size(0) == b.size(0),
-                    "normalized_mutual_info: expected two 1-D label tensors of the same length, got shapes ",
-                    a.sizes(), " and ", b.sizes());
-  auto x = checked_int_matrix(a.unsqueeze(1), "normalized_mutual_info: a");
-  auto y = checked_int_matrix(b.unsqueeze(1), "normalized_mutual_info: b");
-  return normalized_mutual_info(x.data_ptr<std::int64_t>(), y.data_ptr<std::int64_t>(), x.size(0));
-}
 
 nlohmann::json diagnose_codes(const torch::Tensor& codes_in, std::vector<std::int64_t> sizes,
                               const torch::Tensor& labels_in, const std::vector<std::string>& label_names) {
@@ -130,13 +118,16 @@ nlohmann::json diagnose_codes(const torch::Tensor& codes_in, std::vector<std::in
                   {"max_group_size", max_group},
                   {"items_per_unique_prefix", unique_full ? static_cast<double>(n) / unique_full : 0.0},
                   {"prefixes", prefixes}};
-  std::vector<std::vector<double>> nmi(L, std::vector<double>(L, 1.0));
+  MutualInfoMatrices between(L, L);
   for (std::int64_t a = 0; a < L; ++a) {
-    for (std::int64_t b = a + 1; b < L; ++b) {
-      nmi[a][b] = nmi[b][a] = normalized_mutual_info(cols[a].data(), cols[b].data(), n);
+    for (std::int64_t b = a; b < L; ++b) {
+      auto s = mutual_info_scores(cols[a].data(), cols[b].data(), n);
+      if (a == b) s.nmi = s.ami = 1.0;  // identical labelings (sklearn's value up to rounding)
+      between.set(a, b, s);
+      between.set(b, a, s);
     }
   }
-  out["nmi_between_positions"] = nmi;
+  between.write(out, "between_positions");
   if (labels_in.defined()) {
     auto labels = checked_int_matrix(labels_in, "diagnose_codes: labels");
     if (labels.size(0) != n) {
@@ -148,14 +139,14 @@ nlohmann::json diagnose_codes(const torch::Tensor& codes_in, std::vector<std::in
       throw ValueError(fmt::format("diagnose_codes: label_names must have one name per label column ({}), got {}", A,
                                    label_names.size()));
     }
-    std::vector<std::vector<double>> nl(L, std::vector<double>(A));
+    MutualInfoMatrices with_labels(L, A);
     std::vector<std::int64_t> col(n);
     const auto* lp = labels.data_ptr<std::int64_t>();
     for (std::int64_t a = 0; a < A; ++a) {
       for (std::int64_t i = 0; i < n; ++i) col[i] = lp[i * A + a];
-      for (std::int64_t l = 0; l < L; ++l) nl[l][a] = normalized_mutual_info(cols[l].data(), col.data(), n);
+      for (std::int64_t l = 0; l < L; ++l) with_labels.set(l, a, mutual_info_scores(cols[l].data(), col.data(), n));
     }
-    out["nmi_with_labels"] = nl;
+    with_labels.write(out, "with_labels");
     if (!label_names.empty()) out["label_names"] = label_names;
   }
   return out;

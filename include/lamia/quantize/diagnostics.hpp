@@ -7,13 +7,18 @@
 //     (share of items that needed an index token other than 0), colliding_items (items in groups
 //     of size > 1), max_group_size, and per prefix length l = 1..L the number of unique prefixes and
 //     the mean items per prefix;
-//   nmi_between_positions: L x L normalised mutual information of the codes of positions i and j;
-//   nmi_with_labels: L x A NMI between each position's codes and each label column.
-// NMI uses arithmetic-mean normalisation, MI / ((H(a) + H(b)) / 2), exactly as
-// sklearn.metrics.normalized_mutual_info_score: 1 when both labelings are constant, 0 when MI = 0.
+//   nmi_between_positions: L x L normalised mutual information of the codes of positions i and j,
+//     ami_between_positions the same adjusted for chance (AMI), and expected_nmi_between_positions
+//     NMI's chance level for clusters of those sizes (mutual_info.hpp);
+//   nmi_with_labels, ami_with_labels, expected_nmi_with_labels: L x A, each position's codes
+//     against each label column.
+// NMI and AMI use arithmetic-mean normalisation, exactly as sklearn's normalized_mutual_info_score
+// and adjusted_mutual_info_score. The float palettes have their own diagnostics
+// (palette_diagnostics.hpp).
 //
 // Example:
 //   nlohmann::json d = lamia::diagnose_codes(table.codes(), table.codebook_sizes(), aspects);
+#include <lamia/quantize/mutual_info.hpp>
 #include <lamia/quantize/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
@@ -24,10 +29,6 @@
 #include <vector>
 
 namespace lamia {
-
-/// Normalised mutual information (arithmetic mean) of two labelings of n items.
-double normalized_mutual_info(const std::int64_t* a, const std::int64_t* b, std::int64_t n);
-double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
 
 /// Diagnostics of n x L codes (integer tensor). codebook_sizes has L entries (or more; extra ones are
 /// ignored) or is empty (then max code + 1). labels: optional n x A integer tensor of ground-truth
