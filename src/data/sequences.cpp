@@ -268,8 +268,8 @@ std::size_t UserCount::resolve(std::size_t total, const char* name) const {
       throw ValueError(fmt::format("{}: expected a fraction in [0, 1], got {}", name, value));
     return std::size_t(std::floor(value * double(total) + 1e-9));
   }
-  if (!(value >= 0.0) || value != std::floor(value))
-    throw ValueError(fmt::format("{}: expected a non-negative whole number of users, got {}", name, value));
+  if (!(value >= 0.0 && value <= 9007199254740992.0) || value != std::floor(value))  // 2^53: exact in a double
+    throw ValueError(fmt::format("{}: expected a whole number of users in [0, 2^53], got {}", name, value));
   return std::size_t(value);
 }
 

@@ -159,7 +159,9 @@ struct lamia::options::Codec<lamia::UserCount> {
     return static_cast<std::uint64_t>(c.value);
   }
   static void read(const json& j, UserCount& out, const Where& w) {
+    // A count is held as a double: beyond 2^53 it would be rounded (and beyond 2^64 not convertible back).
     if (j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0)) {
+      if (j.get<std::uint64_t>() > (std::uint64_t(1) << 53)) w.fail(expected(), j);
       out = UserCount::count(j.get<std::size_t>());
     } else if (j.is_number_float() && j.get<double>() >= 0.0 && j.get<double>() <= 1.0) {
       out = UserCount::fraction(j.get<double>());
@@ -167,7 +169,7 @@ struct lamia::options::Codec<lamia::UserCount> {
       w.fail(expected(), j);
     }
   }
-  static std::string expected() { return "an integer count >= 0 or a fraction in [0, 1]"; }
+  static std::string expected() { return "an integer count in [0, 2^53] or a fraction in [0, 1]"; }
 };
 
 namespace lamia {

@@ -7,6 +7,7 @@
 #include <lamia/core/input_file.hpp>
 #include <lamia/core/options.hpp>
 #include <lamia/data/loaders.hpp>
+#include <lamia/data/sequences.hpp>
 #include <lamia/data/statistics.hpp>
 
 #include <catch2/catch.hpp>
@@ -282,6 +283,19 @@ TEST_CASE("hostile: the synthetic format's options file names itself in every er
       CHECK(std::string(e.what()).size() < 600);
     }
   }
+}
+
+TEST_CASE("hostile: a user count beyond 2^53 is an error, not a rounded or wrapped count") {
+  HoldoutOptions o;
+  for (const char* bad : {"18446744073709551615", "9007199254740993", "-1", "1.5"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(options::from_json(nlohmann::json::parse(std::string("{\"test_users\": ") + bad + "}"), o),
+                      Catch::Contains("key 'test_users'"));
+  }
+  options::from_json(nlohmann::json::parse("{\"test_users\": 9007199254740992}"), o);
+  CHECK(o.test_users.resolve(5, "test_users") == 9007199254740992ULL);
+  CHECK_THROWS_AS(UserCount::fraction(2.0).resolve(5, "x"), ValueError);
+  CHECK_THROWS_AS((UserCount{1e30, false}.resolve(5, "x")), ValueError);
 }
 
 // --- dates -------------------------------------------------------------------------------------
