@@ -47,7 +47,9 @@ Everything that defines a synthetic catalog; the defaults are the built-in
 dataset (2,000 items, 3,000 users, aspects topic 12, region 8, tone 6, format 5).
 SyntheticOptions(num_items=500, seed=3) sets fields by keyword. Ranges are
 checked by generate_synthetic (ValueError naming the field).)doc")
-      .def("validate", &SyntheticOptions::validate, "Raises ValueError naming the first field out of range.");
+      .def("validate", &SyntheticOptions::validate, "Raises ValueError naming the first field out of range.")
+      .def("effective_attributes", &SyntheticOptions::effective_attributes,
+           "The attributes the items get: `attributes`, or those of attribute_layout.");
 
   py::class_<SyntheticCatalog>(m, "SyntheticCatalog", "A generated dataset with its ground-truth aspects.")
       .def_readonly("dataset", &SyntheticCatalog::dataset, "The Dataset (name 'synthetic', items 'i<n>', users 'u<n>').")

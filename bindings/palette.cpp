@@ -34,17 +34,28 @@ struct PyPaletteEncoder {
   }
 };
 
+// The options beside the paper's (issue 11), passed as keywords to from_scratch / from_pretrained.
+struct MethodOptions {
+  std::string task_routing = "all";
+  std::string intra_centring = "none";
+  double decorrelation_weight = 0.0;
+};
+
 PaletteEncoderOptions encoder_options(std::int64_t m, std::int64_t r, std::int64_t L, std::int64_t attr_budget,
                                       std::int64_t answer_budget, double gamma, double alpha_intra, double alpha_inter,
-                                      const std::string& reduction, const std::string& contrastive, const std::string& path) {
+                                      const std::string& reduction, const std::string& contrastive, const std::string& path,
+                                      const MethodOptions& method) {
   PaletteEncoderOptions o(m, r);
   o.palette_size(L).attribute_token_budget(attr_budget).answer_token_budget(answer_budget);
+  o.task_routing(options::enum_from_string<TaskRouting>(method.task_routing, "task_routing"));
   o.losses(PaletteLossOptions()
                .gamma(gamma)
                .alpha_intra(alpha_intra)
                .alpha_inter(alpha_inter)
                .reduction(parse_reduction(reduction))
-               .contrastive(parse_contrastive_mode(contrastive)));
+               .contrastive(parse_contrastive_mode(contrastive))
+               .intra_centring(options::enum_from_string<IntraCentring>(method.intra_centring, "intra_centring"))
+               .decorrelation_weight(method.decorrelation_weight));
   if (path == "fast") {
     o.path(PalettePath::kFast);
   } else if (path == "reference") {
@@ -67,6 +78,7 @@ py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
   d["generation_loss"] = o.generation_loss;
   d["intra_loss"] = o.intra_loss;
   d["inter_loss"] = o.inter_loss;
+  d["decorrelation_loss"] = o.decorrelation_loss;
   d["palettes"] = o.palettes;
   d["items"] = b.items;
   d["correct_tokens"] = o.correct_tokens;
@@ -80,7 +92,8 @@ py::object record_dict(const PaletteLossRecord& r) { return python::to_python(op
 #define LAMIA_PALETTE_OPTION_KWARGS                                                                            \
   py::arg("palette_size") = 4, py::arg("attribute_token_budget") = 64, py::arg("answer_token_budget") = 32,   \
       py::arg("gamma") = 0.1, py::arg("alpha_intra") = 0.1, py::arg("alpha_inter") = 0.25,                    \
-      py::arg("reduction") = "mean", py::arg("contrastive") = "both", py::arg("path") = "fast"
+      py::arg("reduction") = "mean", py::arg("contrastive") = "both", py::arg("path") = "fast",               \
+      py::arg("task_routing") = "all", py::arg("intra_centring") = "none", py::arg("decorrelation_weight") = 0.0
 
 }  // namespace
 
@@ -90,15 +103,27 @@ LAMIA_REGISTER_BINDINGS(kOrderPalette, palette) {
                                               "Options of PaletteTrainer; defaults are the paper's where it gives them.");
   m.def(
       "intra_palette_loss",
-      [](const torch::Tensor& palettes, double alpha, const std::string& reduction) {
-        return functional::intra_palette_loss(palettes, alpha, parse_reduction(reduction));
+      [](const torch::Tensor& palettes, double alpha, const std::string& reduction, const std::string& centring) {
+        return functional::intra_palette_loss(palettes, alpha, parse_reduction(reduction),
+                                              options::enum_from_string<IntraCentring>(centring, "centring"));
       },
-      py::arg("palettes"), py::arg("alpha") = 0.1, py::arg("reduction") = "mean",
+      py::arg("palettes"), py::arg("alpha") = 0.1, py::arg("reduction") = "mean", py::arg("centring") = "none",
       R"doc(Intra-palette hinge loss sum_i sum_{j!=k} max(0, cos(B_ij, B_ik) - alpha)^2.
 
 palettes: [B, L, D] float tensor (autograd flows through). reduction: "mean" (over the
 B*L*(L-1) ordered pairs, default) or "sum" (the paper's formula). 0 when L = 1.
+centring: "none" (the paper) or "batch" (each position's mean over the B items subtracted first).
 Raises ValueError when L = 0 or the shape is not [B, L, D].)doc");
+  m.def(
+      "decorrelation_loss",
+      [](const torch::Tensor& palettes, const std::string& reduction) {
+        return functional::decorrelation_loss(palettes, parse_reduction(reduction));
+      },
+      py::arg("palettes"), py::arg("reduction") = "mean",
+      R"doc(Cross-correlation penalty between palette positions: sum over i != j of ||C_ij||_F^2, where
+C_ij = Z_i^T Z_j / B and Z_j is position j standardised over the B items ((x - mean) / sqrt(var + 1e-6),
+biased variance). "mean" divides by L*(L-1)*D (a copy of a position with uncorrelated dimensions
+gives 1, independent positions about D/B), "sum" does not. 0 when L = 1 or B = 1.)doc");
   m.def(
       "inter_palette_loss",
       [](const torch::Tensor& palettes, double alpha, const std::string& reduction) {
@@ -116,9 +141,17 @@ default) or "sum". A batch of one item has no pairs: the loss is 0 (no NaN).)doc
       },
       py::arg("logits"), py::arg("labels"), py::arg("reduction") = "mean",
       "Next-token cross-entropy of logits [B, T, V] against labels [B, T] (-100 = no loss).");
-  m.def("palette_attention_mask", &palette_attention_mask, py::arg("block_types"),
-        R"doc(The hierarchical attention mask [B, T, T] (bool, True = query row may attend key
-column) of block-type ids [B, T] (int64: 0 pad, 1 content, 2 LaP, 3 LdP, 4 task).)doc");
+  m.def(
+      "palette_attention_mask",
+      [](const torch::Tensor& block_types, const std::string& routing, const std::optional<torch::Tensor>& tasks) {
+        return palette_attention_mask(block_types, options::enum_from_string<TaskRouting>(routing, "task_routing"),
+                                      tasks ? *tasks : torch::Tensor());
+      },
+      py::arg("block_types"), py::arg("task_routing") = "all", py::arg("sample_tasks") = py::none(),
+      R"doc(The hierarchical attention mask [B, T, T] (bool, True = query row may attend key
+column) of block-type ids [B, T] (int64: 0 pad, 1 content, 2 LaP, 3 LdP, 4 task).
+task_routing "one_position" (needs sample_tasks [B], each row's 0-based task): task rows read only
+LdP_(task mod L), and LdP rows read only themselves.)doc");
   m.def(
       "save_palettes",
       [](const std::filesystem::path& path, const std::vector<std::string>& item_ids, const torch::Tensor& palettes) {
@@ -186,10 +219,11 @@ parameters() the module's real tensors, so a notebook can run its own optimizer 
           "from_scratch",
           [](const Catalog& catalog, std::int64_t r, std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma,
              double ai, double ae, const std::string& red, const std::string& cl, const std::string& path,
-             std::int64_t vocab, std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t ffn,
+             const std::string& routing, const std::string& centring, double decorrelation, std::int64_t vocab,
+             std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t ffn,
              double dropout, std::int64_t maxpos, std::uint64_t seed) {
             auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
-                                     red, cl, path);
+                                     red, cl, path, MethodOptions{routing, centring, decorrelation});
             ScratchModelOptions mo;
             mo.vocab_size = vocab;
             mo.hidden_size = hidden;
@@ -213,9 +247,10 @@ parameters() the module's real tensors, so a notebook can run its own optimizer 
           "from_pretrained",
           [](const Catalog& catalog, const std::filesystem::path& dir, std::int64_t r, std::int64_t lora_rank,
              std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma, double ai, double ae,
-             const std::string& red, const std::string& cl, const std::string& path) {
+             const std::string& red, const std::string& cl, const std::string& path, const std::string& routing,
+             const std::string& centring, double decorrelation) {
             auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
-                                     red, cl, path);
+                                     red, cl, path, MethodOptions{routing, centring, decorrelation});
             auto p = std::make_shared<PyPaletteEncoder>();
             py::gil_scoped_release release;
             p->setup = make_palette_setup_pretrained(catalog, dir, o, lora_rank);
@@ -235,7 +270,7 @@ parameters() the module's real tensors, so a notebook can run its own optimizer 
           },
           py::arg("samples"), py::arg("path") = py::none(),
           R"doc(Dual forward on (item, task) samples. Returns a dict: loss, generation_loss, intra_loss,
-inter_loss (0-d tensors with autograd), palettes ([U, L, E], one row per distinct item, in the
+inter_loss, decorrelation_loss (0-d tensors with autograd), palettes ([U, L, E], one row per distinct item, in the
 order of "items"), items, correct_tokens, label_tokens, num_tokens. path: "fast" or "reference".)doc")
       .def(
           "collate",

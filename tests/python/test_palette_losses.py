@@ -89,3 +89,76 @@ def test_generation_loss_is_cross_entropy_on_labelled_tokens():
     got = pylamia.palette_generation_loss(logits, labels)
     want = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), labels.reshape(-1), ignore_index=-100)
     torch.testing.assert_close(got, want)
+
+
+# ---- options beside the paper's (issue 11): batch-centred intra, decorrelation ------------------
+
+def decorrelation_direct(p, reduction, eps=1e-6):
+    """sum over ordered pairs i != j of ||C_ij||_F^2, C_ij = Z_i^T Z_j / B, Z standardised per dimension."""
+    B, L, D = p.shape
+    if B < 2 or L < 2:
+        return p.sum() * 0
+    z = []
+    for j in range(L):
+        x = p[:, j, :]
+        c = x - x.mean(dim=0, keepdim=True)
+        z.append(c / torch.sqrt((c ** 2).mean(dim=0, keepdim=True) + eps))
+    total = sum(((z[i].T @ z[j]) / B).pow(2).sum() for i in range(L) for j in range(L) if i != j)
+    return total / (L * (L - 1) * D) if reduction == "mean" else total
+
+
+@pytest.mark.parametrize("B,L,reduction", CASES)
+def test_batch_centred_intra_matches_the_formula_on_centred_palettes(B, L, reduction):
+    g = torch.Generator().manual_seed(B * 7 + L)
+    p0 = torch.randn(B, L, 16, generator=g, dtype=torch.float64) + 3.0
+    p = p0.clone().requires_grad_(True)
+    q = p0.clone().requires_grad_(True)
+    got = pylamia.intra_palette_loss(p, alpha=0.1, reduction=reduction, centring="batch")
+    if B == 1:  # centred palettes are 0: cosine 0 (F.normalize's eps), no NaN, no gradient
+        assert got.item() == 0.0
+        got.backward()
+        assert torch.all(p.grad == 0)
+        return
+    want = intra_direct(q - q.mean(dim=0, keepdim=True), 0.1, reduction)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("B,L,reduction", CASES + [(40, 3, "mean"), (3, 2, "sum")])
+def test_decorrelation_matches_the_formula_values_and_gradients(B, L, reduction):
+    g = torch.Generator().manual_seed(B * 13 + L)
+    p0 = torch.randn(B, L, 6, generator=g, dtype=torch.float64)
+    if L > 1:
+        p0[:, 1] = 0.8 * p0[:, 0] + 0.2 * p0[:, 1] + 5.0  # a correlated, shifted position
+    p = p0.clone().requires_grad_(True)
+    q = p0.clone().requires_grad_(True)
+    got = pylamia.decorrelation_loss(p, reduction=reduction)
+    want = decorrelation_direct(q, reduction)
+    assert got.shape == ()
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    if B > 1 and L > 1:
+        assert got.item() > 0
+
+
+def test_decorrelation_known_cases():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5000, 1, 4, generator=g, dtype=torch.float64)
+    copies = x.expand(5000, 3, 4)
+    assert pylamia.decorrelation_loss(copies).item() == pytest.approx(1.0, rel=0.01)
+    independent = torch.randn(5000, 3, 4, generator=g, dtype=torch.float64)
+    assert pylamia.decorrelation_loss(independent).item() < 5 * 4 / 5000
+    # float32 follows float64
+    torch.testing.assert_close(pylamia.decorrelation_loss(independent.float()).double(),
+                               pylamia.decorrelation_loss(independent), rtol=1e-3, atol=1e-6)
+
+
+def test_option_names_are_checked():
+    with pytest.raises(ValueError, match="centring"):
+        pylamia.intra_palette_loss(torch.zeros(2, 2, 4), centring="mean")
+    with pytest.raises(ValueError, match="reduction"):
+        pylamia.decorrelation_loss(torch.zeros(2, 2, 4), reduction="avg")
