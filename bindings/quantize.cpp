@@ -97,6 +97,8 @@ LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
   bind_options<lamia::ResidualKMeansOptions>(m, "ResidualKMeansOptions", "Residual K-Means baseline: L levels of K-Means on residuals.");
   bind_options<lamia::TfidfSvdOptions>(m, "TfidfSvdOptions", "TF-IDF (sklearn's defaults) + randomised truncated SVD.");
   bind_options<lamia::RqVaeTrainOptions>(m, "RqVaeTrainOptions", "Training of an RQ-VAE: Adam, early stopping, dead-code resets.");
+  bind_options<lamia::PaletteDiagnosticsOptions>(m, "PaletteDiagnosticsOptions",
+                                                "Palette diagnostics: the ridge probes' penalty, held-out share, seed and item cap.");
 
   py::class_<SemanticIdTable>(m, "SemanticIdTable", R"doc(
 Items <-> semantic IDs (L codes + 1 index token), with a prefix trie.
@@ -310,6 +312,51 @@ K-Means (faiss, num_codes centroids); a code is the nearest centroid.)doc")
       "normalized_mutual_info",
       [](const torch::Tensor& a, const torch::Tensor& b) { return lamia::normalized_mutual_info(a, b); }, "a"_a,
       "b"_a, "NMI with arithmetic-mean normalisation (sklearn's normalized_mutual_info_score).");
+  m.def(
+      "adjusted_mutual_info",
+      [](const torch::Tensor& a, const torch::Tensor& b) { return lamia::adjusted_mutual_info(a, b); }, "a"_a, "b"_a,
+      "AMI with arithmetic-mean normalisation (sklearn's adjusted_mutual_info_score): ~0 for independent labelings.");
+  m.def(
+      "mutual_info_scores",
+      [](const torch::Tensor& a, const torch::Tensor& b) {
+        lamia::MutualInfoScores s;
+        {
+          py::gil_scoped_release release;
+          s = lamia::mutual_info_scores(a, b);
+        }
+        return py::dict("mutual_info"_a = s.mutual_info, "expected_mutual_info"_a = s.expected_mutual_info,
+                        "entropy_a"_a = s.entropy_a, "entropy_b"_a = s.entropy_b, "nmi"_a = s.nmi,
+                        "expected_nmi"_a = s.expected_nmi, "ami"_a = s.ami);
+      },
+      "a"_a, "b"_a,
+      "MI, its expectation under random labelings of the same cluster sizes, both entropies, NMI, NMI's chance "
+      "level (expected_nmi) and AMI, as a dict.");
+  m.def(
+      "probe_split",
+      [](std::int64_t n, const py::object& options, const py::kwargs& kwargs) {
+        auto s = lamia::probe_split(n, options_from_args<lamia::PaletteDiagnosticsOptions>(options, kwargs, "probe_split"));
+        return py::make_tuple(s.train, s.test);
+      },
+      "n"_a, "options"_a = py::none(),
+      "(train, test) item indices of diagnose_palettes' ridge fits for n items: a seeded shuffle (PaletteDiagnosticsOptions: "
+      "seed, test_fraction, max_probe_items).");
+  m.def(
+      "diagnose_palettes",
+      [](const torch::Tensor& palettes, std::optional<torch::Tensor> labels, std::vector<std::string> names,
+         const py::object& options, const py::kwargs& kwargs) {
+        auto o = options_from_args<lamia::PaletteDiagnosticsOptions>(options, kwargs, "diagnose_palettes");
+        nlohmann::json d;
+        {
+          py::gil_scoped_release release;
+          d = lamia::diagnose_palettes(palettes, labels ? *labels : torch::Tensor(), o, names);
+        }
+        return to_python(d);
+      },
+      "palettes"_a, "labels"_a = py::none(), "label_names"_a = std::vector<std::string>{}, "options"_a = py::none(),
+      "Diagnostics of palettes [n, L, D] as a dict (docs/quantize.md): per position the norm share of the mean "
+      "offset, the raw and centred intra cosines, the held-out R^2 of ridge regressions between positions, and with "
+      "labels [n, A] a ridge-classifier probe's held-out accuracy per (position, label column) beside the chance "
+      "accuracy. Options: PaletteDiagnosticsOptions (or a dict, or its fields as keywords).");
   m.def(
       "diagnose_codes",
       [](const torch::Tensor& codes, std::optional<std::vector<std::int64_t>> sizes,

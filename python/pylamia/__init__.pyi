@@ -534,6 +534,16 @@ class RqVaeTrainOptions(_OptionsBase):
     @staticmethod
     def from_json(text: str) -> RqVaeTrainOptions: ...
 
+class PaletteDiagnosticsOptions(_OptionsBase):
+    """Palette diagnostics: the ridge probes' penalty, held-out share, seed and item cap."""
+    ridge_alpha: float = 1.0
+    test_fraction: float = 0.2
+    seed: int = 0
+    max_probe_items: int = 20000
+    def __init__(self, options: _OUnion[PaletteDiagnosticsOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> PaletteDiagnosticsOptions: ...
+
 class PaletteQuantizer:
     """Per palette position: PCA (D -> pca_dim), then K-Means (faiss, num_codes); code = nearest centroid."""
     def __init__(self, options: _OUnion[PaletteQuantizerOptions, _ODict[str, _OAny], None] = None,
@@ -605,6 +615,18 @@ def diagnose_codes(codes: _q_torch.Tensor, codebook_sizes: _QOptional[_QList[int
                    labels: _QOptional[_q_torch.Tensor] = None, label_names: _QList[str] = ...) -> _QDict[str, _QAny]: ...
 def diagnose_table(table: SemanticIdTable, labels: _QOptional[_q_torch.Tensor] = None,
                    label_names: _QList[str] = ...) -> _QDict[str, _QAny]: ...
+def adjusted_mutual_info(a: _q_torch.Tensor, b: _q_torch.Tensor) -> float:
+    """sklearn's adjusted_mutual_info_score (arithmetic mean): ~0 for independent labelings."""
+def mutual_info_scores(a: _q_torch.Tensor, b: _q_torch.Tensor) -> _QDict[str, float]:
+    """mutual_info, expected_mutual_info, entropy_a, entropy_b, nmi, expected_nmi (NMI's chance level), ami."""
+def probe_split(n: int, options: _OUnion[PaletteDiagnosticsOptions, _ODict[str, _OAny], None] = None,
+                **fields: _OAny) -> _QTuple[_q_torch.Tensor, _q_torch.Tensor]:
+    """(train, test) item indices of diagnose_palettes' ridge fits."""
+def diagnose_palettes(palettes: _q_torch.Tensor, labels: _QOptional[_q_torch.Tensor] = None,
+                      label_names: _QList[str] = ...,
+                      options: _OUnion[PaletteDiagnosticsOptions, _ODict[str, _OAny], None] = None,
+                      **fields: _OAny) -> _QDict[str, _QAny]:
+    """Norm shares, raw and centred intra cosines, cross-position ridge R^2 and (with labels) linear-probe accuracy."""
 # ---- end quantize ----
 
 # ---- palette: palette encoder, losses, training, palette files (bindings/palette.cpp) ----

@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPTIONS_CLASSES = [
     "SyntheticAttribute", "SyntheticOptions", "SequenceOptions", "HoldoutOptions", "LeaveOneOutOptions",
     "KMeansOptions", "PaletteQuantizerOptions", "ResidualKMeansOptions", "TfidfSvdOptions", "RqVaeTrainOptions",
+    "PaletteDiagnosticsOptions",
     "PaletteTrainerOptions",
     "RecommenderModelOptions", "RecommenderTrainerOptions", "BeamSearchOptions", "ExactScoringOptions",
     "SasRecOptions", "SasRecTrainerOptions",
