@@ -1,12 +1,14 @@
 // Stage "quantize": the three semantic tokenizers on the same items (LAMIA's per-position PCA +
 // K-Means on the palettes, residual K-Means and RQ-VAE on the embeddings), their tables and
-// diagnostics (diagnostics.json).
+// diagnostics (diagnostics.json: each table's codes, and the float palettes themselves under
+// "palettes", probed against the dataset's labels when it has them).
 #include "../context.hpp"
 
 #include <lamia/palette/evaluation.hpp>
 #include <lamia/palette/palette_file.hpp>
 #include <lamia/pipeline/stage.hpp>
 #include <lamia/pipeline/tokenizer_comparison.hpp>
+#include <lamia/quantize/palette_diagnostics.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -44,6 +46,7 @@ class QuantizeStage : public Stage {
     training["mean_intra_cosine"] = palettes.size(1) > 1 ? mean_intra_cosine(palettes) : 1.0;
     diagnostics["palette_encoder"] = training;
     if (!data.label_names.empty()) diagnostics["labels"] = data.label_names;
+    diagnostics["palettes"] = diagnose_palettes(palettes, data.labels, PaletteDiagnosticsOptions{}, data.label_names);
     ctx.write_json("diagnostics.json", diagnostics);
     for (auto& t : results) ctx.set_table(t.name, std::move(t.table));
     ctx.say(fmt::format("tokenizers fitted ({:.1f}s)",

@@ -166,6 +166,7 @@ TEST_CASE("the pipeline writes every artifact, and the artifacts agree with each
     const auto& d = diagnostics["tokenizers"][name];
     REQUIRE(d["table"]["num_items"] == 300);
     REQUIRE(d.contains("nmi_with_labels"));  // the synthetic aspects are the labels
+    REQUIRE(d["ami_with_labels"].size() == d["nmi_with_labels"].size());
     auto table = SemanticIdTable::load(dir / "semantic_ids" / (std::string(name) + ".bin"));
     REQUIRE(table.num_items() == 300);
     // Every item has a unique ID (the index token resolves collisions).
@@ -177,6 +178,10 @@ TEST_CASE("the pipeline writes every artifact, and the artifacts agree with each
   REQUIRE(palettes.item_ids.front() == "i0");
   REQUIRE(diagnostics["tokenizers"]["lamia"]["positions"].size() == 4);
   REQUIRE(diagnostics["dataset"]["items"] == 300);
+  // The float palettes' own diagnostics, probed against the synthetic aspects.
+  REQUIRE(diagnostics["palettes"]["positions"].size() == 4);
+  REQUIRE(diagnostics["palettes"]["cross_position_r2"].size() == 4);
+  REQUIRE(diagnostics["palettes"]["linear_probe"]["accuracy"][0].size() == diagnostics["labels"].size());
 
   std::ostringstream table;
   print_comparison(table, result.tokenizers);
