@@ -21,6 +21,18 @@ inline Catalog tiny_catalog(std::int64_t num_items, std::uint64_t seed = 7) {
   return generate_synthetic(o).dataset.catalog;
 }
 
+/// Palette tokens with made-up ids (LaP 100 + j, LdP 200 + j, task 300 + i, eos 2, pad 1), for
+/// layout and mask tests that need no tokenizer.
+inline PaletteTokens make_tokens(std::int64_t L, std::int64_t m) {
+  PaletteTokens t;
+  for (std::int64_t j = 0; j < L; ++j) t.lap.push_back(static_cast<PaletteTokenId>(100 + j));
+  for (std::int64_t j = 0; j < L; ++j) t.ldp.push_back(static_cast<PaletteTokenId>(200 + j));
+  for (std::int64_t i = 0; i < m; ++i) t.task.push_back(static_cast<PaletteTokenId>(300 + i));
+  t.eos = 2;
+  t.pad = 1;
+  return t;
+}
+
 inline ScratchModelOptions tiny_model(std::int64_t hidden = 32, double dropout = 0.0, std::uint64_t seed = 0) {
   ScratchModelOptions m;
   m.vocab_size = 400;

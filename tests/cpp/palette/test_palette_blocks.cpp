@@ -1,3 +1,5 @@
+#include "palette/palette_fixture.hpp"
+
 #include <lamia/core/errors.hpp>
 #include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/blocks.hpp>
@@ -13,15 +15,7 @@ using namespace lamia;
 
 namespace {
 
-PaletteTokens make_tokens(std::int64_t L, std::int64_t m) {
-  PaletteTokens t;
-  for (std::int64_t j = 0; j < L; ++j) t.lap.push_back(static_cast<PaletteTokenId>(100 + j));
-  for (std::int64_t j = 0; j < L; ++j) t.ldp.push_back(static_cast<PaletteTokenId>(200 + j));
-  for (std::int64_t i = 0; i < m; ++i) t.task.push_back(static_cast<PaletteTokenId>(300 + i));
-  t.eos = 2;
-  t.pad = 1;
-  return t;
-}
+using testing::make_tokens;
 
 // The table of DESIGN.md, written out as text: rows are queries, columns keys.
 const std::map<std::string, std::map<std::string, std::string>> kDesignTable = {

@@ -29,16 +29,6 @@ bool routed_may_attend(std::int64_t c, std::int64_t L, std::int64_t n, std::int6
   }
 }
 
-PaletteTokens tokens_for(std::int64_t L, std::int64_t m) {
-  PaletteTokens t;
-  for (std::int64_t j = 0; j < L; ++j) t.lap.push_back(static_cast<PaletteTokenId>(100 + j));
-  for (std::int64_t j = 0; j < L; ++j) t.ldp.push_back(static_cast<PaletteTokenId>(200 + j));
-  for (std::int64_t i = 0; i < m; ++i) t.task.push_back(static_cast<PaletteTokenId>(300 + i));
-  t.eos = 2;
-  t.pad = 1;
-  return t;
-}
-
 }  // namespace
 
 TEST_CASE("one_position routing: the mask cell by cell on random layouts", "[palette][mask][routing]") {
@@ -46,7 +36,7 @@ TEST_CASE("one_position routing: the mask cell by cell on random layouts", "[pal
   for (int trial = 0; trial < 30; ++trial) {
     const std::int64_t L = 1 + static_cast<std::int64_t>(rng() % 5);
     const std::int64_t m = 1 + static_cast<std::int64_t>(rng() % 7);
-    auto tokens = tokens_for(L, m);
+    auto tokens = testing::make_tokens(L, m);
     const int B = 1 + static_cast<int>(rng() % 4);
     std::vector<SampleLayout> samples;
     std::vector<std::int64_t> tasks;
@@ -88,7 +78,7 @@ TEST_CASE("one_position routing: the mask cell by cell on random layouts", "[pal
 }
 
 TEST_CASE("one_position routing needs the sample tasks", "[palette][mask][routing]") {
-  auto tokens = tokens_for(2, 3);
+  auto tokens = testing::make_tokens(2, 3);
   auto b = collate_samples({build_sample({5, 6}, {7}, 2, tokens, 0)}, tokens);
   CHECK_THROWS_WITH(palette_attention_mask(b.full.block_types, TaskRouting::kOnePosition, torch::Tensor()),
                     Catch::Contains("sample_tasks"));
