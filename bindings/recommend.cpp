@@ -307,6 +307,19 @@ Histories in the code-token layout, left-padded so every row ends at the last co
       "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256,
       "Mean target-token cross-entropy of examples (eval mode, no gradient; the model's mode is restored).");
 
+  m.def(
+      "prod_ranks",
+      [](lamia::DecoderImpl& model, const SemanticIdTable& table, const py::object& examples,
+         std::int64_t max_history_items, std::int64_t batch_size) {
+        const auto ex = examples_from_python(examples, "prod_ranks");
+        py::gil_scoped_release release;
+        return lamia::prod_ranks(model, table, ex, max_history_items, batch_size);
+      },
+      "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256,
+      "The authors' (RecBench's) 'prod' rank of each example's target: one teacher-forced pass, the product over "
+      "ID levels of the target token's rank among its level's tokens. NOT an item ranking: report it under its own "
+      "name (hit@K = prod rank <= K).");
+
   bind_options<lamia::RecommenderTrainerOptions>(
       m, "RecommenderTrainerOptions",
       "Training of a generative recommender: its batches, then the training loop's options (Adam, early stopping, "

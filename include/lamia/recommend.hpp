@@ -7,5 +7,6 @@
 #include <lamia/recommend/constraints.hpp>
 #include <lamia/recommend/exact_scoring.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/prod_score.hpp>
 #include <lamia/recommend/sasrec.hpp>
 #include <lamia/recommend/trie.hpp>

@@ -1056,6 +1056,10 @@ def recommender_loss(model: "Decoder", batch: _RDict[str, _RAny]) -> _RTuple[_r_
     ...
 def recommender_validation_loss(model: "Decoder", table: "SemanticIdTable", examples: _RSeq[_RExample],
                                 max_history_items: int = 20, batch_size: int = 256) -> float: ...
+def prod_ranks(model: "Decoder", table: "SemanticIdTable", examples: _RSeq[_RExample], max_history_items: int = 20,
+               batch_size: int = 256) -> _RList[int]:
+    """RecBench's 'prod' rank per example (product over ID levels of the target token's rank): NOT an item ranking."""
+    ...
 def train_recommender(model: "Decoder", table: "SemanticIdTable", train: _RSeq[_RExample],
                       valid: _ROptional[_RSeq[_RExample]] = None,
                       options: _RUnion[RecommenderTrainerOptions, _RDict[str, _RAny], None] = None,

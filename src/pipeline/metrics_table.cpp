@@ -13,14 +13,15 @@ void print_metrics(std::ostream& out, const nlohmann::json& metrics) {
   out << fmt::format(
       "{} protocol, {} test users, {} items, history excluded: {}. Generative recommenders: the top-{} list of "
       "constrained beam search (beam {}); ID-based methods: full ranking. exact R@10 / beam=exact: full ranking by "
-      "exact scoring and the share of users whose beam top-K equals the exact top-K, on the first {} users.\n",
+      "exact scoring and the share of users whose beam top-K equals the exact top-K, on the first {} users. "
+      "prod R@10: RecBench's per-level rank product (not an item ranking; for comparison with papers that used it).\n",
       metrics.value("protocol", ""), metrics.value("test_users", 0), metrics.value("num_items", 0),
       metrics.value("exclude_history", true) ? "yes" : "no", metrics.value("top_k", 0),
       metrics.value("beam_width", 0), metrics.value("exact_users", metrics.value("test_users", 0)));
   std::string header = fmt::format("{:<18}", "method");
   for (auto k : ks) header += fmt::format(" {:>7}", fmt::format("R@{}", k));
   for (auto k : ks) header += fmt::format(" {:>7}", fmt::format("N@{}", k));
-  header += fmt::format(" {:>7} {:>12} {:>10}", "MRR", "exact R@10", "beam=exact");
+  header += fmt::format(" {:>7} {:>12} {:>10} {:>10}", "MRR", "exact R@10", "beam=exact", "prod R@10");
   out << header << "\n";
   auto value = [](const nlohmann::json& r, const std::string& key) {
     return r.contains(key) ? fmt::format("{:.4f}", r.at(key).get<double>()) : std::string("-");
@@ -36,7 +37,9 @@ void print_metrics(std::ostream& out, const nlohmann::json& metrics) {
     const auto agree = m.contains("beam_exact_agreement")
                            ? fmt::format("{:.3f}", m.at("beam_exact_agreement").get<double>())
                            : std::string("-");
-    row += fmt::format(" {:>12} {:>10}", exact, agree);
+    const auto prod = m.contains("prod_not_an_item_ranking") ? value(m.at("prod_not_an_item_ranking"), "recall@10")
+                                                             : std::string("-");
+    row += fmt::format(" {:>12} {:>10} {:>10}", exact, agree, prod);
     out << row << "\n";
   }
 }

@@ -16,7 +16,7 @@
 namespace lamia {
 namespace {
 
-constexpr std::int64_t kIgnore = -100;
+constexpr std::int64_t kIgnore = kRecommenderIgnoreLabel;
 constexpr int kRecommenderFormat = 1;
 
 }  // namespace

@@ -68,6 +68,9 @@ DecoderOptions recommender_decoder_options(const CodeVocabulary& vocab, const Re
 /// A new randomly initialised recommender (torch's generator seeded with seed first).
 Decoder make_recommender(const CodeVocabulary& vocab, const RecommenderModelOptions& options, std::uint64_t seed = 0);
 
+/// The label of a position that does not count in the loss.
+inline constexpr std::int64_t kRecommenderIgnoreLabel = -100;
+
 /// One training batch: histories left-padded, then the target's L+1 tokens.
 struct RecommenderBatch {
   torch::Tensor input_ids;       ///< [B, T] int64

@@ -13,6 +13,7 @@
 #include <lamia/recommend/constraints.hpp>
 #include <lamia/recommend/exact_scoring.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/prod_score.hpp>
 #include <lamia/recommend/sasrec.hpp>
 #include <lamia/recommend/trie.hpp>
 
@@ -110,6 +111,12 @@ class EvaluateStage : public Stage {
                           {"beam", beam_report.to_json()},
                           {"beam_seconds", beam.stats.total_seconds},
                           {"skipped_unknown_history_items", encoded.skipped_unknown}};
+      {
+        // RecBench's "prod" score, under its own name: not an item ranking (recommend/prod_score.hpp).
+        RankingMetrics prod(ec.ks);
+        for (auto r : prod_ranks(*rec.model, table, test, rec.options.max_history_items)) prod.add(r);
+        m["prod_not_an_item_ranking"] = prod.to_json();
+      }
       if (ec.exact && exact_users > 0) {
         // Exact scoring costs one forward per trie node per user: it runs on the first exact_users users.
         const auto t1 = std::chrono::steady_clock::now();

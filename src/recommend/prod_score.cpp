@@ -1,0 +1,71 @@
+#include <lamia/core/errors.hpp>
+#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/prod_score.hpp>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+namespace lamia {
+
+std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table,
+                                     const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
+                                     std::int64_t batch_size) {
+  if (batch_size < 1) throw ValueError(fmt::format("prod_ranks: batch_size must be >= 1, got {}", batch_size));
+  const auto vocab = CodeVocabulary::for_table(table);
+  if (model.options().vocab_size() != vocab.size()) {
+    throw ValueError(fmt::format("prod_ranks: the model has a vocabulary of {} tokens, the table's IDs need {} (a "
+                                 "recommender of another table?)",
+                                 model.options().vocab_size(), vocab.size()));
+  }
+  const auto W = vocab.num_levels();
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<std::int64_t> out;
+  out.reserve(examples.size());
+  for (std::size_t begin = 0; begin < examples.size(); begin += std::size_t(batch_size)) {
+    const auto end = std::min(examples.size(), begin + std::size_t(batch_size));
+    std::vector<const SequenceExample*> chunk;
+    for (auto i = begin; i < end; ++i) chunk.push_back(&examples[i]);
+    // Labels only on the target's W tokens: exactly the teacher-forced positions RecBench reads.
+    auto batch = make_recommender_batch(table, vocab, chunk, max_history_items, /*loss_on_history=*/false);
+    const auto device = model.device();
+    DecoderInput in;
+    in.input_ids = batch.input_ids.to(device);
+    in.position_ids = batch.position_ids.to(device);
+    in.attention_mask = batch.attention_mask.to(device);
+    in.compute_logits = false;
+    auto hidden = model.forward(in).last_hidden_state;
+    auto labels = batch.labels.to(device).reshape({-1});
+    auto idx = (labels != kRecommenderIgnoreLabel).nonzero().reshape({-1});  // row-major: example by example, level by level
+    auto logits = model.lm_logits(hidden.reshape({-1, hidden.size(-1)}).index_select(0, idx)).to(torch::kFloat);
+    auto target = labels.index_select(0, idx);
+    const auto B = std::int64_t(chunk.size());
+    TORCH_CHECK(logits.size(0) == B * W, "prod_ranks: expected ", B * W, " target tokens, got ", logits.size(0));
+    auto true_logit = logits.gather(1, target.unsqueeze(1));  // [B*W, 1]
+    auto ranks = torch::empty({B, W}, torch::kInt64);
+    auto logits3 = logits.view({B, W, -1});
+    auto true3 = true_logit.view({B, W, 1});
+    for (std::int64_t l = 0; l < W; ++l) {
+      auto level = logits3.select(1, l).narrow(1, vocab.level_begin(l), vocab.level_sizes()[std::size_t(l)]);
+      ranks.select(1, l).copy_((level > true3.select(1, l)).sum(1).add(1).cpu());
+    }
+    auto* r = ranks.data_ptr<std::int64_t>();
+    for (std::int64_t b = 0; b < B; ++b) {
+      std::int64_t prod = 1;
+      for (std::int64_t l = 0; l < W; ++l) {
+        const auto x = r[b * W + l];
+        prod = prod > std::numeric_limits<std::int64_t>::max() / x ? std::numeric_limits<std::int64_t>::max()
+                                                                   : prod * x;
+      }
+      out.push_back(prod);
+    }
+  }
+  if (was_training) model.train();
+  return out;
+}
+
+}  // namespace lamia
