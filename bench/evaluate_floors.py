@@ -30,11 +30,15 @@ def metrics(ranks, ks=(1, 5, 10, 20)):
     for k in ks:
         out[f"recall@{k}"] = float(np.mean([1.0 if 0 < r <= k else 0.0 for r in ranks]))
         out[f"ndcg@{k}"] = float(np.mean([1.0 / math.log2(r + 1) if 0 < r <= k else 0.0 for r in ranks]))
-    out["mrr"] = float(np.mean([1.0 / r for r in ranks]))
+    out["mrr"] = float(np.mean([1.0 / r if r > 0 else 0.0 for r in ranks]))
     return out
 
 
-def rank(scores, target, excluded):
+def rank(scores, target, excluded, repeated_rankable=False):
+    """1-based rank with the history excluded; a target among the history items is a miss (0), as lamia's
+    default; repeated_rankable=True keeps it rankable (the earlier rule, printed for comparison)."""
+    if target in excluded and not repeated_rankable:
+        return 0
     s = scores.astype(np.float64).copy()
     t = s[target]
     keep = np.ones(len(s), dtype=bool)
@@ -61,16 +65,24 @@ def main():
             trans.setdefault(a, {}).setdefault(b, 0)
             trans[a][b] += 1
     backoff = pop / (1.0 + pop.max())
-    pr, tr = [], []
+    pr, tr, pr_kept, tr_kept = [], [], [], []
+    repeats = 0
     for u in users:
         hist, target = seqs[u][:-1], seqs[u][-1]
-        pr.append(rank(pop, target, hist))
+        repeats += target in hist
         t = backoff.copy()
         for b, c in trans.get(hist[-1], {}).items():
             t[b] += c
+        pr.append(rank(pop, target, hist))
         tr.append(rank(t, target, hist))
+        pr_kept.append(rank(pop, target, hist, repeated_rankable=True))
+        tr_kept.append(rank(t, target, hist, repeated_rankable=True))
     ref = {"popularity": metrics(pr), "transition": metrics(tr)}
-    print(json.dumps({"users": len(users), "items": n, **ref}, indent=1))
+    kept = {"popularity": metrics(pr_kept), "transition": metrics(tr_kept)}
+    print(json.dumps({"users": len(users), "items": n, "test_targets_in_history": repeats, **ref}, indent=1))
+    for name in kept:
+        print(f"{name:<12} with a repeated target kept rankable (the earlier rule): R@10 {kept[name]['recall@10']:.6f} "
+              f"N@10 {kept[name]['ndcg@10']:.6f}")
     if len(sys.argv) > 2:
         m = json.load(open(sys.argv[2]))["methods"]
         for name in ref:

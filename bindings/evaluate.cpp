@@ -7,6 +7,7 @@
 #include "sequence_examples.hpp"
 
 #include <lamia/core/errors.hpp>
+#include <lamia/core/options.hpp>
 #include <lamia/evaluate.hpp>
 
 #include <fmt/format.h>
@@ -244,30 +245,34 @@ score(i) = transitions(history[-1] -> i) + popularity(i) / (1 + max popularity).
       "evaluate_scorer",
       [](const py::object& scorer, const py::object& test, std::int64_t num_items,
          const std::optional<std::vector<PopularityGroup>>& groups, bool exclude_history,
-         const std::optional<std::vector<std::int64_t>>& ks) {
+         const std::optional<std::vector<std::int64_t>>& ks, const std::string& repeated_targets) {
         const auto examples = examples_from_python(test, "evaluate_scorer");
+        const auto rep = lamia::options::enum_from_string<lamia::RepeatedTargets>(repeated_targets,
+                                                                                 "evaluate_scorer: repeated_targets");
         const auto g = groups ? *groups : std::vector<PopularityGroup>{};
         const auto k = cutoffs(ks);
         if (py::isinstance<lamia::PopularityRecommender>(scorer)) {
           const auto& r = scorer.cast<const lamia::PopularityRecommender&>();
           py::gil_scoped_release release;
-          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k);
+          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k, rep);
         }
         if (py::isinstance<lamia::TransitionRecommender>(scorer)) {
           const auto& r = scorer.cast<const lamia::TransitionRecommender&>();
           py::gil_scoped_release release;
-          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k);
+          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k, rep);
         }
         if (!PyCallable_Check(scorer.ptr())) {
           throw py::type_error("evaluate_scorer: scorer must be a PopularityRecommender, a TransitionRecommender or a "
                                "callable history -> scores, got " + type_name(scorer));
         }
-        return lamia::evaluate_scorer(python_scorer(scorer, num_items), examples, num_items, g, exclude_history, k);
+        return lamia::evaluate_scorer(python_scorer(scorer, num_items), examples, num_items, g, exclude_history, k, rep);
       },
       "scorer"_a, "test"_a, "num_items"_a, "groups"_a = py::none(), "exclude_history"_a = true, "ks"_a = py::none(),
+      "repeated_targets"_a = "miss",
       "Ranks each test example's target over the full catalog. scorer: a PopularityRecommender, a "
       "TransitionRecommender or a callable(history: list[int]) -> num_items scores (tensor, array or list). "
       "test: SequenceExamples or (history, target) pairs. groups: one PopularityGroup per item (report per "
-      "group) or None. exclude_history: history items leave the ranking (a repeated target stays). "
+      "group) or None. exclude_history: history items leave the ranking; a target that repeats one "
+      "of them is a miss (repeated_targets='miss') or is not evaluated ('drop'). "
       "Returns an EvaluationReport.");
 }

@@ -939,8 +939,10 @@ class TransitionRecommender:
 
 def evaluate_scorer(scorer: _EUnion[PopularityRecommender, TransitionRecommender, _ECallable[[_EList[int]], _EAny]],
                     test: _ESeq[_EExample], num_items: int, groups: _EOptional[_ESeq[PopularityGroup]] = None,
-                    exclude_history: bool = True, ks: _EOptional[_ESeq[int]] = None) -> EvaluationReport:
-    """Ranks each test target over the full catalog; a callable scorer returns num_items scores
+                    exclude_history: bool = True, ks: _EOptional[_ESeq[int]] = None,
+                    repeated_targets: str = "miss") -> EvaluationReport:
+    """Ranks each test target over the full catalog (history excluded: a target that repeats a history item
+    is a miss, or with repeated_targets='drop' is not evaluated); a callable scorer returns num_items scores
     (tensor, array or list) for a history."""
     ...
 # ---- end evaluate ----

@@ -119,7 +119,7 @@ std::int64_t TransitionRecommender::transitions(ItemIndex from, ItemIndex to) co
 
 EvaluationReport evaluate_scorer(const Scorer& scorer, const std::vector<SequenceExample>& test, std::int64_t num_items,
                                  const std::vector<PopularityGroup>& groups, bool exclude_history,
-                                 const std::vector<std::int64_t>& ks) {
+                                 const std::vector<std::int64_t>& ks, RepeatedTargets repeated) {
   check_num_items(num_items, "evaluate_scorer");
   if (!groups.empty() && std::int64_t(groups.size()) != num_items)
     throw ValueError(fmt::format("evaluate_scorer: groups must have 0 or num_items = {} entries, got {}", num_items,
@@ -138,12 +138,16 @@ EvaluationReport evaluate_scorer(const Scorer& scorer, const std::vector<Sequenc
       if (item < 0 || item >= num_items)
         throw IndexError(
             fmt::format("evaluate_scorer: test[{}].history[{}] = {} outside [0, {})", u, p, item, num_items));
-      // A repeated target stays rankable: excluding it would make the example unanswerable.
-      if (exclude_history && item != ex.target) excluded.push_back(item);
+      if (exclude_history) excluded.push_back(item);
     }
-    std::fill(scores.begin(), scores.end(), std::numeric_limits<float>::quiet_NaN());
-    scorer(ex.history, scores.data());
-    const auto rank = rank_of_target(scores.data(), num_items, ex.target, excluded);
+    std::int64_t rank = 0;  // a target among the excluded history items cannot be reached
+    if (exclude_history && target_in_history(ex.history, ex.target)) {
+      if (repeated == RepeatedTargets::drop) continue;
+    } else {
+      std::fill(scores.begin(), scores.end(), std::numeric_limits<float>::quiet_NaN());
+      scorer(ex.history, scores.data());
+      rank = rank_of_target(scores.data(), num_items, ex.target, excluded);
+    }
     if (groups.empty())
       report.add(rank);
     else

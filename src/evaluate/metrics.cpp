@@ -53,6 +53,10 @@ std::int64_t rank_in_list(const std::vector<ItemIndex>& top_list, ItemIndex targ
   return it == top_list.end() ? 0 : std::int64_t(it - top_list.begin()) + 1;
 }
 
+bool target_in_history(const std::vector<ItemIndex>& history, ItemIndex target) {
+  return std::find(history.begin(), history.end(), target) != history.end();
+}
+
 std::vector<std::int64_t> default_cutoffs() { return {1, 5, 10, 20}; }
 
 RankingMetrics::RankingMetrics(std::vector<std::int64_t> ks) : ks_(std::move(ks)) {

@@ -139,6 +139,17 @@ def test_baselines_and_evaluate_scorer():
     assert by_lambda.to_dict() == rep.to_dict()
     by_numpy = pylamia.evaluate_scorer(lambda h: trans.score(h).numpy(), test, 4, ks=[1, 5])
     assert by_numpy.to_dict() == rep.to_dict()
+    # A target that repeats a history item cannot be reached once the history is excluded (beam search never
+    # returns it either): a miss by default, or the user is not evaluated.
+    repeats = [([0, 2], 2), ([1], 2)]
+    missed = pylamia.evaluate_scorer(trans, repeats, 4, ks=[1, 5])
+    assert missed.overall.count == 2 and missed.overall.recall(5) == pytest.approx(0.5)
+    dropped = pylamia.evaluate_scorer(trans, repeats, 4, ks=[1, 5], repeated_targets="drop")
+    assert dropped.overall.count == 1 and dropped.overall.recall(1) == pytest.approx(1.0)
+    kept = pylamia.evaluate_scorer(trans, repeats, 4, ks=[1, 5], exclude_history=False)
+    assert kept.overall.count == 2 and kept.overall.recall(5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="repeated_targets"):
+        pylamia.evaluate_scorer(trans, repeats, 4, repeated_targets="keep")
     grouped = pylamia.evaluate_scorer(pop, test, 4, groups=pylamia.popularity_groups(pop.counts), exclude_history=False)
     assert grouped.grouped and grouped.overall.count == 3
     # SequenceExamples from a split work as well as pairs

@@ -78,8 +78,8 @@ class TransitionRecommender {
 };
 
 /// Ranks each test example's target over the full catalog: scorer(history) then rank_of_target.
-/// exclude_history: the history items are removed from the ranking, except the target itself
-/// when it also appears in the history (a repeat), which stays rankable. groups: one per item
+/// exclude_history: the history items are removed from the ranking; a target that repeats a history
+/// item is a miss or is not evaluated (repeated, see RepeatedTargets). groups: one per item
 /// (popularity_groups) to report per group of the target, or empty for overall only. ks: the
 /// cutoffs. Each example's score buffer starts as NaN, so a scorer that leaves an item unwritten
 /// throws ValueError (rank_of_target). Throws ValueError when num_items <= 0 or groups has a size
@@ -87,6 +87,7 @@ class TransitionRecommender {
 /// [0, num_items).
 EvaluationReport evaluate_scorer(const Scorer& scorer, const std::vector<SequenceExample>& test, std::int64_t num_items,
                                  const std::vector<PopularityGroup>& groups = {}, bool exclude_history = true,
-                                 const std::vector<std::int64_t>& ks = default_cutoffs());
+                                 const std::vector<std::int64_t>& ks = default_cutoffs(),
+                                 RepeatedTargets repeated = RepeatedTargets::miss);
 
 }  // namespace lamia

@@ -14,6 +14,7 @@
 #include <lamia/core/options.hpp>
 #include <lamia/data/sequences.hpp>
 #include <lamia/data/synthetic.hpp>
+#include <lamia/evaluate/metrics.hpp>
 #include <lamia/palette/setup.hpp>
 #include <lamia/palette/trainer.hpp>
 #include <lamia/pipeline/tokenizer_comparison.hpp>
@@ -223,6 +224,8 @@ struct PipelineEvaluateConfig {
   bool exact = true;
   /// Remove the user's history items from the ranking.
   bool exclude_history = true;
+  /// With exclude_history, a test target that repeats a history item: a miss, or the user is dropped.
+  RepeatedTargets repeated_targets = RepeatedTargets::miss;
   /// Evaluate at most this many test users (0: all), the first ones of the split. The default (1,000
   /// of the synthetic catalog's 3,000) keeps the built-in run short; real datasets' configs set 0.
   std::int64_t max_users = 1000;
@@ -238,6 +241,8 @@ void visit_fields(PipelineEvaluateConfig& o, V&& v) {
   v.field("ks", o.ks, "cut-offs of Recall@K and NDCG@K", options::at_least(1));
   v.field("exact", o.exact, "also rank the whole catalog exactly (full-ranking metrics, beam-vs-exact agreement)");
   v.field("exclude_history", o.exclude_history, "remove the user's history items from the ranking");
+  v.field("repeated_targets", o.repeated_targets,
+          "with exclude_history, a test target that repeats a history item: 'miss' (counted, unreachable) or 'drop'");
   v.field("max_users", o.max_users, "evaluate at most this many test users (0: all)", options::at_least(0));
   v.field("exact_users", o.exact_users, "exact scoring on the first this many evaluated users (0: all)",
           options::at_least(0));

@@ -52,6 +52,16 @@ class EvaluateStage : public Stage {
     const auto num_items = std::int64_t(ctx.sequences().catalog.size());
     std::vector<SequenceExample> test = split.test;
     if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
+    // Targets that repeat a history item: the same rule for every method (evaluate/metrics.hpp).
+    const auto repeated = std::int64_t(std::count_if(test.begin(), test.end(), [](const SequenceExample& e) {
+      return target_in_history(e.history, e.target);
+    }));
+    if (ec.exclude_history && ec.repeated_targets == RepeatedTargets::drop) {
+      test.erase(std::remove_if(test.begin(), test.end(),
+                                [](const SequenceExample& e) { return target_in_history(e.history, e.target); }),
+                 test.end());
+    }
+    if (test.empty()) throw ValueError("evaluate: no test user is left to evaluate");
     std::vector<std::vector<ItemIndex>> histories;
     for (const auto& e : test) histories.push_back(e.history);
     // The count-based baselines (and the popularity groups) count every interaction that precedes the
@@ -72,12 +82,13 @@ class EvaluateStage : public Stage {
       EvaluationReport report(ec.ks);
       auto s = scores.to(torch::kCPU, torch::kFloat).contiguous();
       for (std::size_t u = 0; u < std::size_t(users); ++u) {
-        std::vector<ItemIndex> excluded;
-        if (ec.exclude_history)
-          for (auto i : test[u].history)
-            if (i != test[u].target) excluded.push_back(i);
-        report.add(rank_of_target(s[std::int64_t(u)].data_ptr<float>(), num_items, test[u].target, excluded),
-                   groups[std::size_t(test[u].target)]);
+        const auto group = groups[std::size_t(test[u].target)];
+        if (ec.exclude_history && target_in_history(test[u].history, test[u].target)) {
+          report.add(0, group);  // unreachable: the history is excluded (dropped users never get here)
+          continue;
+        }
+        const auto& excluded = ec.exclude_history ? test[u].history : std::vector<ItemIndex>{};
+        report.add(rank_of_target(s[std::int64_t(u)].data_ptr<float>(), num_items, test[u].target, excluded), group);
       }
       return report;
     };
@@ -149,7 +160,8 @@ class EvaluateStage : public Stage {
           transition.fit(train_sequences, num_items);
           scorer = transition.scorer();
         }
-        m["exact"] = evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks).to_json();
+        m["exact"] =
+            evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks, ec.repeated_targets).to_json();
       } else {
         auto model = load_sasrec(ctx.path("baselines/" + name));
         m["exact"] = rank_scores(model.score(histories), std::int64_t(test.size())).to_json();
@@ -165,6 +177,8 @@ class EvaluateStage : public Stage {
                               {"top_k", K},
                               {"beam_width", std::max(ec.beam_width, K)},
                               {"exclude_history", ec.exclude_history},
+                              {"repeated_targets", options::enum_to_string(ec.repeated_targets)},
+                              {"test_targets_in_history", repeated},
                               {"exact_users", ec.exact ? exact_users : 0},
                               {"methods", methods}};
     ctx.write_json("metrics.json", metrics);

@@ -102,27 +102,37 @@ TEST_CASE("evaluate_scorer: transition baseline end to end", "[evaluate][baselin
   const std::vector<SequenceExample> test = {
       {0, {3, 0}, 2},  // order 1,2,0,3,4: rank 2 (history excluded or not)
       {1, {1}, 4},     // order 2,0,1,3,4: rank 5; without item 1: rank 4
-      {2, {2, 0}, 0},  // order 1,2,0,3,4: rank 3; without 2 (0 is the target, stays): rank 2
+      {2, {2, 0}, 0},  // order 1,2,0,3,4: rank 3; history excluded: 0 repeats a history item, a miss
   };
   const std::vector<std::int64_t> ks = {1, 2, 5};
 
-  const auto ex = evaluate_scorer(tr.scorer(), test, 5, groups, true, ks);  // ranks 2, 4, 2
+  const auto ex = evaluate_scorer(tr.scorer(), test, 5, groups, true, ks);  // ranks 2, 4, miss
   CHECK(ex.overall.count() == 3);
   CHECK(ex.overall.recall(1) == Approx(0.0));
-  CHECK(ex.overall.recall(2) == Approx(2.0 / 3));
-  CHECK(ex.overall.recall(5) == Approx(1.0));
-  CHECK(ex.overall.ndcg(2) == Approx((2.0 / std::log2(3.0)) / 3));
-  CHECK(ex.overall.ndcg(5) == Approx((2.0 / std::log2(3.0) + 1.0 / std::log2(5.0)) / 3));
-  CHECK(ex.overall.mrr() == Approx((0.5 + 0.25 + 0.5) / 3));
+  CHECK(ex.overall.recall(2) == Approx(1.0 / 3));
+  CHECK(ex.overall.recall(5) == Approx(2.0 / 3));
+  CHECK(ex.overall.ndcg(2) == Approx((1.0 / std::log2(3.0)) / 3));
+  CHECK(ex.overall.ndcg(5) == Approx((1.0 / std::log2(3.0) + 1.0 / std::log2(5.0)) / 3));
+  CHECK(ex.overall.mrr() == Approx((0.5 + 0.25) / 3));
   CHECK(ex.group(PopularityGroup::head).count() == 1);
   CHECK(ex.group(PopularityGroup::head).recall(2) == Approx(1.0));
-  CHECK(ex.group(PopularityGroup::tail).mrr() == Approx(0.5));
+  CHECK(ex.group(PopularityGroup::tail).count() == 1);
+  CHECK(ex.group(PopularityGroup::tail).mrr() == Approx(0.0));
   CHECK(ex.group(PopularityGroup::unseen).recall(2) == Approx(0.0));
   CHECK(ex.group(PopularityGroup::unseen).ndcg(5) == Approx(1.0 / std::log2(5.0)));
   const auto j = ex.to_json();
   CHECK(j.at("users").get<std::int64_t>() == 3);
-  CHECK(j.at("recall@2").get<double>() == Approx(2.0 / 3));
+  CHECK(j.at("recall@2").get<double>() == Approx(1.0 / 3));
   CHECK(j.at("groups").at("unseen").at("users").get<std::int64_t>() == 1);
+
+  // The same users with repeated targets dropped: ranks 2, 4 over two users.
+  const auto dropped = evaluate_scorer(tr.scorer(), test, 5, groups, true, ks, RepeatedTargets::drop);
+  CHECK(dropped.overall.count() == 2);
+  CHECK(dropped.overall.recall(2) == Approx(0.5));
+  CHECK(dropped.overall.mrr() == Approx((0.5 + 0.25) / 2));
+  CHECK(dropped.group(PopularityGroup::tail).count() == 0);
+  CHECK(target_in_history({2, 0}, 0));
+  CHECK_FALSE(target_in_history({2, 0}, 1));
 
   const auto in = evaluate_scorer(tr.scorer(), test, 5, {}, false, ks);  // ranks 2, 5, 3
   CHECK_FALSE(in.grouped);
