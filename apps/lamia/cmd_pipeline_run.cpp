@@ -14,6 +14,7 @@ struct RunArgs {
   std::string out = "runs/default";
   bool quiet = false;
   std::vector<std::string> only;
+  std::string until;
 };
 
 lamia::cli::Command setup(CLI::App& parent) {
@@ -33,12 +34,15 @@ lamia::cli::Command setup(CLI::App& parent) {
                   "Run only these stages (dataset, tokenizer, palette, export, quantize, recommend, evaluate) on the\n"
                   "artifacts already in DIR, e.g. --only evaluate to re-evaluate with other settings")
       ->delimiter(',');
+  app->add_option("--until", args->until,
+                  "Stop after this stage, e.g. --until quantize: the semantic IDs and diagnostics, no recommenders");
   return {app, [args] {
             lamia::PipelineConfig config;
             if (!args->config.empty()) config = lamia::load_pipeline_config(args->config);
             if (args->quiet) config.progress = false;
             lamia::PipelineRunOptions run_options;
             run_options.only = args->only;
+            run_options.until = args->until;
             auto result = lamia::run_pipeline(config, args->out, std::cerr, run_options);
             lamia::print_comparison(std::cout, result.tokenizers);
             std::cout << "\n";

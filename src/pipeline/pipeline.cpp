@@ -37,7 +37,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
 
   PipelineResult result;
   const auto stages = pipeline_stages();
-  for (const auto& wanted : options.only) {
+  auto wanted_stages = options.only;
+  if (!options.until.empty()) wanted_stages.push_back(options.until);
+  for (const auto& wanted : wanted_stages) {
     bool known = false;
     std::vector<std::string> names;
     for (const auto& stage : stages) {
@@ -46,8 +48,11 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     }
     if (!known) throw ValueError(fmt::format("pipeline: unknown stage '{}' (stages: {})", wanted, fmt::join(names, ", ")));
   }
+  bool past_until = false;  // set once the --until stage has been handled
   for (const auto& stage : stages) {
     const auto name = stage->name();
+    if (past_until) break;
+    past_until = !options.until.empty() && name == options.until;
     if (!options.only.empty() &&
         std::find(options.only.begin(), options.only.end(), name) == options.only.end()) {
       const auto* done = manifest.stage(name);
@@ -106,10 +111,15 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
   }
 
-  result.dataset = ctx.read_json("dataset.json");
-  result.training = ctx.read_json("palette_encoder/training.json");
-  result.diagnostics = ctx.read_json("diagnostics.json");
-  if (fs::exists(ctx.path("metrics.json"))) result.metrics = ctx.read_json("metrics.json");
+  // What the stages left (with --until, the later ones may not exist yet).
+  auto read_if_made = [&](const char* file) {
+    return fs::exists(ctx.path(file)) ? ctx.read_json(file) : nlohmann::json();
+  };
+  result.dataset = read_if_made("dataset.json");
+  result.training = read_if_made("palette_encoder/training.json");
+  result.diagnostics = read_if_made("diagnostics.json");
+  result.metrics = read_if_made("metrics.json");
+  if (!result.diagnostics.contains("tokenizers")) return result;
   for (const auto& [tokenizer, diagnostics] : result.diagnostics.at("tokenizers").items()) {
     result.tokenizers.push_back({tokenizer, ctx.table(tokenizer), diagnostics});
   }

@@ -35,6 +35,9 @@ struct PipelineRunOptions {
   /// out_dir as they are (they must be complete and intact; their configuration is not compared):
   /// `lamia run --only evaluate` re-evaluates with other settings without retraining.
   std::vector<std::string> only;
+  /// Non-empty: stop after this stage (the stages before it run or are skipped as usual), e.g.
+  /// `lamia run --until quantize` makes the semantic IDs and their diagnostics without recommending.
+  std::string until;
 };
 
 /// Runs the stages into out_dir (created if needed; files are written atomically, the manifest after

@@ -261,6 +261,18 @@ TEST_CASE("manifest: a rerun skips what is up to date and reruns exactly the sta
   REQUIRE_THROWS_WITH(run_pipeline(config, scratch("only_fresh"), log, only),
                       Catch::Contains("stage 'dataset' has not completed"));
 
+  // --until: the stages up to it, skipped when up to date as usual, and nothing after it.
+  PipelineRunOptions until;
+  until.until = "quantize";
+  auto later = config;
+  later.recommend.epochs = 3;  // would rerun recommend and evaluate without --until
+  auto u = run_pipeline(later, dir, log, until);
+  REQUIRE(u.stages_run.empty());
+  REQUIRE(u.stages_skipped == std::vector<std::string>{"dataset", "tokenizer", "palette", "export", "quantize"});
+  REQUIRE(u.tokenizers.size() == first.tokenizers.size());
+  until.until = "quantise";
+  REQUIRE_THROWS_WITH(run_pipeline(config, dir, log, until), Catch::Contains("unknown stage 'quantise'"));
+
   // The manifest records every artifact with its size and checksum.
   auto manifest = nlohmann::json::parse(read_file(dir / "manifest.json"));
   std::vector<std::string> names;
