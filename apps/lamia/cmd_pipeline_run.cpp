@@ -47,7 +47,9 @@ lamia::cli::Command setup(CLI::App& parent) {
             lamia::print_comparison(std::cout, result.tokenizers);
             std::cout << "\n";
             lamia::print_metrics(std::cout, result.metrics);
-            std::cout << "\nwritten: " << args->out << "/diagnostics.json, " << args->out << "/metrics.json\n";
+            std::cout << "\nwritten: " << args->out << "/diagnostics.json";
+            if (!result.metrics.is_null()) std::cout << ", " << args->out << "/metrics.json";
+            std::cout << "\n";
           }};
 }
 

@@ -52,6 +52,7 @@ PipelineConfig tiny_config() {
   c.recommend.sasrec.num_layers = 1;
   c.recommend.sasrec_epochs = 1;
   c.evaluate.max_users = 20;
+  c.evaluate.exact = true;  // off in the default (its time budget)
   c.evaluate.exact_users = 15;
   c.evaluate.beam_width = 10;
   c.evaluate.top_k = 10;
