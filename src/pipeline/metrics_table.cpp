@@ -10,14 +10,19 @@ namespace lamia {
 void print_metrics(std::ostream& out, const nlohmann::json& metrics) {
   if (metrics.is_null() || !metrics.contains("methods")) return;
   const std::vector<std::int64_t> ks = {5, 10, 20};
+  const auto exact_users = metrics.value("exact_users", metrics.value("test_users", 0));
   out << fmt::format(
-      "{} protocol, {} test users, {} items, history excluded: {}. Generative recommenders: the top-{} list of "
-      "constrained beam search (beam {}); ID-based methods: full ranking. exact R@10 / beam=exact: full ranking by "
-      "exact scoring and the share of users whose beam top-K equals the exact top-K, on the first {} users. "
-      "prod R@10: RecBench's per-level rank product (not an item ranking; for comparison with papers that used it).\n",
+      "{} protocol, {} test users, {} items, history excluded: {} ({} test targets repeat a history item: misses "
+      "for every method). Generative recommenders: the top-{} list of constrained beam search (beam {}); ID-based "
+      "methods: full ranking. {} prod R@10: RecBench's per-level rank product (not an item ranking; for comparison "
+      "with papers that used it).\n",
       metrics.value("protocol", ""), metrics.value("test_users", 0), metrics.value("num_items", 0),
-      metrics.value("exclude_history", true) ? "yes" : "no", metrics.value("top_k", 0),
-      metrics.value("beam_width", 0), metrics.value("exact_users", metrics.value("test_users", 0)));
+      metrics.value("exclude_history", true) ? "yes" : "no", metrics.value("test_targets_in_history", 0),
+      metrics.value("top_k", 0), metrics.value("beam_width", 0),
+      exact_users > 0 ? fmt::format("exact R@10 / beam=exact: full ranking by exact scoring and the share of users "
+                                    "whose beam top-K equals the exact top-K, on the first {} users.",
+                                    exact_users)
+                      : std::string("Exact scoring is off (evaluate.exact)."));
   std::string header = fmt::format("{:<18}", "method");
   for (auto k : ks) header += fmt::format(" {:>7}", fmt::format("R@{}", k));
   for (auto k : ks) header += fmt::format(" {:>7}", fmt::format("N@{}", k));

@@ -189,7 +189,7 @@ struct PipelineRecommendConfig {
   RecommenderModelOptions model = small_model();
   std::int64_t batch_size = 64;
   double learning_rate = 1e-3;
-  std::int64_t epochs = 4;
+  std::int64_t epochs = 3;
   /// Validations (one per epoch) without a lower validation loss before stopping.
   std::int64_t patience = 2;
   /// Also count every history item's tokens in the loss (RecBench's choice). With
