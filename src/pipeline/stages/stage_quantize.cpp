@@ -35,6 +35,19 @@ class QuantizeStage : public Stage {
     auto& data = ctx.dataset();
     torch::Tensor palettes = load_palettes(ctx.path("palettes.bin")).palettes;
     torch::Tensor embeddings = load_palettes(ctx.path("embeddings.bin")).palettes.squeeze(1).contiguous();
+    // A codebook larger than the catalog is cut to the number of items (reduce_k_when_few_items, and
+    // always for RQ-VAE): said here and recorded, never silent.
+    nlohmann::json adjustments = nlohmann::json::array();
+    const auto n = palettes.size(0);
+    auto note_cut = [&](const char* key, std::int64_t k, bool allowed) {
+      if (k <= n || !allowed) return;  // not allowed: the quantizer throws, naming the option
+      adjustments.push_back(fmt::format("quantize.{} = {} is more than the {} items: {} codes are used", key, k, n, n));
+      ctx.say(adjustments.back().get<std::string>());
+    };
+    note_cut("lamia.kmeans.num_codes", qc.lamia.kmeans.num_codes, qc.lamia.reduce_k_when_few_items);
+    note_cut("residual_kmeans.kmeans.num_codes", qc.residual_kmeans.kmeans.num_codes,
+             qc.residual_kmeans.reduce_k_when_few_items);
+    note_cut("rq_vae.num_codes", qc.rq_vae.num_codes(), true);
     auto results = compare_tokenizers(palettes, embeddings, qc, data.labels, data.label_names);
     for (const auto& t : results) {
       t.table.save(ctx.path("semantic_ids/" + t.name + ".bin"));
@@ -47,6 +60,7 @@ class QuantizeStage : public Stage {
     diagnostics["palette_encoder"] = training;
     if (!data.label_names.empty()) diagnostics["labels"] = data.label_names;
     diagnostics["palettes"] = diagnose_palettes(palettes, data.labels, PaletteDiagnosticsOptions{}, data.label_names);
+    if (!adjustments.empty()) diagnostics["adjustments"] = adjustments;
     ctx.write_json("diagnostics.json", diagnostics);
     for (auto& t : results) ctx.set_table(t.name, std::move(t.table));
     ctx.say(fmt::format("tokenizers fitted ({:.1f}s)",

@@ -306,6 +306,24 @@ TEST_CASE("manifest: a folder whose artifact was changed is refused with one lin
   REQUIRE_THROWS_WITH(run_pipeline(config, dir, log), Catch::Contains("manifest.json"));
 }
 
+TEST_CASE("a codebook larger than the catalog is cut to the items, and said so") {
+  auto dir = scratch("cut_k");
+  std::ostringstream log;
+  auto config = tiny_config();
+  config.progress = true;
+  config.quantize.lamia.kmeans.num_codes = 1000;  // 300 items
+  PipelineRunOptions until;
+  until.until = "quantize";
+  run_pipeline(config, dir, log, until);
+  const auto d = nlohmann::json::parse(read_file(dir / "diagnostics.json"));
+  REQUIRE(d.contains("adjustments"));
+  REQUIRE(d["adjustments"].dump().find("quantize.lamia.kmeans.num_codes = 1000 is more than the 300 items") !=
+          std::string::npos);
+  REQUIRE(log.str().find("quantize.lamia.kmeans.num_codes = 1000") != std::string::npos);
+  config.quantize.lamia.reduce_k_when_few_items = false;  // then it is an error naming the option
+  REQUIRE_THROWS_WITH(run_pipeline(config, dir, log, until), Catch::Contains("reduce_k_when_few_items"));
+}
+
 TEST_CASE("the library version matches the CMake project version") {
   const auto cmake = read_file(fs::path(LAMIA_SOURCE_DIR) / "CMakeLists.txt");
   REQUIRE_THAT(cmake, Catch::Contains(std::string("project(lamia VERSION ") + kLamiaVersion));
