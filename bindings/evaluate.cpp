@@ -251,16 +251,15 @@ score(i) = transitions(history[-1] -> i) + popularity(i) / (1 + max popularity).
                                                                                  "evaluate_scorer: repeated_targets");
         const auto g = groups ? *groups : std::vector<PopularityGroup>{};
         const auto k = cutoffs(ks);
-        if (py::isinstance<lamia::PopularityRecommender>(scorer)) {
-          const auto& r = scorer.cast<const lamia::PopularityRecommender&>();
+        // The baselines' loops run without the GIL; a Python scorer needs it.
+        const auto native = [&](const lamia::Scorer& s) {
           py::gil_scoped_release release;
-          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k, rep);
-        }
-        if (py::isinstance<lamia::TransitionRecommender>(scorer)) {
-          const auto& r = scorer.cast<const lamia::TransitionRecommender&>();
-          py::gil_scoped_release release;
-          return lamia::evaluate_scorer(r.scorer(), examples, num_items, g, exclude_history, k, rep);
-        }
+          return lamia::evaluate_scorer(s, examples, num_items, g, exclude_history, k, rep);
+        };
+        if (py::isinstance<lamia::PopularityRecommender>(scorer))
+          return native(scorer.cast<const lamia::PopularityRecommender&>().scorer());
+        if (py::isinstance<lamia::TransitionRecommender>(scorer))
+          return native(scorer.cast<const lamia::TransitionRecommender&>().scorer());
         if (!PyCallable_Check(scorer.ptr())) {
           throw py::type_error("evaluate_scorer: scorer must be a PopularityRecommender, a TransitionRecommender or a "
                                "callable history -> scores, got " + type_name(scorer));

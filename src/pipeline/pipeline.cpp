@@ -48,21 +48,25 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     }
     if (!known) throw ValueError(fmt::format("pipeline: unknown stage '{}' (stages: {})", wanted, fmt::join(names, ", ")));
   }
-  bool past_until = false;  // set once the --until stage has been handled
-  for (const auto& stage : stages) {
+  // A completed stage whose outputs are all on disk as recorded.
+  auto completed_and_intact = [&](const StageRecord* record) {
+    if (!record || !record->completed) return false;
+    return std::all_of(record->outputs.begin(), record->outputs.end(), [&](const std::string& output) {
+      const auto* entry = manifest.artifact(output);
+      return entry && verify_artifact(out_dir, *entry);
+    });
+  };
+  // --until: the stages up to and including it (its name was checked above).
+  auto end = stages.end();
+  if (!options.until.empty()) {
+    end = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s->name() == options.until; }) + 1;
+  }
+  for (auto it = stages.begin(); it != end; ++it) {
+    const auto& stage = *it;
     const auto name = stage->name();
-    if (past_until) break;
-    past_until = !options.until.empty() && name == options.until;
     if (!options.only.empty() &&
         std::find(options.only.begin(), options.only.end(), name) == options.only.end()) {
-      const auto* done = manifest.stage(name);
-      bool intact = done && done->completed;
-      if (intact)
-        for (const auto& output : done->outputs) {
-          const auto* entry = manifest.artifact(output);
-          intact = intact && entry && verify_artifact(out_dir, *entry);
-        }
-      if (!intact) {
+      if (!completed_and_intact(manifest.stage(name))) {
         throw ValueError(fmt::format("pipeline: stage '{}' has not completed in {} (or its artifacts are missing); "
                                      "run without --only first", name, out_dir.string()));
       }
@@ -78,14 +82,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     }
     const auto inputs_hash = hash_text(inputs);
     const auto* record = manifest.stage(name);
-    bool up_to_date = options.only.empty() && record && record->completed && record->config_hash == config_hash &&
-                      record->inputs_hash == inputs_hash;
-    if (up_to_date) {
-      for (const auto& output : record->outputs) {
-        const auto* entry = manifest.artifact(output);
-        if (!entry || !verify_artifact(out_dir, *entry)) up_to_date = false;  // deleted: recompute
-      }
-    }
+    // An output deleted since (or missing) makes the stage run again.
+    const bool up_to_date = options.only.empty() && record && record->config_hash == config_hash &&
+                            record->inputs_hash == inputs_hash && completed_and_intact(record);
     if (up_to_date) {
       ctx.say(fmt::format("stage {}: up to date", name));
       result.stages_skipped.push_back(name);

@@ -125,7 +125,7 @@ RecommenderBatch make_recommender_batch(const SemanticIdTable& table, const Code
   return out;
 }
 
-RecommenderLoss recommender_loss(DecoderImpl& model, const RecommenderBatch& batch) {
+LabelledLogits labelled_logits(DecoderImpl& model, const RecommenderBatch& batch) {
   const auto device = model.device();
   DecoderInput in;
   in.input_ids = batch.input_ids.to(device);
@@ -136,10 +136,13 @@ RecommenderLoss recommender_loss(DecoderImpl& model, const RecommenderBatch& bat
   auto labels = batch.labels.to(device);
   // Only the labelled positions go through the LM head (most positions have none without loss_on_history).
   auto flat_hidden = hidden.reshape({-1, hidden.size(-1)});
-  auto flat_labels = labels.reshape({-1});
   auto idx = (labels != kIgnore).reshape({-1}).nonzero().reshape({-1});
-  auto logits = model.lm_logits(flat_hidden.index_select(0, idx)).to(torch::kFloat);
-  auto target = flat_labels.index_select(0, idx);
+  return {model.lm_logits(flat_hidden.index_select(0, idx)).to(torch::kFloat),
+          labels.reshape({-1}).index_select(0, idx)};
+}
+
+RecommenderLoss recommender_loss(DecoderImpl& model, const RecommenderBatch& batch) {
+  auto [logits, target] = labelled_logits(model, batch);
   RecommenderLoss out;
   out.loss = torch::nn::functional::cross_entropy(logits, target);
   {

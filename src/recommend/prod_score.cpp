@@ -32,17 +32,7 @@ std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& 
     for (auto i = begin; i < end; ++i) chunk.push_back(&examples[i]);
     // Labels only on the target's W tokens: exactly the teacher-forced positions RecBench reads.
     auto batch = make_recommender_batch(table, vocab, chunk, max_history_items, /*loss_on_history=*/false);
-    const auto device = model.device();
-    DecoderInput in;
-    in.input_ids = batch.input_ids.to(device);
-    in.position_ids = batch.position_ids.to(device);
-    in.attention_mask = batch.attention_mask.to(device);
-    in.compute_logits = false;
-    auto hidden = model.forward(in).last_hidden_state;
-    auto labels = batch.labels.to(device).reshape({-1});
-    auto idx = (labels != kRecommenderIgnoreLabel).nonzero().reshape({-1});  // row-major: example by example, level by level
-    auto logits = model.lm_logits(hidden.reshape({-1, hidden.size(-1)}).index_select(0, idx)).to(torch::kFloat);
-    auto target = labels.index_select(0, idx);
+    auto [logits, target] = labelled_logits(model, batch);
     const auto B = std::int64_t(chunk.size());
     TORCH_CHECK(logits.size(0) == B * W, "prod_ranks: expected ", B * W, " target tokens, got ", logits.size(0));
     auto true_logit = logits.gather(1, target.unsqueeze(1));  // [B*W, 1]

@@ -97,6 +97,14 @@ struct RecommenderLoss {
 };
 RecommenderLoss recommender_loss(DecoderImpl& model, const RecommenderBatch& batch);
 
+/// The float logits [N, V] of a batch's N labelled positions (row-major: example by example, token by
+/// token) and their labels [N], from one forward; only those positions go through the LM head.
+struct LabelledLogits {
+  torch::Tensor logits;
+  torch::Tensor labels;
+};
+LabelledLogits labelled_logits(DecoderImpl& model, const RecommenderBatch& batch);
+
 struct RecommenderTrainerOptions {
   /// Examples per optimizer step.
   std::int64_t batch_size = 64;

@@ -53,14 +53,10 @@ class EvaluateStage : public Stage {
     std::vector<SequenceExample> test = split.test;
     if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
     // Targets that repeat a history item: the same rule for every method (evaluate/metrics.hpp).
-    const auto repeated = std::int64_t(std::count_if(test.begin(), test.end(), [](const SequenceExample& e) {
-      return target_in_history(e.history, e.target);
-    }));
-    if (ec.exclude_history && ec.repeated_targets == RepeatedTargets::drop) {
-      test.erase(std::remove_if(test.begin(), test.end(),
-                                [](const SequenceExample& e) { return target_in_history(e.history, e.target); }),
-                 test.end());
-    }
+    const auto repeats = [](const SequenceExample& e) { return target_in_history(e.history, e.target); };
+    const auto repeated = std::int64_t(std::count_if(test.begin(), test.end(), repeats));
+    if (ec.exclude_history && ec.repeated_targets == RepeatedTargets::drop)
+      test.erase(std::remove_if(test.begin(), test.end(), repeats), test.end());
     if (test.empty()) throw ValueError("evaluate: no test user is left to evaluate");
     std::vector<std::vector<ItemIndex>> histories;
     for (const auto& e : test) histories.push_back(e.history);
