@@ -12,6 +12,8 @@ PACKAGES=(
   libopenblas0-pthread libopenblas-pthread-dev
   python3-dev python3-venv python3-pip python3-setuptools python3-wheel
   python3-pytest python3-numpy python3-sklearn
+  # lamia report (plots), the quickstart notebook executed by the tests, the report's browser check
+  python3-matplotlib python3-tqdm jupyter-nbconvert python3-ipykernel python3-nbformat chromium
 
 )
 # Node.js (for the tokenizer reference encoder from npm) only where it is absent.
