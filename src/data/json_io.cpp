@@ -104,6 +104,11 @@ bool JsonObjectScanner::next(JsonMember& member) {
   member.line = line_;
   auto raw_key = text_.substr(pos_, key_end - pos_);
   if (raw_key.find('\\') == std::string_view::npos) {
+    // As JSON requires (and nlohmann checks on the escaped path below): no raw control characters.
+    for (std::size_t k = 1; k + 1 < raw_key.size(); ++k)
+      if (static_cast<unsigned char>(raw_key[k]) < 0x20)
+        fail(pos_ + k, fmt::format("control character 0x{:02X} in a key (JSON needs it escaped)",
+                                   unsigned(static_cast<unsigned char>(raw_key[k]))));
     member.key.assign(raw_key.data() + 1, raw_key.size() - 2);
   } else {
     member.key = parse_json(raw_key, file_, line_).get<std::string>();

@@ -206,8 +206,17 @@ void LineReader::too_long() const {
 CsvReader::CsvReader(const std::filesystem::path& path, CsvDialect dialect) : in_(path), dialect_(dialect) {}
 
 std::size_t CsvReader::first_invalid_utf8_field() const noexcept {
-  // Validate the whole record first: the common case is one pass.
-  if (is_valid_utf8(storage_)) return size();
+  // Validate the whole record first: the common case is one pass. A valid record can still split a
+  // character between two fields ("\xCE" and "\xA2a" make "\xCE\xA2a"): then a field starts with a
+  // continuation byte, and the fields are checked one by one.
+  if (is_valid_utf8(storage_)) {
+    bool split = false;
+    for (std::size_t i = 1; i < size() && !split; ++i) {
+      const auto f = (*this)[i];
+      split = !f.empty() && (static_cast<unsigned char>(f[0]) & 0xC0) == 0x80;
+    }
+    if (!split) return size();
+  }
   for (std::size_t i = 0; i < size(); ++i)
     if (!is_valid_utf8((*this)[i])) return i;
   return size();

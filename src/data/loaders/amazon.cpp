@@ -125,6 +125,8 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
         problems.row("malformed_row", {file, line, "item id"}, "item id is empty");
         continue;
       }
+      // The key is taken from the raw text (no JSON parser saw it): its bytes are checked too.
+      if (!check_utf8(m.key, file, line, "item id", problems)) continue;
       if (!check_utf8(m.value, file, m.value_line, m.key, problems)) continue;
       auto [it, fresh] = first_line.emplace(m.key, line);
       if (!fresh) {
@@ -183,6 +185,9 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
         problems.row("malformed_row", {file, m.line, "user id"}, "user id is empty");
         continue;
       }
+      // Keys and the list are walked by hand (no JSON parser sees them): check their bytes.
+      if (!check_utf8(m.key, file, m.line, "user id", problems)) continue;
+      if (!check_utf8(v, file, line, m.key, problems)) continue;
       if (v.front() != '[') {
         problems.row("malformed_row", {file, m.line, m.key}, "expected a list of item ids");
         continue;
