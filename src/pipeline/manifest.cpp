@@ -1,6 +1,8 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/core/preview.hpp>
 #include <lamia/core/version.hpp>
+#include <lamia/data/detail/json_io.hpp>
 #include <lamia/pipeline/manifest.hpp>
 
 #include <fmt/format.h>
@@ -9,7 +11,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <system_error>
+#include <type_traits>
 
 namespace lamia {
 namespace fs = std::filesystem;
@@ -30,6 +34,21 @@ void crc_file(const fs::path& path, uLong& crc, std::uint64_t& size) {
     size += std::uint64_t(got);
   }
   if (in.bad()) throw IOError(fmt::format("error while reading '{}'", path.string()));
+}
+
+// An integer field, range-checked for T: a float (1e300), a negative size or a value that would wrap
+// is a ParseError naming the field, never a converted value (converting 1e300 to int is undefined).
+template <class T>
+T integer_field(const json& v, const fs::path& path, const std::string& field) {
+  using L = std::numeric_limits<T>;
+  if (v.is_number_unsigned()) {
+    if (const auto x = v.get<std::uint64_t>(); x <= static_cast<std::uint64_t>(L::max())) return static_cast<T>(x);
+  } else if (v.is_number_integer()) {
+    const auto x = v.get<std::int64_t>();
+    if (std::is_signed_v<T> && x >= static_cast<std::int64_t>(L::min())) return static_cast<T>(x);
+  }
+  throw ParseError({path.string(), 0, field},
+                   fmt::format("expected an integer in [{}, {}], got {}", L::min(), L::max(), preview(v.dump())));
 }
 
 }  // namespace
@@ -103,12 +122,14 @@ Manifest Manifest::load(const fs::path& run_dir) {
   if (!fs::exists(path, ec)) return m;
   const std::string text = read_file(path);
   try {
-    const auto j = json::parse(text);
+    // Nested at most limits::kMaxJsonDepth deep (a stage's config is printed again, recursively).
+    const json j = detail::parse_json(text, path.string(), 1);
     if (!j.is_object() || j.value("format", "") != "lamia-manifest")
       throw ParseError({path.string(), 0, "format"}, "not a lamia manifest");
-    if (j.value("version", 0) != kFormatVersion) {
+    const int version = j.contains("version") ? integer_field<int>(j["version"], path, "version") : 0;
+    if (version != kFormatVersion) {
       throw ParseError({path.string(), 0, "version"},
-                       fmt::format("manifest version {} (this build reads {})", j.value("version", 0), kFormatVersion));
+                       fmt::format("manifest version {} (this build reads {})", version, kFormatVersion));
     }
     for (const auto& [name, s] : j.at("stages").items()) {
       StageRecord r;
@@ -123,8 +144,8 @@ Manifest Manifest::load(const fs::path& run_dir) {
       e.name = name;
       e.path = a.at("path").get<std::string>();
       e.stage = a.at("stage").get<std::string>();
-      e.format_version = a.at("format_version").get<int>();
-      e.size = a.at("size").get<std::uint64_t>();
+      e.format_version = integer_field<int>(a.at("format_version"), path, "artifacts." + name + ".format_version");
+      e.size = integer_field<std::uint64_t>(a.at("size"), path, "artifacts." + name + ".size");
       e.checksum = a.at("checksum").get<std::string>();
       e.config_hash = a.at("config_hash").get<std::string>();
       e.inputs_hash = a.at("inputs_hash").get<std::string>();
