@@ -2,6 +2,7 @@
 // added_tokens.json, special_tokens_map.json, tokenizer_config.json.
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/data/detail/json_io.hpp>
 #include <lamia/text/byte_level_bpe.hpp>
 #include <lamia/text/pretokenizer.hpp>
 
@@ -236,15 +237,10 @@ void check_merges(const MergesFile& m, const std::vector<std::pair<std::string, 
   }
 }
 
-json parse_json_file(const fs::path& path) {
-  const std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ParseError({path.string(), line_of(text, e.byte == 0 ? 0 : e.byte - 1), {}},
-                     std::string("invalid JSON: ") + e.what());
-  }
-}
+// The loaders' reader (include/lamia/data/detail/json_io.hpp): "invalid JSON" at file, line and key;
+// nested at most limits::kMaxJsonDepth deep; a number a double cannot hold (1e400) is read as a
+// string of its text instead of escaping as nlohmann's out_of_range (found by fuzz_tokenizer_json).
+json parse_json_file(const fs::path& path) { return detail::parse_json(read_file(path), path.string(), 1); }
 
 [[noreturn]] void field_error(const fs::path& path, const std::string& field, const std::string& what) {
   throw ParseError({path.string(), 0, field}, what);
@@ -435,7 +431,8 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::from_tokenizer_jso
       const json& a = (*added)[i];
       const json* id = member(a, "id");
       const json* content = member(a, "content");
-      if (!id || !id->is_number_integer() || id->get<long long>() < 0 || !content || !content->is_string())
+      if (!id || !id->is_number_integer() || id->get<long long>() < 0 || id->get<long long>() > 0x7FFFFFFFLL ||
+          !content || !content->is_string())
         field_error(path, fmt::format("added_tokens[{}]", i), "expected {\"id\": int >= 0, \"content\": string}");
       entries.emplace_back(id->get<TokenId>(), content->get<std::string>());
     }
