@@ -21,11 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-std::size_t line_of(std::string_view text, std::size_t offset) {
-  offset = std::min(offset, text.size());
-  return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
-}
-
 // A flat JSON object of string -> integer (vocab.json, added_tokens.json),
 // parsed by hand so that every error names its line.
 class FlatJsonParser {
