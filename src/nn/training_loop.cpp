@@ -1,11 +1,13 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/core/progress.hpp>
 #include <lamia/nn/training_loop.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -219,6 +221,17 @@ TrainingResult TrainingLoop::run() {
   const std::string& name = options_.name();
   const std::filesystem::path ckpt = options_.checkpoint_path();
   std::int64_t last_checkpoint_step = -1;
+  // On a terminal (the log is std::cerr and stderr is one) a bar with step/total, rates, elapsed
+  // and ETA under the lines; anywhere else only the lines, as they were (core/progress.hpp).
+  std::optional<ProgressBar> bar;
+  auto line = [&](const std::string& text) {
+    if (bar) {
+      bar->write_line(text);
+    } else {
+      log << text << '\n';
+      log.flush();
+    }
+  };
   if (!ckpt.empty() && options_.resume() && std::filesystem::exists(ckpt)) {
     load_checkpoint(ckpt);
     result.resumed = true;
@@ -226,8 +239,8 @@ TrainingResult TrainingLoop::run() {
     result.resumed_at_epoch = epoch_;
     last_checkpoint_step = step_;
     if (options_.log_every() > 0) {
-      log << fmt::format("{}: resumed from '{}' at step {} (epoch {}, batch {})\n", name, ckpt.string(), step_,
-                         epoch_ + 1, batch_in_epoch_);
+      line(fmt::format("{}: resumed from '{}' at step {} (epoch {}, batch {})", name, ckpt.string(), step_,
+                       epoch_ + 1, batch_in_epoch_));
     }
   } else {
     torch::manual_seed(options_.seed());
@@ -270,10 +283,7 @@ TrainingResult TrainingLoop::run() {
                                      evaluations_without_improvement_, best_loss_, best_step_);
       }
     }
-    if (options_.log_every() > 0) {
-      log << task_.validation_line(name, *rec, best) << '\n';
-      log.flush();
-    }
+    if (options_.log_every() > 0) line(task_.validation_line(name, *rec, best));
   };
 
   // Sums over the current logging interval.
@@ -282,12 +292,24 @@ TrainingResult TrainingLoop::run() {
   std::int64_t s_steps = 0, s_tokens = 0, s_labels = 0, s_correct = 0, run_tokens = 0;
   module.train();
   bool stop = finished_;
+  if (options_.log_every() > 0) {
+    ProgressOptions po;
+    po.label = name;
+    po.items_unit = "tok";
+    po.initial = step_;
+    bar.emplace(log, 0, std::move(po));
+  }
   while (!stop) {
     if (epoch_ >= options_.epochs()) {
       result.stop_reason = "epochs done";
       break;
     }
     const auto num_batches = task_.num_batches(epoch_);
+    if (bar) {  // the steps before this epoch, then this epoch's batch count for every epoch left
+      auto total = (step_ - batch_in_epoch_) + num_batches * (options_.epochs() - epoch_);
+      if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
+      bar->set_total(total);
+    }
     while (batch_in_epoch_ < num_batches) {
       if (options_.max_steps() > 0 && step_ >= options_.max_steps()) {
         stop = true;
@@ -331,14 +353,14 @@ TrainingResult TrainingLoop::run() {
       s_labels += out.labels;
       s_correct += out.correct;
       ++s_steps;
+      if (bar) bar->update(step_, out.tokens);
       // At multiples of log_every, so that a resumed run logs at the same steps as an uninterrupted one.
       if (options_.log_every() > 0 && step_ % options_.log_every() == 0) {
         TrainingRecord rec{step_, s_loss / double(s_steps), s_labels > 0 ? double(s_correct) / double(s_labels) : 0.0,
                            s_seconds > 0 ? double(s_tokens) / s_seconds : 0.0, {}};
         for (auto p : s_parts) rec.parts.push_back(p / double(s_steps));
         result.train_history.push_back(rec);
-        log << task_.progress_line(name, rec, epoch_, batch_in_epoch_, num_batches) << '\n';
-        log.flush();
+        line(task_.progress_line(name, rec, epoch_, batch_in_epoch_, num_batches));
         s_loss = s_seconds = 0;
         s_parts.assign(s_parts.size(), 0.0);
         s_steps = s_tokens = s_labels = s_correct = 0;
@@ -376,6 +398,7 @@ TrainingResult TrainingLoop::run() {
   result.best_step = best_step_;
   result.tokens_per_second = run_seconds > 0 ? double(run_tokens) / run_seconds : 0.0;
   result.seconds = std::chrono::duration<double>(clock::now() - run_start).count();
+  if (bar) bar->finish();
   if (options_.log_every() > 0) {
     log << fmt::format("{}: {} after {} steps ({:.1f} s, {:.0f} tok/s)\n", name, result.stop_reason, step_,
                        result.seconds, result.tokens_per_second);
