@@ -137,6 +137,7 @@ Manifest Manifest::load(const fs::path& run_dir) {
       r.inputs_hash = s.at("inputs_hash").get<std::string>();
       r.outputs = s.at("outputs").get<std::vector<std::string>>();
       r.completed = s.at("completed").get<bool>();
+      if (s.contains("config")) r.config = s.at("config").dump();
       m.stages_[name] = std::move(r);
     }
     for (const auto& [name, a] : j.at("artifacts").items()) {
@@ -166,6 +167,7 @@ void Manifest::save(const fs::path& run_dir) const {
   for (const auto& [name, r] : stages_) {
     stages[name] = {{"config_hash", r.config_hash}, {"inputs_hash", r.inputs_hash}, {"completed", r.completed},
                     {"outputs", r.outputs}};
+    if (!r.config.empty()) stages[name]["config"] = json::parse(r.config);
   }
   for (const auto& [name, e] : artifacts_) {
     artifacts[name] = {{"path", e.path},

@@ -15,39 +15,102 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <ostream>
 
 namespace lamia {
 namespace fs = std::filesystem;
 
+const std::vector<StageCommand>& stage_commands() {
+  static const std::vector<StageCommand> all = {
+      {"train-palette", {"dataset", "tokenizer", "palette"},
+       "Load the dataset, train the BPE tokenizer on its text and train the palette encoder\n"
+       "(DIR/palette_encoder/; an interrupted training resumes from DIR/palette_encoder/trainer.ckpt)."},
+      {"export-palettes", {"export"},
+       "Export the palettes of every item (DIR/palettes.bin, n x L x D) and one mean-pooled embedding per\n"
+       "item (DIR/embeddings.bin) with the trained palette encoder."},
+      {"quantize", {"quantize"},
+       "Make the semantic IDs: LAMIA (PCA + K-Means per palette position), residual K-Means and RQ-VAE\n"
+       "(DIR/semantic_ids/), with their diagnostics (DIR/diagnostics.json) and a table on stdout."},
+      {"train-rec", {"recommend"},
+       "Train a generative recommender on each tokenizer's semantic IDs (DIR/recommenders/) and the\n"
+       "trained baselines (SASRec: DIR/baselines/); resumes from DIR/checkpoints/recommend/."},
+      {"evaluate", {"evaluate"},
+       "Evaluate every recommender and baseline on the same test users: constrained beam search, exact\n"
+       "ranking, R@K and N@K (DIR/metrics.json and a table on stdout)."},
+  };
+  return all;
+}
+
+namespace {
+
+std::string command_making(const std::string& stage) {
+  for (const auto& c : stage_commands())
+    if (std::find(c.stages.begin(), c.stages.end(), stage) != c.stages.end()) return "lamia " + c.command;
+  return "lamia run";
+}
+
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object() && !j.empty()) {
+    for (const auto& [key, value] : j.items()) flatten(value, prefix.empty() ? key : prefix + "." + key, out);
+  } else {
+    out[prefix] = j.dump();
+  }
+}
+
+// "key: A in the folder, B here" for the first few keys whose values differ between the section a stage
+// was made with (as the manifest recorded it) and the section of this configuration.
+std::string differing_keys(const std::string& recorded, const nlohmann::json& now) {
+  if (recorded.empty()) return "its configuration section changed";
+  std::map<std::string, std::string> was, is;
+  flatten(nlohmann::json::parse(recorded), "", was);
+  flatten(now, "", is);
+  std::vector<std::string> diffs;
+  for (const auto& [key, value] : is) {
+    auto it = was.find(key);
+    const std::string before = it == was.end() ? "(absent)" : it->second;
+    if (before != value) diffs.push_back(fmt::format("{} is {} in the folder, {} here", key, before, value));
+  }
+  for (const auto& [key, value] : was)
+    if (!is.count(key)) diffs.push_back(fmt::format("{} is {} in the folder, absent here", key, value));
+  if (diffs.empty()) return "its configuration section changed";
+  constexpr std::size_t kShown = 3;
+  const auto more = diffs.size() > kShown ? fmt::format(" (and {} more)", diffs.size() - kShown) : std::string();
+  diffs.resize(std::min(diffs.size(), kShown));
+  return fmt::format("{}{}", fmt::join(diffs, "; "), more);
+}
+
+}  // namespace
+
 PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_dir, std::ostream& log,
                             const PipelineRunOptions& options) {
-  const int threads = set_torch_threads(config.threads);  // 0: the machine's cores
-  fs::create_directories(out_dir);
-  PipelineContext ctx(config, out_dir, log);
-  ctx.say(thread_summary(threads));
-  {
-    nlohmann::json effective;
-    to_json(effective, config);
-    ctx.write_json("config.json", effective);
+  const auto stages = pipeline_stages();
+  std::vector<std::string> names;
+  for (const auto& stage : stages) names.push_back(stage->name());
+  auto index_of = [&](const std::string& wanted) {
+    const auto it = std::find(names.begin(), names.end(), wanted);
+    if (it == names.end())
+      throw ValueError(fmt::format("pipeline: unknown stage '{}' (stages: {})", wanted, fmt::join(names, ", ")));
+    return std::size_t(it - names.begin());
+  };
+  for (const auto& wanted : options.only) index_of(wanted);
+  if (!options.until.empty()) index_of(options.until);
+  // A stage command: the stages before its first must be complete and current; none after its last runs.
+  std::size_t first = 0, end = stages.size();
+  if (!options.stages.empty()) {
+    first = stages.size();
+    end = 0;
+    for (const auto& wanted : options.stages) {
+      first = std::min(first, index_of(wanted));
+      end = std::max(end, index_of(wanted) + 1);
+    }
   }
+  if (!options.until.empty()) end = std::min(end, index_of(options.until) + 1);
+
+  const int threads = set_torch_threads(config.threads);  // 0: the machine's cores
   Manifest manifest = Manifest::load(out_dir);
   // A folder whose files were changed behind the manifest's back is refused before anything runs.
   for (const auto& [name, entry] : manifest.artifacts()) verify_artifact(out_dir, entry);
-
-  PipelineResult result;
-  const auto stages = pipeline_stages();
-  auto wanted_stages = options.only;
-  if (!options.until.empty()) wanted_stages.push_back(options.until);
-  for (const auto& wanted : wanted_stages) {
-    bool known = false;
-    std::vector<std::string> names;
-    for (const auto& stage : stages) {
-      names.push_back(stage->name());
-      known = known || stage->name() == wanted;
-    }
-    if (!known) throw ValueError(fmt::format("pipeline: unknown stage '{}' (stages: {})", wanted, fmt::join(names, ", ")));
-  }
   // A completed stage whose outputs are all on disk as recorded.
   auto completed_and_intact = [&](const StageRecord* record) {
     if (!record || !record->completed) return false;
@@ -56,12 +119,48 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
       return entry && verify_artifact(out_dir, *entry);
     });
   };
-  // --until: the stages up to and including it (its name was checked above).
-  auto end = stages.end();
-  if (!options.until.empty()) {
-    end = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s->name() == options.until; }) + 1;
+  // The hash of a stage's configuration section and of the checksums of the artifacts it reads.
+  auto inputs_hash_of = [&](const Stage& stage) {
+    std::string inputs;
+    for (const auto& input : stage.inputs(config)) {
+      const auto* entry = manifest.artifact(input);
+      if (!entry)
+        throw ValueError(fmt::format("pipeline: stage '{}' needs artifact '{}', which no stage made in {}; run `{}` first",
+                                     stage.name(), input, out_dir.string(), command_making(stage.name())));
+      inputs += input + "=" + entry->checksum + ";";
+    }
+    return hash_text(inputs);
+  };
+  for (std::size_t i = 0; i < first; ++i) {
+    const auto& stage = *stages[i];
+    const auto* record = manifest.stage(stage.name());
+    const auto where = fmt::format("pipeline: stage '{}' in {}", stage.name(), out_dir.string());
+    const auto hint = fmt::format("run `{}` first (or `lamia run` for every stage)", command_making(stage.name()));
+    if (!completed_and_intact(record))
+      throw ValueError(fmt::format("{} has not completed (or its artifacts are missing); {}", where, hint));
+    const auto section = stage.config_section(config);
+    if (record->config_hash != hash_text(section.dump()))
+      throw ValueError(fmt::format("{} was made with another configuration ({}); {}", where,
+                                   differing_keys(record->config, section), hint));
+    if (record->inputs_hash != inputs_hash_of(stage))
+      throw ValueError(fmt::format("{} is out of date: an artifact it was made from changed since; {}", where, hint));
   }
-  for (auto it = stages.begin(); it != end; ++it) {
+
+  fs::create_directories(out_dir);
+  PipelineContext ctx(config, out_dir, log);
+  ctx.say(thread_summary(threads));
+  {
+    nlohmann::json effective;
+    to_json(effective, config);
+    ctx.write_json("config.json", effective);
+  }
+
+  PipelineResult result;
+  for (auto it = stages.begin(); it != stages.begin() + std::ptrdiff_t(first); ++it) {
+    ctx.say(fmt::format("stage {}: up to date", (*it)->name()));
+    result.stages_skipped.push_back((*it)->name());
+  }
+  for (auto it = stages.begin() + std::ptrdiff_t(first); it != stages.begin() + std::ptrdiff_t(end); ++it) {
     const auto& stage = *it;
     const auto name = stage->name();
     if (!options.only.empty() &&
@@ -73,14 +172,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
       result.stages_skipped.push_back(name);
       continue;
     }
-    const auto config_hash = hash_text(stage->config_section(config).dump());
-    std::string inputs;
-    for (const auto& input : stage->inputs(config)) {
-      const auto* entry = manifest.artifact(input);
-      if (!entry) throw ValueError(fmt::format("pipeline: stage '{}' needs artifact '{}', which no stage made", name, input));
-      inputs += input + "=" + entry->checksum + ";";
-    }
-    const auto inputs_hash = hash_text(inputs);
+    const auto section = stage->config_section(config);
+    const auto config_hash = hash_text(section.dump());
+    const auto inputs_hash = inputs_hash_of(*stage);
     const auto* record = manifest.stage(name);
     // An output deleted since (or missing) makes the stage run again.
     const bool up_to_date = options.only.empty() && record && record->config_hash == config_hash &&
@@ -93,7 +187,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     if (record && (record->config_hash != config_hash || record->inputs_hash != inputs_hash)) {
       for (const auto& stale : stage->checkpoints(config)) fs::remove_all(out_dir / stale);
     }
-    StageRecord started{config_hash, inputs_hash, false, {}};
+    StageRecord started{config_hash, inputs_hash, false, {}, section.dump()};
     manifest.record_stage(name, started, {});
     manifest.save(out_dir);
     const auto t0 = std::chrono::steady_clock::now();
@@ -103,7 +197,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
       artifacts.push_back(describe_artifact(out_dir, spec.name, spec.path, name, spec.format_version, config_hash,
                                             inputs_hash));
     }
-    manifest.record_stage(name, StageRecord{config_hash, inputs_hash, true, {}}, artifacts);
+    manifest.record_stage(name, StageRecord{config_hash, inputs_hash, true, {}, section.dump()}, artifacts);
     manifest.save(out_dir);
     result.stages_run.push_back(name);
     ctx.say(fmt::format("stage {}: done ({:.1f}s)", name,

@@ -38,6 +38,9 @@ struct StageRecord {
   /// checkpoints may resume it if the hashes still match).
   bool completed = false;
   std::vector<std::string> outputs;  ///< artifact names
+  /// The configuration section as JSON text: not compared (the hash is), but it lets a refusal name
+  /// the keys that differ. Empty in manifests written before it was recorded.
+  std::string config;
 };
 
 class Manifest {

@@ -38,7 +38,20 @@ struct PipelineRunOptions {
   /// Non-empty: stop after this stage (the stages before it run or are skipped as usual), e.g.
   /// `lamia run --until quantize` makes the semantic IDs and their diagnostics without recommending.
   std::string until;
+  /// Non-empty: a stage command (`lamia quantize DIR`). These stages run as `lamia run` would run
+  /// them (skipped when up to date); every stage before the first of them must have completed in
+  /// out_dir and be up to date for this configuration, else a ValueError names the stage, the keys
+  /// of its section that differ, and the command that makes it; no stage after the last of them runs.
+  std::vector<std::string> stages;
 };
+
+/// The stage commands of the `lamia` tool: each runs a few consecutive stages on a run folder.
+struct StageCommand {
+  std::string command;              ///< e.g. "quantize"
+  std::vector<std::string> stages;  ///< e.g. {"quantize"}
+  std::string help;
+};
+const std::vector<StageCommand>& stage_commands();
 
 /// Runs the stages into out_dir (created if needed; files are written atomically, the manifest after
 /// every stage). Progress goes to log when config.progress is set. Throws ValueError naming the artifact
