@@ -3,6 +3,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/detail/json_io.hpp>
+#include <lamia/data/detail/text_io.hpp>
 #include <lamia/text/byte_level_bpe.hpp>
 #include <lamia/text/pretokenizer.hpp>
 
@@ -142,6 +143,10 @@ class FlatJsonParser {
         default: fail({}, fmt::format("unknown escape '\\{}'", e));
       }
     }
+    // JSON text is UTF-8 (escapes above only make valid UTF-8): a token with other bytes loaded,
+    // and then could not be saved (found by fuzz_tokenizer_files).
+    if (const auto bad = detail::find_invalid_utf8(out); bad != std::string::npos)
+      fail({}, fmt::format("invalid UTF-8 in a token (byte 0x{:02X})", unsigned(static_cast<unsigned char>(out[bad]))));
     return out;
   }
   TokenId parse_id(const std::string& key) {

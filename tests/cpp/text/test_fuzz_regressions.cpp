@@ -58,3 +58,20 @@ TEST_CASE("fuzz: tokenizer JSON nested 100k deep is a ParseError") {
   d.write("tokenizer.json", "{\"model\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
   check_parse_error(d, "tokenizer.json", "nested deeper than 256");
 }
+
+// fuzz_tokenizer_files, crash-e699c5bea2520893a7f9ad9337edd8f66742e211: vocab.json is parsed by hand,
+// and a token with bytes that are not UTF-8 loaded; saving the tokenizer then threw nlohmann's
+// type_error ("invalid UTF-8 byte"), uncaught.
+TEST_CASE("fuzz: a vocab.json token that is not UTF-8 is a ParseError naming the line") {
+  TokenizerDir d;
+  d.write("vocab.json", "{\"a\": 0,\n \"b\xff\": 1}");
+  d.write("merges.txt", "#version: 0.2\n");
+  try {
+    load_tokenizer(d.path);
+    FAIL("a token that is not UTF-8 was accepted");
+  } catch (const ParseError& e) {
+    CHECK_THAT(e.where().file, Catch::EndsWith("vocab.json"));
+    CHECK(e.where().line == 2);
+    CHECK_THAT(e.what(), Catch::Contains("invalid UTF-8 in a token (byte 0xFF)"));
+  }
+}
