@@ -12,6 +12,10 @@ install(TARGETS ${_lamia_targets} EXPORT lamiaTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/lamia DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# `lamia report` finds its plotting script next to the installed tool, in ../share/lamia.
+if(TARGET lamia_cli)
+  install(FILES ${PROJECT_SOURCE_DIR}/python/pylamia/report.py DESTINATION ${CMAKE_INSTALL_DATADIR}/lamia)
+endif()
 install(EXPORT lamiaTargets NAMESPACE lamia:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lamia)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/lamiaConfig.cmake.in
