@@ -1,0 +1,59 @@
+"""Every configuration in configs/ loads, passes the config checks and names attributes its dataset has.
+
+A dataset that is not on this machine (the paper-scale ones, or ../shared/data on a user's machine) is
+replaced by the loader's sample in tests/data, so that the format and the attribute names are still
+checked; the pretrained model path of the paper's files is checked by the tokenizer stage's own tests."""
+import json
+from pathlib import Path
+
+import pytest
+
+import pylamia
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").rglob("*.json"))
+SAMPLES = {"mind": "mind/ok", "amazon": "amazon/ok", "hm": "hm/ok", "amazon-lcrec": "amazon-lcrec/ok",
+           "movielens": "movielens/ok"}
+
+
+def test_there_are_configs_for_every_paper_dataset_and_a_cpu_profile_of_each():
+    names = {p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS}
+    for dataset in ["mind", "amazon-cds", "hm", "amazon-lcrec", "movielens"]:
+        assert f"paper/{dataset}.json" in names
+    for dataset in ["mind", "amazon-cds", "hm", "movielens"]:
+        assert f"cpu/{dataset}.json" in names
+    assert "amazon-office-cpu.json" in names  # the LC-Rec-format CPU profile
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
+def test_config_loads_and_its_dataset_has_the_attributes(path, tmp_path, monkeypatch):
+    config = json.loads(path.read_text())
+    dataset = config.get("dataset", {})
+    fmt = dataset.get("format", "synthetic")
+    if fmt != "synthetic":
+        data = (ROOT / dataset["path"]) if not Path(dataset["path"]).is_absolute() else Path(dataset["path"])
+        if not data.exists():
+            dataset["path"] = str(ROOT / "tests" / "data" / SAMPLES[fmt])
+        else:
+            dataset["path"] = str(data)
+    config.setdefault("model", {}).pop("pretrained", None)  # checked with the pretrained stage's tests
+    config["progress"] = False
+    monkeypatch.chdir(ROOT)
+    result = pylamia.run_pipeline(config, str(tmp_path / "run"), until="dataset")
+    assert result["stages_run"] == ["dataset"]
+    assert result["dataset"]["items"] > 0
+
+
+def test_paper_configs_are_the_paper_settings():
+    for path in (ROOT / "configs" / "paper").glob("*.json"):
+        c = json.loads(path.read_text())
+        assert c["model"]["lora_rank"] == 128, path.name
+        assert c["palette"]["encoder"]["palette_size"] == 4
+        assert c["palette"]["encoder"]["task_routing"] == "all"
+        losses = c["palette"]["encoder"]["losses"]
+        assert (losses["gamma"], losses["alpha_intra"], losses["alpha_inter"]) == (0.1, 0.1, 0.25)
+        assert (c["palette"]["trainer"]["learning_rate"], c["palette"]["trainer"]["batch_size"]) == (1e-4, 128)
+        assert c["quantize"]["lamia"]["pca_dim"] == 64
+        assert c["quantize"]["lamia"]["kmeans"]["num_codes"] == 256
+        assert c["recommend"]["model"]["max_history_items"] == 20
+        assert (c["recommend"]["learning_rate"], c["recommend"]["batch_size"], c["recommend"]["patience"]) == (5e-4, 64, 5)
