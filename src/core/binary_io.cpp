@@ -1,13 +1,17 @@
 #include <lamia/core/atomic_file.hpp>
-#include <lamia/quantize/detail/binary_io.hpp>
+#include <lamia/core/binary_io.hpp>
 
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
+
 namespace lamia::detail {
 
-std::uint32_t crc32_of(const void* data, std::size_t size) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
+Crc32::Crc32() : value_(static_cast<std::uint32_t>(::crc32(0L, Z_NULL, 0))) {}
+
+Crc32& Crc32::update(const void* data, std::size_t size) {
+  uLong crc = value_;
   const auto* p = static_cast<const Bytef*>(data);
   while (size > 0) {  // zlib takes uInt lengths
     const auto chunk = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
@@ -15,8 +19,11 @@ std::uint32_t crc32_of(const void* data, std::size_t size) {
     p += chunk;
     size -= chunk;
   }
-  return static_cast<std::uint32_t>(crc);
+  value_ = static_cast<std::uint32_t>(crc);
+  return *this;
 }
+
+std::uint32_t crc32_of(const void* data, std::size_t size) { return Crc32().update(data, size).value(); }
 
 BinaryReader::BinaryReader(const std::filesystem::path& path)
     : BinaryReader(read_file(path), path.string()) {}

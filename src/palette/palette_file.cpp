@@ -1,11 +1,11 @@
 #include <lamia/core/atomic_file.hpp>
+#include <lamia/core/binary_io.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/palette/palette_file.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,25 +23,13 @@ namespace {
 constexpr std::array<char, 8> kMagic = {'L', 'A', 'M', 'I', 'A', 'P', 'A', 'L'};
 constexpr std::uint32_t kFloat32 = 0;
 
-// zlib's crc32 takes uInt lengths; feed large buffers in chunks.
-uLong crc_update(uLong crc, const void* data, std::uint64_t n) {
-  const auto* p = static_cast<const Bytef*>(data);
-  while (n > 0) {
-    const auto chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
-    crc = crc32(crc, p, chunk);
-    p += chunk;
-    n -= chunk;
-  }
-  return crc;
-}
-
 // Writes bytes and keeps the running crc32.
 struct CrcWriter {
   std::ostream& out;
-  uLong crc = crc32(0L, Z_NULL, 0);
+  detail::Crc32 crc;
   void bytes(const void* data, std::size_t n) {
     out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
-    crc = crc_update(crc, data, n);
+    crc.update(data, n);
   }
   template <class T>
   void pod(T v) { bytes(&v, sizeof v); }
@@ -90,7 +78,7 @@ void write_palette_file(const std::filesystem::path& path, const std::vector<std
       }
       w.bytes(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()) * sizeof(float));
     }
-    const auto crc = static_cast<std::uint32_t>(w.crc);
+    const auto crc = w.crc.value();
     os.write(reinterpret_cast<const char*>(&crc), sizeof crc);
   });
 }
@@ -118,7 +106,7 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
   }
   try {
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
-    uLong crc = crc32(0L, Z_NULL, 0);
+    detail::Crc32 crc;
     std::uint64_t consumed = 0;
     auto read = [&](void* dst, std::uint64_t size, const char* field, bool with_crc = true) {
       if (consumed + size > file_size) {
@@ -127,7 +115,7 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
       }
       read_bytes(dst, size, consumed, field);
       consumed += size;
-      if (with_crc) crc = crc_update(crc, dst, size);
+      if (with_crc) crc.update(dst, size);
     };
     auto fail = [&](const char* field, const std::string& why) { throw ParseError({path_.string(), 0, field}, why); };
     std::array<char, 8> magic{};
@@ -172,7 +160,7 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
     L_ = static_cast<std::int64_t>(L);
     D_ = static_cast<std::int64_t>(D);
     data_offset_ = consumed;
-    header_crc_ = static_cast<std::uint32_t>(crc);
+    header_crc_ = crc.value();
     read_bytes(&stored_crc_, sizeof stored_crc_, consumed + data_bytes, "crc32");
     if (verify) verify_checksum();
   } catch (...) {
@@ -231,23 +219,24 @@ void PaletteFileReader::check_crc(std::uint32_t computed) const {
 void PaletteFileReader::verify_checksum() const {
   constexpr std::uint64_t kChunk = 64u << 20;
   std::vector<char> buf(kChunk);
-  uLong crc = header_crc_;
+  detail::Crc32 crc(header_crc_);
   const std::uint64_t total = static_cast<std::uint64_t>(n_ * L_ * D_) * sizeof(float);
   for (std::uint64_t done = 0; done < total;) {
     const auto size = std::min(kChunk, total - done);
     read_bytes(buf.data(), size, data_offset_ + done, "palettes");
-    crc = crc_update(crc, buf.data(), size);
+    crc.update(buf.data(), size);
     done += size;
   }
-  check_crc(static_cast<std::uint32_t>(crc));
+  check_crc(crc.value());
 }
 
 PaletteFile load_palettes(const std::filesystem::path& path) {
   PaletteFileReader reader(path, /*verify_checksum=*/false);
   PaletteFile out;
   out.palettes = reader.read(0, reader.num_items());
-  reader.check_crc(static_cast<std::uint32_t>(
-      crc_update(reader.header_crc_, out.palettes.data_ptr<float>(), out.palettes.numel() * sizeof(float))));
+  reader.check_crc(detail::Crc32(reader.header_crc_)
+                       .update(out.palettes.data_ptr<float>(), std::size_t(out.palettes.numel()) * sizeof(float))
+                       .value());
   out.item_ids = reader.item_ids_;
   return out;
 }

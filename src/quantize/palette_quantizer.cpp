@@ -1,6 +1,6 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
-#include <lamia/quantize/detail/binary_io.hpp>
+#include <lamia/core/binary_io.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
 

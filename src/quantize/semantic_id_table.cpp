@@ -1,6 +1,6 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
-#include <lamia/quantize/detail/binary_io.hpp>
+#include <lamia/core/binary_io.hpp>
 #include <lamia/quantize/semantic_id_table.hpp>
 
 #include <fmt/format.h>

@@ -1,8 +1,8 @@
 #pragma once
-// Little helpers for the quantize component's versioned binary files:
-// a writer that appends fixed-width little-endian fields to a buffer, and a
-// reader whose every read is bounds-checked and whose errors name the file,
-// the field and the byte offset. Files end with a CRC-32 of everything before it.
+// Checked binary I/O for lamia's versioned binary files (semantic-ID tables, quantizers, palette
+// files): a writer that appends fixed-width little-endian fields to a buffer, a reader whose every
+// read is bounds-checked and whose errors name the file, the field and the byte offset, and the
+// CRC-32 that ends every file (a running one for files streamed in chunks).
 #include <lamia/core/errors.hpp>
 
 #include <cstdint>
@@ -14,6 +14,19 @@
 #include <vector>
 
 namespace lamia::detail {
+
+/// A running CRC-32 (zlib's polynomial) over bytes fed in any number of pieces of any size.
+class Crc32 {
+ public:
+  Crc32();
+  /// Starts from the CRC of bytes already seen.
+  explicit Crc32(std::uint32_t value) : value_(value) {}
+  Crc32& update(const void* data, std::size_t size);
+  std::uint32_t value() const noexcept { return value_; }
+
+ private:
+  std::uint32_t value_;
+};
 
 /// CRC-32 (zlib) of bytes.
 std::uint32_t crc32_of(const void* data, std::size_t size);
