@@ -12,6 +12,7 @@
 #include <pybind11/stl/filesystem.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <numeric>
 #include <optional>
 
@@ -34,36 +35,33 @@ struct PyPaletteEncoder {
   }
 };
 
-// The options beside the paper's (issue 11), passed as keywords to from_scratch / from_pretrained.
-struct MethodOptions {
-  std::string task_routing = "all";
-  std::string intra_centring = "none";
-  double decorrelation_weight = 0.0;
-};
-
-PaletteEncoderOptions encoder_options(std::int64_t m, std::int64_t r, std::int64_t L, std::int64_t attr_budget,
-                                      std::int64_t answer_budget, double gamma, double alpha_intra, double alpha_inter,
-                                      const std::string& reduction, const std::string& contrastive, const std::string& path,
-                                      const MethodOptions& method) {
-  PaletteEncoderOptions o(m, r);
-  o.palette_size(L).attribute_token_budget(attr_budget).answer_token_budget(answer_budget);
-  o.task_routing(options::enum_from_string<TaskRouting>(method.task_routing, "task_routing"));
-  o.losses(PaletteLossOptions()
-               .gamma(gamma)
-               .alpha_intra(alpha_intra)
-               .alpha_inter(alpha_inter)
-               .reduction(parse_reduction(reduction))
-               .contrastive(parse_contrastive_mode(contrastive))
-               .intra_centring(options::enum_from_string<IntraCentring>(method.intra_centring, "intra_centring"))
-               .decorrelation_weight(method.decorrelation_weight));
-  if (path == "fast") {
-    o.path(PalettePath::kFast);
-  } else if (path == "reference") {
-    o.path(PalettePath::kReference);
-  } else {
-    throw lamia::ValueError("path must be 'fast' or 'reference', got '" + path + "'");
-  }
+// The options of PaletteEncoder.from_scratch / from_tokenizer / from_pretrained: `encoder` (a
+// PaletteEncoderOptions or a dict) and `model` (a ScratchModelOptions or a dict), then keywords, each
+// routed to the struct that has a field of that name (the losses' fields too: gamma=0.5); an unknown
+// keyword is a TypeError naming it. num_attributes is the catalog's; num_content_attributes 0: all.
+PaletteEncoderOptions encoder_from_args(const Catalog& catalog, std::int64_t r, const py::object& encoder,
+                                        const py::kwargs& kwargs, const char* owner) {
+  auto o = python::options_from_args<PaletteEncoderOptions>(encoder, kwargs, owner, /*flatten=*/true);
+  const auto m = static_cast<std::int64_t>(catalog.num_attributes());
+  o.num_attributes(m);
+  if (r > 0) o.num_content_attributes(r);
+  if (o.num_content_attributes() <= 0) o.num_content_attributes(m);
   return o;
+}
+
+// Splits keywords between the model's fields and the encoder's (everything else).
+std::pair<py::kwargs, py::kwargs> split_model_kwargs(const py::kwargs& kwargs) {
+  const auto model_fields = options::field_names<ScratchModelOptions>();
+  py::kwargs model, encoder;
+  for (const auto& [key, value] : kwargs) {
+    const auto name = py::str(key).cast<std::string>();
+    if (std::find(model_fields.begin(), model_fields.end(), name) != model_fields.end()) {
+      model[key] = value;
+    } else {
+      encoder[key] = value;
+    }
+  }
+  return {model, encoder};
 }
 
 PalettePath parse_path(const std::string& path) {
@@ -89,16 +87,17 @@ py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
 
 py::object record_dict(const PaletteLossRecord& r) { return python::to_python(options::to_json(r)); }
 
-#define LAMIA_PALETTE_OPTION_KWARGS                                                                            \
-  py::arg("palette_size") = 4, py::arg("attribute_token_budget") = 64, py::arg("answer_token_budget") = 32,   \
-      py::arg("gamma") = 0.1, py::arg("alpha_intra") = 0.1, py::arg("alpha_inter") = 0.25,                    \
-      py::arg("reduction") = "mean", py::arg("contrastive") = "both", py::arg("path") = "fast",               \
-      py::arg("task_routing") = "all", py::arg("intra_centring") = "none", py::arg("decorrelation_weight") = 0.0
-
 }  // namespace
 
 LAMIA_REGISTER_BINDINGS(kOrderPalette, palette) {
   using namespace lamia;
+  python::bind_options<PaletteLossOptions>(m, "PaletteLossOptions",
+                                           "Weights, margins and reduction of the palette encoder's losses (the paper's defaults).");
+  python::bind_options<PaletteEncoderOptions>(
+      m, "PaletteEncoderOptions",
+      "The palette encoder's layout and losses; PaletteEncoder.from_* set num_attributes from the catalog.");
+  python::bind_options<ScratchModelOptions>(m, "ScratchModelOptions",
+                                            "The OPT-architecture decoder a palette encoder trains from scratch.");
   python::bind_options<PaletteTrainerOptions>(m, "PaletteTrainerOptions",
                                               "Options of PaletteTrainer; defaults are the paper's where it gives them.");
   m.def(
@@ -217,49 +216,52 @@ parameters() the module's real tensors, so a notebook can run its own optimizer 
 )doc")
       .def_static(
           "from_scratch",
-          [](const Catalog& catalog, std::int64_t r, std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma,
-             double ai, double ae, const std::string& red, const std::string& cl, const std::string& path,
-             const std::string& routing, const std::string& centring, double decorrelation, std::int64_t vocab,
-             std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t ffn,
-             double dropout, std::int64_t maxpos, std::uint64_t seed) {
-            auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
-                                     red, cl, path, MethodOptions{routing, centring, decorrelation});
-            ScratchModelOptions mo;
-            mo.vocab_size = vocab;
-            mo.hidden_size = hidden;
-            mo.num_layers = layers;
-            mo.num_heads = heads;
-            mo.ffn_dim = ffn;
-            mo.dropout = dropout;
-            mo.max_position_embeddings = maxpos;
-            mo.seed = seed;
+          [](const Catalog& catalog, std::int64_t r, const py::object& encoder, const py::object& model,
+             const py::kwargs& kwargs) {
+            auto [model_kw, encoder_kw] = split_model_kwargs(kwargs);
+            const auto o = encoder_from_args(catalog, r, encoder, encoder_kw, "PaletteEncoder.from_scratch");
+            const auto mo = python::options_from_args<ScratchModelOptions>(model, model_kw, "PaletteEncoder.from_scratch");
             auto p = std::make_shared<PyPaletteEncoder>();
             py::gil_scoped_release release;
             p->setup = make_palette_setup_from_scratch(catalog, o, mo);
             return p;
           },
-          py::arg("catalog"), py::arg("num_content_attributes"), LAMIA_PALETTE_OPTION_KWARGS,
-          py::arg("vocab_size") = 2048, py::arg("hidden_size") = 256, py::arg("num_layers") = 4,
-          py::arg("num_heads") = 4, py::arg("ffn_dim") = 0, py::arg("dropout") = 0.1,
-          py::arg("max_position_embeddings") = 1024, py::arg("seed") = 0,
-          "A fresh model: BPE tokenizer trained on the catalog's texts, a new OPT decoder, the palette tokens added.")
+          py::arg("catalog"), py::arg("num_content_attributes") = 0, py::kw_only(), py::arg("encoder") = py::none(),
+          py::arg("model") = py::none(),
+          "A fresh model: a BPE tokenizer trained on the catalog's texts, a new OPT decoder, the palette tokens\n"
+          "added. encoder: PaletteEncoderOptions (or a dict), model: ScratchModelOptions (or a dict); keywords set\n"
+          "single fields of either (palette_size=4, gamma=0.1, hidden_size=64, ...; TypeError for an unknown one).\n"
+          "num_content_attributes 0: every attribute.")
+      .def_static(
+          "from_tokenizer",
+          [](const Catalog& catalog, std::shared_ptr<Tokenizer> tokenizer, std::int64_t r, const py::object& encoder,
+             const py::object& model, const py::kwargs& kwargs) {
+            auto [model_kw, encoder_kw] = split_model_kwargs(kwargs);
+            const auto o = encoder_from_args(catalog, r, encoder, encoder_kw, "PaletteEncoder.from_tokenizer");
+            const auto mo = python::options_from_args<ScratchModelOptions>(model, model_kw, "PaletteEncoder.from_tokenizer");
+            auto p = std::make_shared<PyPaletteEncoder>();
+            py::gil_scoped_release release;
+            p->setup = make_palette_setup_from_tokenizer(catalog, std::move(tokenizer), o, mo);
+            return p;
+          },
+          py::arg("catalog"), py::arg("tokenizer"), py::arg("num_content_attributes") = 0, py::kw_only(),
+          py::arg("encoder") = py::none(), py::arg("model") = py::none(),
+          "Same as from_scratch around a tokenizer you trained (train_bpe) or loaded; the palette tokens are\n"
+          "added to that tokenizer. The model's vocab_size is the tokenizer's.")
       .def_static(
           "from_pretrained",
           [](const Catalog& catalog, const std::filesystem::path& dir, std::int64_t r, std::int64_t lora_rank,
-             std::int64_t L, std::int64_t ab, std::int64_t nb, double gamma, double ai, double ae,
-             const std::string& red, const std::string& cl, const std::string& path, const std::string& routing,
-             const std::string& centring, double decorrelation) {
-            auto o = encoder_options(static_cast<std::int64_t>(catalog.num_attributes()), r, L, ab, nb, gamma, ai, ae,
-                                     red, cl, path, MethodOptions{routing, centring, decorrelation});
+             const py::object& encoder, const py::kwargs& kwargs) {
+            const auto o = encoder_from_args(catalog, r, encoder, kwargs, "PaletteEncoder.from_pretrained");
             auto p = std::make_shared<PyPaletteEncoder>();
             py::gil_scoped_release release;
             p->setup = make_palette_setup_pretrained(catalog, dir, o, lora_rank);
             return p;
           },
-          py::arg("catalog"), py::arg("model_dir"), py::arg("num_content_attributes"), py::arg("lora_rank") = 0,
-          LAMIA_PALETTE_OPTION_KWARGS,
-          "A Hugging Face OPT folder (tokenizer + weights); lora_rank > 0 adds LoRA adapters and freezes the rest "
-          "but the token embeddings.")
+          py::arg("catalog"), py::arg("model_dir"), py::arg("num_content_attributes") = 0, py::arg("lora_rank") = 0,
+          py::kw_only(), py::arg("encoder") = py::none(),
+          "A Hugging Face OPT folder (tokenizer + weights); lora_rank > 0 adds LoRA adapters and freezes the rest\n"
+          "but the token embeddings. encoder and keywords as in from_scratch.")
       .def(
           "forward",
           [](PyPaletteEncoder& self, const std::vector<std::pair<ItemIndex, std::int64_t>>& samples,

@@ -666,19 +666,19 @@ class PaletteFileReader:
 
 class PaletteEncoder:
     @staticmethod
-    def from_scratch(catalog: Catalog, num_content_attributes: int, palette_size: int = 4,
-                     attribute_token_budget: int = 64, answer_token_budget: int = 32, gamma: float = 0.1,
-                     alpha_intra: float = 0.1, alpha_inter: float = 0.25, reduction: str = "mean",
-                     contrastive: str = "both", path: str = "fast", task_routing: str = "all",
-                     intra_centring: str = "none", decorrelation_weight: float = 0.0, vocab_size: int = 2048,
-                     hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, ffn_dim: int = 0, dropout: float = 0.1,
-                     max_position_embeddings: int = 1024, seed: int = 0) -> PaletteEncoder: ...
+    def from_scratch(catalog: Catalog, num_content_attributes: int = 0, *,
+                     encoder: _PUnion["PaletteEncoderOptions", _PDict[str, _PAny], None] = None,
+                     model: _PUnion["ScratchModelOptions", _PDict[str, _PAny], None] = None,
+                     **fields: _PAny) -> PaletteEncoder: ...
     @staticmethod
-    def from_pretrained(catalog: Catalog, model_dir: _PPath, num_content_attributes: int, lora_rank: int = 0,
-                        palette_size: int = 4, attribute_token_budget: int = 64, answer_token_budget: int = 32,
-                        gamma: float = 0.1, alpha_intra: float = 0.1, alpha_inter: float = 0.25,
-                        reduction: str = "mean", contrastive: str = "both", path: str = "fast", task_routing: str = "all",
-                        intra_centring: str = "none", decorrelation_weight: float = 0.0) -> PaletteEncoder: ...
+    def from_tokenizer(catalog: Catalog, tokenizer: Tokenizer, num_content_attributes: int = 0, *,
+                       encoder: _PUnion["PaletteEncoderOptions", _PDict[str, _PAny], None] = None,
+                       model: _PUnion["ScratchModelOptions", _PDict[str, _PAny], None] = None,
+                       **fields: _PAny) -> PaletteEncoder: ...
+    @staticmethod
+    def from_pretrained(catalog: Catalog, model_dir: _PPath, num_content_attributes: int = 0, lora_rank: int = 0, *,
+                        encoder: _PUnion["PaletteEncoderOptions", _PDict[str, _PAny], None] = None,
+                        **fields: _PAny) -> PaletteEncoder: ...
     def forward(self, samples: _PSeq[_PTuple[int, int]], path: _POptional[str] = None) -> _PDict[str, _PAny]: ...
     def collate(self, samples: _PSeq[_PTuple[int, int]], with_full: bool = False) -> _PDict[str, _PAny]: ...
     def encode(self, items: _PSeq[int]) -> _p_torch.Tensor: ...
@@ -711,6 +711,47 @@ class PaletteEncoder:
     def content_truncations(self) -> int: ...
     @property
     def special_tokens(self) -> _PDict[str, _PAny]: ...
+
+class PaletteLossOptions(_OptionsBase):
+    """Weights, margins and reduction of the palette encoder's losses (the paper's defaults)."""
+    gamma: float = 0.1
+    alpha_intra: float = 0.1
+    alpha_inter: float = 0.25
+    reduction: str = 'mean'
+    contrastive: str = 'both'
+    intra_centring: str = 'none'
+    decorrelation_weight: float = 0.0
+    def __init__(self, options: _OUnion[PaletteLossOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> PaletteLossOptions: ...
+
+class PaletteEncoderOptions(_OptionsBase):
+    """The palette encoder's layout and losses; PaletteEncoder.from_* set num_attributes from the catalog."""
+    num_attributes: int = 0
+    num_content_attributes: int = 0
+    palette_size: int = 4
+    attribute_token_budget: int = 64
+    answer_token_budget: int = 32
+    losses: PaletteLossOptions = ...
+    path: str = 'fast'
+    task_routing: str = 'all'
+    def __init__(self, options: _OUnion[PaletteEncoderOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> PaletteEncoderOptions: ...
+
+class ScratchModelOptions(_OptionsBase):
+    """The OPT-architecture decoder a palette encoder trains from scratch."""
+    vocab_size: int = 2048
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    ffn_dim: int = 0
+    dropout: float = 0.1
+    max_position_embeddings: int = 1024
+    seed: int = 0
+    def __init__(self, options: _OUnion[ScratchModelOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> ScratchModelOptions: ...
 
 class PaletteTrainerOptions(_OptionsBase):
     """Options of PaletteTrainer; defaults are the paper's where it gives them."""

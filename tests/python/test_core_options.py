@@ -20,7 +20,7 @@ OPTIONS_CLASSES = [
     "SyntheticAttribute", "SyntheticOptions", "SequenceOptions", "HoldoutOptions", "LeaveOneOutOptions",
     "KMeansOptions", "PaletteQuantizerOptions", "ResidualKMeansOptions", "TfidfSvdOptions", "RqVaeTrainOptions",
     "PaletteDiagnosticsOptions",
-    "PaletteTrainerOptions",
+    "PaletteLossOptions", "PaletteEncoderOptions", "ScratchModelOptions", "PaletteTrainerOptions",
     "RecommenderModelOptions", "RecommenderTrainerOptions", "BeamSearchOptions", "ExactScoringOptions",
     "SasRecOptions", "SasRecTrainerOptions",
 ]

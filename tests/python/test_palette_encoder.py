@@ -115,3 +115,40 @@ def test_errors_reach_python_as_value_and_index_errors():
         enc.forward([(0, 0)], path="slow")
     with pytest.raises(ValueError, match="reduction"):
         tiny(catalog, reduction="avg")
+
+
+def test_from_scratch_takes_options_objects_dicts_and_keywords_alike():
+    catalog = make_catalog(8)
+    model = pylamia.ScratchModelOptions(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, seed=3, dropout=0.0)
+    encoder = pylamia.PaletteEncoderOptions(palette_size=3, task_routing="one_position")
+    encoder.losses.gamma = 0.5
+    a = pylamia.PaletteEncoder.from_scratch(catalog, 1, encoder=encoder, model=model)
+    b = pylamia.PaletteEncoder.from_scratch(catalog, 1, encoder=encoder.to_dict(), model=model.to_dict())
+    c = pylamia.PaletteEncoder.from_scratch(catalog, 1, palette_size=3, task_routing="one_position", gamma=0.5,
+                                            vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, seed=3,
+                                            dropout=0.0)
+    # Same options, same seed: the same weights and the same losses.
+    for x in (b, c):
+        for (name, p), q in zip(a.named_parameters().items(), x.named_parameters().values()):
+            assert torch.equal(p, q), name
+    outs = [enc.forward([(0, 0), (1, 1)]) for enc in (a, c)]
+    assert torch.equal(outs[0]["loss"], outs[1]["loss"])
+    assert outs[0]["palettes"].shape[1] == 3
+    # A keyword overrides the object; an unknown keyword names itself.
+    d = pylamia.PaletteEncoder.from_scratch(catalog, 1, encoder=encoder, model=model, palette_size=2)
+    assert d.forward([(0, 0)])["palettes"].shape[1] == 2
+    with pytest.raises(TypeError, match="palete_size"):
+        pylamia.PaletteEncoder.from_scratch(catalog, 1, model=model, palete_size=2)
+    with pytest.raises(ValueError, match="hidden_size"):
+        pylamia.PaletteEncoder.from_scratch(catalog, 1, model=dict(model.to_dict(), hidden_size=0))
+
+
+def test_from_tokenizer_uses_the_given_tokenizer():
+    catalog = make_catalog(8)
+    texts = [f"{name}: {catalog.value(i, name)}" for i in range(len(catalog)) for name in catalog.attribute_names]
+    tok = pylamia.train_bpe(texts, vocab_size=300)
+    before = tok.vocab_size
+    enc = pylamia.PaletteEncoder.from_tokenizer(catalog, tok, 1, palette_size=3, hidden_size=32, num_layers=1,
+                                                num_heads=2)
+    assert tok.vocab_size > before  # the palette tokens were added to it
+    assert enc.forward([(0, 0)])["palettes"].shape[1] == 3
