@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <ostream>
 
 namespace lamia {
 namespace fs = std::filesystem;
@@ -50,8 +51,10 @@ class PaletteStage : public Stage {
     const fs::path dir = ctx.path("palette_encoder");
     fs::create_directories(dir);
     PaletteTrainerOptions options = pc.trainer;
-    options.checkpoint_path((dir / "trainer.ckpt").string()).log(&ctx.log);
-    if (!ctx.config.progress) options.log_every(0);
+    // The loss curve is recorded every log_every steps (training.json, `lamia report`) whether or not
+    // progress is shown: with progress off the lines go to a stream that drops them.
+    static std::ostream dropped(nullptr);
+    options.checkpoint_path((dir / "trainer.ckpt").string()).log(ctx.config.progress ? &ctx.log : &dropped);
     PaletteTrainer trainer(encoder, catalog, options);
     const auto& held_out = trainer.validation_items().empty() ? trainer.train_items() : trainer.validation_items();
 

@@ -13,8 +13,10 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ostream>
 #include <random>
 
 namespace lamia {
@@ -40,9 +42,13 @@ nlohmann::json training_json(const TrainingResult& r) {
 }
 
 // The training loop's options of one model of this stage (its checkpoint under checkpoints/recommend/).
+// The loss curve is recorded about 50 times per run (training.json, `lamia report`) whether or not
+// progress is shown: with progress off the lines go to a stream that drops them.
 TrainingLoopOptions loop_options(PipelineContext& ctx, const std::string& label, const std::string& file,
-                                 std::int64_t epochs) {
+                                 std::int64_t epochs, std::int64_t steps_per_epoch) {
   const auto& rc = ctx.config.recommend;
+  static std::ostream dropped(nullptr);
+  const auto total = std::max<std::int64_t>(1, epochs * steps_per_epoch);
   return TrainingLoopOptions()
       .name(label)
       .learning_rate(rc.learning_rate)
@@ -50,8 +56,8 @@ TrainingLoopOptions loop_options(PipelineContext& ctx, const std::string& label,
       .patience(rc.patience)
       .seed(rc.seed)
       .checkpoint_path(ctx.path("checkpoints/recommend/" + file + ".ckpt").string())
-      .log_every(ctx.config.progress ? 100 : 0)
-      .log(&ctx.log);
+      .log_every(std::clamp<std::int64_t>((total + 49) / 50, 1, 100))
+      .log(ctx.config.progress ? &ctx.log : &dropped);
 }
 
 class RecommendStage : public Stage {
@@ -119,7 +125,8 @@ class RecommendStage : public Stage {
       options.loss_on_history = rc.loss_on_history;
       options.max_history_items = rc.model.max_history_items;
       options.seed = rc.seed;
-      options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs);
+      options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs,
+                                  (std::int64_t(split.train.size()) + rc.batch_size - 1) / rc.batch_size);
       auto result = train_recommender(model, *table, split.train, split.valid, options);
       save_recommender(dir, *model, *table, rc.model);
       auto summary = training_json(result);
@@ -147,7 +154,8 @@ class RecommendStage : public Stage {
       SasRecTrainerOptions options;
       options.batch_size = rc.sasrec_batch_size;
       options.seed = rc.seed;
-      options.loop = loop_options(ctx, name, name, rc.sasrec_epochs);
+      options.loop = loop_options(ctx, name, name, rc.sasrec_epochs,
+                                  (std::int64_t(split.train.size()) + rc.sasrec_batch_size - 1) / rc.sasrec_batch_size);
       auto result = train_sasrec(model, sequences_of(split.train), split.valid, options);
       save_sasrec(ctx.path("baselines/" + name), model);
       auto summary = training_json(result);
