@@ -14,6 +14,7 @@ PACKAGES=(
   python3-pytest python3-numpy python3-sklearn
   # lamia report (plots), the quickstart notebook executed by the tests, the report's browser check
   python3-matplotlib python3-tqdm jupyter-nbconvert python3-ipykernel python3-nbformat chromium
+  python3-ipywidgets  # tqdm.auto (which torch imports) warns in a Jupyter kernel without it
 
 )
 # Node.js (for the tokenizer reference encoder from npm) only where it is absent.

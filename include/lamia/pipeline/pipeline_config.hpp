@@ -116,7 +116,7 @@ struct PipelinePaletteConfig {
   /// equal it); num_content_attributes 0: all attributes (r = m).
   PaletteEncoderOptions encoder = small_encoder();
   /// The trainer's options. checkpoint_path must stay empty: the stage checkpoints to
-  /// palette_encoder/trainer.ckpt; log_every is 0 when progress is off.
+  /// palette_encoder/trainer.ckpt; with progress off its lines are dropped, the loss curve still recorded.
   PaletteTrainerOptions trainer = small_trainer();
 
   /// The setting issue #11's experiments found most informative (docs/research.md, row
