@@ -328,8 +328,8 @@ def section_training(report, plotter, run, diagnostics, palette):
                                  f"Source: {palette.path}.", plotter.png(fig)))
         if not train:
             report.para(f"The palette encoder has no training-loss points in {palette.path}: its training loop records "
-                        "one every `palette.trainer.log_every` steps, and a run with progress off (`lamia run --quiet`, "
-                        "`\"progress\": false`) sets that to 0." + (" Its validation points are drawn." if valid else ""))
+                        "one every `palette.trainer.log_every` steps (runs made before lamia recorded the curve with progress "
+                        "off have none when they ran with `--quiet`)." + (" Its validation points are drawn." if valid else ""))
         before, after = palette.opt("before", dict), palette.opt("after", dict)
         if after is not None:
             keys = [k for k in ("loss", "generation_loss", "intra_loss", "inter_loss", "token_accuracy", "mean_intra_cosine")
@@ -409,7 +409,8 @@ def section_training(report, plotter, run, diagnostics, palette):
         steps = doc.opt("steps", (int, float))
         note = f"{len(train)} training points, {len(valid)} validation points over {steps if steps is not None else '?'} steps ({doc.path})"
         if not train:
-            note += "; no training-loss points: the loop records one every 100 steps with progress on, none with it off"
+            note += ("; no training-loss points (the pipeline records about 50 per run; a folder made before it did, "
+                     "with progress off or fewer than 100 steps, has none)")
         records.append((stage, label, note))
         if train or valid:
             curves.append((label, train, valid))
