@@ -220,16 +220,19 @@ struct Golden {
 };
 
 // Compares a history with losses recorded from the trainer as it was before it moved onto
-// TrainingLoop. At OMP_NUM_THREADS=1 on the machine of the move they matched bit for bit; the
-// tolerance only absorbs other BLAS kernels and thread counts (another RNG draw, batch order or
-// validation point would be off by 1e-2 or more from the first record on).
+// TrainingLoop. At OMP_NUM_THREADS=1 on the machine of the move they matched bit for bit. Another
+// CPU's BLAS kernels round differently, and training amplifies that step by step: on an AVX-512 EPYC
+// (session 5) the first record still agreed to 1e-4 and the later ones drifted, up to 1e-2
+// (relative) at a late validation point (4.843 against 4.796). So the first record is held to 1e-4,
+// which another RNG draw, batch order or validation point breaks (they are off by 1e-2 or more from
+// the first record on), and the later ones only to 2e-2: they guard against gross changes.
 template <class Records>
 void check_golden(const Records& got, const std::vector<Golden>& want, const char* what) {
   INFO(what);
   REQUIRE(got.size() == want.size());
   for (std::size_t i = 0; i < want.size(); ++i) {
     CHECK(got[i].step == want[i].step);
-    CHECK(got[i].loss == Approx(want[i].loss).epsilon(1e-4));
+    CHECK(got[i].loss == Approx(want[i].loss).epsilon(i == 0 ? 1e-4 : 2e-2));
   }
 }
 
@@ -284,7 +287,7 @@ TEST_CASE("training gives the losses recorded before the trainer moved onto Trai
                  {{10, 4.8498918924163279}, {20, 4.7612530293218756}, {30, 4.7030845899017937}, {40, 4.7182395900378307}},
                  "validation");
     REQUIRE(r.train_history.size() == 20);
-    CHECK(r.train_history[19].loss == Approx(4.6217222213745117).epsilon(1e-4));
+    CHECK(r.train_history[19].loss == Approx(4.6217222213745117).epsilon(2e-2));  // a late record (see check_golden)
   }
   SECTION("validation every 2 steps, early stopping mid-epoch") {
     auto s = small_setup(24, 0.1, 3);
