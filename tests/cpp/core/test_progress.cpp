@@ -3,6 +3,8 @@
 // bar) against plain mode (the lines and nothing else), and how the mode is chosen.
 #include <catch2/catch.hpp>
 
+#include "../env_guard.hpp"
+
 #include <lamia/core/errors.hpp>
 #include <lamia/core/progress.hpp>
 
@@ -20,19 +22,7 @@ using namespace lamia;
 
 namespace {
 
-struct EnvGuard {
-  std::string name;
-  std::optional<std::string> saved;
-  EnvGuard(std::string n, const char* value) : name(std::move(n)) {
-    if (const char* old = std::getenv(name.c_str())) saved = old;
-    if (value) ::setenv(name.c_str(), value, 1);
-    else ::unsetenv(name.c_str());
-  }
-  ~EnvGuard() {
-    if (saved) ::setenv(name.c_str(), saved->c_str(), 1);
-    else ::unsetenv(name.c_str());
-  }
-};
+using lamia::testing::EnvGuard;
 
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;

@@ -2,6 +2,8 @@
 // and the detection on this machine.
 #include <catch2/catch.hpp>
 
+#include "../env_guard.hpp"
+
 #include <lamia/core/threads.hpp>
 
 #include <cstdlib>
@@ -13,20 +15,7 @@ using lamia::parse_cgroup_v1_quota;
 using lamia::parse_thread_env;
 
 namespace {
-/// Sets or unsets an environment variable for one scope, restoring it after.
-struct EnvGuard {
-  std::string name;
-  std::optional<std::string> saved;
-  EnvGuard(std::string n, const char* value) : name(std::move(n)) {
-    if (const char* old = std::getenv(name.c_str())) saved = old;
-    if (value) ::setenv(name.c_str(), value, 1);
-    else ::unsetenv(name.c_str());
-  }
-  ~EnvGuard() {
-    if (saved) ::setenv(name.c_str(), saved->c_str(), 1);
-    else ::unsetenv(name.c_str());
-  }
-};
+using lamia::testing::EnvGuard;
 }  // namespace
 
 TEST_CASE("cgroup v2 cpu.max", "[threads]") {
