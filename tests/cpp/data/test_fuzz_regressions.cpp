@@ -4,6 +4,8 @@
 #include <lamia/data/loaders.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,21 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct FuzzTempDir {
-  fs::path path;
-  FuzzTempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lamia-fuzzreg-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~FuzzTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path / name, std::ios::binary) << bytes;
-  }
-};
+using FuzzTempDir = lamia::testing::TempDir;
 
 const std::string kItems = "{\n  \"1\": {\"title\": \"Pen\"},\n  \"2\": {\"title\": \"Paper\"}\n}\n";
 const std::string kInter = "{\"u1\": [\"1\", \"2\"]}\n";

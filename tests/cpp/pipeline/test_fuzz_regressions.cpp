@@ -5,6 +5,8 @@
 #include <lamia/pipeline/manifest.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,18 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ManifestDir {
-  fs::path path;
-  ManifestDir() {
-    std::string pattern = (fs::temp_directory_path() / "lamia-fuzzreg-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ManifestDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& text) const { std::ofstream(path / "manifest.json", std::ios::binary) << text; }
+struct ManifestDir : lamia::testing::TempDir {
+  void write(const std::string& text) const { TempDir::write("manifest.json", text); }
 };
 
 std::string artifact_with(const std::string& key, const std::string& value) {

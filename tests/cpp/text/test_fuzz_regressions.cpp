@@ -5,6 +5,8 @@
 #include <lamia/text/tokenizer.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,21 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TokenizerDir {
-  fs::path path;
-  TokenizerDir() {
-    std::string pattern = (fs::temp_directory_path() / "lamia-fuzzreg-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TokenizerDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-  }
-};
+using TokenizerDir = lamia::testing::TempDir;
 
 void check_parse_error(const TokenizerDir& d, const std::string& file, const std::string& reason) {
   try {
