@@ -1,34 +1,13 @@
 """run_pipeline from Python: the same artifacts as `lamia run`, config errors as ValueError."""
 import json
-import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 import pylamia
-
-
-def tiny_config():
-    c = pylamia.default_pipeline_config()
-    c["dataset"]["synthetic"].update(num_items=200, num_users=30)
-    c["tokenizer"]["vocab_size"] = 350
-    c["model"]["scratch"].update(hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64)
-    c["palette"]["trainer"].update(batch_size=32, epochs=1, max_steps=5)
-    c["palette"]["encoder"].update(attribute_token_budget=12, answer_token_budget=6)
-    q = c["quantize"]
-    q["lamia"]["pca_dim"] = 8
-    for kmeans in (q["lamia"]["kmeans"], q["residual_kmeans"]["kmeans"]):
-        kmeans["num_codes"] = 16
-    q["rq_vae"]["num_codes"] = 16
-    q["rq_vae_train"]["max_epochs"] = 3
-    c["recommend"].update(tokenizers=["lamia"], baselines=["popularity"], epochs=1)
-    c["recommend"]["model"].update(hidden_size=16, num_layers=1, num_heads=2)
-    c["evaluate"].update(max_users=10, beam_width=5, top_k=5)
-    c["progress"] = False
-    return c
+from pipeline_testing import lamia_cli, tiny_config, without_times
 
 
 def test_run_pipeline_writes_diagnostics_matching_the_result(tmp_path):
@@ -48,14 +27,6 @@ def test_unknown_config_key_is_a_value_error(tmp_path):
         pylamia.run_pipeline({"palette": {"trainer": {"batchsize": 3}}}, str(tmp_path))
     with pytest.raises(ValueError, match="quantize.lamia.kmeans.num_codes"):
         pylamia.run_pipeline({"quantize": {"lamia": {"kmeans": {"num_codes": 0}}}}, str(tmp_path))
-
-
-def lamia_cli():
-    # $LAMIA_CLI (scripts/test-all.sh sets it to build/lamia), else the build tree next to pypkg/.
-    exe = Path(os.environ.get("LAMIA_CLI") or Path(pylamia.__file__).parent.parent.parent / "lamia")
-    if not exe.exists():
-        pytest.skip(f"{exe} not built")
-    return exe
 
 
 def test_lamia_run_killed_during_palette_training_resumes_to_the_same_result(tmp_path):
@@ -92,11 +63,6 @@ def test_lamia_run_killed_during_palette_training_resumes_to_the_same_result(tmp
     for artifact in ["palettes.bin", "embeddings.bin", "semantic_ids/lamia.bin", "semantic_ids/rq-vae.bin",
                      "semantic_ids/residual-kmeans.bin"]:
         assert (killed / artifact).read_bytes() == (reference / artifact).read_bytes(), artifact
-
-    def without_times(j):
-        if isinstance(j, dict):
-            return {k: without_times(v) for k, v in j.items() if not k.endswith("seconds")}
-        return j
 
     assert without_times(json.loads((killed / "metrics.json").read_text())) == \
         without_times(json.loads((reference / "metrics.json").read_text()))
