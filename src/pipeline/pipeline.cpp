@@ -14,9 +14,14 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <ostream>
+#include <signal.h>
+#include <string_view>
+#include <unistd.h>
 
 namespace lamia {
 namespace fs = std::filesystem;
@@ -78,6 +83,49 @@ std::string differing_keys(const std::string& recorded, const nlohmann::json& no
   const auto more = diffs.size() > kShown ? fmt::format(" (and {} more)", diffs.size() - kShown) : std::string();
   diffs.resize(std::min(diffs.size(), kShown));
   return fmt::format("{}{}", fmt::join(diffs, "; "), more);
+}
+
+// The process that wrote `name`, when it is a temporary of write_file_atomically
+// ("<file>.tmp.<pid>.<counter>", src/core/atomic_file.cpp).
+std::optional<long> atomic_temporary_writer(const std::string& name) {
+  const auto at = name.rfind(".tmp.");
+  if (at == std::string::npos) return std::nullopt;
+  const std::string_view rest = std::string_view(name).substr(at + 5);
+  const auto dot = rest.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(rest.substr(0, dot)) || !digits(rest.substr(dot + 1))) return std::nullopt;
+  return std::stol(std::string(rest.substr(0, dot)));
+}
+
+// Removes the temporaries that a killed process (SIGKILL, a crash) left in the run folder while it
+// was writing a file, so that a rerun's artifact folders and checkpoints hold no stale half-written
+// files; the files of a live writer are kept, and so are those inside a recorded artifact (its
+// checksum covers them). Returns the paths removed, relative to the folder.
+std::vector<std::string> remove_abandoned_temporaries(const fs::path& run_dir, const Manifest& manifest) {
+  std::vector<fs::path> recorded;
+  for (const auto& [name, entry] : manifest.artifacts()) recorded.push_back(fs::path(entry.path).lexically_normal());
+  auto inside_recorded = [&](const fs::path& rel) {
+    return std::any_of(recorded.begin(), recorded.end(), [&](const fs::path& artifact) {
+      return std::mismatch(artifact.begin(), artifact.end(), rel.begin(), rel.end()).first == artifact.end();
+    });
+  };
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(run_dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const auto writer = atomic_temporary_writer(it->path().filename().string());
+    if (!writer || *writer == long(::getpid())) continue;
+    if (::kill(pid_t(*writer), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to ask)
+    const auto rel = it->path().lexically_relative(run_dir);
+    if (inside_recorded(rel)) continue;
+    std::error_code removal;
+    if (fs::remove(it->path(), removal)) removed.push_back(rel.generic_string());
+  }
+  return removed;
 }
 
 }  // namespace
@@ -149,6 +197,10 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
   fs::create_directories(out_dir);
   PipelineContext ctx(config, out_dir, log);
   ctx.say(thread_summary(threads));
+  if (const auto removed = remove_abandoned_temporaries(out_dir, manifest); !removed.empty()) {
+    ctx.say(fmt::format("removed {} file(s) an interrupted run was writing: {}", removed.size(),
+                        fmt::join(removed, ", ")));
+  }
   {
     nlohmann::json effective;
     to_json(effective, config);
