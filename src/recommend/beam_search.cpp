@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <optional>
 
 #include "decoding_util.hpp"
+#include "shared_prefix_step.hpp"
 
 namespace lamia {
 
@@ -110,11 +112,22 @@ BeamSearchResult beam_search(DecoderImpl& model, const DeviceTrie& trie, const E
     auto opts = torch::TensorOptions().dtype(torch::kLong).device(dev);
     auto nodes = torch::zeros({R, 1}, opts);
     auto scores = torch::zeros({R, 1}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
-    // Per beam row (b * W + w): its user's history columns, positions and the generated tokens.
-    auto keys_w = keys.repeat_interleave(W, 0);
+    // Per beam row (b * W + w): its user's positions; without the cache also its history columns
+    // and the generated tokens.
     auto len_w = len.repeat_interleave(W, 0);
-    torch::Tensor tokens_w, pos_w, generated;
-    if (!options.use_cache) {
+    std::optional<detail::SharedPrefixDecoder> shared;
+    torch::Tensor keys_w, tokens_w, pos_w, generated;
+    if (options.use_cache) {
+      // A user's beams share its history keys/values (kept once per user); only the generated
+      // tokens' keys/values are kept per beam.
+      const auto last_position = len.max().item<std::int64_t>() + L1 - 2;
+      TORCH_CHECK_INDEX(last_position < model.options().max_position_embeddings(), "beam_search: position ",
+                        last_position, " of the last generated token exceeds max_position_embeddings ",
+                        model.options().max_position_embeddings());
+      shared.emplace(model, cache, keys, W, L1 - 1);
+      cache.clear();
+    } else {
+      keys_w = keys.repeat_interleave(W, 0);
       tokens_w = tokens.repeat_interleave(W, 0);
       pos_w = pos.repeat_interleave(W, 0);
       generated = torch::empty({R, 0}, opts);
@@ -126,30 +139,14 @@ BeamSearchResult beam_search(DecoderImpl& model, const DeviceTrie& trie, const E
       if (depth + 1 == L1) break;  // leaves: nothing more to feed
       const auto parents = step.parents.reshape({-1});
       const auto next = step.tokens.reshape({-1, 1});
-      auto gen_cols = torch::ones({R * W, depth + 1}, keys.options());
-      DecoderInput s;
       if (options.use_cache) {
-        if (depth == 0) {
-          cache.reorder(parents);  // one row per user -> one row per beam
-        } else {
-          // Parents stay within their user and a user's beams share the history columns, so only
-          // the generated columns move (the full reorder would copy T + depth columns per step).
-          for (auto* part : {&cache.keys, &cache.values}) {
-            for (auto& t : *part) {
-              auto generated_kv = t.narrow(2, T, depth);
-              generated_kv.copy_(generated_kv.index_select(0, parents));
-            }
-          }
-        }
-        s.input_ids = next;
-        s.position_ids = (len_w + depth).unsqueeze(1);
-        s.attention_mask = torch::cat({keys_w, gen_cols}, 1).unsqueeze(1);
-        logp = timer.last_log_probs(s, &cache);
+        logp = timer.log_probs([&] { return shared->step(parents, next, len_w + depth); });
       } else {
         generated = torch::cat({generated.index_select(0, parents), next}, 1);
+        DecoderInput s;
         s.input_ids = torch::cat({tokens_w, generated}, 1);
         s.position_ids = torch::cat({pos_w, len_w.unsqueeze(1) + torch::arange(depth + 1, opts).unsqueeze(0)}, 1);
-        s.attention_mask = causal_padded_mask(torch::cat({keys_w, gen_cols}, 1));
+        s.attention_mask = causal_padded_mask(torch::cat({keys_w, torch::ones({R * W, depth + 1}, keys.options())}, 1));
         logp = timer.last_log_probs(s, nullptr);
       }
     }

@@ -39,19 +39,27 @@ struct ForwardTimer {
   std::int64_t* calls = nullptr;
   double* seconds = nullptr;
 
-  torch::Tensor last_log_probs(DecoderInput input, KVCache* cache) {
+  /// float32 log_softmax of the logits that `logits()` returns, timing and counting the call.
+  template <class F>
+  torch::Tensor log_probs(F&& logits) {
     using Clock = std::chrono::steady_clock;
     if (profile) synchronize(model.device());
     const auto t0 = Clock::now();
-    input.compute_logits = false;
-    auto out = model.forward(input, cache);
-    auto logits = model.lm_logits(out.last_hidden_state.select(1, -1));
+    auto out = logits();
     if (profile) {
       synchronize(model.device());
       if (seconds) *seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     }
     if (calls) ++*calls;
-    return torch::log_softmax(logits.to(torch::kFloat), -1);
+    return torch::log_softmax(out.to(torch::kFloat), -1);
+  }
+
+  torch::Tensor last_log_probs(DecoderInput input, KVCache* cache) {
+    return log_probs([&] {
+      input.compute_logits = false;
+      auto out = model.forward(input, cache);
+      return model.lm_logits(out.last_hidden_state.select(1, -1));
+    });
   }
 };
 

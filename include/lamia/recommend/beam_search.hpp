@@ -2,11 +2,12 @@
 // Beam search constrained to real items, batched over users, with the KV cache.
 //
 // Per batch of users: one forward pass over the left-padded histories (causal_padded_mask,
-// position_ids) fills the cache; then L+1 selection steps, each feeding one token per beam with
-// the cache (attention mask = the history's key_mask, then true for every generated token;
-// positions continue per row; the cache is reordered to the selected beams' parents: at step 0
-// KVCache::reorder expands one row per user to one per beam, later only the generated columns move,
-// since a user's beams share the history columns and parents never leave their user). A step is
+// position_ids) fills the cache, one row per user; then L+1 selection steps, each feeding one token
+// per beam (attention over the history's key_mask, then every generated token; positions continue
+// per row). With use_cache a user's W beams share its history keys/values, which are never expanded
+// to the beams: a step attends from the W beams' queries to the user's history keys by a batched
+// matrix product and to each beam's own generated keys, which alone are kept per beam (reordered to
+// the selected parents, appended in place); without it every step is a full forward. A step is
 // gather-based, no loop per beam: for beam nodes v [B*W], the children first[v] + arange(C) masked
 // by their count (and by the constraints' allowed nodes), their tokens edge_token[child], candidate
 // log-probabilities logp.gather(tokens) from log_softmax over the full vocabulary, scores = beam
