@@ -21,6 +21,19 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
+def same_interpreter_configured(build_dir: Path) -> bool:
+    """True when build_dir was configured for this interpreter's binary (a venv's python is a link to
+    it): switching Python3_EXECUTABLE between the two would recompile for nothing."""
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.exists():
+        return False
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("Python3_EXECUTABLE:"):
+            configured = line.split("=", 1)[1]
+            return os.path.realpath(configured) == os.path.realpath(sys.executable)
+    return False
+
+
 class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
@@ -30,9 +43,10 @@ class CMakeBuild(build_ext):
         configure = [
             "cmake", "-S", str(ROOT), "-B", str(build_dir),
             "-DLAMIA_BUILD_PYTHON=ON",
-            f"-DPython3_EXECUTABLE={sys.executable}",
             f"-DLAMIA_PYTHON_OUTPUT_DIR={out_dir}",
         ]
+        if not same_interpreter_configured(build_dir):
+            configure.append(f"-DPython3_EXECUTABLE={sys.executable}")
         if "LAMIA_BUILD_DIR" not in os.environ:
             configure += ["-DLAMIA_BUILD_TESTS=OFF", "-DLAMIA_BUILD_EXAMPLES=OFF",
                           "-DLAMIA_BUILD_BENCH=OFF", "-DCMAKE_BUILD_TYPE=Release"]

@@ -1,6 +1,7 @@
 // pylamia: the decoder LM (OPT), LoRA, safetensors and Hugging Face folders.
 // Tensors cross without copies: parameters() returns the module's own parameter tensors, so a
 // Python optimizer trains them, and forward() outputs carry autograd history.
+#include "torch_args.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -28,10 +29,7 @@ torch::Dtype to_dtype(const py::object& obj) {
   return torch::python::detail::py_object_to_dtype(obj);
 }
 
-torch::Device to_device(const py::object& obj) {
-  if (py::isinstance<py::str>(obj)) return torch::Device(obj.cast<std::string>());
-  return torch::python::detail::py_object_to_device(obj);
-}
+using lamia::python::to_device;
 
 torch::Tensor opt(const std::optional<torch::Tensor>& t) { return t ? *t : torch::Tensor(); }
 

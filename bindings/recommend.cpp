@@ -3,6 +3,7 @@
 // same object: a notebook trains it with torch.optim over model.parameters()); tensors as
 // torch.Tensor. beam_search, score_all_items, the losses, the training loops and SasRec.score
 // release the GIL.
+#include "torch_args.hpp"
 #include "options.hpp"
 #include "registry.hpp"
 #include "sequence_examples.hpp"
@@ -39,10 +40,7 @@ using DecoderPtr = std::shared_ptr<lamia::DecoderImpl>;
 using lamia::python::examples_from_python;
 using lamia::python::type_name;
 
-torch::Device to_device(const py::object& obj) {
-  if (py::isinstance<py::str>(obj)) return torch::Device(obj.cast<std::string>());
-  return torch::python::detail::py_object_to_device(obj);
-}
+using lamia::python::to_device;
 
 py::object torch_device(const torch::Device& d) { return py::module_::import("torch").attr("device")(d.str()); }
 

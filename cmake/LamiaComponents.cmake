@@ -9,6 +9,31 @@ set(LAMIA_COMPONENTS "" CACHE INTERNAL "")
 # CLI commands), e.g. -DLAMIA_ONLY="core;data". Empty means all.
 set(LAMIA_ONLY "" CACHE STRING "Build only these components (empty: all)")
 
+# Unity builds: each torch translation unit pays about 10 s (2-core machine) just to load the
+# 570 MB precompiled <torch/torch.h>, more than most of our files cost to compile, so the sources of
+# a target are compiled LAMIA_UNITY_BATCH at a time. Files that define helpers with the same name
+# in an anonymous namespace would clash: give such helpers distinct names.
+option(LAMIA_UNITY_BUILD "Compile the sources of each target in batches (unity build)" ON)
+set(LAMIA_UNITY_BATCH 8 CACHE STRING "Sources per unity batch")
+
+# lamia_unity(<target>): batch the target's sources when LAMIA_UNITY_BUILD is on.
+function(lamia_unity target)
+  if(LAMIA_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${LAMIA_UNITY_BATCH})
+  endif()
+endfunction()
+
+# lamia_reuse_torch_pch(<executable>): the shared <torch/torch.h> PCH (src/CMakeLists.txt) in a
+# program. The PCH is compiled as a library object (-fPIC); an executable would get -fPIE and GCC
+# would silently ignore the PCH ("created and used with different settings of -fpie").
+function(lamia_reuse_torch_pch target)
+  if(TARGET lamia_torch_pch)
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+    target_precompile_headers(${target} REUSE_FROM lamia_torch_pch)
+  endif()
+endfunction()
+
 # lamia_component_enabled(<name> <out-var>)
 function(lamia_component_enabled name out)
   if(NOT LAMIA_ONLY OR name IN_LIST LAMIA_ONLY)
@@ -55,6 +80,7 @@ function(lamia_add_component name)
   if(ARG_TORCH_PCH)
     target_precompile_headers(${_target} REUSE_FROM lamia_torch_pch)
   endif()
+  lamia_unity(${_target})
   set_target_properties(${_target} PROPERTIES EXPORT_NAME ${name})
   set(LAMIA_COMPONENTS ${LAMIA_COMPONENTS} ${name} CACHE INTERNAL "")
 endfunction()

@@ -15,7 +15,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLAMIA_BUILD_TESTS=ON -DLAMIA_BU
 cmake --build build -j "$JOBS"
 
 echo "== C++ tests (ctest)"
-(cd build && ctest --output-on-failure -j 1)
+# Two at a time: the consumer test (a CMake build of its own) overlaps the suites.
+(cd build && ctest --output-on-failure -j 2)
 
 echo "== Python tests (pytest, pylamia installed with pip into .venv)"
 if [ ! -x .venv/bin/python ]; then

@@ -1,3 +1,4 @@
+#include "eval_scope.hpp"
 #include <lamia/core/errors.hpp>
 #include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/evaluation.hpp>
@@ -14,12 +15,7 @@ namespace lamia {
 namespace {
 
 // Puts the module in eval mode for a scope and restores its mode afterwards.
-struct EvalScope {
-  torch::nn::Module& m;
-  bool was_training;
-  explicit EvalScope(torch::nn::Module& module) : m(module), was_training(module.is_training()) { m.eval(); }
-  ~EvalScope() { m.train(was_training); }
-};
+using detail::EvalScope;
 
 void check_batch_size(std::int64_t batch_size, const char* fn) {
   if (batch_size < 1) throw ValueError(fmt::format("{}: batch_size must be >= 1, got {}", fn, batch_size));

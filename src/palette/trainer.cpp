@@ -1,3 +1,4 @@
+#include "eval_scope.hpp"
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/training_loop.hpp>
@@ -48,12 +49,7 @@ std::int64_t sample_length(const TokenizedCatalog& c, ItemIndex item, std::int64
   return static_cast<std::int64_t>(it.content.size()) + 2 * L + 2 + static_cast<std::int64_t>(it.answers[task].size());
 }
 
-struct EvalScope {
-  torch::nn::Module& m;
-  bool was_training;
-  explicit EvalScope(torch::nn::Module& module) : m(module), was_training(module.is_training()) { m.eval(); }
-  ~EvalScope() { m.train(was_training); }
-};
+using detail::EvalScope;
 
 PaletteLossRecord palette_record(std::int64_t step, double loss, const std::vector<double>& parts, double accuracy,
                                  double tokens_per_second) {

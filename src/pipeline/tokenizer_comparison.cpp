@@ -15,7 +15,7 @@
 namespace lamia {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
+double elapsed_seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -59,7 +59,7 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
     auto t0 = std::chrono::steady_clock::now();
     PaletteQuantizer quantizer(q);
     auto report = quantizer.fit(palettes.contiguous());
-    results.push_back(finish("lamia", quantizer.table(), report.to_json(), seconds_since(t0), labels, label_names));
+    results.push_back(finish("lamia", quantizer.table(), report.to_json(), elapsed_seconds(t0), labels, label_names));
   }
   {  // Residual K-Means on one embedding per item (training-free, hierarchical).
     ResidualKMeansOptions q = options.residual_kmeans;
@@ -67,7 +67,7 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
     auto t0 = std::chrono::steady_clock::now();
     ResidualKMeans rk(q);
     auto report = rk.fit(embeddings.contiguous());
-    results.push_back(finish("residual-kmeans", rk.table(), report.to_json(), seconds_since(t0), labels, label_names));
+    results.push_back(finish("residual-kmeans", rk.table(), report.to_json(), elapsed_seconds(t0), labels, label_names));
   }
   {  // RQ-VAE (TIGER) on the same embeddings.
     RqVaeOptions m = options.rq_vae;
@@ -84,7 +84,7 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
     auto report = train_rq_vae(model, embeddings.contiguous(), t);
     auto codes = model->encode(embeddings.contiguous());
     auto table = SemanticIdTable::from_codes(codes, model->codebook_sizes());
-    results.push_back(finish("rq-vae", std::move(table), report.to_json(), seconds_since(t0), labels, label_names));
+    results.push_back(finish("rq-vae", std::move(table), report.to_json(), elapsed_seconds(t0), labels, label_names));
   }
   return results;
 }

@@ -25,7 +25,7 @@ torch::Tensor checked_float_tensor(const torch::Tensor& t, std::int64_t dim, con
 }  // namespace detail
 
 namespace {
-constexpr char kMagic[] = "LAMIAPQZ";
+constexpr char kQuantizerMagic[] = "LAMIAPQZ";
 constexpr std::uint64_t kMaxPositions = 4096;
 constexpr std::uint64_t kMaxDim = 1u << 20;
 constexpr std::uint64_t kMaxCodes = 1u << 24;
@@ -301,7 +301,7 @@ torch::Tensor PaletteQuantizer::centroids(std::int64_t position) const {
 void PaletteQuantizer::save(const std::filesystem::path& path) const {
   check_fitted("save");
   detail::BinaryWriter w;
-  w.put_bytes(std::string_view(kMagic, 8));
+  w.put_bytes(std::string_view(kQuantizerMagic, 8));
   w.put<std::uint32_t>(kFormatVersion);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(num_positions_));
   w.put<std::uint64_t>(static_cast<std::uint64_t>(input_dim_));
@@ -331,7 +331,7 @@ void PaletteQuantizer::save(const std::filesystem::path& path) const {
 
 PaletteQuantizer PaletteQuantizer::load(const std::filesystem::path& path) {
   detail::BinaryReader r(path);
-  r.expect_header(std::string_view(kMagic, 8), "lamia palette quantizer", kFormatVersion);
+  r.expect_header(std::string_view(kQuantizerMagic, 8), "lamia palette quantizer", kFormatVersion);
   const auto L = r.get<std::uint32_t>("num_positions");
   if (L < 1 || L > kMaxPositions) {
     r.fail(fmt::format("field 'num_positions' is {}, expected 1 to {}", L, kMaxPositions));

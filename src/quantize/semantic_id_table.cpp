@@ -13,7 +13,7 @@
 
 namespace lamia {
 namespace {
-constexpr char kMagic[] = "LAMIASID";  // 8 bytes, no terminator written
+constexpr char kTableMagic[] = "LAMIASID";  // 8 bytes, no terminator written
 constexpr std::int64_t kMaxLevels = 4096;
 }  // namespace
 
@@ -289,7 +289,7 @@ ItemIndex SemanticIdTable::add_item(const std::vector<Token>& codes) {
 
 void SemanticIdTable::save(const std::filesystem::path& path) const {
   detail::BinaryWriter w;
-  w.put_bytes(std::string_view(kMagic, 8));
+  w.put_bytes(std::string_view(kTableMagic, 8));
   w.put<std::uint32_t>(kFormatVersion);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(num_levels_));
   w.put<std::uint64_t>(static_cast<std::uint64_t>(num_items_));
@@ -301,7 +301,7 @@ void SemanticIdTable::save(const std::filesystem::path& path) const {
 
 SemanticIdTable SemanticIdTable::load(const std::filesystem::path& path) {
   detail::BinaryReader r(path);
-  r.expect_header(std::string_view(kMagic, 8), "lamia semantic-ID table", kFormatVersion);
+  r.expect_header(std::string_view(kTableMagic, 8), "lamia semantic-ID table", kFormatVersion);
   const auto L = r.get<std::uint32_t>("num_levels");
   if (L < 1 || L > kMaxLevels) r.fail(fmt::format("field 'num_levels' is {}, expected 1 to {}", L, kMaxLevels));
   const auto n = r.get_size("num_items", 0, std::numeric_limits<std::int32_t>::max() - 1);

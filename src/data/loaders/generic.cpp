@@ -14,7 +14,7 @@ namespace lamia {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;
+using ordered_json = nlohmann::ordered_json;  // not `json`: amazon.cpp means nlohmann::json by it (unity build)
 
 std::optional<fs::path> find_with_ext(const fs::path& dir, const std::string& stem,
                                       std::initializer_list<const char*> exts) {
@@ -35,7 +35,7 @@ std::optional<std::int64_t> parse_time_text(std::string_view t) {
   return detail::parse_iso_time(t);
 }
 
-std::optional<std::int64_t> parse_time_json(const json& v) {
+std::optional<std::int64_t> parse_time_json(const ordered_json& v) {
   if (v.is_number_unsigned()) {  // may exceed int64: compare before converting
     const auto u = v.get<std::uint64_t>();
     return u > std::uint64_t(limits::kMaxTimestamp) ? std::nullopt : detail::checked_timestamp(std::int64_t(u));
@@ -48,18 +48,18 @@ std::optional<std::int64_t> parse_time_json(const json& v) {
 
 const std::string kTimeExpected = "expected " + detail::timestamp_range_text() + " or an ISO 8601 date";
 
-std::optional<std::string> id_text(const json& v) {
+std::optional<std::string> id_text(const ordered_json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return v.dump();
   return std::nullopt;
 }
 
 // Records of a JSON-lines file with their line numbers; blank lines skipped.
-std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, const std::string& first_field,
+std::vector<std::pair<std::size_t, ordered_json>> read_json_lines(const fs::path& path, const std::string& first_field,
                                                           detail::Problems& problems, std::size_t& rows) {
   detail::LineReader in(path);
   const std::string file = path.filename().string();
-  std::vector<std::pair<std::size_t, json>> out;
+  std::vector<std::pair<std::size_t, ordered_json>> out;
   std::string_view line;
   rows = 0;
   while (in.next(line)) {
@@ -70,7 +70,7 @@ std::vector<std::pair<std::size_t, json>> read_json_lines(const fs::path& path, 
       problems.row("invalid_utf8", {file, n, detail::json_key_before(line, bad)}, fmt::format("invalid UTF-8 at column {}", bad + 1));
       continue;
     }
-    json record;
+    ordered_json record;
     try {
       record = detail::parse_ordered_json(line, file, n);
     } catch (const ParseError& e) {

@@ -15,7 +15,7 @@ using namespace lamia;
 
 namespace {
 
-std::filesystem::path corpus(const std::string& format, const std::string& name) {
+std::filesystem::path bad_input_path(const std::string& format, const std::string& name) {
   return std::filesystem::path(LAMIA_TEST_DATA_DIR) / format / name;
 }
 
@@ -24,7 +24,7 @@ template <class E>
 std::string expect_error(const std::string& format, const std::string& name, const std::string& file,
                          std::size_t line, const std::string& field, LoadOptions options = {}) {
   try {
-    load_dataset(format, corpus(format, name), options);
+    load_dataset(format, bad_input_path(format, name), options);
   } catch (const E& e) {
     std::string what = e.what();
     INFO(what);
@@ -44,7 +44,7 @@ std::string expect_error(const std::string& format, const std::string& name, con
 // Folder-level problems are IOErrors naming the folder and the file that is missing or extra.
 std::string expect_io_error(const std::string& format, const std::string& name, const std::string& mention) {
   try {
-    load_dataset(format, corpus(format, name));
+    load_dataset(format, bad_input_path(format, name));
   } catch (const IOError& e) {
     std::string what = e.what();
     INFO(what);
@@ -62,7 +62,7 @@ LoadReport expect_lenient(const std::string& format, const std::string& name, co
   LoadOptions options;
   options.lenient = true;
   LoadReport report;
-  load_dataset(format, corpus(format, name), options, report);
+  load_dataset(format, bad_input_path(format, name), options, report);
   CHECK(report.warnings[kind] == 1);
   CHECK(report.num_warnings() == report.messages.size());
   REQUIRE(report.messages.size() >= 1);
@@ -98,7 +98,7 @@ TEST_CASE("movielens: an empty ratings file") {
   LoadOptions lenient;
   lenient.lenient = true;
   // Nothing to recover from: structural problems throw even when lenient.
-  CHECK_THROWS_AS(load_dataset("movielens", corpus("movielens", "empty_file"), lenient), ParseError);
+  CHECK_THROWS_AS(load_dataset("movielens", bad_input_path("movielens", "empty_file"), lenient), ParseError);
 }
 TEST_CASE("movielens: a rating that is not a number") {
   expect_error<ParseError>("movielens", "bad_number", "ratings.csv", 2, "rating");
@@ -182,7 +182,7 @@ TEST_CASE("amazon: a review of an item without metadata") {
   LoadOptions skip;
   skip.unknown_items = UnknownItems::kSkip;
   LoadReport report;
-  auto ds = load_dataset("amazon", corpus("amazon", "unknown_item"), skip, report);
+  auto ds = load_dataset("amazon", bad_input_path("amazon", "unknown_item"), skip, report);
   CHECK(ds.interactions.size() == 2);
   CHECK(report.counts["unknown_item_skipped"] == 1);
   CHECK(report.num_warnings() == 0);
@@ -209,7 +209,7 @@ TEST_CASE("hm: a transaction of an unknown article") {
   expect_error<ParseError>("hm", "unknown_item", "transactions_train.csv", 4, "article_id");
   LoadOptions add;
   add.unknown_items = UnknownItems::kAdd;
-  auto ds = load_dataset("hm", corpus("hm", "unknown_item"), add);
+  auto ds = load_dataset("hm", bad_input_path("hm", "unknown_item"), add);
   auto item = ds.catalog.find("0999999999");
   REQUIRE(item);
   CHECK_FALSE(ds.catalog.has_text(*item));
@@ -235,7 +235,7 @@ TEST_CASE("csv: interactions without the mapped user column") {
   expect_error<ParseError>("csv", "missing_column", "interactions.csv", 1, "user_id");
   LoadOptions mapped;
   mapped.mapping.user_id = "user";
-  CHECK(load_dataset("csv", corpus("csv", "missing_column"), mapped).interactions.size() == 1);
+  CHECK(load_dataset("csv", bad_input_path("csv", "missing_column"), mapped).interactions.size() == 1);
 }
 TEST_CASE("csv: an interaction with an unknown item id") {
   expect_error<ParseError>("csv", "unknown_item", "interactions.csv", 3, "item_id");
@@ -243,10 +243,10 @@ TEST_CASE("csv: an interaction with an unknown item id") {
 
 // --- the entry point ---------------------------------------------------------------------------
 TEST_CASE("load_dataset rejects unknown formats and missing folders") {
-  CHECK_THROWS_AS(load_dataset("parquet", corpus("csv", "ok")), ValueError);
-  CHECK_THROWS_WITH(load_dataset("parquet", corpus("csv", "ok")), Catch::Contains("movielens"));
-  CHECK_THROWS_AS(load_dataset("movielens", corpus("movielens", "no_such_case")), IOError);
-  CHECK_THROWS_AS(load_dataset("movielens", corpus("movielens", "ok") / "movies.csv"), IOError);
+  CHECK_THROWS_AS(load_dataset("parquet", bad_input_path("csv", "ok")), ValueError);
+  CHECK_THROWS_WITH(load_dataset("parquet", bad_input_path("csv", "ok")), Catch::Contains("movielens"));
+  CHECK_THROWS_AS(load_dataset("movielens", bad_input_path("movielens", "no_such_case")), IOError);
+  CHECK_THROWS_AS(load_dataset("movielens", bad_input_path("movielens", "ok") / "movies.csv"), IOError);
 }
 
 // --- robustness: cut or corrupt the well-formed cases anywhere --------------------------------
@@ -282,7 +282,7 @@ TEST_CASE("cutting or corrupting any file of a good case gives a dataset or a la
     return rng;
   };
   for (const std::string format : {"movielens", "mind", "amazon-lcrec", "amazon", "hm", "jsonl", "csv"}) {
-    auto good = corpus(format, "ok");
+    auto good = bad_input_path(format, "ok");
     for (const auto& entry : fs::directory_iterator(good)) {
       std::string bytes = read_file(entry.path());
       auto name = entry.path().filename().string();

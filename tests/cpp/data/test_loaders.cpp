@@ -1,5 +1,6 @@
 // The loaders on the well-formed corpus cases, and their internals (CSV reader, UTF-8,
 // Python literals, times).
+#include "temp_dir.hpp"
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/detail/json_io.hpp>
@@ -21,20 +22,6 @@ namespace {
 fs::path corpus(const std::string& format, const std::string& name) {
   return fs::path(LAMIA_TEST_DATA_DIR) / format / name;
 }
-
-// A scratch folder removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("lamia_test_loaders_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& p, detail::CsvDialect d = {}) {
   detail::CsvReader r(p, d);
@@ -67,7 +54,7 @@ TEST_CASE("UTF-8 validation accepts valid text and finds the first bad byte") {
 }
 
 TEST_CASE("CSV reader: quotes, escaped quotes, embedded newlines, CRLF, BOM, blank lines") {
-  TempDir dir("csv");
+  lamia::testing::TempDir dir;
   auto p = dir.path / "a.csv";
   write_text_atomically(p, "\xEF\xBB\xBFh1,h2,h3\r\n1,\"a,b\",\"say \"\"hi\"\"\"\r\n\r\n2,\"two\r\nlines\",x\"y\n3,,\"\"\n4,last,no-newline");
   auto rows = read_csv(p);
@@ -85,7 +72,7 @@ TEST_CASE("CSV reader: quotes, escaped quotes, embedded newlines, CRLF, BOM, bla
 }
 
 TEST_CASE("CSV reader: records that straddle the 256 KiB read chunks are parsed whole") {
-  TempDir dir("chunks");
+  lamia::testing::TempDir dir;
   auto p = dir.path / "big.csv";
   std::string text;
   const std::string long_field(700000, 'x');
@@ -101,7 +88,7 @@ TEST_CASE("CSV reader: records that straddle the 256 KiB read chunks are parsed 
 }
 
 TEST_CASE("TSV without quoting keeps quotes literally; gzip is read transparently") {
-  TempDir dir("tsv");
+  lamia::testing::TempDir dir;
   auto p = dir.path / "a.tsv.gz";
   const std::string content = "\"N1\tA \"quoted\" title\n";
   gzFile f = gzopen(p.c_str(), "wb");
@@ -269,7 +256,7 @@ TEST_CASE("csv: TSV files with quoting, sorted by ISO dates") {
 }
 
 TEST_CASE("interactions-only generic data adds every item without text") {
-  TempDir dir("generic");
+  lamia::testing::TempDir dir;
   write_text_atomically(dir.path / "interactions.csv", "user_id,item_id\nu,x\nu,y\nv,x\n");
   LoadReport report;
   auto ds = load_dataset("csv", dir.path, {}, report);
@@ -286,7 +273,7 @@ TEST_CASE("unknown-item policies parse by name") {
 }
 
 TEST_CASE("lenient loads keep only the first max_messages messages but count all") {
-  TempDir dir("lenient");
+  lamia::testing::TempDir dir;
   std::string ratings = "userId,movieId,rating,timestamp\n";
   for (int i = 0; i < 30; ++i) ratings += "1,1,bad,1\n";
   ratings += "1,1,4.0,1\n";
@@ -326,7 +313,7 @@ TEST_CASE("flat JSON objects of strings are read without a JSON tree, with every
 }
 
 TEST_CASE("amazon: the 2023 release's keys (parent_asin, user_id, rating, timestamp in ms)") {
-  TempDir dir("amazon2023");
+  lamia::testing::TempDir dir;
   write_text_atomically(dir.path / "meta_Office_Products.jsonl",
                         "{\"parent_asin\": \"P1\", \"title\": \"Desk\", \"description\": [\"Oak\", \"desk\"], "
                         "\"store\": \"Ikea\", \"categories\": [\"Office\", \"Furniture\"], \"price\": null}\n"

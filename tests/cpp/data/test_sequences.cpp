@@ -1,3 +1,4 @@
+#include "temp_dir.hpp"
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/sequences.hpp>
@@ -39,21 +40,6 @@ Dataset make_dataset(int users, int items, const std::function<int(int)>& length
   }
   return d;
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("lamia_seq_test_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "_" +
-            std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::vector<std::string> ids(int n) {
   std::vector<std::string> v;
@@ -229,7 +215,7 @@ TEST_CASE("shuffle_users gives the same order on every platform (golden)") {
 }
 
 TEST_CASE("a saved user order is reused exactly by a later run") {
-  TempDir dir;
+  lamia::testing::TempDir dir;
   const auto path = dir.path / "users.order";
   auto users = ids(50);
   auto first = load_or_create_user_order(path, users, 11);
@@ -254,7 +240,7 @@ TEST_CASE("a saved user order is reused exactly by a later run") {
 }
 
 TEST_CASE("a user order that does not match the users is rejected with a clear error") {
-  TempDir dir;
+  lamia::testing::TempDir dir;
   const auto path = dir.path / "users.order";
   save_user_order(path, shuffle_users(ids(10), 3));
 
@@ -270,7 +256,7 @@ TEST_CASE("a user order that does not match the users is rejected with a clear e
 }
 
 TEST_CASE("corrupted user order files are rejected naming the line") {
-  TempDir dir;
+  lamia::testing::TempDir dir;
   const auto path = dir.path / "bad.order";
   auto expect_parse_error = [&](const std::string& content, const std::string& what) {
     write_text_atomically(path, content);

@@ -14,7 +14,7 @@ using namespace lamia;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path fresh_dir(const std::string& name) {
+fs::path checkpoint_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("lamia_nn_ckpt_" + std::to_string(::getpid())) / name;
   fs::remove_all(d);
   fs::create_directories(d);
@@ -30,7 +30,7 @@ torch::Tensor logits(DecoderImpl& d, const torch::Tensor& ids) {
 TEST_CASE("checkpoint: HF config round trip", "[nn][checkpoint]") {
   auto o = DecoderOptions(100, 64, 3, 4).ffn_dim(96).word_embed_proj_dim(32).do_layer_norm_before(false).dropout(0.05)
                .pad_token_id(0).tie_word_embeddings(false).max_position_embeddings(128);
-  auto dir = fresh_dir("config");
+  auto dir = checkpoint_dir("config");
   o.to_hf_config(dir / "config.json");
   auto b = DecoderOptions::from_hf_config(dir / "config.json");
   CHECK(b.vocab_size() == 100);
@@ -56,7 +56,7 @@ TEST_CASE("checkpoint: save_pretrained / load_pretrained round trip, single file
   Decoder d(DecoderOptions(60, 32, 2, 4).word_embed_proj_dim(16).do_layer_norm_before(false).dropout(0.0)
                 .tie_word_embeddings(tie).max_position_embeddings(40));
   d->eval();
-  auto dir = fresh_dir("rt_" + std::to_string(shard) + (tie ? "_tied" : "_untied"));
+  auto dir = checkpoint_dir("rt_" + std::to_string(shard) + (tie ? "_tied" : "_untied"));
   save_pretrained(*d, dir, shard);
   if (shard > 0) {
     CHECK(fs::exists(dir / "model.safetensors.index.json"));
@@ -82,7 +82,7 @@ TEST_CASE("checkpoint: fp16 and bf16 weights on disk are converted to the module
   torch::manual_seed(12);
   Decoder d(DecoderOptions(50, 32, 1, 2).dropout(0.0).max_position_embeddings(16));
   d->eval();
-  auto dir = fresh_dir(std::string("half_") + c10::toString(dt));
+  auto dir = checkpoint_dir(std::string("half_") + c10::toString(dt));
   save_pretrained(*d, dir, 0, dt);
   CHECK(load_safetensors(dir / "model.safetensors").at("model.decoder.embed_tokens.weight").scalar_type() == dt);
   auto e = load_pretrained(dir);
@@ -119,7 +119,7 @@ TEST_CASE("checkpoint: missing, unexpected and mismatched tensors are named", "[
 
 TEST_CASE("checkpoint: a sharded index naming an absent tensor is an error", "[nn][checkpoint]") {
   Decoder d(DecoderOptions(50, 32, 1, 2).max_position_embeddings(16));
-  auto dir = fresh_dir("badindex");
+  auto dir = checkpoint_dir("badindex");
   save_pretrained(*d, dir, 8000);
   auto text = read_file(dir / "model.safetensors.index.json");
   auto pos = text.find("\"weight_map\": {");

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
+fs::path loop_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("lamia_nn_loop_" + std::to_string(::getpid())) / name;
   fs::remove_all(d);
   fs::create_directories(d);
@@ -127,7 +127,7 @@ TEST_CASE("loop: records average the named parts, lines come at multiples of log
 }
 
 TEST_CASE("loop: a resumed run equals an uninterrupted one; only early stopping is final", "[nn][training_loop]") {
-  const auto dir = fresh_dir("resume");
+  const auto dir = loop_dir("resume");
   const auto ckpt = (dir / "loop.ckpt").string();
   RegressionTask full_task(1);
   auto full = TrainingLoop(full_task, loop_options().log_every(2)).run();
@@ -172,7 +172,7 @@ TEST_CASE("loop: a resumed run equals an uninterrupted one; only early stopping 
 }
 
 TEST_CASE("loop: a non-finite loss names the step, parts and batch, and keeps the checkpoint", "[nn][training_loop]") {
-  const auto dir = fresh_dir("nan");
+  const auto dir = loop_dir("nan");
   const auto ckpt = (dir / "loop.ckpt").string();
   RegressionTask task(1);
   TrainingLoop(task, loop_options().max_steps(2).checkpoint_path(ckpt)).run();

@@ -5,7 +5,18 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
 namespace lamia::testing {
+
+/// The bytes of a file.
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
 
 /// num_items items with the synthetic catalog's 4 attributes (title, description, tags, category).
 inline Catalog tiny_catalog(std::int64_t num_items, std::uint64_t seed = 7) {

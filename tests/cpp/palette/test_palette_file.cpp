@@ -1,5 +1,6 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/palette/palette_file.hpp>
+#include "palette_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
@@ -14,16 +15,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
+fs::path palette_file_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("lamia_palette_file_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 void spit(const fs::path& p, const std::string& s) {
@@ -34,7 +30,7 @@ void spit(const fs::path& p, const std::string& s) {
 }  // namespace
 
 TEST_CASE("palettes round-trip with their item ids, streamed in batches", "[palette][file]") {
-  auto dir = temp_dir("roundtrip");
+  auto dir = palette_file_dir("roundtrip");
   torch::manual_seed(0);
   auto palettes = torch::randn({7, 3, 5});
   std::vector<std::string> ids = {"a", "bb", "", "item-4", "é", "x", "last"};
@@ -60,24 +56,24 @@ TEST_CASE("palettes round-trip with their item ids, streamed in batches", "[pale
 }
 
 TEST_CASE("a failed export leaves the previous file untouched", "[palette][file]") {
-  auto dir = temp_dir("atomic");
+  auto dir = palette_file_dir("atomic");
   save_palettes(dir / "p.bin", {"a"}, torch::ones({1, 1, 2}));
-  const auto before = slurp(dir / "p.bin");
+  const auto before = testing::slurp(dir / "p.bin");
   CHECK_THROWS_AS(write_palette_file(dir / "p.bin", {"a", "b"}, 1, 2,
                                      [](std::int64_t, std::int64_t) { return torch::ones({1, 1, 3}); }),
                   ValueError);
   CHECK_THROWS_WITH(write_palette_file(dir / "p.bin", {"a"}, 1, 2,
                                        [](std::int64_t, std::int64_t) { return torch::full({1, 1, 2}, NAN); }),
                     Catch::Contains("non-finite"));
-  CHECK(slurp(dir / "p.bin") == before);
+  CHECK(testing::slurp(dir / "p.bin") == before);
   CHECK_THROWS_AS(save_palettes(dir / "p.bin", {"a", "b"}, torch::ones({1, 1, 2})), c10::ValueError);
   fs::remove_all(dir);
 }
 
 TEST_CASE("corrupted palette files are rejected with the field at fault", "[palette][file]") {
-  auto dir = temp_dir("corrupt");
+  auto dir = palette_file_dir("corrupt");
   save_palettes(dir / "good.bin", {"a", "b"}, torch::randn({2, 2, 3}));
-  const auto good = slurp(dir / "good.bin");
+  const auto good = testing::slurp(dir / "good.bin");
   auto expect = [&](std::string bytes, const std::string& field) {
     spit(dir / "bad.bin", bytes);
     try {
@@ -114,7 +110,7 @@ TEST_CASE("corrupted palette files are rejected with the field at fault", "[pale
 }
 
 TEST_CASE("PaletteFileReader reads ranges and checks the checksum by streaming", "[palette][file]") {
-  auto dir = temp_dir("reader");
+  auto dir = palette_file_dir("reader");
   auto x = torch::randn({37, 3, 5});
   std::vector<std::string> ids;
   for (int i = 0; i < 37; ++i) ids.push_back("item" + std::to_string(i));
@@ -130,7 +126,7 @@ TEST_CASE("PaletteFileReader reads ranges and checks the checksum by streaming",
   CHECK_THROWS_AS(r.read(30, 38), IndexError);
   CHECK_THROWS_AS(r.read(-1, 3), IndexError);
   // A flipped bit in the palettes: found on open, or by verify_checksum() when open skips it.
-  auto bytes = slurp(dir / "p.bin");
+  auto bytes = testing::slurp(dir / "p.bin");
   bytes[bytes.size() - 10] ^= 0x40;
   spit(dir / "bad.bin", bytes);
   try {

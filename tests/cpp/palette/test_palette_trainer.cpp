@@ -19,16 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
+fs::path trainer_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("lamia_palette_trainer_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 PaletteSetup small_setup(std::int64_t items, double dropout, std::uint64_t seed = 0, std::int64_t hidden = 32) {
@@ -81,7 +76,7 @@ TEST_CASE("training reduces every loss part and beats an untrained encoder", "[p
 }
 
 TEST_CASE("interrupted and resumed training equals uninterrupted training", "[palette][trainer]") {
-  auto dir = temp_dir("resume");
+  auto dir = trainer_dir("resume");
   auto options = [&](std::int64_t max_steps, const std::string& ckpt) {
     return PaletteTrainerOptions()
         .batch_size(8)
@@ -128,13 +123,13 @@ TEST_CASE("interrupted and resumed training equals uninterrupted training", "[pa
 }
 
 TEST_CASE("a non-finite loss stops training, names the step and items, keeps the checkpoint", "[palette][trainer]") {
-  auto dir = temp_dir("nan");
+  auto dir = trainer_dir("nan");
   auto s = small_setup(12, 0.0);
   const auto ckpt = (dir / "ckpt.pt").string();
   auto opts = PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).max_steps(2).validation_fraction(0).log_every(0)
                   .checkpoint_path(ckpt);
   PaletteTrainer(s.encoder, s.catalog, opts).train();
-  const auto before = slurp(ckpt);
+  const auto before = testing::slurp(ckpt);
   {
     torch::NoGradGuard no_grad;
     s.encoder->decoder->embed_tokens_->weight.fill_(std::numeric_limits<float>::quiet_NaN());
@@ -148,7 +143,7 @@ TEST_CASE("a non-finite loss stops training, names the step and items, keeps the
     CHECK_THAT(msg, Catch::Contains("non-finite loss") && Catch::Contains("at step 1") &&
                         Catch::Contains("items of the batch: i") && Catch::Contains("is kept"));
   }
-  CHECK(slurp(ckpt) == before);
+  CHECK(testing::slurp(ckpt) == before);
   fs::remove_all(dir);
 }
 
@@ -186,7 +181,7 @@ TEST_CASE("epoch batches are grouped by length and cover every sample once", "[p
 }
 
 TEST_CASE("exported palettes are the encoder's, with item ids, readable back", "[palette][export]") {
-  auto dir = temp_dir("export");
+  auto dir = trainer_dir("export");
   auto catalog = testing::tiny_catalog(11);
   auto s = make_palette_setup_from_scratch(catalog, PaletteEncoderOptions(4, 2).palette_size(3), testing::tiny_model());
   CHECK(export_palettes(*s.encoder, s.catalog, dir / "palettes.bin", 4) == 11);
@@ -322,7 +317,7 @@ TEST_CASE("training gives the losses recorded before the trainer moved onto Trai
 }
 
 TEST_CASE("a resumed run equals an uninterrupted one bit for bit, records included", "[palette][trainer]") {
-  auto dir = temp_dir("exact");
+  auto dir = trainer_dir("exact");
   const auto ckpt = (dir / "ckpt.pt").string();
   std::ostringstream sink;
   auto options = [&](std::int64_t epochs, std::int64_t max_steps, const std::string& path) {
@@ -365,7 +360,7 @@ TEST_CASE("a resumed run equals an uninterrupted one bit for bit, records includ
 }
 
 TEST_CASE("a run that ended at its epochs continues exactly with more epochs", "[palette][trainer]") {
-  auto dir = temp_dir("more_epochs");
+  auto dir = trainer_dir("more_epochs");
   const auto ckpt = (dir / "ckpt.pt").string();
   auto options = [&](std::int64_t epochs, const std::string& path) {
     return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).seed(4).epochs(epochs)
