@@ -83,6 +83,8 @@ def analyse(folder):
     g = torch.Generator().manual_seed(0)
     random_codes = torch.stack([torch.randint(0, k, (codes.shape[0],), generator=g) for k in sizes], dim=1)
     pal = diag.get("palettes", {})
+    training = os.path.join(folder, "palette_encoder", "training.json")
+    after = json.load(open(training)).get("after", {}) if os.path.exists(training) else {}
     row = {
         "run": os.path.basename(folder.rstrip("/")),
         "collision": collision_rate(codes),
@@ -93,6 +95,8 @@ def analyse(folder):
         "random_ami": mean_off_diagonal(ami_matrix(random_codes)),
         "forced_collision": collision_rate(aspects) if aspects is not None else float("nan"),
         "palette_diag": pal,
+        "gen_acc": (f"gen {after['generation_loss']:.2f} / acc {after['token_accuracy']:.2f}"
+                    if "generation_loss" in after else "gen -"),
     }
     return row
 
@@ -128,7 +132,7 @@ def main():
     print("palette diagnostics (cross-position ridge R^2, chance ~0; probe: best held-out accuracy @ position "
           "(majority-class chance)):")
     for r in rows:
-        print(f"- {r['run']}: {palette_summary(r['palette_diag'])}")
+        print(f"- {r['run']}: {r['gen_acc']} | {palette_summary(r['palette_diag'])}")
 
 
 if __name__ == "__main__":
