@@ -14,9 +14,9 @@
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/recommend/beam_search.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/recommend/exact_scoring.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
 #include <torch/cuda.h>

@@ -103,7 +103,8 @@ LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
   py::class_<SemanticIdTable>(m, "SemanticIdTable", R"doc(
 Items <-> semantic IDs (L codes + 1 index token), with a prefix trie.
 
-Items sharing all L codes get index tokens 0, 1, 2, ... in item order; a new item
+Items sharing all L codes get index tokens 0, 1, 2, ... in the order of a seeded hash of
+the item index (never row or popularity order); a new item
 (add_item) takes the next free index token of its group, so existing IDs never change.)doc")
       .def_static(
           "from_codes",

@@ -342,8 +342,7 @@ Histories in the code-token layout, left-padded so every row ends at the last co
       "batch_size=64, patience=3, checkpoint_path='run/rec.ckpt', log_every=0, ...). Returns the training "
       "result as a dict (steps, stop_reason, train_history, validation_history, best_validation_loss, ...).");
 
-  m.def("table_checksum", &lamia::table_checksum, "table"_a, "FNV-1a 64 of a table's IDs and level sizes.");
-  m.def("semantic_id_checksum", &lamia::semantic_id_checksum, "table"_a, "The checksum a DeviceTrie records.");
+  m.def("table_checksum", &lamia::table_checksum, "table"_a, "FNV-1a 64 of a table's IDs and level sizes: its identity, recorded by tries and saved recommenders.");
   m.def(
       "save_recommender",
       [](const std::filesystem::path& dir, const lamia::DecoderImpl& model, const SemanticIdTable& table,
@@ -425,7 +424,7 @@ model of another layout with ValueError naming both.)doc")
       .def(
           "check_vocabulary", [](const PyTrie& t, const CodeVocabulary& v) { t.trie.check_vocabulary(v); }, "vocab"_a)
       .def(
-          "check_model", [](const PyTrie& t, const lamia::DecoderImpl& model) { t.trie.check_model(model); }, "model"_a,
+          "check_model", [](const PyTrie& t, const lamia::DecoderImpl& model) { t.trie.check_model(model.options().vocab_size(), model.device()); }, "model"_a,
           "ValueError unless the model's vocabulary and device match this trie.")
       .def("__repr__", [](const PyTrie& t) { return fmt::format("DeviceTrie({}, device={})", t.trie.layout(), t.trie.device().str()); });
 

@@ -5,6 +5,7 @@
 #include <lamia/text.hpp>
 #include <lamia/nn.hpp>
 #include <lamia/palette.hpp>
+#include <lamia/ids.hpp>
 #include <lamia/quantize.hpp>
 #include <lamia/evaluate.hpp>
 #include <lamia/recommend.hpp>

@@ -1,6 +1,7 @@
 #pragma once
 // The quantize layer: PCA + K-Means palette quantizer, residual K-Means and
-// RQ-VAE baselines, TF-IDF item embeddings, the semantic-ID table, diagnostics.
+// RQ-VAE baselines, TF-IDF item embeddings, diagnostics (the semantic-ID table is lamia/ids.hpp).
+#include <lamia/ids.hpp>
 #include <lamia/quantize/diagnostics.hpp>
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/mutual_info.hpp>
@@ -10,5 +11,4 @@
 #include <lamia/quantize/pca.hpp>
 #include <lamia/quantize/residual_kmeans.hpp>
 #include <lamia/quantize/rq_vae.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
 #include <lamia/quantize/text_embedding.hpp>

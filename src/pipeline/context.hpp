@@ -6,7 +6,7 @@
 #include <lamia/data/sequences.hpp>
 #include <lamia/palette/setup.hpp>
 #include <lamia/pipeline/pipeline_config.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>

@@ -6,7 +6,7 @@
 #include <lamia/recommend/beam_search.hpp>
 #include <lamia/recommend/constraints.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -6,7 +6,7 @@
 #include <lamia/pipeline/manifest.hpp>
 #include <lamia/pipeline/report.hpp>
 #include <lamia/quantize/pca.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>

@@ -77,7 +77,7 @@ BeamSearchResult beam_search(DecoderImpl& model, const DeviceTrie& trie, const E
     throw ValueError(fmt::format("beam_search: beam_width, top_k and batch_size must be >= 1, got {}, {}, {}",
                                  options.beam_width, options.top_k, options.batch_size));
   }
-  trie.check_model(model, "beam_search");
+  trie.check_model(model.options().vocab_size(), model.device(), "beam_search");
   detail::check_histories(histories, trie, "beam_search");
   const auto dev = trie.device();
   const auto B = histories.tokens.size(0);

@@ -2,8 +2,8 @@
 // Internals shared by beam_search.cpp and exact_scoring.cpp (not installed).
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
 #include <torch/cuda.h>

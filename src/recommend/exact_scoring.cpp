@@ -74,7 +74,7 @@ torch::Tensor score_all_items(DecoderImpl& model, const DeviceTrie& trie, const 
                                  "and {}",
                                  options.max_rows, options.batch_size, options.nodes_per_row));
   }
-  trie.check_model(model, "score_all_items");
+  trie.check_model(model.options().vocab_size(), model.device(), "score_all_items");
   detail::check_histories(histories, trie, "score_all_items");
   const auto dev = trie.device();
   const auto B = histories.tokens.size(0);

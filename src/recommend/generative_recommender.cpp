@@ -270,17 +270,6 @@ TrainingResult train_recommender(Decoder model, const SemanticIdTable& table,
   return loop.run();
 }
 
-std::uint64_t table_checksum(const SemanticIdTable& table) {
-  std::uint64_t h = 1469598103934665603ULL;
-  auto mix = [&](std::uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
-  mix(std::uint64_t(table.num_items()));
-  for (auto s : table.codebook_sizes()) mix(std::uint64_t(s));
-  for (std::int64_t i = 0; i < table.num_items(); ++i) {
-    const auto* id = table.id_data(ItemIndex(i));
-    for (std::int64_t l = 0; l < table.id_length(); ++l) mix(std::uint64_t(std::uint32_t(id[l])));
-  }
-  return h;
-}
 
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
                       const RecommenderModelOptions& options) {

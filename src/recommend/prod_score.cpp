@@ -1,5 +1,5 @@
 #include <lamia/core/errors.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/prod_score.hpp>
 

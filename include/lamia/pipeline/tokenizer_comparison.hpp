@@ -7,7 +7,7 @@
 #include <lamia/quantize/palette_quantizer.hpp>
 #include <lamia/quantize/residual_kmeans.hpp>
 #include <lamia/quantize/rq_vae.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -56,6 +56,13 @@ struct TokenizerResult {
 /// float32 (one per item, e.g. mean-pooled hidden states of the same model);
 /// labels: optional n x A ground truth (the synthetic aspects) with names.
 std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, const torch::Tensor& embeddings,
+                                                const TokenizerComparisonOptions& options,
+                                                const torch::Tensor& labels = {},
+                                                const std::vector<std::string>& label_names = {});
+/// The same with the palettes read a chunk at a time (e.g. PaletteSource::from_reader of
+/// palettes.bin): LAMIA's quantizer fits and codes from the source, so only one chunk of the
+/// palettes is in memory. Same results as the tensor version on the same palettes.
+std::vector<TokenizerResult> compare_tokenizers(const PaletteSource& palettes, const torch::Tensor& embeddings,
                                                 const TokenizerComparisonOptions& options,
                                                 const torch::Tensor& labels = {},
                                                 const std::vector<std::string>& label_names = {});

@@ -19,7 +19,7 @@
 // Example:
 //   nlohmann::json d = lamia::diagnose_codes(table.codes(), table.codebook_sizes(), aspects);
 #include <lamia/quantize/mutual_info.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>

@@ -15,7 +15,7 @@
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/palette_source.hpp>
 #include <lamia/quantize/pca.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>

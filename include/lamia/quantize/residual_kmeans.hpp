@@ -10,7 +10,7 @@
 //   rk.fit(embeddings);                       // n x D float32
 //   lamia::SemanticIdTable table = rk.table();
 #include <lamia/quantize/kmeans.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>

@@ -13,7 +13,7 @@
 //   lamia::RqVaeTrainReport r = lamia::train_rq_vae(model, embeddings);   // n x 768
 //   torch::Tensor codes = model->encode(embeddings);                      // n x 3
 //   auto table = lamia::SemanticIdTable::from_codes(codes, model->codebook_sizes());
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/arg.h>

@@ -26,9 +26,9 @@
 //   auto r = lamia::beam_search(*model, trie, h, options, lamia::ConstraintSet().add(lamia::ExcludeHistory{}));
 //   // r.items[b] are user b's top items, best first; r.scores[b] their log-probabilities
 #include <lamia/core/options.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/recommend/constraints.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <torch/types.h>
 

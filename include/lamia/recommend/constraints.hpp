@@ -21,8 +21,8 @@
 //   constraints.add(lamia::AllowItems::per_user(candidates));  // one list per history row
 //   auto result = lamia::beam_search(*model, trie, histories, options, constraints);
 #include <lamia/data/catalog.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <torch/types.h>
 

@@ -26,8 +26,8 @@
 //   exact.masked_fill_(constraints.banned_items({trie, histories, 0, B}), -INFINITY);
 //   double agree = lamia::beam_exact_agreement(beam.items, exact, 10);
 #include <lamia/core/options.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <torch/types.h>
 

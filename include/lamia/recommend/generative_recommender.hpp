@@ -14,8 +14,8 @@
 #include <lamia/data/sequences.hpp>
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/training_loop.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
@@ -160,8 +160,6 @@ double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& ta
                                    const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
                                    std::int64_t batch_size = 256);
 
-/// A 64-bit FNV-1a checksum of a table's IDs and level sizes: what a trained recommender was built for.
-std::uint64_t table_checksum(const SemanticIdTable& table);
 
 /// A trained recommender folder: the decoder as a Hugging Face OPT folder (config.json,
 /// model.safetensors) and recommender.json (vocabulary, model options, table checksum).

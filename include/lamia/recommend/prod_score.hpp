@@ -11,7 +11,7 @@
 //   lamia::RankingMetrics m;  for (auto r : ranks) m.add(r);
 #include <lamia/data/sequences.hpp>
 #include <lamia/nn/decoder.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <cstdint>
 #include <vector>

@@ -15,7 +15,7 @@
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/prod_score.hpp>
 #include <lamia/recommend/sasrec.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>

@@ -4,7 +4,7 @@
 #include <lamia/core/version.hpp>
 #include <lamia/pipeline/metrics_table.hpp>
 #include <lamia/pipeline/pipeline.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

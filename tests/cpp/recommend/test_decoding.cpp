@@ -3,10 +3,10 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
 #include <lamia/recommend/beam_search.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/recommend/constraints.hpp>
 #include <lamia/recommend/exact_scoring.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>

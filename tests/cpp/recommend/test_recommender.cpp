@@ -1,6 +1,6 @@
 // The generative recommender's token layout, batches, loss, training loop and SASRec.
 #include <lamia/core/errors.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/sasrec.hpp>
 

@@ -3,7 +3,7 @@
 // tokens] (default positions, causal mask), log_softmax at the last position.
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/lora.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>

@@ -1,6 +1,5 @@
 #include <lamia/core/errors.hpp>
-#include <lamia/nn/decoder.hpp>
-#include <lamia/recommend/trie.hpp>
+#include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,16 +11,6 @@ namespace lamia {
 
 namespace {
 
-constexpr std::uint64_t kFnvOffset = 1469598103934665603ULL;
-constexpr std::uint64_t kFnvPrime = 1099511628211ULL;
-
-void fnv_mix(std::uint64_t& h, std::uint64_t value) {
-  for (int byte = 0; byte < 8; ++byte) {
-    h ^= (value >> (8 * byte)) & 0xffU;
-    h *= kFnvPrime;
-  }
-}
-
 std::string layout_of(const std::vector<std::int64_t>& sizes, std::int64_t vocab_size, std::int64_t items,
                       std::uint64_t checksum) {
   return fmt::format("levels [{}] ({} tokens), {} items, IDs checksum {:#018x}", fmt::join(sizes, ", "), vocab_size,
@@ -30,25 +19,12 @@ std::string layout_of(const std::vector<std::int64_t>& sizes, std::int64_t vocab
 
 }  // namespace
 
-std::uint64_t semantic_id_checksum(const SemanticIdTable& table) {
-  std::uint64_t h = kFnvOffset;
-  fnv_mix(h, std::uint64_t(table.codebook_sizes().size()));
-  for (auto s : table.codebook_sizes()) fnv_mix(h, std::uint64_t(s));
-  fnv_mix(h, std::uint64_t(table.num_items()));
-  const auto W = table.id_length();
-  for (std::int64_t i = 0; i < table.num_items(); ++i) {
-    const auto* id = table.id_data(ItemIndex(i));
-    for (std::int64_t l = 0; l < W; ++l) fnv_mix(h, std::uint64_t(std::uint32_t(id[l])));
-  }
-  return h;
-}
-
 DeviceTrie::DeviceTrie(const SemanticIdTable& table, const CodeVocabulary& vocab, torch::Device device)
     : vocab_(vocab), device_(device) {
   vocab.check_table(table, "DeviceTrie");
   num_nodes_ = table.num_nodes();
   num_items_ = table.num_items();
-  checksum_ = semantic_id_checksum(table);
+  checksum_ = table_checksum(table);
   const auto W = table.id_length();  // leaves are at depth W
   const auto N = num_nodes_;
 
@@ -172,7 +148,7 @@ torch::Tensor DeviceTrie::find_items(const torch::Tensor& tokens) const {
 std::string DeviceTrie::layout() const { return layout_of(vocab_.level_sizes(), vocab_.size(), num_items_, checksum_); }
 
 void DeviceTrie::check_table(const SemanticIdTable& table, const char* what) const {
-  const auto sum = semantic_id_checksum(table);
+  const auto sum = table_checksum(table);
   if (table.codebook_sizes() != vocab_.level_sizes() || table.num_items() != num_items_ || sum != checksum_) {
     const auto table_vocab = table.codebook_sizes().empty() ? std::int64_t(0) : CodeVocabulary(table.codebook_sizes()).size();
     throw ValueError(fmt::format("{}: the trie was built for another table: trie {}; table {}", what, layout(),
@@ -187,18 +163,18 @@ void DeviceTrie::check_vocabulary(const CodeVocabulary& vocab, const char* what)
   }
 }
 
-void DeviceTrie::check_model(const DecoderImpl& model, const char* what) const {
-  const auto V = model.options().vocab_size();
+void DeviceTrie::check_model(std::int64_t model_vocab_size, torch::Device model_device, const char* what) const {
+  const auto V = model_vocab_size;
   if (V != vocab_.size()) {
     throw ValueError(fmt::format(
         "{}: the model has a vocabulary of {} tokens, but the trie's layout is {} (a model and a trie built for "
         "different tables)",
         what, V, layout()));
   }
-  if (model.device() != device_) {
+  if (model_device != device_) {
     throw ValueError(fmt::format("{}: the model is on {}, the trie on {} (build the trie with the model's device or "
                                  "call trie.to(model->device()))",
-                                 what, model.device().str(), device_.str()));
+                                 what, model_device.str(), device_.str()));
   }
 }
 

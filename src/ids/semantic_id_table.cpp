@@ -1,7 +1,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/core/binary_io.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -353,6 +353,18 @@ void SemanticIdTable::dump(const std::filesystem::path& path) const { write_text
 bool SemanticIdTable::operator==(const SemanticIdTable& other) const {
   return num_items_ == other.num_items_ && num_levels_ == other.num_levels_ &&
          codebook_sizes_ == other.codebook_sizes_ && ids_ == other.ids_;
+}
+
+std::uint64_t table_checksum(const SemanticIdTable& table) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](std::uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+  mix(std::uint64_t(table.num_items()));
+  for (auto s : table.codebook_sizes()) mix(std::uint64_t(s));
+  for (std::int64_t i = 0; i < table.num_items(); ++i) {
+    const auto* id = table.id_data(ItemIndex(i));
+    for (std::int64_t l = 0; l < table.id_length(); ++l) mix(std::uint64_t(std::uint32_t(id[l])));
+  }
+  return h;
 }
 
 }  // namespace lamia

@@ -18,8 +18,8 @@
 //   auto vocab = lamia::CodeVocabulary::for_table(table);
 //   lamia::DeviceTrie trie(table, vocab, model->device());
 //   auto step = trie.children(beam_nodes, depth);  // [M, max_children(depth)] nodes + valid mask
-#include <lamia/quantize/semantic_id_table.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 
 #include <torch/types.h>
 
@@ -28,8 +28,6 @@
 #include <vector>
 
 namespace lamia {
-
-class DecoderImpl;
 
 /// The children of M trie nodes, padded to the widest node of their depth.
 struct TrieChildren {
@@ -53,7 +51,7 @@ class DeviceTrie {
   /// L + 1: the depth of the leaves, the number of decoding steps.
   std::int64_t id_length() const noexcept { return vocab_.num_levels(); }
   const CodeVocabulary& vocabulary() const noexcept { return vocab_; }
-  /// FNV-1a 64 of the level sizes and every item's ID (the table's identity).
+  /// table_checksum() of the table it was built from (the table's identity).
   std::uint64_t checksum() const noexcept { return checksum_; }
 
   /// First node of depth d (0..L+2; depth_begin(L+2) == num_nodes()).
@@ -88,8 +86,9 @@ class DeviceTrie {
   /// ValueError naming both layouts unless vocab has this trie's level sizes.
   void check_vocabulary(const CodeVocabulary& vocab, const char* what = "DeviceTrie") const;
   /// ValueError naming the model's vocabulary size and this trie's layout unless they agree, and
-  /// naming both devices when the model does not live on the trie's device.
-  void check_model(const DecoderImpl& model, const char* what = "DeviceTrie") const;
+  /// naming both devices when the model does not live on the trie's device. Takes the model's
+  /// vocabulary size and device (not the model) so that the ids component does not depend on nn.
+  void check_model(std::int64_t model_vocab_size, torch::Device model_device, const char* what = "DeviceTrie") const;
 
  private:
   CodeVocabulary vocab_;
@@ -101,8 +100,5 @@ class DeviceTrie {
   std::vector<std::int64_t> max_children_;  // L+2 entries
   torch::Tensor first_child_, num_children_, edge_token_, leaf_item_, item_count_, parent_, item_leaf_;
 };
-
-/// The checksum DeviceTrie records: FNV-1a 64 over the level sizes and the IDs in item order.
-std::uint64_t semantic_id_checksum(const SemanticIdTable& table);
 
 }  // namespace lamia

@@ -1,6 +1,6 @@
 // SemanticIdTable: collisions, lookups, the prefix trie, the file format.
 #include <lamia/core/errors.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <catch2/catch.hpp>
 

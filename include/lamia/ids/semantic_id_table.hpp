@@ -151,4 +151,8 @@ class SemanticIdTable {
   std::vector<std::int32_t> depth_start_; // first node of each depth 0..L+1, plus num_nodes
 };
 
+/// FNV-1a 64 over a table's item count, level sizes and every item's ID in item order: the table's
+/// identity, recorded by DeviceTrie and by saved recommenders and checkpoints.
+std::uint64_t table_checksum(const SemanticIdTable& table);
+
 }  // namespace lamia

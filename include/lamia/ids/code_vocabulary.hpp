@@ -10,7 +10,7 @@
 //   auto vocab = lamia::CodeVocabulary::for_table(table);
 //   auto batch = lamia::encode_histories(table, vocab, {{3, 17, 5}, {8}}, 20);  // left-padded
 #include <lamia/data/catalog.hpp>
-#include <lamia/quantize/semantic_id_table.hpp>
+#include <lamia/ids/semantic_id_table.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>

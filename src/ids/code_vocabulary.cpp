@@ -1,5 +1,5 @@
 #include <lamia/core/errors.hpp>
-#include <lamia/recommend/code_vocabulary.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
