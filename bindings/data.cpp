@@ -3,6 +3,7 @@
 // Loads release the GIL. Returned Datasets are owned by Python; catalog / interactions
 // attributes of a Dataset are views into it (kept alive by it).
 #include "json_cast.hpp"
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -210,60 +211,10 @@ LAMIA_REGISTER_BINDINGS(kOrderData, data) {
       });
 
   // ---- loaders ----
-  py::class_<FieldMapping>(m, "FieldMapping",
-                           "Which fields of a generic 'jsonl' / 'csv' dataset hold what. The folder holds\n"
-                           "<interactions_file>.jsonl|.csv|.tsv and optionally <items_file>.jsonl|.csv|.tsv.")
-      .def(py::init([](std::string item_id, std::string user_id, std::string timestamp, std::string rating,
-                       std::vector<std::string> text_fields, std::string items_file, std::string interactions_file,
-                       bool sort_by_timestamp) {
-             FieldMapping f;
-             f.item_id = std::move(item_id);
-             f.user_id = std::move(user_id);
-             f.timestamp = std::move(timestamp);
-             f.rating = std::move(rating);
-             f.text_fields = std::move(text_fields);
-             f.items_file = std::move(items_file);
-             f.interactions_file = std::move(interactions_file);
-             f.sort_by_timestamp = sort_by_timestamp;
-             return f;
-           }),
-           py::kw_only(), py::arg("item_id") = "item_id", py::arg("user_id") = "user_id",
-           py::arg("timestamp") = "timestamp", py::arg("rating") = "rating",
-           py::arg("text_fields") = std::vector<std::string>{}, py::arg("items_file") = "items",
-           py::arg("interactions_file") = "interactions", py::arg("sort_by_timestamp") = true,
-           "timestamp / rating: field names ('' for none; Unix seconds or ISO 8601 times). text_fields: the item\n"
-           "fields kept as attributes, in order ([]: all but the id). sort_by_timestamp: stable per user.")
-      .def_readwrite("item_id", &FieldMapping::item_id)
-      .def_readwrite("user_id", &FieldMapping::user_id)
-      .def_readwrite("timestamp", &FieldMapping::timestamp)
-      .def_readwrite("rating", &FieldMapping::rating)
-      .def_readwrite("text_fields", &FieldMapping::text_fields)
-      .def_readwrite("items_file", &FieldMapping::items_file)
-      .def_readwrite("interactions_file", &FieldMapping::interactions_file)
-      .def_readwrite("sort_by_timestamp", &FieldMapping::sort_by_timestamp);
-
-  py::class_<LoadOptions>(m, "LoadOptions", "Options shared by all loaders.")
-      .def(py::init([](bool lenient, const std::string& unknown_items, std::size_t max_messages,
-                       std::optional<FieldMapping> mapping) {
-             LoadOptions o;
-             o.lenient = lenient;
-             o.unknown_items = parse_unknown_items(unknown_items);
-             o.max_messages = max_messages;
-             if (mapping) o.mapping = *mapping;
-             return o;
-           }),
-           py::kw_only(), py::arg("lenient") = false, py::arg("unknown_items") = "default",
-           py::arg("max_messages") = 20, py::arg("mapping") = py::none(),
-           "lenient: skip and count malformed rows instead of raising on the first (default False).\n"
-           "unknown_items: 'default' (the format's: 'add' for mind, else 'error'), 'error', 'skip', 'add'.\n"
-           "max_messages: warnings kept with their location in the LoadReport (counts are complete).\n"
-           "mapping: the FieldMapping of the 'jsonl' / 'csv' formats.")
-      .def_readwrite("lenient", &LoadOptions::lenient)
-      .def_property(
-          "unknown_items", [](const LoadOptions& o) { return std::string(to_string(o.unknown_items)); },
-          [](LoadOptions& o, const std::string& s) { o.unknown_items = parse_unknown_items(s); })
-      .def_readwrite("max_messages", &LoadOptions::max_messages)
-      .def_readwrite("mapping", &LoadOptions::mapping);
+  python::bind_options<FieldMapping>(m, "FieldMapping",
+                                     "Which fields of a generic 'jsonl' / 'csv' dataset hold what. The folder holds\n"
+                                     "<interactions_file>.jsonl|.csv|.tsv and optionally <items_file>.jsonl|.csv|.tsv.");
+  python::bind_options<LoadOptions>(m, "LoadOptions", "Options shared by all loaders.");
 
   py::class_<LoadReport>(m, "LoadReport",
                          "What a load skipped (warnings, when lenient), added and read (counts), with the first\n"

@@ -1,6 +1,7 @@
 // pylamia: the decoder LM (OPT), LoRA, safetensors and Hugging Face folders.
 // Tensors cross without copies: parameters() returns the module's own parameter tensors, so a
 // Python optimizer trains them, and forward() outputs carry autograd history.
+#include "options.hpp"
 #include "torch_args.hpp"
 #include "registry.hpp"
 
@@ -33,26 +34,24 @@ using lamia::python::to_device;
 
 torch::Tensor opt(const std::optional<torch::Tensor>& t) { return t ? *t : torch::Tensor(); }
 
-DecoderOptions make_options(int64_t vocab_size, int64_t hidden_size, int64_t num_layers, int64_t num_heads,
-                            int64_t ffn_dim, int64_t max_position_embeddings, int64_t word_embed_proj_dim,
-                            bool do_layer_norm_before, double dropout, double attention_dropout, int64_t pad_token_id,
-                            bool tie_word_embeddings) {
-  return DecoderOptions(vocab_size, hidden_size, num_layers, num_heads)
-      .ffn_dim(ffn_dim)
-      .max_position_embeddings(max_position_embeddings)
-      .word_embed_proj_dim(word_embed_proj_dim)
-      .do_layer_norm_before(do_layer_norm_before)
-      .dropout(dropout)
-      .attention_dropout(attention_dropout)
-      .pad_token_id(pad_token_id)
-      .tie_word_embeddings(tie_word_embeddings);
+// DecoderOptions(vocab_size, hidden_size, num_layers, num_heads, **fields): the four required
+// fields by position, every other field by keyword (its field list: unknown keywords raise TypeError).
+DecoderOptions options_from_positional(int64_t vocab_size, int64_t hidden_size, int64_t num_layers, int64_t num_heads,
+                                       const py::kwargs& kwargs, const std::string& owner) {
+  DecoderOptions o(vocab_size, hidden_size, num_layers, num_heads);
+  lamia::python::apply_kwargs(o, kwargs, owner);
+  return o;
 }
 
-#define LAMIA_OPTIONS_KWARGS                                                                             \
-  py::arg("vocab_size"), py::arg("hidden_size"), py::arg("num_layers"), py::arg("num_heads"), py::kw_only(), \
-      py::arg("ffn_dim") = 0, py::arg("max_position_embeddings") = 2048, py::arg("word_embed_proj_dim") = 0, \
-      py::arg("do_layer_norm_before") = true, py::arg("dropout") = 0.1, py::arg("attention_dropout") = 0.0,  \
-      py::arg("pad_token_id") = 1, py::arg("tie_word_embeddings") = true
+// LoraOptions from Python: a rank (int), a LoraOptions or a dict, then keywords.
+LoraOptions lora_from_args(const py::object& options, const py::kwargs& kwargs) {
+  if (py::isinstance<py::int_>(options)) {
+    LoraOptions o(options.cast<int64_t>());
+    lamia::python::apply_kwargs(o, kwargs, "apply_lora");
+    return o;
+  }
+  return lamia::python::options_from_args<LoraOptions>(options, kwargs, "apply_lora");
+}
 
 std::map<std::string, torch::Tensor> own_state_dict(const DecoderImpl& d) {
   std::map<std::string, torch::Tensor> out;
@@ -83,42 +82,21 @@ void load_own_state_dict(DecoderImpl& d, const std::map<std::string, torch::Tens
 }  // namespace
 
 LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
-  py::class_<DecoderOptions>(m, "DecoderOptions", "Architecture of an OPT decoder (see Decoder).")
-      .def(py::init(&make_options), LAMIA_OPTIONS_KWARGS)
-      .def_property("vocab_size", [](const DecoderOptions& o) { return o.vocab_size(); },
-                    [](DecoderOptions& o, int64_t v) { o.vocab_size(v); })
-      .def_property("hidden_size", [](const DecoderOptions& o) { return o.hidden_size(); },
-                    [](DecoderOptions& o, int64_t v) { o.hidden_size(v); })
-      .def_property("num_layers", [](const DecoderOptions& o) { return o.num_layers(); },
-                    [](DecoderOptions& o, int64_t v) { o.num_layers(v); })
-      .def_property("num_heads", [](const DecoderOptions& o) { return o.num_heads(); },
-                    [](DecoderOptions& o, int64_t v) { o.num_heads(v); })
-      .def_property("ffn_dim", [](const DecoderOptions& o) { return o.ffn_dim(); },
-                    [](DecoderOptions& o, int64_t v) { o.ffn_dim(v); })
-      .def_property("max_position_embeddings", [](const DecoderOptions& o) { return o.max_position_embeddings(); },
-                    [](DecoderOptions& o, int64_t v) { o.max_position_embeddings(v); })
-      .def_property("word_embed_proj_dim", [](const DecoderOptions& o) { return o.word_embed_proj_dim(); },
-                    [](DecoderOptions& o, int64_t v) { o.word_embed_proj_dim(v); })
-      .def_property("do_layer_norm_before", [](const DecoderOptions& o) { return o.do_layer_norm_before(); },
-                    [](DecoderOptions& o, bool v) { o.do_layer_norm_before(v); })
-      .def_property("dropout", [](const DecoderOptions& o) { return o.dropout(); },
-                    [](DecoderOptions& o, double v) { o.dropout(v); })
-      .def_property("attention_dropout", [](const DecoderOptions& o) { return o.attention_dropout(); },
-                    [](DecoderOptions& o, double v) { o.attention_dropout(v); })
-      .def_property("pad_token_id", [](const DecoderOptions& o) { return o.pad_token_id(); },
-                    [](DecoderOptions& o, int64_t v) { o.pad_token_id(v); })
-      .def_property("tie_word_embeddings", [](const DecoderOptions& o) { return o.tie_word_embeddings(); },
-                    [](DecoderOptions& o, bool v) { o.tie_word_embeddings(v); })
+  lamia::python::bind_options<DecoderOptions>(
+      m, "DecoderOptions",
+      "Architecture of an OPT decoder (see Decoder). DecoderOptions(vocab_size, hidden_size, num_layers, num_heads, "
+      "**fields) or DecoderOptions(options=None, **fields).")
+      .def(py::init([](int64_t V, int64_t D, int64_t L, int64_t H, const py::kwargs& kwargs) {
+             return options_from_positional(V, D, L, H, kwargs, "DecoderOptions");
+           }),
+           py::arg("vocab_size"), py::arg("hidden_size"), py::arg("num_layers"), py::arg("num_heads"),
+           "The four required fields by position, any other field by keyword.")
       .def_static("from_hf_config", [](const std::string& path) { return DecoderOptions::from_hf_config(path); },
                   py::arg("config_json"), "Reads a Hugging Face OPT config.json.")
       .def("to_hf_config_json", &DecoderOptions::to_hf_config_json, py::arg("torch_dtype") = "float32")
-      .def("__repr__", [](const DecoderOptions& o) {
-        return "DecoderOptions(vocab_size=" + std::to_string(o.vocab_size()) + ", hidden_size=" +
-               std::to_string(o.hidden_size()) + ", num_layers=" + std::to_string(o.num_layers()) +
-               ", num_heads=" + std::to_string(o.num_heads()) + ", ffn_dim=" + std::to_string(o.resolved_ffn_dim()) +
-               ", word_embed_proj_dim=" + std::to_string(o.resolved_embed_dim()) +
-               ", do_layer_norm_before=" + (o.do_layer_norm_before() ? "True" : "False") + ")";
-      });
+      .def("validate", &DecoderOptions::validate, "ValueError naming the first inconsistent field.");
+  lamia::python::bind_options<LoraOptions>(m, "LoraOptions",
+                                           "A LoRA adapter (PEFT-compatible): rank, alpha, dropout, target modules.");
 
   py::class_<KVCache>(m, "KVCache", "Keys and values of every layer for incremental decoding.")
       .def(py::init<>())
@@ -159,11 +137,11 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
   py::class_<DecoderImpl, std::shared_ptr<DecoderImpl>>(m, "Decoder",
                                                           "OPT decoder LM, computed as Hugging Face's OPTForCausalLM.")
       .def(py::init([](const DecoderOptions& o) { return std::make_shared<DecoderImpl>(o); }), py::arg("options"))
-      .def(py::init([](int64_t V, int64_t D, int64_t L, int64_t H, int64_t ffn, int64_t maxpos, int64_t E, bool pre,
-                       double dropout, double adrop, int64_t pad, bool tie) {
-             return std::make_shared<DecoderImpl>(make_options(V, D, L, H, ffn, maxpos, E, pre, dropout, adrop, pad, tie));
+      .def(py::init([](int64_t V, int64_t D, int64_t L, int64_t H, const py::kwargs& kwargs) {
+             return std::make_shared<DecoderImpl>(options_from_positional(V, D, L, H, kwargs, "Decoder"));
            }),
-           LAMIA_OPTIONS_KWARGS)
+           py::arg("vocab_size"), py::arg("hidden_size"), py::arg("num_layers"), py::arg("num_heads"),
+           "The four required DecoderOptions fields by position, any other field by keyword.")
       .def("forward", forward, py::arg("input_ids"), py::arg("position_ids") = py::none(),
            py::arg("attention_mask") = py::none(), py::arg("inputs_embeds") = py::none(),
            py::arg("embeds_mask") = py::none(), py::arg("output_hidden_states") = false,
@@ -243,13 +221,14 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
            py::arg("dir"), py::arg("max_shard_bytes") = 0, py::arg("dtype") = py::none())
       .def("load_pretrained_weights", [](DecoderImpl& d, const std::string& dir) { load_pretrained_weights(d, dir); },
            py::arg("dir"))
-      .def("apply_lora",
-           [](DecoderImpl& d, int64_t rank, double alpha, double dropout, std::vector<std::string> targets) {
-             apply_lora(d, LoraOptions(rank).alpha(alpha).dropout(dropout).target_modules(targets));
-           },
-           py::arg("rank"), py::arg("alpha") = 16.0, py::arg("dropout") = 0.0,
-           py::arg("target_modules") = std::vector<std::string>{"q", "v"},
-           "Adds LoRA adapters and freezes the base parameters.")
+      .def(
+          "apply_lora",
+          [](DecoderImpl& d, const py::object& options, const py::kwargs& kwargs) {
+            apply_lora(d, lora_from_args(options, kwargs));
+          },
+          py::arg("options") = py::none(),
+          "Adds LoRA adapters and freezes the base parameters: apply_lora(rank, **fields) or "
+          "apply_lora(LoraOptions | dict, **fields).")
       .def_property_readonly("has_lora", [](const DecoderImpl& d) { return has_lora(d); })
       .def("merge_lora", [](DecoderImpl& d) { merge_lora(d); })
       .def("unmerge_lora", [](DecoderImpl& d) { unmerge_lora(d); })

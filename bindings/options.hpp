@@ -114,6 +114,9 @@ bool set_field(T& o, std::string_view name, py::handle value, const std::string&
 /// T from defaults, then `options` (a T or a dict), then keywords. With flatten, a keyword that
 /// is not a field of T may name a field of one of T's nested options (num_codes for kmeans.num_codes).
 template <class T>
+void apply_kwargs(T& o, const py::kwargs& kwargs, const std::string& owner, bool flatten = false);
+
+template <class T>
 T options_from_args(py::handle options, const py::kwargs& kwargs, const std::string& owner, bool flatten = false) {
   T o = lamia::options::Defaults<T>::make();
   const std::string type = lamia::options::type_name<T>();
@@ -127,6 +130,14 @@ T options_from_args(py::handle options, const py::kwargs& kwargs, const std::str
                                        py::str(py::type::of(options).attr("__name__")).template cast<std::string>()));
     }
   }
+  apply_kwargs(o, kwargs, owner, flatten);
+  return o;
+}
+
+/// Sets fields of o from keyword arguments (see options_from_args); an unknown keyword raises
+/// TypeError naming it. For constructors with required positional fields (Decoder, DecoderOptions).
+template <class T>
+void apply_kwargs(T& o, const py::kwargs& kwargs, const std::string& owner, bool flatten) {
   for (const auto& [key, value] : kwargs) {
     const auto name = key.template cast<std::string>();
     if (set_field(o, name, value, owner)) continue;
@@ -141,7 +152,6 @@ T options_from_args(py::handle options, const py::kwargs& kwargs, const std::str
                                        fmt::join(lamia::options::field_names<T>(), ", ")));
     }
   }
-  return o;
 }
 
 /// A field-table docstring: "name (type, default x): doc" per field.

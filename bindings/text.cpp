@@ -1,4 +1,5 @@
 // Tokenizers: Tokenizer, ByteLevelBpeTokenizer, load_tokenizer, train_bpe.
+#include "options.hpp"
 #include "registry.hpp"
 
 #include <lamia/core/errors.hpp>
@@ -130,31 +131,19 @@ model expects (OPT: bos first). Added tokens get ids after the base vocabulary.)
       "special_tokens_map.json, tokenizer_config.json). OSError if unreadable, ValueError (naming file, line, field) "
       "if malformed or not byte-level BPE.");
 
+  lamia::python::bind_options<lamia::BpeTrainerOptions>(m, "BpeTrainerOptions",
+                                                       "Training of a byte-level BPE vocabulary (train_bpe).");
   m.def(
       "train_bpe",
-      [](const py::iterable& texts, std::size_t vocab_size, std::size_t min_frequency,
-         std::optional<std::vector<std::string>> special_tokens, const std::string& bos_token,
-         const std::string& eos_token, const std::string& pad_token, const std::string& unk_token, bool add_bos_token,
-         bool add_eos_token) {
-        lamia::BpeTrainerOptions options;
-        options.vocab_size = vocab_size;
-        options.min_frequency = min_frequency;
-        if (special_tokens) options.special_tokens = *special_tokens;
-        options.bos_token = bos_token;
-        options.eos_token = eos_token;
-        options.pad_token = pad_token;
-        options.unk_token = unk_token;
-        options.add_bos_token = add_bos_token;
-        options.add_eos_token = add_eos_token;
+      [](const py::iterable& texts, const py::object& options, const py::kwargs& kwargs) {
+        const auto o = lamia::python::options_from_args<lamia::BpeTrainerOptions>(options, kwargs, "train_bpe");
         const std::vector<std::string> all = texts_arg(texts);
         py::gil_scoped_release release;
-        return std::make_shared<ByteLevelBpeTokenizer>(lamia::train_bpe(all, options));
+        return std::make_shared<ByteLevelBpeTokenizer>(lamia::train_bpe(all, o));
       },
-      py::arg("texts"), py::kw_only(), py::arg("vocab_size") = 4096, py::arg("min_frequency") = 2,
-      py::arg("special_tokens") = py::none(), py::arg("bos_token") = "<s>", py::arg("eos_token") = "</s>",
-      py::arg("pad_token") = "<pad>", py::arg("unk_token") = "<unk>", py::arg("add_bos_token") = false,
-      py::arg("add_eos_token") = false,
-      R"doc(Trains a byte-level BPE tokenizer on texts (GPT-2 pre-tokenization).
+      py::arg("texts"), py::arg("options") = py::none(),
+      R"doc(Trains a byte-level BPE tokenizer on texts (GPT-2 pre-tokenization); options: a
+BpeTrainerOptions or a dict, and/or its fields as keywords (vocab_size=4096, ...).
 Vocabulary: special tokens first (default <s>, <pad>, </s>, <unk>, OPT's order;
 role tokens are added when missing; pass "" for no such role), then the 256
 bytes, then one token per merge, up to vocab_size. A pair must occur

@@ -78,10 +78,23 @@ class ByteLevelBpeTokenizer(Tokenizer):
     def base_vocab_size(self) -> int: ...
 
 def load_tokenizer(directory: _Union[str, _os.PathLike]) -> Tokenizer: ...
-def train_bpe(texts: _Iterable[_Union[str, bytes]], *, vocab_size: int = 4096, min_frequency: int = 2,
-              special_tokens: _Optional[_List[str]] = None, bos_token: str = "<s>", eos_token: str = "</s>",
-              pad_token: str = "<pad>", unk_token: str = "<unk>", add_bos_token: bool = False,
-              add_eos_token: bool = False) -> ByteLevelBpeTokenizer: ...
+class BpeTrainerOptions(_OptionsBase):
+    """Training of a byte-level BPE vocabulary (train_bpe)."""
+    vocab_size: int = 4096
+    min_frequency: int = 2
+    special_tokens: _List[str] = ['<s>', '<pad>', '</s>', '<unk>']
+    bos_token: str = '<s>'
+    eos_token: str = '</s>'
+    pad_token: str = '<pad>'
+    unk_token: str = '<unk>'
+    add_bos_token: bool = False
+    add_eos_token: bool = False
+    def __init__(self, options: _OUnion[BpeTrainerOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> BpeTrainerOptions: ...
+
+def train_bpe(texts: _Iterable[_Union[str, bytes]], options: _OUnion[BpeTrainerOptions, _ODict[str, _OAny], None] = None,
+              **fields: _OAny) -> ByteLevelBpeTokenizer: ...
 # ---- end text ----
 
 # ---- data: data model, loaders, statistics (bindings/data.cpp) ----
@@ -155,28 +168,29 @@ class Dataset:
     catalog: Catalog
     interactions: Interactions
 
-class FieldMapping:
+class FieldMapping(_OptionsBase):
     """Which fields of a generic 'jsonl' / 'csv' dataset hold what."""
-    def __init__(self, *, item_id: str = "item_id", user_id: str = "user_id", timestamp: str = "timestamp",
-                 rating: str = "rating", text_fields: _DList[str] = ..., items_file: str = "items",
-                 interactions_file: str = "interactions", sort_by_timestamp: bool = True) -> None: ...
-    item_id: str
-    user_id: str
-    timestamp: str
-    rating: str
-    text_fields: _DList[str]
-    items_file: str
-    interactions_file: str
-    sort_by_timestamp: bool
+    item_id: str = 'item_id'
+    user_id: str = 'user_id'
+    timestamp: str = 'timestamp'
+    rating: str = 'rating'
+    text_fields: _DList[str] = []
+    items_file: str = 'items'
+    interactions_file: str = 'interactions'
+    sort_by_timestamp: bool = True
+    def __init__(self, options: _OUnion[FieldMapping, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> FieldMapping: ...
 
-class LoadOptions:
+class LoadOptions(_OptionsBase):
     """Options shared by all loaders; unknown_items is 'default', 'error', 'skip' or 'add'."""
-    def __init__(self, *, lenient: bool = False, unknown_items: str = "default", max_messages: int = 20,
-                 mapping: _DOptional[FieldMapping] = None) -> None: ...
-    lenient: bool
-    unknown_items: str
-    max_messages: int
-    mapping: FieldMapping
+    lenient: bool = False
+    unknown_items: str = 'default'
+    max_messages: int = 20
+    mapping: FieldMapping = ...
+    def __init__(self, options: _OUnion[LoadOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> LoadOptions: ...
 
 class LoadReport:
     """What a load skipped (warnings), added and read (counts), with the first messages."""
@@ -797,27 +811,43 @@ class PaletteTrainer:
 # ---- nn: the decoder LM (OPT), LoRA, safetensors, Hugging Face folders (bindings/nn.cpp) ----
 import torch as _n_torch
 from typing import Dict as _NDict, List as _NList, Optional as _NOptional, Sequence as _NSeq, Tuple as _NTuple, Union as _NUnion
+from typing import overload as _n_overload
 
-class DecoderOptions:
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    ffn_dim: int
-    max_position_embeddings: int
-    word_embed_proj_dim: int
-    do_layer_norm_before: bool
-    dropout: float
-    attention_dropout: float
-    pad_token_id: int
-    tie_word_embeddings: bool
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, *, ffn_dim: int = 0,
-                 max_position_embeddings: int = 2048, word_embed_proj_dim: int = 0, do_layer_norm_before: bool = True,
-                 dropout: float = 0.1, attention_dropout: float = 0.0, pad_token_id: int = 1,
-                 tie_word_embeddings: bool = True) -> None: ...
+class DecoderOptions(_OptionsBase):
+    """Architecture of an OPT decoder. The first four fields are required (0 is refused by validate()
+    and by Decoder): DecoderOptions(vocab_size, hidden_size, num_layers, num_heads, **fields)."""
+    vocab_size: int = 0
+    hidden_size: int = 0
+    num_layers: int = 0
+    num_heads: int = 0
+    ffn_dim: int = 0
+    max_position_embeddings: int = 2048
+    word_embed_proj_dim: int = 0
+    do_layer_norm_before: bool = True
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    pad_token_id: int = 1
+    tie_word_embeddings: bool = True
+    @_n_overload
+    def __init__(self, options: _OUnion[DecoderOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @_n_overload
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> DecoderOptions: ...
     @staticmethod
     def from_hf_config(config_json: str) -> DecoderOptions: ...
     def to_hf_config_json(self, torch_dtype: str = "float32") -> str: ...
+    def validate(self) -> None: ...
+
+class LoraOptions(_OptionsBase):
+    """A LoRA adapter (PEFT-compatible). rank is required (0: no adapters)."""
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: _OList[str] = ['q', 'v']
+    def __init__(self, options: _OUnion[LoraOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
+    @staticmethod
+    def from_json(text: str) -> LoraOptions: ...
 
 class KVCache:
     keys: _NList[_n_torch.Tensor]
@@ -839,10 +869,12 @@ class DecoderOutput:
     def hidden_states(self) -> _NList[_n_torch.Tensor]: ...
 
 class Decoder:
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, *, ffn_dim: int = 0,
-                 max_position_embeddings: int = 2048, word_embed_proj_dim: int = 0, do_layer_norm_before: bool = True,
-                 dropout: float = 0.1, attention_dropout: float = 0.0, pad_token_id: int = 1,
-                 tie_word_embeddings: bool = True) -> None: ...
+    @_n_overload
+    def __init__(self, options: DecoderOptions) -> None: ...
+    @_n_overload
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, **fields: _OAny) -> None:
+        """The four required DecoderOptions fields by position, any other DecoderOptions field by keyword."""
+        ...
     def forward(self, input_ids: _n_torch.Tensor, position_ids: _NOptional[_n_torch.Tensor] = None,
                 attention_mask: _NOptional[_n_torch.Tensor] = None, inputs_embeds: _NOptional[_n_torch.Tensor] = None,
                 embeds_mask: _NOptional[_n_torch.Tensor] = None, output_hidden_states: bool = False,
@@ -876,8 +908,9 @@ class Decoder:
     def load_hf_state_dict(self, state_dict: _NDict[str, _n_torch.Tensor]) -> None: ...
     def save_pretrained(self, dir: str, max_shard_bytes: int = 0, dtype: _NUnion[str, _n_torch.dtype, None] = None) -> None: ...
     def load_pretrained_weights(self, dir: str) -> None: ...
-    def apply_lora(self, rank: int, alpha: float = 16.0, dropout: float = 0.0,
-                   target_modules: _NSeq[str] = ("q", "v")) -> None: ...
+    def apply_lora(self, options: _OUnion[int, LoraOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None:
+        """apply_lora(rank, **fields) or apply_lora(LoraOptions | dict, **fields): adds adapters, freezes the rest."""
+        ...
     @property
     def has_lora(self) -> bool: ...
     def merge_lora(self) -> None: ...

@@ -23,6 +23,7 @@ OPTIONS_CLASSES = [
     "PaletteLossOptions", "PaletteEncoderOptions", "ScratchModelOptions", "PaletteTrainerOptions",
     "RecommenderModelOptions", "RecommenderTrainerOptions", "BeamSearchOptions", "ExactScoringOptions",
     "SasRecOptions", "SasRecTrainerOptions",
+    "DecoderOptions", "LoraOptions", "BpeTrainerOptions", "LoadOptions", "FieldMapping",
 ]
 OPTIONS = [getattr(pylamia, name) for name in OPTIONS_CLASSES if hasattr(pylamia, name)]
 

@@ -108,7 +108,7 @@ def test_errors_are_python_exceptions(tmp_path, opt):
     (tmp_path / "merges.txt").write_text("#version: 0.2\n")
     with pytest.raises(ValueError, match=r"vocab\.json:3: field 'b'"):
         pylamia.load_tokenizer(tmp_path)
-    with pytest.raises(ValueError, match="vocab_size must be at least"):
+    with pytest.raises(ValueError, match="vocab_size"):
         pylamia.train_bpe(CORPUS, vocab_size=10)
     with pytest.raises(TypeError):
         pylamia.train_bpe(CORPUS, 300)  # keyword-only options

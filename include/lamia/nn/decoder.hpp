@@ -3,6 +3,7 @@
 // OPTForCausalLM computes it, with an arbitrary per-sample attention mask, input
 // embeddings at chosen positions (the palette encoder's second pass), hidden states
 // of every layer, a KV cache for incremental decoding and LoRA adapters.
+#include <lamia/core/options.hpp>
 #include <lamia/nn/lora.hpp>
 
 #include <torch/arg.h>
@@ -66,6 +67,35 @@ struct DecoderOptions {
   /// Writes to_hf_config_json() to path atomically.
   void to_hf_config(const std::filesystem::path& config_json, const std::string& torch_dtype = "float32") const;
 };
+
+/// The fields of DecoderOptions (JSON, Python). The first four have no default (0 here; validate()
+/// and the Decoder refuse 0).
+template <class V>
+void visit_fields(DecoderOptions& o, V&& v) {
+  v.field("vocab_size", o.vocab_size(), "tokens in the vocabulary (required)", options::at_least(0));
+  v.field("hidden_size", o.hidden_size(), "D, the width of the blocks (required)", options::at_least(0));
+  v.field("num_layers", o.num_layers(), "decoder blocks (required)", options::at_least(0));
+  v.field("num_heads", o.num_heads(), "attention heads, dividing hidden_size (required)", options::at_least(0));
+  v.field("ffn_dim", o.ffn_dim(), "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
+  v.field("max_position_embeddings", o.max_position_embeddings(),
+          "learned positions (the table has 2 more rows: OPT's offset)", options::at_least(1));
+  v.field("word_embed_proj_dim", o.word_embed_proj_dim(),
+          "E, the token-embedding size; 0: hidden_size; E != D adds project_in/out (OPT-350M: 512)",
+          options::at_least(0));
+  v.field("do_layer_norm_before", o.do_layer_norm_before(),
+          "pre-LN (true) or post-LN (false: OPT-350M, which then has no final layer norm)");
+  v.field("dropout", o.dropout(), "dropout on attention and FFN outputs (training only)", options::from_to_excluded(0, 1));
+  v.field("attention_dropout", o.attention_dropout(), "dropout on attention probabilities",
+          options::from_to_excluded(0, 1));
+  v.field("pad_token_id", o.pad_token_id(), "the embedding row that gets no gradient", options::at_least(0));
+  v.field("tie_word_embeddings", o.tie_word_embeddings(), "the LM head is the token embedding matrix");
+}
+namespace options {
+template <>
+struct Defaults<DecoderOptions> {
+  static DecoderOptions make() { return DecoderOptions(0, 0, 0, 0); }
+};
+}  // namespace options
 
 /// Inputs of one forward pass. Tensors may live anywhere: they are moved to the module's device.
 struct DecoderInput {

@@ -3,6 +3,8 @@
 // y = x W^T + b + (alpha / rank) * dropout(x) A^T B^T, with A [rank, in] drawn
 // Kaiming-uniform (bound 1/sqrt(in), as PEFT) and B [out, rank] zero, so a fresh
 // adapter leaves the model unchanged. Base weights are frozen when applied.
+#include <lamia/core/options.hpp>
+
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
@@ -32,6 +34,22 @@ struct LoraOptions {
   TORCH_ARG(double, dropout) = 0.0;
   TORCH_ARG(std::vector<std::string>, target_modules) = std::vector<std::string>{"q", "v"};
 };
+
+/// The fields of LoraOptions (JSON, Python); rank has no default (0 here: no adapters).
+template <class V>
+void visit_fields(LoraOptions& o, V&& v) {
+  v.field("rank", o.rank(), "r, the adapter's inner dimension (required; 0: no adapters)", options::at_least(0));
+  v.field("alpha", o.alpha(), "scale numerator: the update is scaled by alpha / rank", options::greater_than(0));
+  v.field("dropout", o.dropout(), "dropout on the adapter's input (training only)", options::from_to_excluded(0, 1));
+  v.field("target_modules", o.target_modules(),
+          "linear layers of every block that get an adapter, among q, k, v, out, fc1, fc2 (HF names too)");
+}
+namespace options {
+template <>
+struct Defaults<LoraOptions> {
+  static LoraOptions make() { return LoraOptions(0); }
+};
+}  // namespace options
 
 /// Options of LoraLinear: a linear layer (weight [out, in], optional bias) that can carry an adapter.
 struct LoraLinearOptions {

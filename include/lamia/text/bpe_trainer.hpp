@@ -18,6 +18,7 @@
 //   BpeTrainerOptions options;
 //   options.vocab_size = 4096;
 //   ByteLevelBpeTokenizer tok = train_bpe(texts, options);
+#include <lamia/core/options.hpp>
 #include <lamia/text/byte_level_bpe.hpp>
 
 #include <cstddef>
@@ -49,7 +50,20 @@ struct BpeTrainerOptions {
   bool add_eos_token = false;
 };
 
-BpeTrainerOptions bpe_trainer_default_options();
+/// The fields of BpeTrainerOptions (JSON, Python).
+template <class V>
+void visit_fields(BpeTrainerOptions& o, V&& v) {
+  v.field("vocab_size", o.vocab_size, "special tokens + 256 bytes + merges (>= 256 + special tokens)",
+          options::at_least(256));
+  v.field("min_frequency", o.min_frequency, "a pair must occur this often to be merged", options::at_least(1));
+  v.field("special_tokens", o.special_tokens, "special tokens at the start of the vocabulary, in this order");
+  v.field("bos_token", o.bos_token, "beginning-of-sequence token ('' for none)");
+  v.field("eos_token", o.eos_token, "end-of-sequence token ('' for none)");
+  v.field("pad_token", o.pad_token, "padding token ('' for none)");
+  v.field("unk_token", o.unk_token, "unknown token ('' for none)");
+  v.field("add_bos_token", o.add_bos_token, "encode_with_special_tokens() prepends bos");
+  v.field("add_eos_token", o.add_eos_token, "encode_with_special_tokens() appends eos");
+}
 
 /// What training did (the faiss habit: the algorithm reports, it does not print).
 struct BpeTrainerReport {

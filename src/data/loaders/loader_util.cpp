@@ -33,20 +33,12 @@ nlohmann::json LoadReport::to_json() const {
 }
 
 UnknownItems parse_unknown_items(std::string_view name) {
-  if (name == "default") return UnknownItems::kDefault;
-  if (name == "error") return UnknownItems::kError;
-  if (name == "skip") return UnknownItems::kSkip;
-  if (name == "add") return UnknownItems::kAdd;
-  throw ValueError(fmt::format("unknown_items: expected one of default, error, skip, add; got '{}'", name));
+  return options::enum_from_string<UnknownItems>(name, "unknown_items");
 }
 
 std::string_view to_string(UnknownItems policy) {
-  switch (policy) {
-    case UnknownItems::kDefault: return "default";
-    case UnknownItems::kError: return "error";
-    case UnknownItems::kSkip: return "skip";
-    case UnknownItems::kAdd: return "add";
-  }
+  for (const auto& [value, name] : enum_names(UnknownItems{}))
+    if (value == policy) return name;
   return "default";
 }
 

@@ -1,6 +1,9 @@
 #pragma once
 // What a loader is told: strict or lenient, the unknown-item policy, the generic formats' field
 // mapping (include/lamia/data/loaders/load_dataset.hpp reads with them).
+#include <lamia/core/options.hpp>
+
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -16,6 +19,11 @@ enum class UnknownItems {
   kSkip,     ///< drop the interaction and count it in LoadReport::counts["unknown_item_skipped"]
   kAdd,      ///< add the id to the catalog as an item with no text; counted as "unknown_item_added"
 };
+
+constexpr auto enum_names(UnknownItems) {
+  return std::array{std::pair{UnknownItems::kDefault, "default"}, std::pair{UnknownItems::kError, "error"},
+                    std::pair{UnknownItems::kSkip, "skip"}, std::pair{UnknownItems::kAdd, "add"}};
+}
 
 /// Parses "default", "error", "skip", "add". Throws ValueError naming the accepted values.
 UnknownItems parse_unknown_items(std::string_view name);
@@ -38,6 +46,19 @@ struct FieldMapping {
   bool sort_by_timestamp = true;
 };
 
+/// The fields of FieldMapping (JSON, Python).
+template <class V>
+void visit_fields(FieldMapping& o, V&& v) {
+  v.field("item_id", o.item_id, "item id field, in both files");
+  v.field("user_id", o.user_id, "user id field, in the interactions file");
+  v.field("timestamp", o.timestamp, "timestamp field: Unix seconds or ISO 8601 date/time ('' for none)");
+  v.field("rating", o.rating, "rating field, a number ('' for none)");
+  v.field("text_fields", o.text_fields, "item fields kept as text attributes, in order ([]: all but the id)");
+  v.field("items_file", o.items_file, "items file stem, without extension");
+  v.field("interactions_file", o.interactions_file, "interactions file stem, without extension");
+  v.field("sort_by_timestamp", o.sort_by_timestamp, "sort each user's interactions by timestamp (stable)");
+}
+
 /// Options shared by all loaders.
 struct LoadOptions {
   /// false (default): the first malformed row throws ParseError. true: such rows are
@@ -50,5 +71,15 @@ struct LoadOptions {
   /// Field mapping of the generic "jsonl" / "csv" formats (ignored by the others).
   FieldMapping mapping;
 };
+
+/// The fields of LoadOptions (JSON, Python).
+template <class V>
+void visit_fields(LoadOptions& o, V&& v) {
+  v.field("lenient", o.lenient, "skip and count malformed rows instead of raising on the first");
+  v.field("unknown_items", o.unknown_items,
+          "interactions with an unknown item: the format's default (add for mind, else error), error, skip, add");
+  v.field("max_messages", o.max_messages, "warnings kept with their location in the LoadReport (counts are complete)");
+  v.field("mapping", o.mapping, "the field mapping of the jsonl / csv formats");
+}
 
 }  // namespace lamia
