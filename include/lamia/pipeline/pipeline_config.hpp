@@ -120,13 +120,15 @@ struct PipelinePaletteConfig {
   PaletteTrainerOptions trainer = small_trainer();
 
   /// The setting issue #11's experiments found most informative (docs/research.md, row
-  /// e3-routing-l4): one content attribute, task i reading only palette position i mod L (L = 4, the
-  /// paper's). The paper's method is configs/paper-method.json (task_routing "all", every attribute
-  /// in the content).
+  /// routing-l4-decor-0.003, on three seeds): one content attribute, task i reading only palette
+  /// position i mod L (L = 4, the paper's), the intra loss on batch-centred palettes and the
+  /// decorrelation penalty at weight 0.003. The paper's method is configs/paper-method.json
+  /// (task_routing "all", every attribute in the content, the paper's losses).
   static PaletteEncoderOptions small_encoder() {
     return PaletteEncoderOptions(0, 1)
         .palette_size(4)
         .task_routing(TaskRouting::kOnePosition)
+        .losses(PaletteLossOptions().intra_centring(IntraCentring::kBatch).decorrelation_weight(0.003))
         .attribute_token_budget(48)
         .answer_token_budget(24);
   }
