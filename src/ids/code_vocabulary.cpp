@@ -25,11 +25,27 @@ CodeVocabulary CodeVocabulary::for_table(const SemanticIdTable& table) {
   return CodeVocabulary(table.codebook_sizes());
 }
 
+CodeVocabulary CodeVocabulary::after_text(std::vector<std::int64_t> level_sizes, std::int64_t text_vocab_size,
+                                          std::int64_t bos, std::int64_t pad) {
+  CodeVocabulary v(std::move(level_sizes));
+  if (text_vocab_size < 1) {
+    throw ValueError(fmt::format("CodeVocabulary::after_text: text_vocab_size must be >= 1, got {}", text_vocab_size));
+  }
+  if (bos < 0 || bos >= text_vocab_size || pad < 0 || pad >= text_vocab_size) {
+    throw ValueError(fmt::format("CodeVocabulary::after_text: bos ({}) and pad ({}) must be text tokens, in [0, {})",
+                                 bos, pad, text_vocab_size));
+  }
+  v.text_size_ = text_vocab_size;
+  v.bos_ = bos;
+  v.pad_ = pad;
+  return v;
+}
+
 std::int64_t CodeVocabulary::level_begin(std::int64_t level) const {
   if (level < 0 || level >= num_levels()) {
     throw IndexError(fmt::format("CodeVocabulary: level {} out of range [0, {})", level, num_levels()));
   }
-  return kFirstCodeToken + offsets_[level];
+  return first_code_token() + offsets_[level];
 }
 
 std::int64_t CodeVocabulary::token(std::int64_t level, std::int64_t code) const {
@@ -41,11 +57,11 @@ std::int64_t CodeVocabulary::token(std::int64_t level, std::int64_t code) const 
 }
 
 std::pair<std::int64_t, std::int64_t> CodeVocabulary::code_of(std::int64_t token) const {
-  if (token < kFirstCodeToken || token >= size()) {
+  if (token < first_code_token() || token >= size()) {
     throw IndexError(fmt::format("CodeVocabulary: token {} is not a code token (codes are {} to {})", token,
-                                 kFirstCodeToken, size() - 1));
+                                 first_code_token(), size() - 1));
   }
-  const auto rel = token - kFirstCodeToken;
+  const auto rel = token - first_code_token();
   const auto level = std::int64_t(std::upper_bound(offsets_.begin(), offsets_.end(), rel) - offsets_.begin()) - 1;
   return {level, rel - offsets_[level]};
 }
@@ -59,7 +75,7 @@ void CodeVocabulary::check_table(const SemanticIdTable& table, const char* what)
 
 void CodeVocabulary::item_tokens(const SemanticIdTable& table, ItemIndex item, std::int64_t* out) const {
   const auto* id = table.id_data(item);
-  for (std::int64_t l = 0; l < num_levels(); ++l) out[l] = kFirstCodeToken + offsets_[l] + id[l];
+  for (std::int64_t l = 0; l < num_levels(); ++l) out[l] = first_code_token() + offsets_[l] + id[l];
 }
 
 torch::Tensor CodeVocabulary::all_item_tokens(const SemanticIdTable& table) const {
@@ -70,7 +86,14 @@ torch::Tensor CodeVocabulary::all_item_tokens(const SemanticIdTable& table) cons
   return out;
 }
 
-void to_json(nlohmann::json& j, const CodeVocabulary& vocab) { j = {{"level_sizes", vocab.level_sizes()}}; }
+void to_json(nlohmann::json& j, const CodeVocabulary& vocab) {
+  j = {{"level_sizes", vocab.level_sizes()}};
+  if (vocab.text_vocab_size() > 0) {
+    j["text_vocab_size"] = vocab.text_vocab_size();
+    j["bos"] = vocab.bos();
+    j["pad"] = vocab.pad();
+  }
+}
 
 void from_json(const nlohmann::json& j, CodeVocabulary& vocab) {
   if (!j.is_object() || !j.contains("level_sizes") || !j.at("level_sizes").is_array()) {
@@ -81,7 +104,17 @@ void from_json(const nlohmann::json& j, CodeVocabulary& vocab) {
     if (!v.is_number_integer()) throw ValueError("CodeVocabulary: level_sizes must hold integers");
     sizes.push_back(v.get<std::int64_t>());
   }
-  vocab = CodeVocabulary(std::move(sizes));
+  if (!j.contains("text_vocab_size")) {
+    vocab = CodeVocabulary(std::move(sizes));
+    return;
+  }
+  for (const char* key : {"text_vocab_size", "bos", "pad"}) {
+    if (!j.contains(key) || !j.at(key).is_number_integer()) {
+      throw ValueError(fmt::format("CodeVocabulary: '{}' must be an integer after a text vocabulary", key));
+    }
+  }
+  vocab = CodeVocabulary::after_text(std::move(sizes), j.at("text_vocab_size").get<std::int64_t>(),
+                                     j.at("bos").get<std::int64_t>(), j.at("pad").get<std::int64_t>());
 }
 
 EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabulary& vocab,
@@ -108,7 +141,7 @@ EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabu
     longest = std::max<std::int64_t>(longest, std::int64_t(kept[b].size()));
   }
   const std::int64_t T = 1 + longest * W;
-  out.tokens = torch::full({B, T}, CodeVocabulary::kPad, torch::kInt64);
+  out.tokens = torch::full({B, T}, vocab.pad(), torch::kInt64);
   out.position_ids = torch::zeros({B, T}, torch::kInt64);
   out.key_mask = torch::zeros({B, T}, torch::kBool);
   out.lengths = torch::empty({B}, torch::kInt64);
@@ -121,7 +154,7 @@ EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabu
     const std::int64_t start = T - n;
     len[b] = n;
     auto* row = tok + b * T + start;
-    row[0] = CodeVocabulary::kBos;
+    row[0] = vocab.bos();
     for (std::size_t i = 0; i < kept[b].size(); ++i) vocab.item_tokens(table, kept[b][i], row + 1 + i * W);
     for (std::int64_t t = 0; t < n; ++t) {
       pos[b * T + start + t] = t;

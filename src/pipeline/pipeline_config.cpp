@@ -63,6 +63,12 @@ void validate(const PipelineConfig& c) {
   for (const auto& b : c.recommend.baselines)
     check_one_of("recommend.baselines", b, {"popularity", "transition", "sasrec-ce", "sasrec-bce"});
   checked("recommend.model", [&] { c.recommend.model.check(); });
+  if (c.recommend.model.item_text_tokens > 0)
+    kRoot.key("recommend.model.item_text_tokens")
+        .fail_message("must be 0 in lamia run: the evaluate stage writes histories as code tokens only (item text "
+                      "prompts are available from C++ and Python)");
+  if (c.recommend.align_epochs > 0 && c.recommend.model.backbone != RecommenderBackbone::lm)
+    kRoot.key("recommend.align_epochs").fail_message("needs recommend.model.backbone 'lm' (the alignment task reads text)");
   checked("recommend.sasrec", [&] { c.recommend.sasrec.check(); });
 }
 

@@ -1,7 +1,11 @@
+#include "sequence_batch.hpp"
+
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/checkpoint.hpp>
+#include <lamia/nn/lora.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/lm_backbone.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -17,7 +21,10 @@ namespace lamia {
 namespace {
 
 constexpr std::int64_t kIgnore = kRecommenderIgnoreLabel;
-constexpr int kRecommenderFormat = 1;
+// 1: codes backbone only; 2: the vocabulary may carry a text layout, the options a backbone, the
+// folder LoRA adapters (version 1 folders still load).
+constexpr int kRecommenderFormat = 2;
+constexpr const char* kAdapterFile = "adapter_model.safetensors";
 
 }  // namespace
 
@@ -42,6 +49,16 @@ void RecommenderModelOptions::check() const {
   if (!(dropout >= 0 && dropout < 1)) fail("dropout", "must be in [0, 1)", fmt::format("{}", dropout));
   if (max_history_items < 1 || max_history_items > 100000)
     fail("max_history_items", "must be 1 to 100000", std::to_string(max_history_items));
+  if (lora_rank < 0) fail("lora_rank", "must be >= 0", std::to_string(lora_rank));
+  if (item_text_tokens < 0) fail("item_text_tokens", "must be >= 0", std::to_string(item_text_tokens));
+  if (align_text_tokens < 0) fail("align_text_tokens", "must be >= 0", std::to_string(align_text_tokens));
+  if (backbone == RecommenderBackbone::codes) {
+    if (!pretrained.empty()) fail("pretrained", "needs backbone 'lm'", pretrained.string());
+    if (lora_rank != 0) fail("lora_rank", "needs backbone 'lm'", std::to_string(lora_rank));
+    if (item_text_tokens != 0) fail("item_text_tokens", "needs backbone 'lm'", std::to_string(item_text_tokens));
+  }
+  if (lora_rank > 0 && pretrained.empty())
+    fail("lora_rank", "needs a pretrained checkpoint (LoRA adapts its weights)", std::to_string(lora_rank));
 }
 
 void to_json(nlohmann::json& j, const RecommenderModelOptions& o) { j = options::to_json(o); }
@@ -64,64 +81,94 @@ DecoderOptions recommender_decoder_options(const CodeVocabulary& vocab, const Re
 }
 
 Decoder make_recommender(const CodeVocabulary& vocab, const RecommenderModelOptions& options, std::uint64_t seed) {
+  if (options.backbone == RecommenderBackbone::lm) return make_lm_recommender(vocab, options, seed);
+  if (vocab.text_vocab_size() > 0) {
+    throw ValueError(fmt::format("make_recommender: backbone 'codes' with a vocabulary after {} text tokens (set "
+                                 "backbone 'lm', or use CodeVocabulary::for_table)", vocab.text_vocab_size()));
+  }
   torch::manual_seed(seed);
   return Decoder(recommender_decoder_options(vocab, options));
 }
 
+namespace {
+
+// The known items of a history (unknown ones counted in skipped), its last max_items (0: all).
+std::vector<ItemIndex> kept_items(const SemanticIdTable& table, const std::vector<ItemIndex>& history,
+                                  std::int64_t max_items, std::int64_t& skipped) {
+  std::vector<ItemIndex> kept;
+  for (auto item : history) {
+    if (item < 0 || item >= table.num_items()) ++skipped;
+    else kept.push_back(item);
+  }
+  if (max_items > 0 && std::int64_t(kept.size()) > max_items) kept.erase(kept.begin(), kept.end() - max_items);
+  return kept;
+}
+
+// The recommendation sequence of an example: [BOS, (text) codes of each kept history item..., the
+// target's codes]; the target's codes are labelled, the history items' with loss_on_history.
+detail::LabelledSequence recommendation_sequence(const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                                 const SequenceExample& ex, std::int64_t max_history_items,
+                                                 bool loss_on_history, const ItemTextTokens* item_text,
+                                                 std::int64_t item_text_tokens, std::int64_t& skipped_unknown) {
+  if (ex.target < 0 || ex.target >= table.num_items()) {
+    throw IndexError(fmt::format("recommender batch: target item {} of user {} is not in the semantic-ID table "
+                                 "({} items)", ex.target, ex.user, table.num_items()));
+  }
+  const auto kept = kept_items(table, ex.history, max_history_items, skipped_unknown);
+  detail::LabelledSequence s;
+  s.push(vocab.bos(), false);
+  for (auto item : kept) detail::append_item(s, table, vocab, item, item_text, item_text_tokens, loss_on_history);
+  detail::append_item(s, table, vocab, ex.target, nullptr, 0, true);
+  return s;
+}
+
+void check_text_prompts(const CodeVocabulary& vocab, const ItemTextTokens* item_text, std::int64_t item_text_tokens,
+                        const char* what) {
+  if (item_text_tokens < 0) throw ValueError(fmt::format("{}: item_text_tokens must be >= 0, got {}", what, item_text_tokens));
+  if (item_text_tokens > 0 && !item_text) throw ValueError(fmt::format("{}: item_text_tokens > 0 needs the item texts", what));
+  if (item_text_tokens > 0 && vocab.text_vocab_size() == 0) {
+    throw ValueError(fmt::format("{}: item text prompts need the LM backbone's vocabulary (CodeVocabulary::after_text)",
+                                 what));
+  }
+}
+
+}  // namespace
+
 RecommenderBatch make_recommender_batch(const SemanticIdTable& table, const CodeVocabulary& vocab,
                                         const std::vector<const SequenceExample*>& examples,
-                                        std::int64_t max_history_items, bool loss_on_history) {
-  RecommenderBatch out;
-  const auto W = vocab.num_levels();
-  const auto B = std::int64_t(examples.size());
-  std::vector<std::vector<std::int64_t>> seqs(examples.size());
-  std::int64_t longest = 0;
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& ex = *examples[b];
-    if (ex.target < 0 || ex.target >= table.num_items()) {
-      throw IndexError(fmt::format("recommender batch: target item {} of user {} is not in the semantic-ID table "
-                                   "({} items)", ex.target, ex.user, table.num_items()));
-    }
-    std::vector<ItemIndex> kept;
-    for (auto item : ex.history) {
-      if (item < 0 || item >= table.num_items()) ++out.skipped_unknown;
-      else kept.push_back(item);
-    }
-    if (max_history_items > 0 && std::int64_t(kept.size()) > max_history_items)
-      kept.erase(kept.begin(), kept.end() - max_history_items);
-    auto& s = seqs[b];
-    s.resize(std::size_t(1 + (kept.size() + 1) * W));
-    s[0] = CodeVocabulary::kBos;
-    for (std::size_t i = 0; i < kept.size(); ++i) vocab.item_tokens(table, kept[i], s.data() + 1 + i * W);
-    vocab.item_tokens(table, ex.target, s.data() + 1 + kept.size() * W);
-    longest = std::max<std::int64_t>(longest, std::int64_t(s.size()) - 1);
+                                        std::int64_t max_history_items, bool loss_on_history,
+                                        const ItemTextTokens* item_text, std::int64_t item_text_tokens) {
+  check_text_prompts(vocab, item_text, item_text_tokens, "make_recommender_batch");
+  std::int64_t skipped = 0;
+  std::vector<detail::LabelledSequence> seqs;
+  seqs.reserve(examples.size());
+  for (const auto* ex : examples)
+    seqs.push_back(recommendation_sequence(table, vocab, *ex, max_history_items, loss_on_history, item_text,
+                                           item_text_tokens, skipped));
+  auto out = detail::batch_of_sequences(seqs, vocab.pad());
+  out.skipped_unknown = skipped;
+  return out;
+}
+
+EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                  const std::vector<std::vector<ItemIndex>>& histories, std::int64_t max_items,
+                                  const ItemTextTokens& item_text, std::int64_t item_text_tokens) {
+  check_text_prompts(vocab, &item_text, item_text_tokens, "encode_histories");
+  if (item_text_tokens == 0) return encode_histories(table, vocab, histories, max_items);
+  vocab.check_table(table, "encode_histories");
+  if (max_items < 0) throw ValueError(fmt::format("encode_histories: max_items must be >= 0, got {}", max_items));
+  // The codes-only encoding does the skipping and the cut; the text goes in front of each kept item.
+  std::vector<detail::LabelledSequence> seqs(histories.size());
+  EncodedHistories counts;
+  for (std::size_t b = 0; b < histories.size(); ++b) {
+    const auto kept = kept_items(table, histories[b], max_items, counts.skipped_unknown);
+    if (kept.empty()) ++counts.empty_rows;
+    seqs[b].push(vocab.bos(), false);
+    for (auto item : kept) detail::append_item(seqs[b], table, vocab, item, &item_text, item_text_tokens, false);
   }
-  const auto T = longest;
-  out.input_ids = torch::full({B, T}, CodeVocabulary::kPad, torch::kInt64);
-  out.position_ids = torch::zeros({B, T}, torch::kInt64);
-  out.labels = torch::full({B, T}, kIgnore, torch::kInt64);
-  auto key_mask = torch::zeros({B, T}, torch::kBool);
-  auto* in = out.input_ids.data_ptr<std::int64_t>();
-  auto* pos = out.position_ids.data_ptr<std::int64_t>();
-  auto* lab = out.labels.data_ptr<std::int64_t>();
-  auto* key = key_mask.data_ptr<bool>();
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& s = seqs[b];
-    const auto n = std::int64_t(s.size()) - 1;  // inputs: all but the last token
-    const auto start = T - n;
-    for (std::int64_t t = 0; t < n; ++t) {
-      in[b * T + start + t] = s[t];
-      pos[b * T + start + t] = t;
-      key[b * T + start + t] = true;
-      // label s[t+1]; the target's tokens are the last W labels
-      if (loss_on_history || t + 1 >= n + 1 - W) {
-        lab[b * T + start + t] = s[t + 1];
-        ++out.label_count;
-      }
-    }
-    out.tokens += n;
-  }
-  out.attention_mask = causal_padded_mask(key_mask);
+  auto out = detail::encoded_of_sequences(seqs, vocab.pad());
+  out.skipped_unknown = counts.skipped_unknown;
+  out.empty_rows = counts.empty_rows;
   return out;
 }
 
@@ -162,57 +209,96 @@ std::vector<const SequenceExample*> pointers(const std::vector<SequenceExample>&
   return out;
 }
 
+// Phase 1 (epoch < align_epochs): the recommendation examples and one alignment example per item with
+// text, shuffled together; phase 2: the recommendation examples alone. Index i < train.size() of an
+// epoch's order is a recommendation example, train.size() + j the alignment example of align_items_[j].
 class RecommenderTask : public TrainingTask {
  public:
-  RecommenderTask(Decoder model, const SemanticIdTable& table, const std::vector<SequenceExample>& train,
-                  const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options)
-      : model_(std::move(model)), table_(table), vocab_(CodeVocabulary::for_table(table)), train_(train),
-        valid_(valid), options_(options) {
+  RecommenderTask(Decoder model, const SemanticIdTable& table, const CodeVocabulary& vocab,
+                  const std::vector<SequenceExample>& train, const std::vector<SequenceExample>& valid,
+                  const RecommenderTrainerOptions& options, const ItemTextTokens& item_text)
+      : model_(std::move(model)), table_(table), vocab_(vocab), train_(train), valid_(valid), options_(options),
+        item_text_(item_text) {
     vocab_.check_table(table, "train_recommender");
     if (model_->options().vocab_size() != vocab_.size()) {
-      throw ValueError(fmt::format("train_recommender: the model has {} tokens but the table's IDs need {} "
-                                   "(level sizes [{}])", model_->options().vocab_size(), vocab_.size(),
-                                   fmt::join(vocab_.level_sizes(), ", ")));
+      throw ValueError(fmt::format("train_recommender: the model has {} tokens but the vocabulary {} "
+                                   "(level sizes [{}], {} text tokens)", model_->options().vocab_size(), vocab_.size(),
+                                   fmt::join(vocab_.level_sizes(), ", "), vocab_.text_vocab_size()));
     }
     if (options.batch_size < 1) throw ValueError(fmt::format("train_recommender: batch_size must be >= 1, got {}", options.batch_size));
     if (train.empty()) throw ValueError("train_recommender: no training examples");
+    const bool needs_text = options.align_epochs > 0 || options.item_text_tokens > 0;
+    if (needs_text && vocab_.text_vocab_size() == 0) {
+      throw ValueError("train_recommender: align_epochs and item_text_tokens need the LM backbone (a vocabulary "
+                       "after a text vocabulary, CodeVocabulary::after_text)");
+    }
+    if (needs_text && std::int64_t(item_text.size()) != table.num_items()) {
+      throw ValueError(fmt::format("train_recommender: align_epochs and item_text_tokens need one text per item: "
+                                   "{} texts for {} items", item_text.size(), table.num_items()));
+    }
+    if (options.align_epochs > 0) {
+      for (std::int64_t i = 0; i < table.num_items(); ++i)
+        if (!item_text[std::size_t(i)].empty()) align_items_.push_back(ItemIndex(i));
+      if (align_items_.empty()) throw ValueError("train_recommender: align_epochs > 0 but no item has text tokens");
+    }
+    text_ = needs_text ? &item_text_ : nullptr;
   }
   torch::nn::Module& module() override { return *model_; }
-  std::int64_t num_batches(std::int64_t) override {
-    return (std::int64_t(train_.size()) + options_.batch_size - 1) / options_.batch_size;
+  bool aligning(std::int64_t epoch) const { return epoch < options_.align_epochs; }
+  std::size_t examples_in(std::int64_t epoch) const {
+    return train_.size() + (aligning(epoch) ? align_items_.size() : 0);
+  }
+  std::int64_t num_batches(std::int64_t epoch) override {
+    return (std::int64_t(examples_in(epoch)) + options_.batch_size - 1) / options_.batch_size;
   }
   std::vector<std::size_t> order(std::int64_t epoch) {
-    std::vector<std::size_t> idx(train_.size());
+    std::vector<std::size_t> idx(examples_in(epoch));
     std::iota(idx.begin(), idx.end(), std::size_t(0));
     std::mt19937_64 rng(options_.seed * 1000003ULL + std::uint64_t(epoch));
     std::shuffle(idx.begin(), idx.end(), rng);
     return idx;
   }
-  std::vector<const SequenceExample*> batch_examples(std::int64_t epoch, std::int64_t batch) {
+  std::vector<std::size_t> batch_indices(std::int64_t epoch, std::int64_t batch) {
     if (epoch != cached_epoch_) {
       order_ = order(epoch);
       cached_epoch_ = epoch;
     }
     const auto begin = std::size_t(batch * options_.batch_size);
     const auto end = std::min(order_.size(), begin + std::size_t(options_.batch_size));
-    std::vector<const SequenceExample*> out;
-    for (auto i = begin; i < end; ++i) out.push_back(&train_[order_[i]]);
-    return out;
+    return std::vector<std::size_t>(order_.begin() + std::ptrdiff_t(begin), order_.begin() + std::ptrdiff_t(end));
   }
   StepOutput train_step(std::int64_t epoch, std::int64_t batch) override {
-    auto b = make_recommender_batch(table_, vocab_, batch_examples(epoch, batch), options_.max_history_items,
-                                    options_.loss_on_history);
+    std::vector<detail::LabelledSequence> seqs;
+    std::int64_t skipped = 0;
+    for (auto i : batch_indices(epoch, batch)) {
+      if (i < train_.size()) {
+        seqs.push_back(recommendation_sequence(table_, vocab_, train_[i], options_.max_history_items,
+                                               options_.loss_on_history, text_, options_.item_text_tokens, skipped));
+      } else {
+        detail::LabelledSequence a;
+        a.push(vocab_.bos(), false);
+        detail::append_item(a, table_, vocab_, align_items_[i - train_.size()], &item_text_,
+                            options_.align_text_tokens, /*label_codes=*/true);
+        seqs.push_back(std::move(a));
+      }
+    }
+    auto b = detail::batch_of_sequences(seqs, vocab_.pad());
     auto loss = recommender_loss(*model_, b);
     return {loss.loss, b.tokens, loss.labels, loss.correct};
   }
   std::optional<double> validation_loss() override {
     if (valid_.empty()) return std::nullopt;
-    return recommender_validation_loss(*model_, table_, valid_, options_.max_history_items);
+    return recommender_validation_loss(*model_, table_, vocab_, valid_, options_.max_history_items, 256, text_,
+                                       options_.item_text_tokens);
   }
   std::string describe_batch(std::int64_t epoch, std::int64_t batch) override {
-    std::vector<std::int64_t> users;
-    for (const auto* e : batch_examples(epoch, batch)) users.push_back(e->user);
-    return fmt::format("users {}", fmt::join(users, ", "));
+    std::vector<std::int64_t> users, items;
+    for (auto i : batch_indices(epoch, batch)) {
+      if (i < train_.size()) users.push_back(train_[i].user);
+      else items.push_back(align_items_[i - train_.size()]);
+    }
+    if (items.empty()) return fmt::format("users {}", fmt::join(users, ", "));
+    return fmt::format("users {}; alignment items {}", fmt::join(users, ", "), fmt::join(items, ", "));
   }
   std::vector<std::int64_t> fingerprint() override {
     std::uint64_t h = 1469598103934665603ULL;
@@ -221,9 +307,21 @@ class RecommenderTask : public TrainingTask {
       mix(std::uint64_t(e.target));
       for (auto i : e.history) mix(std::uint64_t(i));
     }
-    return {std::int64_t(table_checksum(table_)), std::int64_t(h), std::int64_t(train_.size()),
-            options_.batch_size, std::int64_t(options_.seed), options_.max_history_items,
-            std::int64_t(options_.loss_on_history)};
+    std::vector<std::int64_t> out = {std::int64_t(table_checksum(table_)), std::int64_t(h), std::int64_t(train_.size()),
+                                     options_.batch_size, std::int64_t(options_.seed), options_.max_history_items,
+                                     std::int64_t(options_.loss_on_history)};
+    if (vocab_.text_vocab_size() > 0) {  // the LM backbone's setup (the codes backbone's fingerprint is unchanged)
+      std::uint64_t t = 1469598103934665603ULL;
+      if (text_) {
+        for (const auto& tokens : item_text_) {
+          t = (t ^ tokens.size()) * 1099511628211ULL;
+          for (auto x : tokens) t = (t ^ std::uint64_t(x)) * 1099511628211ULL;
+        }
+      }
+      out.insert(out.end(), {vocab_.text_vocab_size(), vocab_.bos(), vocab_.pad(), options_.item_text_tokens,
+                             options_.align_epochs, options_.align_text_tokens, std::int64_t(t)});
+    }
+    return out;
   }
 
  private:
@@ -233,25 +331,29 @@ class RecommenderTask : public TrainingTask {
   const std::vector<SequenceExample>& train_;
   const std::vector<SequenceExample>& valid_;
   RecommenderTrainerOptions options_;
+  const ItemTextTokens& item_text_;
+  const ItemTextTokens* text_ = nullptr;  // item text prompts and alignment: &item_text_ when used
+  std::vector<ItemIndex> align_items_;
   std::int64_t cached_epoch_ = -1;
   std::vector<std::size_t> order_;
 };
 
 }  // namespace
 
-double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table,
+double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
                                    const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
-                                   std::int64_t batch_size) {
+                                   std::int64_t batch_size, const ItemTextTokens* item_text,
+                                   std::int64_t item_text_tokens) {
   if (examples.empty()) throw ValueError("recommender_validation_loss: no examples");
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  const auto vocab = CodeVocabulary::for_table(table);
   double total = 0;
   std::int64_t count = 0;
   for (std::size_t begin = 0; begin < examples.size(); begin += std::size_t(batch_size)) {
     const auto end = std::min(examples.size(), begin + std::size_t(batch_size));
-    auto batch = make_recommender_batch(table, vocab, pointers(examples, begin, end), max_history_items, false);
+    auto batch = make_recommender_batch(table, vocab, pointers(examples, begin, end), max_history_items, false,
+                                        item_text, item_text ? item_text_tokens : 0);
     auto loss = recommender_loss(model, batch);
     total += loss.loss.item<double>() * double(loss.labels);
     count += loss.labels;
@@ -260,26 +362,54 @@ double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& ta
   return total / double(count);
 }
 
-TrainingResult train_recommender(Decoder model, const SemanticIdTable& table,
+double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table,
+                                   const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
+                                   std::int64_t batch_size) {
+  return recommender_validation_loss(model, table, CodeVocabulary::for_table(table), examples, max_history_items,
+                                     batch_size);
+}
+
+TrainingResult train_recommender(Decoder model, const SemanticIdTable& table, const CodeVocabulary& vocab,
                                  const std::vector<SequenceExample>& train,
-                                 const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options) {
-  RecommenderTask task(model, table, train, valid, options);
+                                 const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options,
+                                 const ItemTextTokens& item_text) {
+  if (has_lora(*model) && options.loop.weight_decay() > 0) {
+    throw ValueError(fmt::format("train_recommender: weight_decay {} on a LoRA model would move the checkpoint's frozen "
+                                 "embedding rows; use 0", options.loop.weight_decay()));
+  }
+  RecommenderTask task(model, table, vocab, train, valid, options, item_text);
   auto loop_options = options.loop;
   if (loop_options.seed() == 0) loop_options.seed(options.seed);
   TrainingLoop loop(task, loop_options);
   return loop.run();
 }
 
+TrainingResult train_recommender(Decoder model, const SemanticIdTable& table,
+                                 const std::vector<SequenceExample>& train,
+                                 const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options) {
+  return train_recommender(std::move(model), table, CodeVocabulary::for_table(table), train, valid, options);
+}
 
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
                       const RecommenderModelOptions& options) {
-  const auto vocab = CodeVocabulary::for_table(table);
+  save_recommender(dir, model, table, CodeVocabulary::for_table(table), options);
+}
+
+void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
+                      const CodeVocabulary& vocab, const RecommenderModelOptions& options) {
+  vocab.check_table(table, "save_recommender");
   if (model.options().vocab_size() != vocab.size()) {
-    throw ValueError(fmt::format("save_recommender: the model has {} tokens, the table's IDs need {}",
+    throw ValueError(fmt::format("save_recommender: the model has {} tokens, the vocabulary {}",
                                  model.options().vocab_size(), vocab.size()));
   }
+  if ((options.backbone == RecommenderBackbone::lm) != (vocab.text_vocab_size() > 0)) {
+    throw ValueError(fmt::format("save_recommender: backbone '{}' with a vocabulary of {} text tokens",
+                                 options.backbone == RecommenderBackbone::lm ? "lm" : "codes", vocab.text_vocab_size()));
+  }
   std::filesystem::create_directories(dir);
-  save_pretrained(model, dir);
+  save_pretrained(model, dir);  // the base weights (the grown embedding included), without adapters
+  if (has_lora(model)) save_lora(model, dir / kAdapterFile);
+  else std::filesystem::remove(dir / kAdapterFile);
   nlohmann::json meta = {{"format", "lamia-recommender"},
                          {"version", kRecommenderFormat},
                          {"vocabulary", vocab},
@@ -302,9 +432,10 @@ LoadedRecommender load_recommender(const std::filesystem::path& dir, const Seman
   if (!meta.is_object() || meta.value("format", "") != "lamia-recommender") {
     throw ValueError(fmt::format("load_recommender: '{}' is not a lamia recommender file", meta_path.string()));
   }
-  if (meta.value("version", -1) != kRecommenderFormat) {
-    throw ValueError(fmt::format("load_recommender: '{}' has version {} (this build reads {})", meta_path.string(),
-                                 meta.value("version", -1), kRecommenderFormat));
+  const auto version = meta.value("version", -1);
+  if (version < 1 || version > kRecommenderFormat) {
+    throw ValueError(fmt::format("load_recommender: '{}' has version {} (this build reads 1 to {})",
+                                 meta_path.string(), version, kRecommenderFormat));
   }
   LoadedRecommender out;
   try {
@@ -316,13 +447,18 @@ LoadedRecommender load_recommender(const std::filesystem::path& dir, const Seman
   const auto table_vocab = CodeVocabulary::for_table(table);
   const auto expected = fmt::format("{:016x}", table_checksum(table));
   const auto got = meta.value("table_checksum", std::string());
-  if (out.vocab != table_vocab || got != expected) {
+  if (out.vocab.level_sizes() != table_vocab.level_sizes() || got != expected) {
     throw ValueError(fmt::format("load_recommender: '{}' was trained on other semantic IDs (level sizes [{}], "
                                  "checksum {}) than this table (level sizes [{}], checksum {})",
                                  dir.string(), fmt::join(out.vocab.level_sizes(), ", "), got,
                                  fmt::join(table_vocab.level_sizes(), ", "), expected));
   }
+  if ((out.options.backbone == RecommenderBackbone::lm) != (out.vocab.text_vocab_size() > 0)) {
+    throw ValueError(fmt::format("load_recommender: '{}': backbone and vocabulary disagree ({} text tokens)",
+                                 dir.string(), out.vocab.text_vocab_size()));
+  }
   out.model = load_pretrained(dir);
+  if (std::filesystem::exists(dir / kAdapterFile)) load_lora(*out.model, dir / kAdapterFile);
   if (out.model->options().vocab_size() != out.vocab.size()) {
     throw ValueError(fmt::format("load_recommender: '{}': the model has {} tokens, recommender.json says {}",
                                  dir.string(), out.model->options().vocab_size(), out.vocab.size()));

@@ -13,8 +13,14 @@ namespace lamia {
 std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table,
                                      const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
                                      std::int64_t batch_size) {
+  return prod_ranks(model, table, CodeVocabulary::for_table(table), examples, max_history_items, batch_size);
+}
+
+std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                     const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
+                                     std::int64_t batch_size) {
   if (batch_size < 1) throw ValueError(fmt::format("prod_ranks: batch_size must be >= 1, got {}", batch_size));
-  const auto vocab = CodeVocabulary::for_table(table);
+  vocab.check_table(table, "prod_ranks");
   if (model.options().vocab_size() != vocab.size()) {
     throw ValueError(fmt::format("prod_ranks: the model has a vocabulary of {} tokens, the table's IDs need {} (a "
                                  "recommender of another table?)",

@@ -187,8 +187,13 @@ struct PipelineRecommendConfig {
   /// configs/synthetic-full.json adds the oracle and random codes, SASRec-BCE, exact scoring and a
   /// longer training.
   std::vector<std::string> tokenizers = {"lamia", "rq-vae", "residual-kmeans"};
-  /// The transformer (TRM3L-shaped by default, see RecommenderModelOptions).
+  /// The transformer (TRM3L-shaped by default, see RecommenderModelOptions). backbone "lm": the
+  /// language model with the code tokens after a text vocabulary: from scratch over the run's tokenizer
+  /// (tokenizer/), or from model.pretrained here = a Hugging Face OPT folder (its own tokenizer).
   RecommenderModelOptions model = small_model();
+  /// backbone "lm": epochs of phase 1 (recommendation and text-token alignment examples mixed, one
+  /// per item, its text = its attributes); the other epochs train recommendation alone. 0: no alignment.
+  std::int64_t align_epochs = 0;
   std::int64_t batch_size = 64;
   double learning_rate = 1e-3;
   std::int64_t epochs = 3;
@@ -220,7 +225,10 @@ template <class V>
 void visit_fields(PipelineRecommendConfig& o, V&& v) {
   v.field("tokenizers", o.tokenizers,
           "semantic IDs to train a recommender on: lamia, rq-vae, residual-kmeans, oracle, random");
-  v.field("model", o.model, "the recommender transformer");
+  v.field("model", o.model, "the recommender transformer (backbone 'codes' or 'lm')");
+  v.field("align_epochs", o.align_epochs,
+          "backbone 'lm': epochs of phase 1, recommendation and text-token alignment mixed (0: no alignment)",
+          options::at_least(0));
   v.field("batch_size", o.batch_size, "examples per optimizer step", options::at_least(1));
   v.field("learning_rate", o.learning_rate, "Adam's learning rate", options::greater_than(0));
   v.field("epochs", o.epochs, "passes over the training examples", options::at_least(0));

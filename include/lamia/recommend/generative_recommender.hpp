@@ -1,8 +1,11 @@
 #pragma once
-// The generative recommender (paper 4.2.4): a decoder-only transformer over code tokens, trained
-// from scratch to predict the next item's L+1 semantic-ID tokens from a history of items, each
-// written as its own L+1 tokens (CodeVocabulary). Decoding is in beam_search.hpp (constrained to
-// real items) and exact_scoring.hpp (every item's log-probability).
+// The generative recommender (paper 4.2.4): a decoder-only transformer that predicts the next item's
+// L+1 semantic-ID tokens from a history of items, each written as its own L+1 tokens
+// (CodeVocabulary). Two backbones behind one interface (RecommenderModelOptions::backbone):
+// "codes", a transformer over code tokens only, trained from scratch; "lm", the language model of
+// lamia/nn with the code tokens after its text vocabulary, from scratch or from a Hugging Face OPT
+// checkpoint (with LoRA), with the text-token alignment task (lm_backbone.hpp). Decoding is in
+// beam_search.hpp (constrained to real items) and exact_scoring.hpp (every item's log-probability).
 //
 //   auto vocab = lamia::CodeVocabulary::for_table(table);
 //   auto model = lamia::make_recommender(vocab, lamia::RecommenderModelOptions::preset("trm3l"));
@@ -20,12 +23,24 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lamia {
+
+/// Which model the recommender is (see the file comment).
+enum class RecommenderBackbone { codes, lm };
+constexpr auto enum_names(RecommenderBackbone) {
+  return std::array{std::pair{RecommenderBackbone::codes, "codes"}, std::pair{RecommenderBackbone::lm, "lm"}};
+}
+
+/// Each item's text as text-token ids (item i = row i; no BOS): the LM backbone's item text prompts
+/// and the alignment task's inputs. Built by the caller with the LM's tokenizer.
+using ItemTextTokens = std::vector<std::vector<std::int64_t>>;
 
 /// Size of the recommender transformer (OPT blocks, pre-LN, tied head).
 struct RecommenderModelOptions {
@@ -37,6 +52,19 @@ struct RecommenderModelOptions {
   double dropout = 0.1;
   /// Items of history the model reads (paper: 20); sets the position table's size.
   std::int64_t max_history_items = 20;
+  /// "codes" (default): code tokens only, from scratch. "lm": the code tokens after a text vocabulary
+  /// (CodeVocabulary::after_text), from scratch with the sizes above or from `pretrained`.
+  RecommenderBackbone backbone = RecommenderBackbone::codes;
+  /// lm: a Hugging Face OPT folder whose weights start the model (its own sizes and dropout then
+  /// apply, the fields above do not); empty: from scratch.
+  std::filesystem::path pretrained;
+  /// lm with pretrained: LoRA rank on the checkpoint's weights, which stay frozen while the adapters and
+  /// the code tokens' embedding rows train (0: every weight trains).
+  std::int64_t lora_rank = 0;
+  /// lm: text tokens written before each history item's codes (its first ones; 0: codes only).
+  std::int64_t item_text_tokens = 0;
+  /// lm: an item's text tokens in the alignment task (its first ones); sizes the position table.
+  std::int64_t align_text_tokens = 32;
 
   /// "trm3l", "trm6l", "trm12l": the paper's TRM3L/6L/12L (3, 6, 12 layers). The paper gives no
   /// width; ours is hidden 128, 4 heads, FFN 512 (sized for a CPU; widen for a GPU).
@@ -55,6 +83,14 @@ void visit_fields(RecommenderModelOptions& o, V&& v) {
   v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
   v.field("max_history_items", o.max_history_items, "items of history the model reads (paper: 20)",
           options::between(1, 100000));
+  v.field("backbone", o.backbone, "'codes': code tokens only, from scratch; 'lm': the code tokens after a text vocabulary");
+  v.field("pretrained", o.pretrained, "lm: a Hugging Face OPT folder to start from (empty: from scratch)");
+  v.field("lora_rank", o.lora_rank, "lm with pretrained: LoRA rank on the checkpoint's weights (0: all weights train)",
+          options::at_least(0));
+  v.field("item_text_tokens", o.item_text_tokens, "lm: text tokens before each history item's codes (0: codes only)",
+          options::at_least(0));
+  v.field("align_text_tokens", o.align_text_tokens, "lm: an item's text tokens in the alignment task",
+          options::at_least(0));
 }
 
 /// {"hidden_size": 128, ...} (the generic field-list JSON, then check()); unknown keys, wrong
@@ -65,7 +101,8 @@ void from_json(const nlohmann::json& j, RecommenderModelOptions& options);
 /// The decoder's options for a vocabulary: vocab.size() tokens, pad = CodeVocabulary::kPad, and
 /// positions for [BOS] + (max_history_items + 1) IDs.
 DecoderOptions recommender_decoder_options(const CodeVocabulary& vocab, const RecommenderModelOptions& options);
-/// A new randomly initialised recommender (torch's generator seeded with seed first).
+/// A new recommender: backbone "codes", randomly initialised (torch's generator seeded with seed
+/// first); "lm", make_lm_recommender (lm_backbone.hpp; vocab must come from CodeVocabulary::after_text).
 Decoder make_recommender(const CodeVocabulary& vocab, const RecommenderModelOptions& options, std::uint64_t seed = 0);
 
 /// The label of a position that does not count in the loss.
@@ -83,11 +120,18 @@ struct RecommenderBatch {
 };
 
 /// Builds the batch of examples. The loss counts the target's L+1 tokens; with loss_on_history
-/// also every history item's (as the authors' RecBench code does), never BOS or padding.
-/// Throws IndexError for a target the table does not know.
+/// also every history item's (as the authors' RecBench code does), never BOS, text or padding.
+/// With item_text (LM backbone) each history item is preceded by its first item_text_tokens text
+/// tokens (the target never is). Throws IndexError for a target the table does not know.
 RecommenderBatch make_recommender_batch(const SemanticIdTable& table, const CodeVocabulary& vocab,
                                         const std::vector<const SequenceExample*>& examples,
-                                        std::int64_t max_history_items, bool loss_on_history);
+                                        std::int64_t max_history_items, bool loss_on_history,
+                                        const ItemTextTokens* item_text = nullptr, std::int64_t item_text_tokens = 0);
+
+/// encode_histories with each item preceded by its first item_text_tokens text tokens (LM backbone).
+EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                  const std::vector<std::vector<ItemIndex>>& histories, std::int64_t max_items,
+                                  const ItemTextTokens& item_text, std::int64_t item_text_tokens);
 
 /// Mean cross-entropy over the labels (ignore -100), and the argmax-correct count.
 struct RecommenderLoss {
@@ -114,6 +158,14 @@ struct RecommenderTrainerOptions {
   std::int64_t max_history_items = 20;
   /// Seed of the example order (and of the loop's torch generator: loop.seed).
   std::uint64_t seed = 0;
+  /// LM backbone: text tokens before each history item's codes (the model's item_text_tokens).
+  std::int64_t item_text_tokens = 0;
+  /// LM backbone: the first align_epochs epochs are phase 1, recommendation and text-token alignment
+  /// examples (one per item with text) shuffled together; the remaining ones phase 2, recommendation
+  /// alone, as the paper trains its LLM recommender. 0: no alignment task. Needs the item texts.
+  std::int64_t align_epochs = 0;
+  /// LM backbone: an item's text tokens in the alignment task (the model's align_text_tokens).
+  std::int64_t align_text_tokens = 32;
   /// Epochs, learning rate, early stopping, checkpoints, progress.
   TrainingLoopOptions loop = TrainingLoopOptions().name("recommender").learning_rate(1e-3).epochs(20);
 };
@@ -126,6 +178,13 @@ void visit_fields(RecommenderTrainerOptions& o, V&& v) {
   v.field("loss_on_history", o.loss_on_history, "also count every history item's tokens in the loss (RecBench does)");
   v.field("max_history_items", o.max_history_items, "items of history per example (the last ones)", options::at_least(0));
   v.field("seed", o.seed, "seed of the example order and of torch's generator");
+  v.field("item_text_tokens", o.item_text_tokens, "LM backbone: text tokens before each history item's codes",
+          options::at_least(0));
+  v.field("align_epochs", o.align_epochs,
+          "LM backbone: epochs of phase 1 (recommendation and text-token alignment mixed; 0: no alignment)",
+          options::at_least(0));
+  v.field("align_text_tokens", o.align_text_tokens, "LM backbone: an item's text tokens in the alignment task",
+          options::at_least(0));
   // The loop's options (TrainingLoopOptions), flattened.
   v.field("epochs", o.loop.epochs(), "passes over the training examples", options::at_least(0));
   v.field("learning_rate", o.loop.learning_rate(), "Adam's learning rate", options::greater_than(0));
@@ -150,21 +209,39 @@ void visit_fields(RecommenderTrainerOptions& o, V&& v) {
 
 /// Trains model in place on train examples, validating on valid (mean target-token loss; none:
 /// no early stopping). Resumes from options.loop.checkpoint_path() when it exists; a checkpoint of
-/// another table or data is refused (ValueError).
+/// another table or data is refused (ValueError). The table's codes-only vocabulary.
 TrainingResult train_recommender(Decoder model, const SemanticIdTable& table,
                                  const std::vector<SequenceExample>& train,
                                  const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options);
+/// The same in vocab's layout (the LM backbone: CodeVocabulary::after_text), with the items' texts
+/// for item text prompts and the alignment task (options.align_epochs; one entry per table item).
+/// Phases: batches are a pure function of (seed, epoch, batch), so a run resumes exactly across the
+/// switch. ValueError when alignment or text prompts are asked of a codes-only vocabulary or without
+/// texts, and for weight_decay > 0 on a LoRA model (it would move the frozen embedding rows).
+TrainingResult train_recommender(Decoder model, const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                 const std::vector<SequenceExample>& train,
+                                 const std::vector<SequenceExample>& valid, const RecommenderTrainerOptions& options,
+                                 const ItemTextTokens& item_text = {});
 
 /// Mean target-token cross-entropy of examples (eval mode, no gradient).
 double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table,
                                    const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
                                    std::int64_t batch_size = 256);
+/// The same in vocab's layout, with item text prompts when item_text is non-null.
+double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
+                                   const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
+                                   std::int64_t batch_size = 256, const ItemTextTokens* item_text = nullptr,
+                                   std::int64_t item_text_tokens = 0);
 
 
 /// A trained recommender folder: the decoder as a Hugging Face OPT folder (config.json,
-/// model.safetensors) and recommender.json (vocabulary, model options, table checksum).
+/// model.safetensors), its LoRA adapters (adapter_model.safetensors, when it has some) and
+/// recommender.json (vocabulary with its text layout, model options with the backbone, table
+/// checksum). The first form is the table's codes-only vocabulary.
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
                       const RecommenderModelOptions& options);
+void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
+                      const CodeVocabulary& vocab, const RecommenderModelOptions& options);
 
 struct LoadedRecommender {
   Decoder model{nullptr};

@@ -11,6 +11,7 @@
 //   lamia::RankingMetrics m;  for (auto r : ranks) m.add(r);
 #include <lamia/data/sequences.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/ids/semantic_id_table.hpp>
 
 #include <cstdint>
@@ -22,6 +23,11 @@ namespace lamia {
 /// Unknown history items are skipped, as in training; ValueError when the model's vocabulary does
 /// not match the table's layout.
 std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table,
+                                     const std::vector<SequenceExample>& examples, std::int64_t max_history_items = 20,
+                                     std::int64_t batch_size = 256);
+/// The same in vocab's layout (the LM backbone's: per position the rank among that level's code
+/// tokens, text tokens not counted).
+std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
                                      const std::vector<SequenceExample>& examples, std::int64_t max_history_items = 20,
                                      std::int64_t batch_size = 256);
 

@@ -121,7 +121,7 @@ class EvaluateStage : public Stage {
       {
         // RecBench's "prod" score, under its own name: not an item ranking (recommend/prod_score.hpp).
         RankingMetrics prod(ec.ks);
-        for (auto r : prod_ranks(*rec.model, table, test, rec.options.max_history_items)) prod.add(r);
+        for (auto r : prod_ranks(*rec.model, table, rec.vocab, test, rec.options.max_history_items)) prod.add(r);
         m["prod_not_an_item_ranking"] = prod.to_json();
       }
       if (ec.exact && exact_users > 0) {

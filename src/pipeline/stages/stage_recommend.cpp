@@ -1,14 +1,19 @@
 // Stage "recommend": a generative recommender trained on each tokenizer's semantic IDs (and, on the
 // synthetic catalog, on the oracle IDs — the true aspect values — and on random codes, which bracket
 // what a tokenizer can give), and the trained ID-based baselines (SASRec with CE and with BCE).
-// Training resumes from checkpoints/ after an interruption.
+// Training resumes from checkpoints/ after an interruption. With recommend.model.backbone "lm" the
+// recommenders are the language model with the code tokens after the run's tokenizer (the catalog's
+// BPE from the tokenizer stage, or recommend.model.pretrained's own), trained with the text-token
+// alignment task for recommend.align_epochs epochs first.
 #include "../context.hpp"
 
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/pipeline/stage.hpp>
+#include <lamia/nn/decoder.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/sasrec.hpp>
+#include <lamia/text/tokenizer.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -60,10 +65,46 @@ TrainingLoopOptions loop_options(PipelineContext& ctx, const std::string& label,
       .log(ctx.config.progress ? &ctx.log : &dropped);
 }
 
+// The LM backbone's text side: the vocabulary after the tokenizer's (a checkpoint's own rows when
+// recommend.model.pretrained is set: its embedding may have more rows than the tokenizer has tokens),
+// and every item's text (its attribute values, space-joined) in that tokenizer's tokens.
+struct LmText {
+  std::int64_t text_vocab_size = 0, bos = 0, pad = 0;
+  ItemTextTokens item_text;
+};
+
+LmText lm_text(PipelineContext& ctx) {
+  const auto& model = ctx.config.recommend.model;
+  const auto tokenizer = load_tokenizer(model.pretrained.empty() ? ctx.path("tokenizer") : model.pretrained);
+  LmText out;
+  out.text_vocab_size = model.pretrained.empty()
+                            ? std::int64_t(tokenizer->vocab_size())
+                            : DecoderOptions::from_hf_config(model.pretrained / "config.json").vocab_size();
+  const auto special = tokenizer->special_tokens();
+  out.bos = special.bos ? *special.bos : special.eos ? *special.eos : 0;
+  out.pad = special.pad ? *special.pad : out.bos;
+  const auto& catalog = ctx.sequences().catalog;
+  out.item_text.resize(catalog.size());
+  for (std::size_t i = 0; i < catalog.size(); ++i) {
+    std::string text;
+    for (const auto& v : catalog.values(ItemIndex(i))) {
+      if (v.empty()) continue;
+      if (!text.empty()) text += ' ';
+      text += v;
+    }
+    for (auto t : tokenizer->encode(text)) out.item_text[i].push_back(t);
+  }
+  return out;
+}
+
 class RecommendStage : public Stage {
  public:
   std::string name() const override { return "recommend"; }
-  std::vector<std::string> inputs(const PipelineConfig&) const override { return {"dataset", "semantic_ids"}; }
+  std::vector<std::string> inputs(const PipelineConfig& config) const override {
+    // The LM backbone reads the run's tokenizer (which knows model.pretrained's as well).
+    if (config.recommend.model.backbone == RecommenderBackbone::lm) return {"dataset", "semantic_ids", "tokenizer"};
+    return {"dataset", "semantic_ids"};
+  }
   nlohmann::json config_section(const PipelineConfig& config) const override {
     nlohmann::json j;
     to_json(j, config);
@@ -104,6 +145,14 @@ class RecommendStage : public Stage {
     fs::create_directories(ctx.path("recommenders"));
     fs::create_directories(ctx.path("checkpoints/recommend"));
     std::vector<ArtifactSpec> out;
+    const bool lm = rc.model.backbone == RecommenderBackbone::lm;
+    LmText text;
+    if (lm) {
+      text = lm_text(ctx);
+      ctx.say(fmt::format("recommend: LM backbone, {} text tokens{}, alignment {} epochs", text.text_vocab_size,
+                          rc.model.pretrained.empty() ? " (from scratch)" : ", from " + rc.model.pretrained.string(),
+                          rc.align_epochs));
+    }
     for (const auto& name : rc.tokenizers) {
       const auto t0 = std::chrono::steady_clock::now();
       auto table = table_for(ctx, name);
@@ -118,19 +167,25 @@ class RecommendStage : public Stage {
       const auto dir = ctx.path("recommenders/" + name);
       fs::create_directories(dir);
       table->save(dir / "semantic_ids.bin");
-      auto vocab = CodeVocabulary::for_table(*table);
+      auto vocab = lm ? CodeVocabulary::after_text(table->codebook_sizes(), text.text_vocab_size, text.bos, text.pad)
+                      : CodeVocabulary::for_table(*table);
       auto model = make_recommender(vocab, rc.model, rc.seed);
       RecommenderTrainerOptions options;
       options.batch_size = rc.batch_size;
       options.loss_on_history = rc.loss_on_history;
       options.max_history_items = rc.model.max_history_items;
       options.seed = rc.seed;
+      options.item_text_tokens = rc.model.item_text_tokens;
+      options.align_epochs = rc.align_epochs;
+      options.align_text_tokens = rc.model.align_text_tokens;
       options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs,
                                   (std::int64_t(split.train.size()) + rc.batch_size - 1) / rc.batch_size);
-      auto result = train_recommender(model, *table, split.train, split.valid, options);
-      save_recommender(dir, *model, *table, rc.model);
+      auto result = train_recommender(model, *table, vocab, split.train, split.valid, options, text.item_text);
+      save_recommender(dir, *model, *table, vocab, rc.model);
       auto summary = training_json(result);
       summary["tokenizer"] = name;
+      summary["backbone"] = lm ? "lm" : "codes";
+      summary["align_epochs"] = lm ? rc.align_epochs : 0;
       summary["parameters"] = [&] {
         std::int64_t n = 0;
         for (const auto& p : model->parameters()) n += p.numel();

@@ -4,6 +4,8 @@
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/sasrec.hpp>
 
+#include "recommend_fixtures.hpp"
+
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
@@ -21,30 +23,7 @@ SemanticIdTable small_table() {
   return SemanticIdTable::from_codes(codes.data(), 6, 2, {3, 3}, IndexTokenOrder::item_order);
 }
 
-// A catalog of n items whose codes are (i % 8, i / 8) and users whose next item is (prev + 1) % n.
-struct Cyclic {
-  SemanticIdTable table;
-  std::vector<SequenceExample> train, valid;
-};
-
-Cyclic cyclic(std::int64_t n, std::int64_t users, std::int64_t length) {
-  Cyclic c;
-  std::vector<std::int32_t> codes;
-  for (std::int64_t i = 0; i < n; ++i) {
-    codes.push_back(std::int32_t(i % 8));
-    codes.push_back(std::int32_t(i / 8));
-  }
-  c.table = SemanticIdTable::from_codes(codes.data(), n, 2, {8, (n + 7) / 8});
-  for (std::int64_t u = 0; u < users; ++u) {
-    SequenceExample e;
-    e.user = UserIndex(u);
-    const auto start = (u * 7) % n;
-    for (std::int64_t t = 0; t < length; ++t) e.history.push_back(ItemIndex((start + t) % n));
-    e.target = ItemIndex((start + length) % n);
-    (u % 5 == 0 ? c.valid : c.train).push_back(e);
-  }
-  return c;
-}
+using test::cyclic;
 
 std::vector<torch::Tensor> snapshot(torch::nn::Module& m) {
   std::vector<torch::Tensor> out;
