@@ -6,66 +6,15 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <set>
 #include <vector>
 
 #include "decoding_util.hpp"
+#include "shared_prefix_step.hpp"
 
 namespace lamia {
-
-namespace {
-
-/// A run of first-level subtrees: per depth d (1..L+1) the node range [lo[d], hi[d]).
-struct SubtreeGroup {
-  std::vector<std::int64_t> lo, hi;
-};
-
-/// Cuts the first-level subtrees into groups whose widest fed depth (1..L) times users stays
-/// <= max_rows (a single subtree may exceed it).
-std::vector<SubtreeGroup> subtree_groups(const DeviceTrie& trie, std::int64_t users, std::int64_t max_rows) {
-  const auto L1 = trie.id_length();
-  auto first = trie.first_child().cpu();
-  auto count = trie.num_children().cpu();
-  const auto* pf = first.data_ptr<std::int64_t>();
-  const auto* pc = count.data_ptr<std::int64_t>();
-  std::vector<SubtreeGroup> groups;
-  const auto a1 = trie.depth_begin(1), b1 = trie.depth_begin(2);
-  // Range of v's descendants at each depth 1..L1: start[d], end[d].
-  auto extent = [&](std::int64_t v, std::vector<std::int64_t>& start, std::vector<std::int64_t>& end) {
-    start.assign(L1 + 1, 0);
-    end.assign(L1 + 1, 0);
-    start[1] = v;
-    end[1] = v + 1;
-    for (std::int64_t d = 1; d < L1; ++d) {
-      start[d + 1] = pf[start[d]];
-      end[d + 1] = pf[end[d] - 1] + pc[end[d] - 1];
-    }
-  };
-  std::vector<std::int64_t> s, e;
-  SubtreeGroup current;
-  for (std::int64_t v = a1; v < b1; ++v) {
-    extent(v, s, e);
-    if (current.lo.empty()) {
-      current.lo = s;
-      current.hi = e;
-      continue;
-    }
-    std::int64_t widest = 0;
-    for (std::int64_t d = 1; d < L1; ++d) widest = std::max(widest, e[d] - current.lo[d]);
-    if (widest * users <= max_rows) {
-      current.hi = e;
-    } else {
-      groups.push_back(current);
-      current.lo = s;
-      current.hi = e;
-    }
-  }
-  if (!current.lo.empty()) groups.push_back(current);
-  return groups;
-}
-
-}  // namespace
 
 torch::Tensor score_all_items(DecoderImpl& model, const DeviceTrie& trie, const EncodedHistories& histories,
                               const ExactScoringOptions& options) {
@@ -79,136 +28,81 @@ torch::Tensor score_all_items(DecoderImpl& model, const DeviceTrie& trie, const 
   const auto dev = trie.device();
   const auto B = histories.tokens.size(0);
   const auto N = trie.num_nodes(), n = trie.num_items();
-  const auto L1 = trie.id_length();
-  const auto G = options.nodes_per_row;
+  const auto L1 = trie.id_length();  // depths 1..L1; depths 1..L1-1 are fed
   const auto fopts = torch::TensorOptions().dtype(torch::kFloat).device(dev);
   const auto lopts = torch::TensorOptions().dtype(torch::kLong).device(dev);
   auto out = torch::empty({B, n}, fopts);
   if (B == 0 || n == 0) return out;
 
-  std::int64_t widest = 1;
-  for (std::int64_t d = 1; d < L1; ++d) widest = std::max(widest, trie.depth_size(d));
-  const auto users = std::min(options.batch_size, std::max<std::int64_t>(1, options.max_rows / widest));
-  const auto groups = subtree_groups(trie, users, options.max_rows);
-  const auto rows_per_pass = std::max<std::int64_t>(1, options.max_rows / G);
+  const auto users = std::min(options.batch_size, options.max_rows);
+  // Host copies for the chunk ranges: the children of nodes [a, b) are [first[a], first[b-1] + count[b-1]).
+  const auto first_child = trie.first_child().cpu(), num_children = trie.num_children().cpu();
+  const auto* pf = first_child.data_ptr<std::int64_t>();
+  const auto* pc = num_children.data_ptr<std::int64_t>();
+  const auto& edge = trie.edge_token();
+  const auto& parent = trie.parent();
 
   detail::EvalGuard eval(model);
   torch::NoGradGuard no_grad;
   detail::ForwardTimer timer{model, false, nullptr, nullptr};
-  const auto& edge = trie.edge_token();
-  const auto& parent = trie.parent();
-  const auto slot = torch::arange(G, lopts);
-  const auto eye = torch::eye(G, torch::TensorOptions().dtype(torch::kBool).device(dev));
 
   for (std::int64_t u0 = 0; u0 < B; u0 += users) {
     const auto U = std::min(users, B - u0);
+    const auto C = std::max<std::int64_t>(1, options.max_rows / U);  // nodes per pass
     auto keys = histories.key_mask.narrow(0, u0, U).to(dev);
     auto len = histories.lengths.narrow(0, u0, U).to(dev);
-    const auto T = keys.size(1);
+    const auto last_position = len.max().item<std::int64_t>() + L1 - 2;
+    TORCH_CHECK_INDEX(last_position < model.options().max_position_embeddings(), "score_all_items: position ",
+                      last_position, " of the last fed token exceeds max_position_embeddings ",
+                      model.options().max_position_embeddings());
     KVCache history;
     DecoderInput in;
     in.input_ids = histories.tokens.narrow(0, u0, U).to(dev);
     in.position_ids = histories.position_ids.narrow(0, u0, U).to(dev);
     in.attention_mask = causal_padded_mask(keys);
-    auto logp0 = timer.last_log_probs(in, &history);  // [U, V]
-    const auto layers = history.keys.size();
+    // Log-probabilities at each row's last real token (histories may be padded on either side).
+    auto logp0 = timer.log_probs([&] {
+      in.compute_logits = false;
+      auto hidden = model.forward(in, &history).last_hidden_state;  // [U, T, D]
+      auto last = (torch::arange(keys.size(1), lopts).unsqueeze(0) * keys).amax(1);
+      return model.lm_logits(hidden.gather(1, last.view({U, 1, 1}).expand({U, 1, hidden.size(2)})).squeeze(1));
+    });  // [U, V]
+    detail::SharedPrefixDecoder shared(model, history, keys, /*beams*/ 1, /*max_steps*/ 0);
+    history.clear();
 
-    // Summed log-probability of every node's prefix, per user; column N takes the padding slots.
-    auto node_lp = torch::zeros({U, N + 1}, fopts);
+    // Summed log-probability of every node's prefix, per user.
+    auto node_lp = torch::zeros({U, N}, fopts);
     {
       const auto a = trie.depth_begin(1), m = trie.depth_size(1);
       node_lp.narrow(1, a, m).copy_(logp0.gather(1, edge.narrow(0, a, m).unsqueeze(0).expand({U, m})));
     }
-    auto flat_lp = node_lp.view({-1});
-
-    for (const auto& g : groups) {
-      // The keys and values of the group's nodes at each fed depth, per user:
-      // [U * n_d + 1, H, Dh] per layer (row u * n_d + (node - lo_d); the last row takes padding).
-      std::vector<std::vector<torch::Tensor>> store_k(static_cast<std::size_t>(L1)), store_v(static_cast<std::size_t>(L1));
-      for (std::int64_t d = 1; d < L1; ++d) {
-        const auto lo = g.lo[d], nd = g.hi[d] - g.lo[d];
-        const auto chunks = (nd + G - 1) / G;
-        const auto rows = U * chunks;
-        const bool keep = d + 1 < L1;
-        for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_pass) {
-          const auto R = std::min(rows_per_pass, rows - r0);
-          auto ridx = torch::arange(r0, r0 + R, lopts);
-          auto u = ridx.div(chunks, "floor");                                  // [R]
-          auto local = (ridx.remainder(chunks) * G).unsqueeze(1) + slot.unsqueeze(0);  // [R, G]
-          auto valid = local < nd;
-          auto node = lo + torch::where(valid, local, torch::zeros_like(local));       // [R, G]
-          // Row cache: the user's history, then per ancestor depth d' the run of G nodes that starts
-          // at the first node's ancestor (the ancestors of G consecutive nodes are consecutive).
-          std::vector<torch::Tensor> ks(layers), vs(layers);
-          for (std::size_t l = 0; l < layers; ++l) {
-            ks[l] = history.keys[l].index_select(0, u);
-            vs[l] = history.values[l].index_select(0, u);
+    // Feeds the nodes [lo, hi) of depth d in chunks of C, each chunk's children right after it.
+    // parent_paths: the paths of the depth d - 1 nodes [parent_lo, ...) (empty at depth 1).
+    std::function<void(std::int64_t, std::int64_t, std::int64_t, const detail::GeneratedPaths&, std::int64_t)> feed =
+        [&](std::int64_t d, std::int64_t lo, std::int64_t hi, const detail::GeneratedPaths& parent_paths,
+            std::int64_t parent_lo) {
+          const bool keep = d + 1 < L1;  // the children are fed too
+          for (std::int64_t c0 = lo; c0 < hi; c0 += C) {
+            const auto c1 = std::min(c0 + C, hi), Cc = c1 - c0;
+            auto nodes = torch::arange(c0, c1, lopts);
+            detail::GeneratedPaths paths;
+            auto logits = shared.step_tree(parent_paths, parent.index_select(0, nodes) - parent_lo,
+                                           edge.index_select(0, nodes), len + (d - 1), keep ? &paths : nullptr)
+                              .to(torch::kFloat);  // [U*Cc, V]
+            const auto V = logits.size(1);
+            auto lse = logits.logsumexp(-1).view({U, Cc});
+            // The chunk's children [f0, f1): parent's prefix + log-softmax at the child's token.
+            const auto f0 = pf[c0], f1 = pf[c1 - 1] + pc[c1 - 1];
+            auto children = torch::arange(f0, f1, lopts);
+            auto local = parent.index_select(0, children) - c0;  // [K] in 0..Cc-1
+            auto at = (local * V + edge.index_select(0, children)).unsqueeze(0).expand({U, f1 - f0});
+            auto lp = logits.reshape({U, Cc * V}).gather(1, at) - lse.index_select(1, local) +
+                      node_lp.narrow(1, c0, Cc).index_select(1, local);
+            node_lp.narrow(1, f0, f1 - f0).copy_(lp);
+            if (keep) feed(d + 1, f0, f1, paths, c0);
           }
-          std::vector<torch::Tensor> mask_parts{keys.index_select(0, u).unsqueeze(1).expand({R, G, T})};
-          std::vector<torch::Tensor> ancestors(static_cast<std::size_t>(d));  // ancestors[d'] [R, G]
-          {
-            auto a = node;
-            for (std::int64_t dd = d - 1; dd >= 1; --dd) {
-              a = parent.index_select(0, a.reshape({-1})).view({R, G});
-              ancestors[std::size_t(dd)] = a;
-            }
-          }
-          for (std::int64_t dd = 1; dd < d; ++dd) {
-            const auto alo = g.lo[dd], an = g.hi[dd] - g.lo[dd];
-            auto entry = ancestors[std::size_t(dd)].select(1, 0).unsqueeze(1) + slot.unsqueeze(0);  // [R, G]
-            auto in_range = entry < alo + an;
-            auto row = torch::where(in_range, u.unsqueeze(1) * an + (entry - alo), torch::full_like(entry, U * an));
-            for (std::size_t l = 0; l < layers; ++l) {
-              const auto H = store_k[dd][l].size(1), Dh = store_k[dd][l].size(2);
-              ks[l] = torch::cat({ks[l], store_k[dd][l].index_select(0, row.reshape({-1})).view({R, G, H, Dh}).transpose(1, 2)}, 2);
-              vs[l] = torch::cat({vs[l], store_v[dd][l].index_select(0, row.reshape({-1})).view({R, G, H, Dh}).transpose(1, 2)}, 2);
-            }
-            // query i may attend entry j iff entry j is node i's ancestor at depth dd
-            mask_parts.push_back(in_range.unsqueeze(1) &
-                                 (entry.unsqueeze(1) == ancestors[std::size_t(dd)].unsqueeze(2)));
-          }
-          mask_parts.push_back(eye.unsqueeze(0).expand({R, G, G}));
-          KVCache cache;
-          cache.keys = std::move(ks);
-          cache.values = std::move(vs);
-          const auto past = cache.keys[0].size(2);
-          DecoderInput s;
-          s.input_ids = edge.index_select(0, node.reshape({-1})).view({R, G});
-          s.position_ids = (len.index_select(0, u) + (d - 1)).unsqueeze(1).expand({R, G}).contiguous();
-          s.attention_mask = torch::cat(mask_parts, 2);
-          s.compute_logits = false;
-          auto o = model.forward(s, &cache);
-          auto logp = torch::log_softmax(model.lm_logits(o.last_hidden_state).to(torch::kFloat), -1)
-                          .view({R * G, -1});  // [R*G, V]
-          if (keep) {
-            auto target = torch::where(valid, u.unsqueeze(1) * nd + (node - lo), torch::full_like(node, U * nd));
-            for (std::size_t l = 0; l < layers; ++l) {
-              auto k_new = cache.keys[l].narrow(2, past, G).transpose(1, 2);  // [R, G, H, Dh]
-              auto v_new = cache.values[l].narrow(2, past, G).transpose(1, 2);
-              if (store_k[d].size() < layers) {
-                store_k[d].resize(layers);
-                store_v[d].resize(layers);
-              }
-              if (!store_k[d][l].defined()) {
-                store_k[d][l] = torch::zeros({U * nd + 1, k_new.size(2), k_new.size(3)}, k_new.options());
-                store_v[d][l] = torch::zeros({U * nd + 1, v_new.size(2), v_new.size(3)}, v_new.options());
-              }
-              store_k[d][l].index_put_({target.reshape({-1})}, k_new.reshape({R * G, k_new.size(2), k_new.size(3)}));
-              store_v[d][l].index_put_({target.reshape({-1})}, v_new.reshape({R * G, v_new.size(2), v_new.size(3)}));
-            }
-          }
-          // Every child of these nodes: its prefix = the node's + logp[child's token].
-          auto flat_node = node.reshape({-1});
-          auto uu = u.unsqueeze(1).expand({R, G}).reshape({-1});
-          auto ch = trie.children(flat_node, d);  // [R*G, C]
-          auto base = (uu * (N + 1)).unsqueeze(1);
-          auto lp = logp.gather(1, edge.index_select(0, ch.nodes.reshape({-1})).view_as(ch.nodes)) +
-                    flat_lp.index_select(0, uu * (N + 1) + flat_node).unsqueeze(1);
-          auto target = torch::where(ch.valid & valid.reshape({-1, 1}), base + ch.nodes, base + N);
-          flat_lp.index_put_({target.reshape({-1})}, lp.reshape({-1}));
-        }
-      }
-    }
+        };
+    feed(1, trie.depth_begin(1), trie.depth_begin(2), detail::GeneratedPaths{}, 0);
     out.narrow(0, u0, U).copy_(node_lp.index_select(1, trie.item_leaf()));
   }
   return out;

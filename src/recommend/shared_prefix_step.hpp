@@ -12,6 +12,12 @@
 // (a batched matmul of the user's W queries [R, H, W, Dh] with its keys [R, H, T, Dh]) and against the
 // beam's own generated keys, under one softmax; then the final layer norm, project_out and the LM head
 // on the new position only.
+//
+// Tree mode (exact scoring, step_tree): a level of trie nodes, the same C nodes for every user, is fed
+// as C rows per user; each row attends the user's history and its own path (its ancestors' keys and
+// values, gathered from the previous level's paths by parent index, plus its own new key). The caller
+// keeps the paths of a level only as long as it feeds that level's children, so memory stays bounded
+// by the chunk of nodes fed at once.
 #include <lamia/nn/decoder.hpp>
 
 #include <torch/types.h>
@@ -20,6 +26,12 @@
 #include <vector>
 
 namespace lamia::detail {
+
+/// The generated tokens' keys and values of some rows: per layer [rows, H, S, Dh] (S tokens per row).
+struct GeneratedPaths {
+  std::vector<torch::Tensor> keys, values;
+  std::int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+};
 
 class SharedPrefixDecoder {
  public:
@@ -36,10 +48,25 @@ class SharedPrefixDecoder {
   /// was generated yet). tokens [R*W] int64. positions [R*W] int64, 0-based (as DecoderInput's).
   torch::Tensor step(const torch::Tensor& parents, const torch::Tensor& tokens, const torch::Tensor& positions);
 
+  /// Tree mode (independent of step()): feeds one token to each of C nodes for every user and returns
+  /// the logits at the new positions, [R*C, V] in the model's dtype (row r * C + c: user r, node c).
+  /// parent_paths: the previous level's paths for R*P rows (row r * P + p), or empty at the first
+  /// level. parents [C] int64: each node's parent in 0..P-1 (the same for every user; ignored when
+  /// parent_paths is empty). tokens [C] int64. positions [R] int64: the new token's position per user.
+  /// paths: if not null, receives the new rows' paths (the parent's keys/values then the new ones).
+  torch::Tensor step_tree(const GeneratedPaths& parent_paths, const torch::Tensor& parents, const torch::Tensor& tokens,
+                          const torch::Tensor& positions, GeneratedPaths* paths);
+
   /// Tokens generated per beam so far.
   std::int64_t length() const { return length_; }
 
  private:
+  /// The model on one new token per row (W rows per user; tokens and positions [R*W]);
+  /// own(layer, k_new, v_new) ([R*W, H, 1, Dh] each) returns the row's own keys and values
+  /// [R*W, H, S, Dh], the new ones last. Returns the logits [R*W, V].
+  template <class Own>
+  torch::Tensor run(const torch::Tensor& tokens, const torch::Tensor& positions, std::int64_t W, Own&& own);
+
   DecoderImpl& model_;
   std::int64_t users_, beams_, heads_, head_dim_, history_length_, max_steps_, length_ = 0;
   std::vector<torch::Tensor> history_k_, history_v_;  // per layer [R, H, T, Dh]

@@ -2,24 +2,22 @@
 // Exact full-catalog scoring: the log-probability of every item's full ID for each user, walking
 // the trie so that a prefix is fed to the model once for all the items below it.
 //
-// Per batch of users: one forward pass over the histories fills a history cache (one row per
-// user). Then, depth by depth (1..L), every trie node of that depth is fed once per user (its edge
-// token, at position history length + depth - 1), attending the user's history and its own path
-// (its ancestors' keys and values, kept from the previous depths). Nodes go through the model as
-// "tree attention" rows: a row holds nodes_per_row consecutive nodes of one depth for one user; its
-// cache is the user's history followed, per ancestor depth, by the run of nodes_per_row nodes that
-// holds their ancestors (the ancestors of consecutive nodes are consecutive); the attention mask
-// lets each node see the history, its own ancestors and itself. The history is thus copied once per
-// row rather than once per node, and attention is a real matrix product. The log-probabilities at
-// a node score all its children, so logp(item) = sum over the ID's L+1 tokens, each prefix's term
-// computed once. Work per user: sum over depths 1..L of that depth's nodes (<= L n), each
-// attending T + depth * nodes_per_row keys (the ones it may not see are masked).
+// Per batch of users: one forward pass over the histories fills a history cache (one row per user),
+// kept once (detail::SharedPrefixDecoder, as beam search's step). Then the trie is fed level by level:
+// a chunk of C consecutive nodes of depth d (the same nodes for every user) goes through the model
+// as C rows per user, each fed its edge token at position history length + d - 1 and attending the
+// user's history (one batched matrix product per user for its C rows) and its own path (its
+// ancestors' keys and values, gathered by parent index from the chunk of depth d - 1 that holds
+// them, plus its own). Node scores: depth 1 = log-softmax of the history's last position at the
+// node's token; depth d + 1 = the parent's + log-softmax of the parent's logits at the child's
+// token. The children of a chunk are a contiguous run of depth d + 1, fed next in chunks of C
+// (depth first over chunks), so a chunk's paths are kept only while its children are fed.
+// Work per user: every node of depths 1..L fed once, attending T + depth keys.
 //
-// Memory: the trie is cut into groups of first-level subtrees so that the keys and values kept
-// between depths cover about max_rows nodes (a first-level subtree wider than that is one group);
-// they take batch * group nodes * hidden * layers * 2 floats. One pass holds max_rows / nodes_per_row
-// rows of (T + L * nodes_per_row) cache entries (hidden * layers * 2 floats each) and max_rows *
-// vocabulary floats of log-probabilities; the scores of a batch, batch * num_nodes floats.
+// Memory: a forward pass holds max_rows (user, node) rows (C = max_rows / users nodes per user) and
+// their logits (max_rows * vocabulary floats); the paths kept for the chunks being fed take at most
+// max_rows * L * (1 + L) / 2 * hidden * layers * 2 values; the history cache users * T * hidden *
+// layers * 2; the scores of a batch, users * num_nodes floats.
 //
 // Example:
 //   auto exact = lamia::score_all_items(*model, trie, histories);            // [B, num_items]
@@ -38,21 +36,24 @@ namespace lamia {
 class DecoderImpl;
 
 struct ExactScoringOptions {
-  /// (user, trie node) pairs per forward pass (>= 1): bounds memory (see the file comment).
+  /// (user, trie node) rows per forward pass (>= 1): the chunk of a trie level fed at once is
+  /// max_rows / users nodes (at least 1); bounds memory (see the file comment).
   std::int64_t max_rows = 4096;
-  /// Consecutive nodes of one depth fed as one row (>= 1): more amortizes the history's copy and
-  /// makes larger matrix products, but each node attends up to L * nodes_per_row masked keys.
+  /// Not used by the shared-history scorer (it was the nodes per tree-attention row of the
+  /// previous scorer); accepted (>= 1) so that existing configs and calls keep working.
   std::int64_t nodes_per_row = 32;
-  /// Users whose histories are run together (>= 1); lowered so that users * the widest trie depth
-  /// (1..L) stays <= max_rows where possible (at least 1 user).
+  /// Users whose histories are run together (>= 1); lowered to max_rows (at least one node per user
+  /// per pass).
   std::int64_t batch_size = 64;
 };
 
 /// The fields of ExactScoringOptions (JSON, Python).
 template <class V>
 void visit_fields(ExactScoringOptions& o, V&& v) {
-  v.field("max_rows", o.max_rows, "(user, trie node) pairs per forward pass (bounds memory)", options::at_least(1));
-  v.field("nodes_per_row", o.nodes_per_row, "consecutive nodes of one depth fed as one row", options::at_least(1));
+  v.field("max_rows", o.max_rows, "(user, trie node) rows per forward pass (the level chunk; bounds memory)",
+          options::at_least(1));
+  v.field("nodes_per_row", o.nodes_per_row, "unused (the previous scorer's nodes per row); kept for old configs",
+          options::at_least(1));
   v.field("batch_size", o.batch_size, "users whose histories are run together", options::at_least(1));
 }
 
