@@ -11,7 +11,7 @@ PACKAGES=(
   # Debian's torch calls the system BLAS: the reference BLAS is ~60x slower.
   libopenblas0-pthread libopenblas-pthread-dev
   python3-dev python3-venv python3-pip python3-setuptools python3-wheel
-  python3-pytest python3-numpy python3-sklearn
+  python3-pytest python3-pytest-xdist python3-numpy python3-sklearn
   # lamia report (plots), the quickstart notebook executed by the tests, the report's browser check
   python3-matplotlib python3-tqdm jupyter-nbconvert python3-ipykernel python3-nbformat chromium
   python3-ipywidgets  # tqdm.auto (which torch imports) warns in a Jupyter kernel without it

@@ -28,4 +28,7 @@ fi
 LAMIA_BUILD_DIR="$ROOT/build" .venv/bin/python -m pip install --no-build-isolation --no-deps -q . 2>&1 \
   | grep -v "^\s*$" || true
 .venv/bin/python -c "import pylamia" # fail early with a clear message if the install is broken
-cd /tmp && OMP_WAIT_POLICY=PASSIVE LAMIA_CLI="$ROOT/build/lamia" "$ROOT/.venv/bin/python" -m pytest -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests/python" -q
+# Two pytest workers (python3-pytest-xdist), each running whole test files (module fixtures run
+# once); LAMIA_PYTEST_WORKERS=0 runs them in this process.
+cd /tmp && OMP_WAIT_POLICY=PASSIVE LAMIA_CLI="$ROOT/build/lamia" "$ROOT/.venv/bin/python" -m pytest -c "$ROOT/pyproject.toml" \
+  --rootdir "$ROOT" "$ROOT/tests/python" -q -n "${LAMIA_PYTEST_WORKERS:-2}" --dist loadfile
