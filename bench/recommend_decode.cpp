@@ -226,8 +226,8 @@ int main(int argc, char** argv) {
   }
 
   // ---- Exact scoring (and beam search) at 2.4k, 25k, 100k items.
-  fmt::print("\nexact full-catalog scoring (max_rows {}, nodes_per_row {}):\n", ExactScoringOptions{}.max_rows,
-             ExactScoringOptions{}.nodes_per_row);
+  fmt::print("\nexact full-catalog scoring (the history once per user, the trie level by level; max_rows {}):\n",
+             ExactScoringOptions{}.max_rows);
   for (std::int64_t n : {std::int64_t(2420), std::int64_t(25000), std::int64_t(100000)}) {
     auto table = random_table(n, L, k, 3);
     auto vocab = CodeVocabulary::for_table(table);
