@@ -13,6 +13,14 @@
 //                      [--positions 4] [--iterations 25] [--restarts 1] [--no-python] [--no-rqvae]
 //                      [--memory-max 100000] [--rqvae-items 25000] [--rqvae-max-epochs 50] [--rqvae-device cuda]
 //                      [--workdir /tmp/lamia_bench_quantize] [--python /usr/bin/python3] [--threads N]
+//                      [--pca-solver exact|randomized] [--pca-max-items M] [--max-points-per-centroid P]
+//                      [--modes streamed,fast] [--keep-files] [--fast-pca-max-items 100000]
+//                      [--fast-max-points-per-centroid 256]
+// The child fits print their time by phase (PaletteFitReport::phase_seconds). --modes picks the
+// fits: streamed (the options above), memory (the file loaded whole), fast (streamed with
+// pca.max_items --fast-pca-max-items 100000 and kmeans.max_points_per_centroid
+// --fast-max-points-per-centroid 256), and inertia and time are compared with streamed.
+// --keep-files keeps (and reuses) the palette files in the workdir.
 // --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp). The child
 // fits and the sklearn reference (through threadpoolctl) run with the same count.
 #include <lamia/core/threads.hpp>
@@ -90,7 +98,9 @@ nlohmann::json run_json(const std::string& cmd) {
   char buf[4096];
   while (std::fgets(buf, sizeof buf, p)) out += buf;
   if (pclose(p) != 0) return nullptr;
-  const auto line = out.substr(out.rfind('{'));
+  // The last line that starts a JSON object (the child's result; the JSON itself nests objects).
+  const auto start = out.rfind("\n{");
+  const auto line = start == std::string::npos ? out : out.substr(start + 1);
   return nlohmann::json::parse(line, nullptr, false);
 }
 
@@ -98,17 +108,32 @@ struct Settings {
   std::int64_t D = 1024, d = 64, k = 256, L = 4;
   int iterations = 25, restarts = 1;
   int threads = 0;  // torch / OpenMP threads; 0: lamia's default
+  std::string pca_solver = "exact";
+  std::int64_t pca_max_items = 0, max_points_per_centroid = 0;
   lamia::PaletteQuantizerOptions quantizer() const {
     lamia::PaletteQuantizerOptions o;
     o.pca_dim = d;
     o.kmeans.num_codes = k;
     o.kmeans.iterations = iterations;
     o.kmeans.restarts = restarts;
+    o.kmeans.max_points_per_centroid = max_points_per_centroid;
+    o.pca.max_items = pca_max_items;
+    o.pca.solver = pca_solver == "randomized" ? lamia::PcaSolver::kRandomized : lamia::PcaSolver::kExact;
     return o;
   }
+  // The "fast" mode: the PCA on a sample (--fast-pca-max-items, 100k), K-Means on a sample
+  // (--fast-max-points-per-centroid, 256 = faiss' default), every item coded.
+  std::int64_t fast_pca_max_items = 100000, fast_max_points_per_centroid = 256;
+  Settings fast() const {
+    Settings f = *this;
+    f.pca_max_items = fast_pca_max_items;
+    f.max_points_per_centroid = fast_max_points_per_centroid;
+    return f;
+  }
   std::string args() const {
-    return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {} --threads {}", D,
-                       d, k, L, iterations, restarts, threads);
+    return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {} --threads {} "
+                       "--pca-solver {} --pca-max-items {} --max-points-per-centroid {}",
+                       D, d, k, L, iterations, restarts, threads, pca_solver, pca_max_items, max_points_per_centroid);
   }
 };
 
@@ -136,6 +161,9 @@ int run_child(const std::string& mode, const std::filesystem::path& file, const 
   std::vector<double> inertia;
   for (auto& p : report.positions) inertia.push_back(p.inertia);
   nlohmann::json j{{"fit_seconds", fit_s},
+                   {"phase_seconds", report.phase_seconds},
+                   {"pca_items", report.pca_items},
+                   {"kmeans_fit_points", report.positions.at(0).kmeans_fit_points},
                    {"encode_items_per_s", n / enc_s},
                    {"inertia", inertia},
                    {"colliding_items", report.num_colliding_items},
@@ -152,7 +180,8 @@ int main(int argc, char** argv) {
   std::int64_t rq_items = 25000, memory_max = 100000;
   int rq_epochs = 50;
   std::string rq_device = "cpu", python_exe = "/usr/bin/python3";
-  bool python = true, rqvae = true;
+  bool python = true, rqvae = true, keep_files = false;
+  std::vector<std::string> modes{"streamed", "memory"};
   std::string child_mode;
   std::filesystem::path child_file;
   std::filesystem::path workdir = std::filesystem::temp_directory_path() / "lamia_bench_quantize";
@@ -194,6 +223,23 @@ int main(int argc, char** argv) {
       rq_device = next();
     } else if (a == "--rqvae-max-epochs") {
       rq_epochs = std::stoi(next());
+    } else if (a == "--pca-solver") {
+      st.pca_solver = next();
+      if (st.pca_solver != "exact" && st.pca_solver != "randomized") throw std::runtime_error("--pca-solver: exact or randomized");
+    } else if (a == "--pca-max-items") {
+      st.pca_max_items = std::stoll(next());
+    } else if (a == "--max-points-per-centroid") {
+      st.max_points_per_centroid = std::stoll(next());
+    } else if (a == "--fast-pca-max-items") {
+      st.fast_pca_max_items = std::stoll(next());
+    } else if (a == "--fast-max-points-per-centroid") {
+      st.fast_max_points_per_centroid = std::stoll(next());
+    } else if (a == "--modes") {
+      modes.clear();
+      std::stringstream s(next());
+      for (std::string t; std::getline(s, t, ',');) modes.push_back(t);
+    } else if (a == "--keep-files") {
+      keep_files = true;
     } else if (a == "--threads") {
       st.threads = std::stoi(next());
     } else if (a == "--workdir") {
@@ -208,6 +254,11 @@ int main(int argc, char** argv) {
   }
   st.threads = lamia::set_torch_threads(st.threads);  // children get the resolved count in st.args()
   if (!child_mode.empty()) return run_child(child_mode, child_file, st);
+  const auto phase_line = [](const nlohmann::json& r) {
+    std::string out;
+    for (const auto& [name, sec] : r["phase_seconds"].items()) out += fmt::format(" {} {:.1f}s", name, sec.get<double>());
+    return out;
+  };
   std::filesystem::create_directories(workdir);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, also into a log file
   fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n{}\n", st.D, st.d,
@@ -220,23 +271,38 @@ int main(int argc, char** argv) {
     std::vector<std::string> ids(n);
     for (std::int64_t i = 0; i < n; ++i) ids[i] = fmt::format("i{}", i);
     double t0 = now();
-    lamia::write_palette_file(file, ids, st.L, st.D, generate, PaletteGenerator::kBlock);
-    fmt::print("n={}: palette file {:.1f} GB written in {:.1f}s\n", n,
-               static_cast<double>(std::filesystem::file_size(file)) / 1e9, now() - t0);
+    if (keep_files && std::filesystem::exists(file)) {
+      fmt::print("n={}: palette file {} reused\n", n, file.string());
+    } else {
+      lamia::write_palette_file(file, ids, st.L, st.D, generate, PaletteGenerator::kBlock);
+      fmt::print("n={}: palette file {:.1f} GB written in {:.1f}s\n", n,
+                 static_cast<double>(std::filesystem::file_size(file)) / 1e9, now() - t0);
+    }
     std::map<std::string, nlohmann::json> results;
-    for (std::string mode : {"streamed", "memory"}) {
+    for (const std::string& mode : modes) {
       if (mode == "memory" && n > memory_max) continue;
-      auto r = run_json(fmt::format("{} --child {} {} {}", self, mode, file.string(), st.args()));
+      const Settings& ms = mode == "fast" ? st.fast() : st;
+      auto r = run_json(fmt::format("{} --child {} {} {}", self, mode == "fast" ? "streamed" : mode, file.string(),
+                                    ms.args()));
       if (r.is_null() || r.is_discarded()) {
         fmt::print("n={}: lamia {} fit failed\n", n, mode);
         continue;
       }
       results[mode] = r;
-      fmt::print("n={}: lamia {} fit {:.2f}s, encode {:.0f} items/s, colliding items {}, inertia {:.4g}, peak RSS "
-                 "{:.0f} MB\n",
-                 n, mode, r["fit_seconds"].get<double>(), r["encode_items_per_s"].get<double>(),
+      fmt::print("n={}: lamia {} fit {:.2f}s (PCA on {} items, {}, K-Means on {} points), encode {:.0f} items/s, "
+                 "colliding items {}, inertia {:.6g}, peak RSS {:.0f} MB\n  phases:{}\n",
+                 n, mode, r["fit_seconds"].get<double>(), r["pca_items"].get<std::int64_t>(), ms.pca_solver,
+                 r["kmeans_fit_points"].get<std::int64_t>(), r["encode_items_per_s"].get<double>(),
                  r["colliding_items"].get<std::int64_t>(), fmt::join(r["inertia"].get<std::vector<double>>(), " "),
-                 r["peak_rss_mb"].get<double>());
+                 r["peak_rss_mb"].get<double>(), phase_line(r));
+      if (mode != "streamed" && results.count("streamed")) {
+        const auto a = results["streamed"]["inertia"].get<std::vector<double>>();
+        const auto b = r["inertia"].get<std::vector<double>>();
+        double ratio = 0;
+        for (std::size_t j = 0; j < a.size(); ++j) ratio += b[j] / a[j] / a.size();
+        fmt::print("n={}: {} / streamed: fit time x{:.3f}, inertia x{:.5f}\n", n, mode,
+                   r["fit_seconds"].get<double>() / results["streamed"]["fit_seconds"].get<double>(), ratio);
+      }
     }
     if (n == rq_items && results.count("streamed")) fit_rq = results["streamed"]["fit_seconds"];
     if (python && results.count("streamed")) {
@@ -262,7 +328,7 @@ int main(int argc, char** argv) {
                    ours["peak_rss_mb"].get<double>() / ref["peak_rss_mb"].get<double>());
       }
     }
-    std::filesystem::remove(file);
+    if (!keep_files) std::filesystem::remove(file);
   }
   if (rqvae) {
     // Same data as the palette bench, one embedding per item (position 0).

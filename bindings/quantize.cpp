@@ -92,6 +92,7 @@ LAMIA_REGISTER_BINDINGS(kOrderQuantize, quantize) {
   using lamia::python::bind_options;
 
   bind_options<lamia::KMeansOptions>(m, "KMeansOptions", "K-Means (faiss) with seeded restarts; the best final objective is kept.");
+  bind_options<lamia::PcaOptions>(m, "PcaOptions", "How a PCA is fitted: exact or randomized solver, on all items or a sample.");
   bind_options<lamia::PaletteQuantizerOptions>(m, "PaletteQuantizerOptions",
                                                "LAMIA's quantizer: per palette position PCA (D -> pca_dim), then K-Means.");
   bind_options<lamia::ResidualKMeansOptions>(m, "ResidualKMeansOptions", "Residual K-Means baseline: L levels of K-Means on residuals.");

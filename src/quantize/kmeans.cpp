@@ -1,4 +1,5 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
 
 #include <faiss/Clustering.h>
@@ -8,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <numeric>
@@ -101,6 +103,20 @@ std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, s
 
 }  // namespace
 
+namespace detail {
+std::vector<std::int64_t> sample_indices(std::int64_t n, std::int64_t m, std::mt19937_64& rng) {
+  std::vector<std::int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  for (std::int64_t i = 0; i < m; ++i) {
+    std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
+    std::swap(perm[i], perm[pick(rng)]);
+  }
+  perm.resize(m);
+  std::sort(perm.begin(), perm.end());
+  return perm;
+}
+}  // namespace detail
+
 void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, const char* what,
                   std::int64_t rows_per_item, std::int64_t first_item) {
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -159,25 +175,43 @@ KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeans
   std::vector<std::vector<double>> objectives;
   std::vector<std::int32_t> codes(n);
   std::vector<float> dist(n);
+  const std::int64_t fit_n =
+      options.max_points_per_centroid > 0 && options.max_points_per_centroid <= (n - 1) / k
+          ? k * options.max_points_per_centroid
+          : n;
+  std::vector<float> sample;
+  using Clock = std::chrono::steady_clock;
+  const auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   for (int r = 0; r < options.restarts; ++r) {
+    auto t0 = Clock::now();
     std::mt19937_64 rng(options.seed + static_cast<std::uint64_t>(r));
+    const float* fx = x;
+    if (fit_n < n) {  // a seeded sample of fit_n points, in increasing index order
+      const auto perm = detail::sample_indices(n, fit_n, rng);
+      sample.resize(fit_n * d);
+      for (std::int64_t m = 0; m < fit_n; ++m) std::copy(x + perm[m] * d, x + (perm[m] + 1) * d, sample.begin() + m * d);
+      fx = sample.data();
+    }
     faiss::ClusteringParameters cp;
     cp.niter = options.iterations;
     cp.nredo = 1;
     cp.verbose = false;
     cp.seed = static_cast<int>((options.seed + r) & 0x7fffffff);
     cp.min_points_per_centroid = 1;  // small sets are deliberate in tests; no faiss warning
-    const std::int64_t cap = options.max_points_per_centroid == 0 ? (INT_MAX / 2) : options.max_points_per_centroid;
-    cp.max_points_per_centroid = static_cast<int>(std::min<std::int64_t>(cap, INT_MAX / 2));
+    cp.max_points_per_centroid = INT_MAX / 2;  // the sample, if any, is drawn above
     faiss::Clustering clus(static_cast<int>(d), static_cast<int>(k), cp);
-    clus.centroids = options.init == KMeansInit::kPlusPlus ? init_plus_plus(x, n, d, k, rng)
-                                                            : init_random(x, n, d, k, rng);
+    clus.centroids = options.init == KMeansInit::kPlusPlus ? init_plus_plus(fx, fit_n, d, k, rng)
+                                                            : init_random(fx, fit_n, d, k, rng);
+    best.seconds_seeding += since(t0);
+    t0 = Clock::now();
     faiss::IndexFlatL2 index(static_cast<std::int64_t>(d));
     try {
-      clus.train(static_cast<std::int64_t>(n), x, index);
+      clus.train(static_cast<std::int64_t>(fit_n), fx, index);
     } catch (const faiss::FaissException& e) {
       throw ValueError(fmt::format("kmeans: faiss failed: {}", e.what()));
     }
+    best.seconds_iterations += since(t0);
+    t0 = Clock::now();
     std::vector<double> obj;
     for (const auto& s : clus.iteration_stats) obj.push_back(s.obj);
     objectives.push_back(std::move(obj));
@@ -185,6 +219,7 @@ KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeans
     assign_nearest(clus.centroids.data(), k, d, x, n, codes.data(), dist.data());
     double inertia = 0;
     for (float v : dist) inertia += v;
+    best.seconds_assignment += since(t0);
     if (inertia < best.inertia) {
       best.inertia = inertia;
       best.best_restart = r;
@@ -194,6 +229,7 @@ KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeans
   }
   best.num_codes = k;
   best.dim = d;
+  best.fit_points = fit_n;
   best.objective = std::move(objectives);
   return best;
 }

@@ -8,7 +8,10 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
 #include <numeric>
+#include <random>
+#include <string>
 
 namespace lamia {
 namespace detail {
@@ -142,10 +145,20 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   }
   if (!options_.no_pca && n < 2) throw ValueError("PaletteQuantizer::fit: PCA needs at least 2 items, got 1");
 
-  // Three passes over the source, one chunk in memory at a time: means (and the NaN/inf
-  // check), covariances, projections. Only the n x L x d projections are kept.
-  const auto for_each_chunk = [&](const auto& f) {
-    for (std::int64_t b = 0; b < n; b += source.chunk_items) f(b, read_chunk(source, b, "PaletteQuantizer::fit"));
+  // Passes over the source, one chunk in memory at a time: the NaN/inf check with the means (or
+  // the PCA sample), the covariances (or the randomized solver's passes), the projections. Only the
+  // n x L x d projections are kept (and the sample, pca.max_items x L x D).
+  using Clock = std::chrono::steady_clock;
+  std::map<std::string, double> phases;
+  const auto for_each_chunk = [&](const PaletteSource& src, const char* phase, const auto& f) {
+    for (std::int64_t b = 0; b < src.num_items; b += src.chunk_items) {
+      auto t = Clock::now();
+      const auto x = read_chunk(src, b, "PaletteQuantizer::fit");
+      phases["read"] += seconds_since(t);
+      t = Clock::now();
+      f(b, x);
+      phases[phase] += seconds_since(t);
+    }
   };
   const std::int64_t num_pcas = options_.no_pca ? 0 : (options_.shared_pca ? 1 : L);
   std::vector<detail::PcaAccumulator> acc;  // one each: copies would share their tensors
@@ -153,23 +166,64 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   const auto rows_of = [&](const torch::Tensor& x, std::int64_t p) {
     return options_.shared_pca ? x.view({x.size(0) * L, D}) : x.select(1, p);
   };
-  for_each_chunk([&](std::int64_t b, const torch::Tensor& x) {
+  // The PCA's items: all of them, or a seeded sample copied out during the first pass.
+  const PcaOptions& po = options_.pca;
+  const bool sampled = num_pcas > 0 && po.max_items > 0 && po.max_items < n;
+  std::vector<std::int64_t> picks;
+  torch::Tensor sample;
+  if (sampled) {
+    if (po.max_items < 2) throw ValueError("PaletteQuantizer::fit: pca.max_items must be 0 or >= 2");
+    std::mt19937_64 rng(po.random_state);
+    picks = detail::sample_indices(n, po.max_items, rng);
+    sample = torch::empty({po.max_items, L, D}, torch::kFloat32);
+  }
+  std::size_t next_pick = 0;
+  for_each_chunk(source, "check_and_mean", [&](std::int64_t b, const torch::Tensor& x) {
     check_finite(x.data_ptr<float>(), x.size(0) * L, D, "PaletteQuantizer::fit: palettes", L, b);
-    for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+    if (sampled) {
+      for (; next_pick < picks.size() && picks[next_pick] < b + x.size(0); ++next_pick)
+        sample[static_cast<std::int64_t>(next_pick)].copy_(x[picks[next_pick] - b]);
+    } else {
+      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+    }
   });
+  PaletteSource pca_source = source;
+  if (sampled) {
+    pca_source = PaletteSource::from_tensor(sample);
+    pca_source.chunk_items = source.chunk_items;
+    for_each_chunk(pca_source, "check_and_mean", [&](std::int64_t, const torch::Tensor& x) {
+      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+    });
+  }
   std::vector<Pca> pcas;
-  if (num_pcas > 0) {
-    for_each_chunk([&](std::int64_t, const torch::Tensor& x) {
+  if (num_pcas > 0 && po.solver == PcaSolver::kExact) {
+    for_each_chunk(pca_source, "covariance", [&](std::int64_t, const torch::Tensor& x) {
       for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_covariance(rows_of(x, p));
     });
+    const auto t = Clock::now();
     for (const auto& a : acc) pcas.push_back(a.finish(d));
+    phases["eigenpairs"] += seconds_since(t);
+  } else if (num_pcas > 0) {
+    std::vector<detail::RandomizedPcaAccumulator> rnd;
+    for (std::int64_t p = 0; p < num_pcas; ++p)
+      rnd.emplace_back(acc[p], d, po, po.random_state + 1000003ull * static_cast<std::uint64_t>(p));
+    while (rnd[0].passes_left() > 0) {
+      for_each_chunk(pca_source, "power_iterations", [&](std::int64_t, const torch::Tensor& x) {
+        for (std::int64_t p = 0; p < num_pcas; ++p) rnd[p].add(rows_of(x, p));
+      });
+      for (auto& r : rnd) r.end_pass();
+    }
+    const auto t = Clock::now();
+    for (const auto& r : rnd) pcas.push_back(r.finish());
+    phases["eigenpairs"] += seconds_since(t);
   }
+  sample = torch::Tensor();
   const auto pca_of = [&](std::int64_t j) -> const Pca* {
     return options_.no_pca ? nullptr : &pcas[options_.shared_pca ? 0 : j];
   };
   std::vector<torch::Tensor> reduced(L);
   for (auto& r : reduced) r = torch::empty({n, d}, torch::kFloat32);
-  for_each_chunk([&](std::int64_t b, const torch::Tensor& x) {
+  for_each_chunk(source, "projection", [&](std::int64_t b, const torch::Tensor& x) {
     for (std::int64_t j = 0; j < L; ++j) {
       const Pca* pca = pca_of(j);
       reduced[j].narrow(0, b, x.size(0)).copy_(pca ? detail::pca_transform(*pca, x.select(1, j)) : x.select(1, j));
@@ -181,6 +235,7 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   report.num_positions = L;
   report.input_dim = D;
   report.reduced_dim = d;
+  report.pca_items = num_pcas == 0 ? 0 : (sampled ? po.max_items : n);
   std::vector<std::vector<float>> centroids(L);
   std::vector<std::int32_t> codes(n * L);
   std::vector<std::int64_t> ks(L, k);
@@ -191,6 +246,9 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
     ko.seed = options_.kmeans.seed + 1000003ull * static_cast<std::uint64_t>(j);
     KMeansResult km = kmeans(reduced[j].data_ptr<float>(), n, d, ko);
     reduced[j] = torch::Tensor();  // free as we go
+    phases["kmeans_seeding"] += km.seconds_seeding;
+    phases["kmeans_iterations"] += km.seconds_iterations;
+    phases["kmeans_assignment"] += km.seconds_assignment;
     PositionFitReport pr;
     pr.num_codes = k;
     pr.objective = std::move(km.objective);
@@ -207,6 +265,7 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
       used[km.assignment[i]] = 1;
     }
     pr.used_codes = std::count(used.begin(), used.end(), 1);
+    pr.kmeans_fit_points = km.fit_points;
     centroids[j] = std::move(km.centroids);
     report.positions.push_back(std::move(pr));
   }
@@ -219,8 +278,11 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   num_codes_ = std::move(ks);
   training_codes_ = std::move(codes);
   num_training_items_ = n;
+  const auto t_table = Clock::now();
   report.num_colliding_items = table().num_colliding_items();
+  phases["table"] = seconds_since(t_table);
   report.seconds = seconds_since(t0);
+  report.phase_seconds = std::move(phases);
   report_ = report;
   return report;
 }
@@ -308,7 +370,8 @@ void PaletteQuantizer::save(const std::filesystem::path& path) const {
   w.put<std::uint64_t>(static_cast<std::uint64_t>(reduced_dim_));
   const std::uint8_t flags = (options_.shared_pca ? 1 : 0) | (options_.no_pca ? 2 : 0) |
                              (options_.reduce_k_when_few_items ? 4 : 0) |
-                             (options_.kmeans.init == KMeansInit::kRandom ? 8 : 0);
+                             (options_.kmeans.init == KMeansInit::kRandom ? 8 : 0) |
+                             (options_.pca.solver == PcaSolver::kRandomized ? 16 : 0);
   w.put<std::uint8_t>(flags);
   w.put<std::int64_t>(options_.pca_dim);
   w.put<std::int64_t>(options_.kmeans.num_codes);
@@ -340,11 +403,12 @@ PaletteQuantizer PaletteQuantizer::load(const std::filesystem::path& path) {
   const auto d = r.get_size("reduced_dim", 1, D);
   PaletteQuantizerOptions o;
   const auto flags = r.get<std::uint8_t>("flags");
-  if (flags > 15) r.fail(fmt::format("field 'flags' is {}, expected 0 to 15", flags));
+  if (flags > 31) r.fail(fmt::format("field 'flags' is {}, expected 0 to 31", flags));
   o.shared_pca = flags & 1;
   o.no_pca = flags & 2;
   o.reduce_k_when_few_items = flags & 4;
   o.kmeans.init = (flags & 8) ? KMeansInit::kRandom : KMeansInit::kPlusPlus;
+  o.pca.solver = (flags & 16) ? PcaSolver::kRandomized : PcaSolver::kExact;
   o.pca_dim = r.get<std::int64_t>("pca_dim");
   o.kmeans.num_codes = r.get<std::int64_t>("num_codes");
   o.kmeans.iterations = r.get<std::int32_t>("iterations");

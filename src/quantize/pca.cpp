@@ -72,6 +72,22 @@ void PcaAccumulator::add_to_covariance(const torch::Tensor& rows) {
   }
 }
 
+torch::Tensor PcaAccumulator::mean() const {
+  return mean_.defined() ? mean_ : sum_ / static_cast<double>(std::max<std::int64_t>(rows_, 1));
+}
+
+namespace {
+// The sign rule shared by both solvers: the largest-magnitude coefficient of each component is positive.
+void set_component(Pca& p, std::int64_t i, const double* v, std::int64_t stride) {
+  const std::int64_t D = p.input_dim;
+  std::int64_t arg = 0;
+  for (std::int64_t j = 1; j < D; ++j)
+    if (std::abs(v[j * stride]) > std::abs(v[arg * stride])) arg = j;
+  const double sign = v[arg * stride] < 0 ? -1.0 : 1.0;
+  for (std::int64_t j = 0; j < D; ++j) p.components[i * D + j] = static_cast<float>(sign * v[j * stride]);
+}
+}  // namespace
+
 Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   const std::int64_t n = rows_, D = dim_;
   check_pca_dims(n, D, output_dim);
@@ -113,21 +129,109 @@ Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   p.explained_variance.resize(output_dim);
   for (std::int64_t i = 0; i < output_dim; ++i) {
     const std::int64_t col = d - 1 - i;
-    // Sign rule: the largest-magnitude coefficient is positive.
-    Eigen::Index arg = 0;
-    vectors.col(col).cwiseAbs().maxCoeff(&arg);
-    const double sign = vectors(arg, col) < 0 ? -1.0 : 1.0;
-    for (std::int64_t j = 0; j < D; ++j) p.components[i * D + j] = static_cast<float>(sign * vectors(j, col));
+    set_component(p, i, vectors.col(col).data(), 1);
     p.explained_variance[i] = std::max(values[col], 0.0);  // round-off can make null directions slightly negative
   }
   return p;
 }
 
-Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim) {
+RandomizedPcaAccumulator::RandomizedPcaAccumulator(const PcaAccumulator& means, std::int64_t output_dim,
+                                                   const PcaOptions& options, std::uint64_t seed)
+    : dim_(means.mean().size(0)), output_dim_(output_dim), rows_(means.rows()) {
+  check_pca_dims(rows_, dim_, output_dim);
+  if (options.oversamples < 0 || options.power_iterations < -1) {
+    throw ValueError(fmt::format("fit_pca: oversamples must be >= 0 and power_iterations >= -1, got {} and {}",
+                                 options.oversamples, options.power_iterations));
+  }
+  const std::int64_t l = std::min(dim_, output_dim + options.oversamples);
+  // sklearn's n_iter="auto" (randomized_svd): 7 when n_components < 0.1 min(n, D), else 4.
+  const int q = options.power_iterations >= 0
+                    ? options.power_iterations
+                    : (static_cast<double>(output_dim) < 0.1 * static_cast<double>(std::min(rows_, dim_)) ? 7 : 4);
+  passes_left_ = q + 1;
+  mean64_ = means.mean();
+  mean32_ = mean64_.to(torch::kFloat32);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  y_ = at::normal(0.0, 1.0, {dim_, l}, gen).to(torch::kFloat64);
+  y32_ = y_.to(torch::kFloat32);
+  auto dopt = torch::TensorOptions().dtype(torch::kFloat64);
+  z_ = torch::zeros({dim_, l}, dopt);
+  gram_ = torch::zeros({l, l}, dopt);
+  proj_ = torch::zeros({l, dim_}, dopt);
+}
+
+void RandomizedPcaAccumulator::add(const torch::Tensor& rows) {
+  if (passes_left_ < 1) throw ValueError("fit_pca: the randomized solver has made all its passes");
+  if (!centred32_.defined()) centred32_ = torch::empty({kChunk, dim_}, torch::kFloat32);
+  for (std::int64_t s = 0; s < rows.size(0); s += kChunk) {
+    const auto m = std::min(kChunk, rows.size(0) - s);
+    auto c = centred32_.narrow(0, 0, m);
+    at::sub_out(c, rows.narrow(0, s, m), mean32_);
+    const auto t = torch::mm(c, y32_);  // m x l: M Y for these rows
+    if (passes_left_ > 1) {
+      z_ += torch::mm(c.t(), t).to(torch::kFloat64);  // M^T M Y
+    } else {
+      gram_ += torch::mm(t.t(), t).to(torch::kFloat64);
+      proj_ += torch::mm(t.t(), c).to(torch::kFloat64);
+      total_ss_ += torch::mv(c.square().t(), torch::ones({m}, torch::kFloat32)).to(torch::kFloat64).sum().item<double>();
+    }
+  }
+}
+
+void RandomizedPcaAccumulator::end_pass() {
+  if (passes_left_ > 1) {
+    // Orthonormalise (sklearn uses LU here; any basis of the same span gives the same result).
+    y_ = std::get<0>(at::linalg_qr(z_));
+    y32_ = y_.to(torch::kFloat32);
+    z_.zero_();
+  }
+  --passes_left_;
+}
+
+Pca RandomizedPcaAccumulator::finish() const {
+  if (passes_left_ != 0) throw ValueError("fit_pca: the randomized solver is missing passes over the rows");
+  // Q = M Y W L^(-1/2) is orthonormal for G = W L W^T; B = Q^T M = L^(-1/2) W^T P. Directions of
+  // M Y with no weight (rank below l: fewer items than directions) are dropped.
+  const auto [lambda, w] = at::linalg_eigh(gram_);
+  const double top = lambda.max().item<double>();
+  const auto keep = (lambda > top * 1e-12).nonzero().squeeze(1);
+  if (keep.size(0) < output_dim_) {
+    throw ValueError(fmt::format("fit_pca: the randomized solver found only {} directions, {} wanted", keep.size(0),
+                                 output_dim_));
+  }
+  const auto b = (w.index_select(1, keep) / lambda.index_select(0, keep).sqrt()).t().mm(proj_);
+  const auto [u, s, vt] = at::linalg_svd(b, /*full_matrices=*/false);
+  const auto vt_c = vt.contiguous();
+  Pca p;
+  p.input_dim = dim_;
+  p.output_dim = output_dim_;
+  p.total_variance = total_ss_ / static_cast<double>(rows_ - 1);
+  p.mean.resize(dim_);
+  const double* m = mean64_.data_ptr<double>();
+  for (std::int64_t j = 0; j < dim_; ++j) p.mean[j] = static_cast<float>(m[j]);
+  p.components.resize(output_dim_ * dim_);
+  p.explained_variance.resize(output_dim_);
+  const double* sv = s.data_ptr<double>();
+  for (std::int64_t i = 0; i < output_dim_; ++i) {
+    set_component(p, i, vt_c.data_ptr<double>() + i * dim_, 1);
+    p.explained_variance[i] = sv[i] * sv[i] / static_cast<double>(rows_ - 1);
+  }
+  return p;
+}
+
+Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim, const PcaOptions& options, std::uint64_t seed) {
   const std::int64_t D = x.size(1);
   check_pca_dims(x.size(0), D, output_dim);
   PcaAccumulator acc(D);
   acc.add_to_mean(x);
+  if (options.solver == PcaSolver::kRandomized) {
+    RandomizedPcaAccumulator r(acc, output_dim, options, seed);
+    while (r.passes_left() > 0) {
+      r.add(x);
+      r.end_pass();
+    }
+    return r.finish();
+  }
   acc.add_to_covariance(x);
   return acc.finish(output_dim);
 }
@@ -159,9 +263,14 @@ void Pca::transform(const float* x, std::int64_t n, float* out) const {
 }
 
 Pca fit_pca(const float* x, std::int64_t n, std::int64_t input_dim, std::int64_t output_dim) {
+  return fit_pca(x, n, input_dim, output_dim, PcaOptions{});
+}
+
+Pca fit_pca(const float* x, std::int64_t n, std::int64_t input_dim, std::int64_t output_dim,
+            const PcaOptions& options) {
   if (input_dim < 1) throw ValueError(fmt::format("fit_pca: input_dim must be >= 1, got {}", input_dim));
   return detail::fit_pca_rows(torch::from_blob(const_cast<float*>(x), {n, input_dim}, torch::kFloat32),
-                              output_dim);
+                              output_dim, options, options.random_state);
 }
 
 Pca identity_pca(std::int64_t dim) {

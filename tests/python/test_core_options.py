@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Every class bound with bind_options: the ones that hold options or records as plain fields.
 OPTIONS_CLASSES = [
     "SyntheticAttribute", "SyntheticOptions", "SequenceOptions", "HoldoutOptions", "LeaveOneOutOptions",
-    "KMeansOptions", "PaletteQuantizerOptions", "ResidualKMeansOptions", "TfidfSvdOptions", "RqVaeTrainOptions",
+    "KMeansOptions", "PcaOptions", "PaletteQuantizerOptions", "ResidualKMeansOptions", "TfidfSvdOptions", "RqVaeTrainOptions",
     "PaletteDiagnosticsOptions",
     "PaletteLossOptions", "PaletteEncoderOptions", "ScratchModelOptions", "PaletteTrainerOptions",
     "RecommenderModelOptions", "RecommenderTrainerOptions", "BeamSearchOptions", "ExactScoringOptions",

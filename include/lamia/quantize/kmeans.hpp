@@ -35,7 +35,9 @@ struct KMeansOptions {
   /// Seed of restart r's initialisation is seed + r.
   std::uint64_t seed = 0;
   KMeansInit init = KMeansInit::kPlusPlus;
-  /// Fit on at most this many points per centroid (a seeded sample); 0 = all points.
+  /// Fit on at most this many points per centroid: restart r seeds (seed + r), then iterates on a
+  /// sample of k * max_points_per_centroid points drawn with the same seed; every point is then
+  /// assigned to its nearest final centroid. 0 = all points (faiss' default is 256).
   std::int64_t max_points_per_centroid = 0;
 };
 
@@ -62,6 +64,11 @@ struct KMeansResult {
   int best_restart = 0;
   /// Sum of squared distances of every point to its final nearest centroid (sklearn's inertia_).
   double inertia = 0.0;
+  /// Points the centroids were fitted on (n, or the sample of max_points_per_centroid * k).
+  std::int64_t fit_points = 0;
+  /// Wall time over all restarts: initialisation (k-means++ or random rows, and the sample),
+  /// Lloyd iterations (faiss), and the final assignment of all n points.
+  double seconds_seeding = 0.0, seconds_iterations = 0.0, seconds_assignment = 0.0;
 };
 
 /// Clusters n points of dimension dim. Throws ValueError when n < num_codes,

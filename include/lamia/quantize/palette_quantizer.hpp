@@ -22,6 +22,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace lamia {
@@ -36,6 +38,8 @@ struct PaletteQuantizerOptions {
   /// With fewer than k items: false -> ValueError; true -> k is reduced to the number of items
   /// (reported in PaletteFitReport::positions[j].num_codes and in codebook_sizes()).
   bool reduce_k_when_few_items = false;
+  /// How each position's PCA is fitted: exact (default) or randomized solver, on all items or a sample.
+  PcaOptions pca;
   /// The K-Means of every position (k = kmeans.num_codes, paper: 256). Its seed is the base seed:
   /// position j, restart r uses kmeans.seed + 1000003 * j + r.
   KMeansOptions kmeans;
@@ -48,6 +52,7 @@ void visit_fields(PaletteQuantizerOptions& o, V&& v) {
   v.field("no_pca", o.no_pca, "cluster the raw D-dimensional vectors (pca_dim is ignored)");
   v.field("reduce_k_when_few_items", o.reduce_k_when_few_items,
           "with fewer than k items reduce k to the number of items instead of raising ValueError");
+  v.field("pca", o.pca, "how each position's PCA is fitted (solver, item sample); position j seeds random_state + 1000003 j");
   v.field("kmeans", o.kmeans, "the K-Means of every position; position j, restart r seeds kmeans.seed + 1000003 j + r");
 }
 
@@ -60,6 +65,7 @@ struct PositionFitReport {
   std::vector<double> explained_variance_ratio;  ///< per PCA component (empty with no_pca)
   double explained_variance_ratio_total = 0.0;  ///< sum of the above
   std::int64_t used_codes = 0;  ///< centroids that received at least one training item
+  std::int64_t kmeans_fit_points = 0;  ///< points the centroids were fitted on (n or the sample)
 };
 
 template <class V>
@@ -71,6 +77,7 @@ void visit_fields(PositionFitReport& o, V&& v) {
   v.field("explained_variance_ratio", o.explained_variance_ratio, "per PCA component (empty with no_pca)");
   v.field("explained_variance_ratio_total", o.explained_variance_ratio_total, "sum of the above");
   v.field("used_codes", o.used_codes, "centroids that received at least one training item");
+  v.field("kmeans_fit_points", o.kmeans_fit_points, "points the centroids were fitted on (n, or the sample)");
 }
 
 struct PaletteFitReport {
@@ -81,7 +88,13 @@ struct PaletteFitReport {
   std::vector<PositionFitReport> positions;
   /// Items whose L codes collide with another item's (resolved by the index token).
   std::int64_t num_colliding_items = 0;
+  /// Items the PCAs were fitted on (n, or the pca.max_items sample).
+  std::int64_t pca_items = 0;
   double seconds = 0.0;
+  /// Wall time of fit() by phase: read (the source's read calls), check_and_mean (NaN/inf check, column
+  /// sums, the PCA sample), covariance (exact) or power_iterations (randomized), eigenpairs, projection,
+  /// kmeans_seeding, kmeans_iterations, kmeans_assignment (all n items), table.
+  std::map<std::string, double> phase_seconds;
   /// options::to_json(*this).
   nlohmann::json to_json() const;
 };
@@ -94,7 +107,9 @@ void visit_fields(PaletteFitReport& o, V&& v) {
   v.field("reduced_dim", o.reduced_dim, "d after PCA (D with no_pca)");
   v.field("positions", o.positions, "one report per position");
   v.field("num_colliding_items", o.num_colliding_items, "items whose L codes collide with another item's");
+  v.field("pca_items", o.pca_items, "items the PCAs were fitted on (n, or the pca.max_items sample)");
   v.field("seconds", o.seconds, "wall time of fit()");
+  v.field("phase_seconds", o.phase_seconds, "wall time of fit() by phase");
 }
 
 inline nlohmann::json PaletteFitReport::to_json() const { return options::to_json(*this); }

@@ -328,5 +328,13 @@ TEST_CASE("the fit report's JSON keys are its fields", "[palette_quantizer][opti
   CHECK(j["num_items"] == 100);
   CHECK(j["positions"].size() == 2);
   CHECK(j["positions"][0].contains("explained_variance_ratio_total"));
-  CHECK(j.size() == 7);
+  CHECK(j["positions"][0]["kmeans_fit_points"] == 100);
+  CHECK(j["pca_items"] == 100);
+  CHECK(j.size() == 9);
+  // fit()'s phases: the exact solver's, each timed once at least.
+  for (const char* phase : {"read", "check_and_mean", "covariance", "eigenpairs", "projection", "kmeans_seeding",
+                            "kmeans_iterations", "kmeans_assignment", "table"}) {
+    CHECK(j["phase_seconds"].contains(phase));
+  }
+  CHECK(!j["phase_seconds"].contains("power_iterations"));
 }

@@ -5,10 +5,15 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
+#include <random>
+#include <vector>
+
 namespace lamia::detail {
 
 /// PCA of the rows of a 2-D float32 CPU tensor (unit column stride, any row stride).
-Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim);
+Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim, const PcaOptions& options = {},
+                 std::uint64_t seed = 0);
 
 /// The two passes of a PCA over rows that arrive in chunks (so memory stays O(chunk x D + D^2)):
 /// add_to_mean() over all rows, then add_to_covariance() over the same rows, then finish().
@@ -20,6 +25,9 @@ class PcaAccumulator {
   void add_to_covariance(const torch::Tensor& rows);
   /// Throws ValueError for output_dim outside 1..D or fewer than 2 rows.
   Pca finish(std::int64_t output_dim) const;
+  std::int64_t rows() const noexcept { return rows_; }
+  /// The exact mean (float64, D) once add_to_mean() has seen every row.
+  torch::Tensor mean() const;
 
  private:
   std::int64_t dim_;
@@ -27,6 +35,34 @@ class PcaAccumulator {
   torch::Tensor sum_, mean_, cov_;  // float64
   torch::Tensor centred64_, centred32_, product_, ones_;  // reused chunk buffers
 };
+
+/// sklearn's randomized SVD of the centred rows, in the D-dimensional space so that memory stays
+/// O(D l) and the rows may arrive in chunks: Y = Omega (D x l Gaussian, l = d + oversamples);
+/// q power iterations Y <- orth(M^T M Y) (one pass over the rows each: add() then end_pass()); a last
+/// pass accumulates G = (M Y)^T (M Y) and P = (M Y)^T M, and finish() takes the SVD of
+/// B = Q^T M with Q = M Y G^(-1/2) (the same subspace as sklearn's QR of M Y). M = rows - mean.
+class RandomizedPcaAccumulator {
+ public:
+  /// means: a PcaAccumulator that has seen every row through add_to_mean().
+  RandomizedPcaAccumulator(const PcaAccumulator& means, std::int64_t output_dim, const PcaOptions& options,
+                           std::uint64_t seed);
+  /// Passes over the rows still needed (power iterations + 1); 0 when finish() may be called.
+  int passes_left() const noexcept { return passes_left_; }
+  void add(const torch::Tensor& rows);
+  void end_pass();
+  Pca finish() const;
+
+ private:
+  std::int64_t dim_, output_dim_, rows_;
+  int passes_left_;
+  torch::Tensor mean64_, mean32_, y_, y32_, z_, gram_, proj_;  // y: D x l (double), z / proj accumulators
+  double total_ss_ = 0.0;
+  torch::Tensor centred32_;
+};
+
+/// m distinct indices of 0..n-1 (a partial Fisher-Yates shuffle drawn from rng), sorted; m <= n.
+std::vector<std::int64_t> sample_indices(std::int64_t n, std::int64_t m, std::mt19937_64& rng);
+
 /// (x - mean) W^T as a new n x d float32 tensor.
 torch::Tensor pca_transform(const Pca& p, const torch::Tensor& x);
 /// Checks a float32 CPU tensor of the given rank; returns it contiguous (a copy only when it was not).
