@@ -46,19 +46,26 @@ std::vector<TokenizerResult> compare_tokenizers(const torch::Tensor& palettes, c
                                                 const std::vector<std::string>& label_names) {
   if (palettes.dim() != 3)
     throw ValueError(fmt::format("compare_tokenizers: palettes must be n x L x D, got {} dimensions", palettes.dim()));
-  if (embeddings.dim() != 2 || embeddings.size(0) != palettes.size(0))
+  return compare_tokenizers(PaletteSource::from_tensor(palettes.contiguous()), embeddings, options, labels,
+                            label_names);
+}
+
+std::vector<TokenizerResult> compare_tokenizers(const PaletteSource& palettes, const torch::Tensor& embeddings,
+                                                const TokenizerComparisonOptions& options, const torch::Tensor& labels,
+                                                const std::vector<std::string>& label_names) {
+  if (embeddings.dim() != 2 || embeddings.size(0) != palettes.num_items)
     throw ValueError(fmt::format("compare_tokenizers: embeddings must be n x E with n = {}, got shape [{}]",
-                                 palettes.size(0), fmt::join(embeddings.sizes(), ", ")));
-  const std::int64_t L = palettes.size(1);
+                                 palettes.num_items, fmt::join(embeddings.sizes(), ", ")));
+  const std::int64_t L = palettes.num_positions;
   const std::int64_t n = embeddings.size(0);
   std::vector<TokenizerResult> results;
 
-  {  // LAMIA: per-position PCA + K-Means on the palettes.
+  {  // LAMIA: per-position PCA + K-Means on the palettes, read a chunk at a time.
     PaletteQuantizerOptions q = options.lamia;
-    q.pca_dim = std::min<std::int64_t>(q.pca_dim, palettes.size(2));
+    q.pca_dim = std::min<std::int64_t>(q.pca_dim, palettes.dim);
     auto t0 = std::chrono::steady_clock::now();
     PaletteQuantizer quantizer(q);
-    auto report = quantizer.fit(palettes.contiguous());
+    auto report = quantizer.fit(palettes);
     results.push_back(finish("lamia", quantizer.table(), report.to_json(), elapsed_seconds(t0), labels, label_names));
   }
   {  // Residual K-Means on one embedding per item (training-free, hierarchical).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <random>
@@ -24,29 +25,53 @@ Matrix to_matrix(const torch::Tensor& t) {  // 2-D double tensor -> nested vecto
   return m;
 }
 
+/// The palettes the diagnostics read: a tensor, or a PaletteSource (e.g. a palette file) read a
+/// chunk or an item at a time, so that only one chunk and the probe's Gram matrix are in memory.
+struct Palettes {
+  std::int64_t n = 0, L = 0, D = 0;
+  std::function<torch::Tensor(std::int64_t, std::int64_t)> range;  // items [begin, end)
+  std::function<torch::Tensor(const torch::Tensor&)> gather;       // items at int64 indices
+};
+
+Palettes of_tensor(const torch::Tensor& p) {
+  return {p.size(0), p.size(1), p.size(2), [p](std::int64_t b, std::int64_t e) { return p.narrow(0, b, e - b); },
+          [p](const torch::Tensor& idx) { return p.index_select(0, idx); }};
+}
+
+Palettes of_source(const PaletteSource& s) {
+  const auto read = s.read;
+  return {s.num_items, s.num_positions, s.dim, [read](std::int64_t b, std::int64_t e) { return read(b, e); },
+          [read, L = s.num_positions, D = s.dim](const torch::Tensor& idx) {
+            auto out = torch::empty({idx.size(0), L, D}, torch::kFloat32);
+            const auto* i = idx.data_ptr<std::int64_t>();
+            for (std::int64_t k = 0; k < idx.size(0); ++k) out[k].copy_(read(i[k], i[k] + 1)[0]);
+            return out;
+          }};
+}
+
 /// Calls f(rows [m, L, D] in double) for the given items (all when indices is undefined), a chunk at a time.
 template <class F>
-void for_each_chunk(const torch::Tensor& palettes, const torch::Tensor& indices, F&& f) {
-  const auto n = indices.defined() ? indices.size(0) : palettes.size(0);
+void for_each_chunk(const Palettes& palettes, const torch::Tensor& indices, F&& f) {
+  const auto n = indices.defined() ? indices.size(0) : palettes.n;
   for (std::int64_t begin = 0; begin < n; begin += kChunkItems) {
     const auto len = std::min(kChunkItems, n - begin);
-    auto rows = indices.defined() ? palettes.index_select(0, indices.narrow(0, begin, len))
-                                  : palettes.narrow(0, begin, len);
+    auto rows = indices.defined() ? palettes.gather(indices.narrow(0, begin, len).contiguous())
+                                  : palettes.range(begin, begin + len);
     f(rows.to(torch::kFloat64));
   }
 }
 
 /// Mean over items of the L x L cosines between positions (a zero vector has cosine 0, as in
 /// torch's normalize).
-torch::Tensor mean_cosines(const torch::Tensor& palettes, const torch::Tensor& mean) {
-  const auto L = palettes.size(1);
+torch::Tensor mean_cosines(const Palettes& palettes, const torch::Tensor& mean) {
+  const auto L = palettes.L;
   auto sum = torch::zeros({L, L}, torch::kFloat64);
   for_each_chunk(palettes, {}, [&](torch::Tensor x) {
     if (mean.defined()) x = x - mean;
     auto u = torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(-1));
     sum += torch::bmm(u, u.transpose(1, 2)).sum(0);
   });
-  return sum / static_cast<double>(palettes.size(0));
+  return sum / static_cast<double>(palettes.n);
 }
 
 double mean_off_diagonal(const torch::Tensor& m) {
@@ -55,14 +80,14 @@ double mean_off_diagonal(const torch::Tensor& m) {
 }
 
 /// Per position: squared norm of the mean, and its share of the mean squared norm.
-nlohmann::json norm_shares(const torch::Tensor& palettes, const torch::Tensor& mean) {
-  const auto L = palettes.size(1);
+nlohmann::json norm_shares(const Palettes& palettes, const torch::Tensor& mean) {
+  const auto L = palettes.L;
   auto squared = torch::zeros({L}, torch::kFloat64), residual = torch::zeros({L}, torch::kFloat64);
   for_each_chunk(palettes, {}, [&](const torch::Tensor& x) {
     squared += x.pow(2).sum(2).sum(0);
     residual += (x - mean).pow(2).sum(2).sum(0);
   });
-  const double n = static_cast<double>(palettes.size(0));
+  const double n = static_cast<double>(palettes.n);
   auto offset = mean.pow(2).sum(1);
   nlohmann::json out = nlohmann::json::array();
   for (std::int64_t j = 0; j < L; ++j) {
@@ -117,9 +142,9 @@ struct ProbeScores {
   torch::Tensor accuracy;  // [L, A] double
 };
 
-ProbeScores ridge_probes(const torch::Tensor& palettes, const std::vector<ProbeTarget>& targets,
+ProbeScores ridge_probes(const Palettes& palettes, const std::vector<ProbeTarget>& targets,
                          const ProbeSplit& split, double alpha) {
-  const auto L = palettes.size(1), D = palettes.size(2), LD = L * D;
+  const auto L = palettes.L, D = palettes.D, LD = L * D;
   const auto n_train = split.train.size(0), n_test = split.test.size(0);
   const auto A = static_cast<std::int64_t>(targets.size());
   // Training means, then the Gram matrix of the centred training rows (all positions side by side)
@@ -232,11 +257,14 @@ ProbeSplit probe_split(std::int64_t n, const PaletteDiagnosticsOptions& options)
   return {all.narrow(0, test, m - test).clone(), all.narrow(0, 0, test).clone()};
 }
 
-nlohmann::json diagnose_palettes(const torch::Tensor& palettes_in, const torch::Tensor& labels_in,
-                                 const PaletteDiagnosticsOptions& options, const std::vector<std::string>& label_names) {
+namespace {
+nlohmann::json diagnose(const Palettes& palettes, bool check_chunks, const torch::Tensor& labels_in,
+                        const PaletteDiagnosticsOptions& options, const std::vector<std::string>& label_names) {
   torch::NoGradGuard no_grad;
-  auto palettes = checked_palettes(palettes_in);
-  const auto n = palettes.size(0), L = palettes.size(1), D = palettes.size(2);
+  const auto n = palettes.n, L = palettes.L, D = palettes.D;
+  TORCH_CHECK_VALUE(n >= 3 && L >= 1 && D >= 1,
+                    "diagnose_palettes: palettes need at least 3 items, 1 position and 1 dimension, got [", n, ", ", L,
+                    ", ", D, "]");
   torch::Tensor labels;
   if (labels_in.defined()) {
     TORCH_CHECK_VALUE(labels_in.dim() == 2 && !labels_in.is_floating_point() && !labels_in.is_complex(),
@@ -260,7 +288,18 @@ nlohmann::json diagnose_palettes(const torch::Tensor& palettes_in, const torch::
   out["num_positions"] = L;
   out["dim"] = D;
   auto mean = torch::zeros({L, D}, torch::kFloat64);
-  for_each_chunk(palettes, {}, [&](const torch::Tensor& x) { mean += x.sum(0); });
+  std::int64_t first = 0;
+  for_each_chunk(palettes, {}, [&](const torch::Tensor& x) {
+    if (check_chunks) {  // a source: the non-finite check happens on this first pass
+      auto bad = (~torch::isfinite(x)).any(2).any(1).nonzero();
+      if (bad.size(0) > 0) {
+        throw ValueError(fmt::format("diagnose_palettes: palettes: item {} has a non-finite value",
+                                     first + bad[0][0].item<std::int64_t>()));
+      }
+      first += x.size(0);
+    }
+    mean += x.sum(0);
+  });
   mean /= static_cast<double>(n);
   out["positions"] = norm_shares(palettes, mean);
   auto raw = mean_cosines(palettes, {}), centred = mean_cosines(palettes, mean);
@@ -294,5 +333,19 @@ nlohmann::json diagnose_palettes(const torch::Tensor& palettes_in, const torch::
   }
   return out;
 }
+
+}  // namespace
+
+nlohmann::json diagnose_palettes(const torch::Tensor& palettes, const torch::Tensor& labels,
+                                 const PaletteDiagnosticsOptions& options, const std::vector<std::string>& label_names) {
+  return diagnose(of_tensor(checked_palettes(palettes)), false, labels, options, label_names);
+}
+
+nlohmann::json diagnose_palettes(const PaletteSource& palettes, const torch::Tensor& labels,
+                                 const PaletteDiagnosticsOptions& options, const std::vector<std::string>& label_names) {
+  if (!palettes.read) throw ValueError("diagnose_palettes: the palette source has no read function");
+  return diagnose(of_source(palettes), true, labels, options, label_names);
+}
+
 
 }  // namespace lamia

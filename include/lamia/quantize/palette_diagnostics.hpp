@@ -21,6 +21,7 @@
 // Example:
 //   nlohmann::json d = lamia::diagnose_palettes(palettes, aspects, {}, {"topic", "format"});
 #include <lamia/core/options.hpp>
+#include <lamia/quantize/palette_source.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -61,6 +62,13 @@ ProbeSplit probe_split(std::int64_t n, const PaletteDiagnosticsOptions& options 
 /// integer tensor (e.g. the synthetic catalog's aspects) for the linear probe, label_names optional
 /// names for its columns.
 nlohmann::json diagnose_palettes(const torch::Tensor& palettes, const torch::Tensor& labels = {},
+                                 const PaletteDiagnosticsOptions& options = {},
+                                 const std::vector<std::string>& label_names = {});
+/// The same from a PaletteSource (e.g. PaletteSource::from_reader of a palette file), read in
+/// chunks of 1,024 items for the means, norms and cosines (three passes) and one item at a time for
+/// the probe's items: memory is one chunk plus the probe's Gram matrix. Gives the same JSON as the
+/// tensor version on the same float32 palettes.
+nlohmann::json diagnose_palettes(const PaletteSource& palettes, const torch::Tensor& labels = {},
                                  const PaletteDiagnosticsOptions& options = {},
                                  const std::vector<std::string>& label_names = {});
 

@@ -2,6 +2,11 @@
 // K-Means on the palettes, residual K-Means and RQ-VAE on the embeddings), their tables and
 // diagnostics (diagnostics.json: each table's codes, and the float palettes themselves under
 // "palettes", probed against the dataset's labels when it has them).
+// palettes.bin is streamed (PaletteFileReader, one chunk in memory at a time): LAMIA's quantizer
+// fits and codes from it, diagnose_palettes reads it in chunks of 1,024 items and its probe's items
+// one at a time, and the mean intra cosine is taken over chunks of kIntraChunk items (one chunk,
+// the same value as over the whole tensor, up to kIntraChunk items). The embeddings (n x E) are
+// loaded whole.
 #include "../context.hpp"
 
 #include <lamia/palette/evaluation.hpp>
@@ -9,14 +14,30 @@
 #include <lamia/pipeline/stage.hpp>
 #include <lamia/pipeline/tokenizer_comparison.hpp>
 #include <lamia/quantize/palette_diagnostics.hpp>
+#include <lamia/quantize/palette_source.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace lamia {
 namespace {
+
+constexpr std::int64_t kIntraChunk = 16384;  // items: 16384 x L x D doubles (512 MB at L = 4, D = 1024)
+
+// mean_intra_cosine over the file: the item-weighted mean of the chunks' means (one chunk: its value).
+double chunked_intra_cosine(const PaletteFileReader& reader) {
+  const std::int64_t n = reader.num_items();
+  if (n <= kIntraChunk) return mean_intra_cosine(reader.read(0, n));
+  double sum = 0;
+  for (std::int64_t b = 0; b < n; b += kIntraChunk) {
+    const auto e = std::min(n, b + kIntraChunk);
+    sum += mean_intra_cosine(reader.read(b, e)) * static_cast<double>(e - b);
+  }
+  return sum / static_cast<double>(n);
+}
 
 class QuantizeStage : public Stage {
  public:
@@ -33,12 +54,13 @@ class QuantizeStage : public Stage {
     const auto t0 = std::chrono::steady_clock::now();
     const auto& qc = ctx.config.quantize;
     auto& data = ctx.dataset();
-    torch::Tensor palettes = load_palettes(ctx.path("palettes.bin")).palettes;
+    const PaletteFileReader reader(ctx.path("palettes.bin"));  // crc checked once, then streamed
+    const PaletteSource palettes = PaletteSource::from_reader(reader);
     torch::Tensor embeddings = load_palettes(ctx.path("embeddings.bin")).palettes.squeeze(1).contiguous();
     // A codebook larger than the catalog is cut to the number of items (reduce_k_when_few_items, and
     // always for RQ-VAE): said here and recorded, never silent.
     nlohmann::json adjustments = nlohmann::json::array();
-    const auto n = palettes.size(0);
+    const auto n = palettes.num_items;
     auto note_cut = [&](const char* key, std::int64_t k, bool allowed) {
       if (k <= n || !allowed) return;  // not allowed: the quantizer throws, naming the option
       adjustments.push_back(fmt::format("quantize.{} = {} is more than the {} items: {} codes are used", key, k, n, n));
@@ -56,7 +78,7 @@ class QuantizeStage : public Stage {
     auto diagnostics = comparison_json(results);
     diagnostics["dataset"] = ctx.read_json("dataset.json");
     auto training = ctx.read_json("palette_encoder/training.json");
-    training["mean_intra_cosine"] = palettes.size(1) > 1 ? mean_intra_cosine(palettes) : 1.0;
+    training["mean_intra_cosine"] = palettes.num_positions > 1 ? chunked_intra_cosine(reader) : 1.0;
     diagnostics["palette_encoder"] = training;
     if (!data.label_names.empty()) diagnostics["labels"] = data.label_names;
     diagnostics["palettes"] = diagnose_palettes(palettes, data.labels, PaletteDiagnosticsOptions{}, data.label_names);

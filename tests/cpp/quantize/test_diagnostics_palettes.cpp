@@ -2,11 +2,14 @@
 // independent position, known offsets and a label one position encodes. Python compares the
 // ridge fits with sklearn's Ridge / RidgeClassifier on the same split.
 #include <lamia/core/errors.hpp>
+#include <lamia/palette/palette_file.hpp>
 #include <lamia/quantize/palette_diagnostics.hpp>
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <limits>
 #include <set>
 
 using Catch::Matchers::Contains;
@@ -119,4 +122,23 @@ TEST_CASE("diagnose_palettes: bad input names the argument", "[diagnostics][pale
   auto d = lamia::diagnose_palettes(p);
   CHECK(!d.contains("linear_probe"));
   CHECK(d["cross_position_r2"].size() == 2);
+}
+
+TEST_CASE("diagnose_palettes: a palette file streamed gives the tensor's JSON", "[diagnostics][palettes][source]") {
+  // 2,500 items: three chunks of 1,024 for the passes, the probe's 2,000 items read one at a time.
+  auto c = constructed(2500, 8);
+  const auto path = std::filesystem::temp_directory_path() / "lamia_tests_quantize_diag_stream.bin";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2500; ++i) ids.push_back("i" + std::to_string(i));
+  lamia::save_palettes(path, ids, c.palettes);
+  lamia::PaletteFileReader reader(path);
+  const auto whole = lamia::diagnose_palettes(c.palettes, c.labels, {}, {"sign", "random"});
+  const auto streamed = lamia::diagnose_palettes(lamia::PaletteSource::from_reader(reader, 300), c.labels, {},
+                                                 {"sign", "random"});
+  CHECK(streamed == whole);  // bit for bit: the same chunks in the same order
+  auto bad = c.palettes.clone();
+  bad[1700][2][5] = std::numeric_limits<float>::infinity();
+  REQUIRE_THROWS_WITH(lamia::diagnose_palettes(lamia::PaletteSource::from_tensor(bad)),
+                      Contains("item 1700 has a non-finite value"));
+  std::filesystem::remove(path);
 }
