@@ -33,7 +33,9 @@ for L in "${lengths[@]}"; do
   runs+=("$out/l$L")
 done
 
-"$lamia" report "${runs[0]}" --runs "${runs[@]:1}" --out "$out/fig6"
+others=()
+[ ${#runs[@]} -gt 1 ] && others=(--runs "${runs[@]:1}")  # an empty --runs would take --out as its value
+"$lamia" report "${runs[0]}" "${others[@]}" --out "$out/fig6"
 echo "report: $out/fig6.md, $out/fig6.html" >&2
 
 # The figure's numbers: beam-search R@K and N@10 per tokenizer and L, from each run's metrics.json.
