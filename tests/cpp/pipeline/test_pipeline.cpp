@@ -102,6 +102,26 @@ TEST_CASE("config defaults are the pipeline's, not the library structs' (the pap
   REQUIRE(c.model.scratch.dropout == 0.0);
   REQUIRE(c.model.scratch.seed == 2024);
   REQUIRE(c.recommend.model.hidden_size == 64);
+  // The palette method: routing + batch-centred intra + decorrelation 0.003 (docs/research.md, "Seeds");
+  // the library's own options keep the paper's method.
+  REQUIRE(c.palette.encoder.task_routing() == TaskRouting::kOnePosition);
+  REQUIRE(c.palette.encoder.num_content_attributes() == 1);
+  REQUIRE(c.palette.encoder.losses().intra_centring() == IntraCentring::kBatch);
+  REQUIRE(c.palette.encoder.losses().decorrelation_weight() == 0.003);
+  REQUIRE(c.palette.encoder.losses().gamma() == 0.1);
+  REQUIRE(PaletteLossOptions().intra_centring() == IntraCentring::kNone);
+  REQUIRE(PaletteLossOptions().decorrelation_weight() == 0.0);
+}
+
+TEST_CASE("the paper's method stays one config away from the default") {
+  for (const char* name : {"paper-method.json", "amazon-office-cpu.json", "cpu/amazon-cds.json", "cpu/hm.json",
+                           "cpu/mind.json", "cpu/movielens.json"}) {
+    INFO(name);
+    const auto c = load_pipeline_config(fs::path(LAMIA_SOURCE_DIR) / "configs" / name);
+    REQUIRE(c.palette.encoder.task_routing() == TaskRouting::kAll);
+    REQUIRE(c.palette.encoder.losses().intra_centring() == IntraCentring::kNone);
+    REQUIRE(c.palette.encoder.losses().decorrelation_weight() == 0.0);
+  }
 }
 
 TEST_CASE("the configuration block of docs/pipeline.md is the default config") {
