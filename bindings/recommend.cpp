@@ -35,6 +35,7 @@ using lamia::SequenceExample;
 using lamia::python::options_from_args;
 using lamia::python::to_python;
 using Histories = std::vector<std::vector<ItemIndex>>;
+using OptionalText = std::optional<lamia::ItemTextTokens>;
 using DecoderPtr = std::shared_ptr<lamia::DecoderImpl>;
 
 using lamia::python::examples_from_python;
@@ -165,9 +166,24 @@ LAMIA_REGISTER_BINDINGS(kOrderRecommend, recommend) {
   py::class_<CodeVocabulary>(m, "CodeVocabulary", R"doc(
 The token layout of a generative recommender: 0 pads, 1 starts a history (BOS), then each ID
 level (the L codes, then the index token) owns a run of its codebook size:
-token(level, code) = 2 + offset(level) + code.)doc")
+token(level, code) = 2 + offset(level) + code. The LM backbone's layout (after_text) has a text
+vocabulary first, with its own bos and pad, and the code tokens from text_vocab_size on.)doc")
       .def(py::init<std::vector<std::int64_t>>(), "level_sizes"_a, "One size per ID level (L codes and the index token), each >= 1.")
       .def_static("for_table", &CodeVocabulary::for_table, "table"_a, "The layout of a table's IDs.")
+      .def_static(
+          "after_text",
+          [](const py::object& levels, std::int64_t text_vocab_size, std::int64_t bos, std::int64_t pad) {
+            const auto sizes = py::isinstance<SemanticIdTable>(levels) ? levels.cast<const SemanticIdTable&>().codebook_sizes()
+                                                                       : levels.cast<std::vector<std::int64_t>>();
+            return CodeVocabulary::after_text(sizes, text_vocab_size, bos, pad);
+          },
+          "level_sizes"_a, "text_vocab_size"_a, "bos"_a, "pad"_a,
+          "The LM backbone's layout: text tokens 0 .. text_vocab_size - 1 (bos and pad among them), then the code "
+          "tokens. level_sizes: a list or a SemanticIdTable (its codebook sizes).")
+      .def_property_readonly("text_vocab_size", &CodeVocabulary::text_vocab_size, "Text tokens before the codes (0: codes only).")
+      .def_property_readonly("first_code_token", &CodeVocabulary::first_code_token)
+      .def_property_readonly("bos", &CodeVocabulary::bos, "The token that starts every history.")
+      .def_property_readonly("pad", &CodeVocabulary::pad, "The padding token.")
       .def_readonly_static("PAD", &CodeVocabulary::kPad)
       .def_readonly_static("BOS", &CodeVocabulary::kBos)
       .def_readonly_static("FIRST_CODE_TOKEN", &CodeVocabulary::kFirstCodeToken)
@@ -201,6 +217,9 @@ token(level, code) = 2 + offset(level) + code.)doc")
         return !(py::isinstance<CodeVocabulary>(b) && a == b.cast<const CodeVocabulary&>());
       })
       .def("__repr__", [](const CodeVocabulary& v) {
+        if (v.text_vocab_size() > 0)
+          return fmt::format("CodeVocabulary(level_sizes=[{}], size={}, text_vocab_size={}, bos={}, pad={})",
+                             fmt::join(v.level_sizes(), ", "), v.size(), v.text_vocab_size(), v.bos(), v.pad());
         return fmt::format("CodeVocabulary(level_sizes=[{}], size={})", fmt::join(v.level_sizes(), ", "), v.size());
       });
   py::setattr(m.attr("CodeVocabulary"), "__hash__", py::none());
@@ -224,14 +243,18 @@ Histories in the code-token layout, left-padded so every row ends at the last co
 
   m.def(
       "encode_histories",
-      [](const SemanticIdTable& table, const py::object& vocab, const Histories& histories, std::int64_t max_items) {
+      [](const SemanticIdTable& table, const py::object& vocab, const Histories& histories, std::int64_t max_items,
+         const OptionalText& item_text, std::int64_t item_text_tokens) {
         const auto v = vocab_arg(vocab, &table, "encode_histories");
         py::gil_scoped_release release;
+        if (item_text) return lamia::encode_histories(table, v, histories, max_items, *item_text, item_text_tokens);
+        if (item_text_tokens > 0) throw lamia::ValueError("encode_histories: item_text_tokens > 0 needs item_text");
         return lamia::encode_histories(table, v, histories, max_items);
       },
-      "table"_a, "vocab"_a, "histories"_a, "max_items"_a = 20,
+      "table"_a, "vocab"_a, "histories"_a, "max_items"_a = 20, "item_text"_a = py::none(), "item_text_tokens"_a = 0,
       "Encodes each history (oldest first), keeping its last max_items known items (0: all); unknown items "
-      "are skipped and counted. vocab: a CodeVocabulary (None: the table's).");
+      "are skipped and counted. vocab: a CodeVocabulary (None: the table's). LM backbone: item_text (one "
+      "list of text-token ids per item) and item_text_tokens > 0 write each item's first text tokens before its codes.");
   m.def("causal_padded_mask", &lamia::causal_padded_mask, "key_mask"_a,
         "[B, T, T] bool: row i may attend key j iff j <= i and key_mask[j].");
 
@@ -258,13 +281,14 @@ Histories in the code-token layout, left-padded so every row ends at the last co
         return lamia::make_recommender(v, o, seed).ptr();
       },
       "vocab"_a, "options"_a = py::none(), "seed"_a = 0,
-      "A new randomly initialised recommender (a pylamia.Decoder) for vocab (a CodeVocabulary or a "
-      "SemanticIdTable); options: a RecommenderModelOptions, a dict, or keywords (hidden_size=32, ...).");
+      "A new recommender (a pylamia.Decoder) for vocab (a CodeVocabulary or a SemanticIdTable); options: a "
+      "RecommenderModelOptions, a dict, or keywords (hidden_size=32, ...). backbone='lm': vocab from "
+      "CodeVocabulary.after_text, from scratch or from pretrained= a Hugging Face OPT folder (lora_rank=).");
 
   m.def(
       "make_recommender_batch",
       [](const SemanticIdTable& table, const py::object& vocab, const py::object& examples, std::int64_t max_history_items,
-         bool loss_on_history) {
+         bool loss_on_history, const OptionalText& item_text, std::int64_t item_text_tokens) {
         const auto v = vocab_arg(vocab, &table, "make_recommender_batch");
         const auto ex = examples_from_python(examples, "make_recommender_batch");
         std::vector<const SequenceExample*> ptrs;
@@ -272,14 +296,39 @@ Histories in the code-token layout, left-padded so every row ends at the last co
         lamia::RecommenderBatch b;
         {
           py::gil_scoped_release release;
-          b = lamia::make_recommender_batch(table, v, ptrs, max_history_items, loss_on_history);
+          b = lamia::make_recommender_batch(table, v, ptrs, max_history_items, loss_on_history,
+                                            item_text ? &*item_text : nullptr, item_text_tokens);
         }
         return batch_dict(b);
       },
       "table"_a, "vocab"_a, "examples"_a, "max_history_items"_a = 20, "loss_on_history"_a = false,
+      "item_text"_a = py::none(), "item_text_tokens"_a = 0,
       "One training batch as a dict: input_ids, position_ids [B, T] int64, attention_mask [B, T, T] bool, labels "
       "[B, T] int64 (-100: no loss), tokens, label_count, skipped_unknown. examples: SequenceExamples or "
       "(history, target) pairs. IndexError for a target the table does not know.");
+  m.def(
+      "make_alignment_batch",
+      [](const SemanticIdTable& table, const CodeVocabulary& vocab, const lamia::ItemTextTokens& item_text,
+         const std::vector<ItemIndex>& items, std::int64_t max_text_tokens) {
+        lamia::RecommenderBatch b;
+        {
+          py::gil_scoped_release release;
+          b = lamia::make_alignment_batch(table, vocab, item_text, items, max_text_tokens);
+        }
+        return batch_dict(b);
+      },
+      "table"_a, "vocab"_a, "item_text"_a, "items"_a, "max_text_tokens"_a = 32,
+      "The text-token alignment task's batch (paper Figure 5), a dict as make_recommender_batch's: per item "
+      "[bos, its first max_text_tokens text tokens, its L+1 code tokens], labels only on the code tokens. vocab: "
+      "the LM backbone's (CodeVocabulary.after_text); item_text: one list of text-token ids per item.");
+  m.def(
+      "grow_token_embeddings",
+      [](lamia::DecoderImpl& model, std::int64_t new_vocab_size, std::uint64_t seed) {
+        py::gil_scoped_release release;
+        lamia::grow_token_embeddings(model, new_vocab_size, seed);
+      },
+      "model"_a, "new_vocab_size"_a, "seed"_a = 0,
+      "Grows the token embedding (and an untied head): old rows kept, new rows the old rows' mean plus small seeded noise.");
   m.def(
       "recommender_loss",
       [](lamia::DecoderImpl& model, const py::dict& batch) {
@@ -297,23 +346,29 @@ Histories in the code-token layout, left-padded so every row ends at the last co
   m.def(
       "recommender_validation_loss",
       [](lamia::DecoderImpl& model, const SemanticIdTable& table, const py::object& examples,
-         std::int64_t max_history_items, std::int64_t batch_size) {
+         std::int64_t max_history_items, std::int64_t batch_size, const py::object& vocab, const OptionalText& item_text,
+         std::int64_t item_text_tokens) {
         const auto ex = examples_from_python(examples, "recommender_validation_loss");
+        const auto v = vocab_arg(vocab, &table, "recommender_validation_loss");
         py::gil_scoped_release release;
-        return lamia::recommender_validation_loss(model, table, ex, max_history_items, batch_size);
+        return lamia::recommender_validation_loss(model, table, v, ex, max_history_items, batch_size,
+                                                  item_text ? &*item_text : nullptr, item_text_tokens);
       },
-      "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256,
-      "Mean target-token cross-entropy of examples (eval mode, no gradient; the model's mode is restored).");
+      "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256, "vocab"_a = py::none(),
+      "item_text"_a = py::none(), "item_text_tokens"_a = 0,
+      "Mean target-token cross-entropy of examples (eval mode, no gradient; the model's mode is restored). vocab: "
+      "the model's layout (None: the table's codes-only one).");
 
   m.def(
       "prod_ranks",
       [](lamia::DecoderImpl& model, const SemanticIdTable& table, const py::object& examples,
-         std::int64_t max_history_items, std::int64_t batch_size) {
+         std::int64_t max_history_items, std::int64_t batch_size, const py::object& vocab) {
         const auto ex = examples_from_python(examples, "prod_ranks");
+        const auto v = vocab_arg(vocab, &table, "prod_ranks");
         py::gil_scoped_release release;
-        return lamia::prod_ranks(model, table, ex, max_history_items, batch_size);
+        return lamia::prod_ranks(model, table, v, ex, max_history_items, batch_size);
       },
-      "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256,
+      "model"_a, "table"_a, "examples"_a, "max_history_items"_a = 20, "batch_size"_a = 256, "vocab"_a = py::none(),
       "The authors' (RecBench's) 'prod' rank of each example's target: one teacher-forced pass, the product over "
       "ID levels of the target token's rank among its level's tokens. NOT an item ranking: report it under its own "
       "name (hit@K = prod rank <= K).");
@@ -325,40 +380,47 @@ Histories in the code-token layout, left-padded so every row ends at the last co
   m.def(
       "train_recommender",
       [](const DecoderPtr& model, const SemanticIdTable& table, const py::object& train, const py::object& valid,
-         const py::object& options, const py::kwargs& kwargs) {
+         const py::object& options, const py::object& vocab, const OptionalText& item_text, const py::kwargs& kwargs) {
         const auto o = options_from_args<lamia::RecommenderTrainerOptions>(options, kwargs, "train_recommender");
         const auto tr = examples_from_python(train, "train_recommender");
         const auto va = examples_from_python(valid, "train_recommender");
+        const auto v = vocab_arg(vocab, &table, "train_recommender");
         lamia::TrainingResult r;
         {
           py::gil_scoped_release release;
-          r = lamia::train_recommender(lamia::Decoder(model), table, tr, va, o);
+          r = lamia::train_recommender(lamia::Decoder(model), table, v, tr, va, o,
+                                       item_text ? *item_text : lamia::ItemTextTokens{});
         }
         return to_python(training_result_json(r));
       },
-      "model"_a, "table"_a, "train"_a, "valid"_a = py::none(), "options"_a = py::none(),
+      "model"_a, "table"_a, "train"_a, "valid"_a = py::none(), "options"_a = py::none(), "vocab"_a = py::none(),
+      "item_text"_a = py::none(),
       "Trains model in place (Adam, early stopping on the valid examples' loss, checkpoints that resume). "
       "options: a RecommenderTrainerOptions, a dict, or its fields as keywords (epochs=5, learning_rate=3e-3, "
       "batch_size=64, patience=3, checkpoint_path='run/rec.ckpt', log_every=0, ...). Returns the training "
-      "result as a dict (steps, stop_reason, train_history, validation_history, best_validation_loss, ...).");
+      "result as a dict (steps, stop_reason, train_history, validation_history, best_validation_loss, ...). "
+      "LM backbone: vocab = its CodeVocabulary.after_text, item_text = one list of text-token ids per item "
+      "(item_text_tokens, align_epochs).");
 
   m.def("table_checksum", &lamia::table_checksum, "table"_a, "FNV-1a 64 of a table's IDs and level sizes: its identity, recorded by tries and saved recommenders.");
   m.def(
       "save_recommender",
       [](const std::filesystem::path& dir, const lamia::DecoderImpl& model, const SemanticIdTable& table,
-         const py::object& options, const py::kwargs& kwargs) {
+         const py::object& options, const py::object& vocab, const py::kwargs& kwargs) {
         lamia::RecommenderModelOptions o;
         if (options.is_none() && kwargs.empty()) {
           o = model_options_of(model, table.id_length());
         } else {
           o = options_from_args<lamia::RecommenderModelOptions>(options, kwargs, "save_recommender");
         }
+        const auto v = vocab_arg(vocab, &table, "save_recommender");
         py::gil_scoped_release release;
-        lamia::save_recommender(dir, model, table, o);
+        lamia::save_recommender(dir, model, table, v, o);
       },
-      "dir"_a, "model"_a, "table"_a, "options"_a = py::none(),
+      "dir"_a, "model"_a, "table"_a, "options"_a = py::none(), "vocab"_a = py::none(),
       "Writes the decoder as a Hugging Face OPT folder plus recommender.json (vocabulary, model options, "
-      "table checksum). options: the RecommenderModelOptions the model was made with (None: read back from it).");
+      "table checksum; LoRA adapters in adapter_model.safetensors). options: the RecommenderModelOptions the model "
+      "was made with (None: read back from a codes-backbone model); vocab: its layout (None: the table's codes-only one).");
   m.def(
       "load_recommender",
       [](const std::filesystem::path& dir, const SemanticIdTable& table) {

@@ -1044,13 +1044,25 @@ _RExample = _RUnion["SequenceExample", _RTuple[_RSeq[int], int]]
 _RHistories = _RUnion[_RSeq[_RSeq[int]], "EncodedHistories"]
 
 class CodeVocabulary:
-    """Token layout: 0 pad, 1 BOS, then one run of codebook-size tokens per ID level."""
+    """Token layout: 0 pad, 1 BOS, then one run of codebook-size tokens per ID level; after_text: a text
+    vocabulary first (its own bos and pad), the code tokens from text_vocab_size on (the LM backbone)."""
     PAD: int
     BOS: int
     FIRST_CODE_TOKEN: int
     def __init__(self, level_sizes: _RSeq[int]) -> None: ...
     @staticmethod
     def for_table(table: "SemanticIdTable") -> CodeVocabulary: ...
+    @staticmethod
+    def after_text(level_sizes: _RUnion[_RSeq[int], "SemanticIdTable"], text_vocab_size: int, bos: int,
+                   pad: int) -> CodeVocabulary: ...
+    @property
+    def text_vocab_size(self) -> int: ...
+    @property
+    def first_code_token(self) -> int: ...
+    @property
+    def bos(self) -> int: ...
+    @property
+    def pad(self) -> int: ...
     @property
     def size(self) -> int: ...
     def __len__(self) -> int: ...
@@ -1085,7 +1097,8 @@ class EncodedHistories:
     def to_dict(self) -> _RDict[str, _RAny]: ...
 
 def encode_histories(table: "SemanticIdTable", vocab: _ROptional[CodeVocabulary], histories: _RSeq[_RSeq[int]],
-                     max_items: int = 20) -> EncodedHistories: ...
+                     max_items: int = 20, item_text: _ROptional[_RSeq[_RSeq[int]]] = None,
+                     item_text_tokens: int = 0) -> EncodedHistories: ...
 def causal_padded_mask(key_mask: _r_torch.Tensor) -> _r_torch.Tensor: ...
 
 class RecommenderModelOptions(_OptionsBase):
@@ -1096,6 +1109,11 @@ class RecommenderModelOptions(_OptionsBase):
     ffn_dim: int = 0
     dropout: float = 0.1
     max_history_items: int = 20
+    backbone: str = 'codes'
+    pretrained: str = ''
+    lora_rank: int = 0
+    item_text_tokens: int = 0
+    align_text_tokens: int = 32
     def __init__(self, options: _OUnion[RecommenderModelOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
     @staticmethod
     def from_json(text: str) -> RecommenderModelOptions: ...
@@ -1111,6 +1129,9 @@ class RecommenderTrainerOptions(_OptionsBase):
     loss_on_history: bool = False
     max_history_items: int = 20
     seed: int = 0
+    item_text_tokens: int = 0
+    align_epochs: int = 0
+    align_text_tokens: int = 32
     epochs: int = 20
     learning_rate: float = 0.001
     weight_decay: float = 0.0
@@ -1133,28 +1154,40 @@ def recommender_decoder_options(vocab: _RUnion[CodeVocabulary, "SemanticIdTable"
 def make_recommender(vocab: _RUnion[CodeVocabulary, "SemanticIdTable"],
                      options: _RUnion[RecommenderModelOptions, _RDict[str, _RAny], None] = None, seed: int = 0,
                      **fields: _RAny) -> "Decoder":
-    """A new recommender (a pylamia.Decoder: train it with torch.optim over model.parameters())."""
+    """A new recommender (a pylamia.Decoder: train it with torch.optim over model.parameters()); backbone='lm':
+    vocab from CodeVocabulary.after_text, from scratch or pretrained= a Hugging Face OPT folder (lora_rank=)."""
     ...
 def make_recommender_batch(table: "SemanticIdTable", vocab: _ROptional[CodeVocabulary], examples: _RSeq[_RExample],
-                           max_history_items: int = 20, loss_on_history: bool = False) -> _RDict[str, _RAny]:
+                           max_history_items: int = 20, loss_on_history: bool = False,
+                           item_text: _ROptional[_RSeq[_RSeq[int]]] = None,
+                           item_text_tokens: int = 0) -> _RDict[str, _RAny]:
     """input_ids, position_ids, attention_mask, labels (tensors), tokens, label_count, skipped_unknown."""
     ...
+def make_alignment_batch(table: "SemanticIdTable", vocab: CodeVocabulary, item_text: _RSeq[_RSeq[int]],
+                         items: _RSeq[int], max_text_tokens: int = 32) -> _RDict[str, _RAny]:
+    """The text-token alignment batch: [bos, text, codes] per item, labels only on the code tokens."""
+    ...
+def grow_token_embeddings(model: "Decoder", new_vocab_size: int, seed: int = 0) -> None: ...
 def recommender_loss(model: "Decoder", batch: _RDict[str, _RAny]) -> _RTuple[_r_torch.Tensor, int, int]:
     """(loss with autograd, argmax-correct labels, labels)."""
     ...
 def recommender_validation_loss(model: "Decoder", table: "SemanticIdTable", examples: _RSeq[_RExample],
-                                max_history_items: int = 20, batch_size: int = 256) -> float: ...
+                                max_history_items: int = 20, batch_size: int = 256,
+                                vocab: _ROptional[CodeVocabulary] = None,
+                                item_text: _ROptional[_RSeq[_RSeq[int]]] = None, item_text_tokens: int = 0) -> float: ...
 def prod_ranks(model: "Decoder", table: "SemanticIdTable", examples: _RSeq[_RExample], max_history_items: int = 20,
-               batch_size: int = 256) -> _RList[int]:
+               batch_size: int = 256, vocab: _ROptional[CodeVocabulary] = None) -> _RList[int]:
     """RecBench's 'prod' rank per example (product over ID levels of the target token's rank): NOT an item ranking."""
     ...
 def train_recommender(model: "Decoder", table: "SemanticIdTable", train: _RSeq[_RExample],
                       valid: _ROptional[_RSeq[_RExample]] = None,
                       options: _RUnion[RecommenderTrainerOptions, _RDict[str, _RAny], None] = None,
+                      vocab: _ROptional[CodeVocabulary] = None, item_text: _ROptional[_RSeq[_RSeq[int]]] = None,
                       **fields: _RAny) -> _RDict[str, _RAny]: ...
 def table_checksum(table: "SemanticIdTable") -> int: ...
 def save_recommender(dir: _RPath, model: "Decoder", table: "SemanticIdTable",
-                     options: _RUnion[RecommenderModelOptions, _RDict[str, _RAny], None] = None, **fields: _RAny) -> None: ...
+                     options: _RUnion[RecommenderModelOptions, _RDict[str, _RAny], None] = None,
+                     vocab: _ROptional[CodeVocabulary] = None, **fields: _RAny) -> None: ...
 def load_recommender(dir: _RPath, table: "SemanticIdTable") -> _RTuple["Decoder", CodeVocabulary, RecommenderModelOptions]: ...
 
 class DeviceTrie:
