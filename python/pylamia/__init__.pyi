@@ -556,6 +556,7 @@ class RqVaeTrainOptions(_OptionsBase):
     seed: int = 0
     progress: bool = False
     device: str = 'cpu'
+    checkpoint_path: str = ''
     def __init__(self, options: _OUnion[RqVaeTrainOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
     @staticmethod
     def from_json(text: str) -> RqVaeTrainOptions: ...
@@ -1271,7 +1272,6 @@ class BeamSearchOptions(_OptionsBase):
 class ExactScoringOptions(_OptionsBase):
     """Exact full-catalog scoring by walking the trie."""
     max_rows: int = 4096
-    nodes_per_row: int = 32
     batch_size: int = 64
     def __init__(self, options: _OUnion[ExactScoringOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
     @staticmethod

@@ -81,6 +81,8 @@ void TrainingLoopOptions::check() const {
   if (!(grad_clip_norm_ >= 0) || !std::isfinite(grad_clip_norm_)) fail("grad_clip_norm must be >= 0", fmt::format("{}", grad_clip_norm_));
   if (eval_every_ < 0) fail("eval_every must be >= 0", std::to_string(eval_every_));
   if (patience_ < 0) fail("patience must be >= 0", std::to_string(patience_));
+  if (!(min_rel_improvement_ >= 0 && min_rel_improvement_ < 1))
+    fail("min_rel_improvement must be in [0, 1)", fmt::format("{}", min_rel_improvement_));
   if (checkpoint_every_ < 0) fail("checkpoint_every must be >= 0", std::to_string(checkpoint_every_));
   if (log_every_ < 0) fail("log_every must be >= 0", std::to_string(log_every_));
 }
@@ -265,7 +267,10 @@ TrainingResult TrainingLoop::run() {
     if (!rec) return;
     rec->step = step_;
     result.validation_history.push_back(*rec);
-    const bool best = rec->loss < best_loss_;
+    // Lower than the best by more than min_rel_improvement of it (any decrease at 0; the first
+    // validation always counts: best_loss_ starts at +inf).
+    const double rel = options_.min_rel_improvement();
+    const bool best = rec->loss < (best_loss_ >= 0 ? best_loss_ * (1.0 - rel) : best_loss_ * (1.0 + rel));
     if (best) {
       best_loss_ = rec->loss;
       best_step_ = step_;

@@ -1,4 +1,5 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/nn/training_loop.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/rq_vae.hpp>
@@ -7,10 +8,13 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 namespace lamia {
@@ -164,6 +168,125 @@ std::vector<std::int64_t> RqVaeImpl::reset_dead_codes(const torch::Tensor& x, co
   return reset;
 }
 
+namespace {
+
+// RQ-VAE training as a task of the shared training loop (lamia/nn/training_loop.hpp): the loop owns
+// Adam, the epochs, early stopping and checkpoints; the task owns the batches (a seeded shuffle per
+// epoch, a pure function of the seed and the epoch), the code counts of the epoch and the dead-code
+// resets, which run at the end of each epoch (in validate(), before the early-stopping check, as the
+// TIGER recipe does).
+class RqVaeTask : public TrainingTask {
+ public:
+  RqVaeTask(RqVae model, torch::Tensor x, const RqVaeTrainOptions& options)
+      : model_(std::move(model)), x_(std::move(x)), options_(options), n_(x_.size(0)) {}
+
+  torch::nn::Module& module() override { return *model_; }
+  std::int64_t num_batches(std::int64_t) override { return (n_ + options_.batch_size - 1) / options_.batch_size; }
+
+  /// The item order of epoch e (0-based): the (e+1)-th shuffle of one std::mt19937_64 seeded with
+  /// the seed; epoch 0's order also chose the K-Means initialisation batch.
+  const torch::Tensor& order(std::int64_t epoch) {
+    if (epoch != order_epoch_) {
+      if (epoch < order_epoch_ || order_epoch_ < 0) {  // replay from the start (a resume)
+        rng_.seed(options_.seed);
+        perm_.resize(n_);
+        std::iota(perm_.begin(), perm_.end(), 0);
+        order_epoch_ = -1;
+      }
+      while (order_epoch_ < epoch) {
+        std::shuffle(perm_.begin(), perm_.end(), rng_);
+        ++order_epoch_;
+      }
+      order_ = torch::from_blob(perm_.data(), {n_}, torch::kInt64).clone().to(x_.device());
+    }
+    return order_;
+  }
+
+  StepOutput train_step(std::int64_t epoch, std::int64_t batch) override {
+    if (epoch != epoch_) start_epoch(epoch);
+    const auto s = batch * options_.batch_size;
+    auto rows = x_.index_select(0, order(epoch).narrow(0, s, std::min(options_.batch_size, n_ - s)));
+    auto out = model_->forward(rows);
+    rec_sum_ += out.reconstruction_loss.item<double>();
+    q_sum_ += out.quantization_loss.item<double>();
+    ++batches_;
+    const auto k = model_->options.num_codes();
+    for (std::int64_t l = 0; l < model_->options.num_levels(); ++l) counts_[l] += torch::bincount(out.codes.select(1, l), {}, k);
+    StepOutput step;
+    step.loss = out.loss;
+    step.tokens = rows.size(0);
+    step.parts = {out.reconstruction_loss.item<double>(), out.quantization_loss.item<double>()};
+    return step;
+  }
+
+  // The epoch's mean reconstruction loss (what early stopping watches), after the dead-code reset.
+  std::optional<ValidationRecord> validate() override {
+    if (batches_ == 0) return std::nullopt;
+    const double rec = rec_sum_ / batches_, q = q_sum_ / batches_;
+    report.reconstruction_loss.push_back(rec);
+    report.quantization_loss.push_back(q);
+    report.epochs = epoch_ + 1;
+    reset_now_ = 0;
+    if (options_.dead_code_reset_every > 0 && (epoch_ + 1) % options_.dead_code_reset_every == 0 &&
+        epoch_ + 1 < options_.max_epochs) {
+      const std::int64_t m = std::min<std::int64_t>(n_, 4096);
+      auto sample = x_.index_select(0, order(epoch_).narrow(0, 0, m));
+      for (auto r : model_->reset_dead_codes(sample, counts_, options_.seed + 7919ull * std::uint64_t(epoch_ + 1)))
+        reset_now_ += r;
+      report.dead_codes_reset += reset_now_;
+    }
+    ValidationRecord record;
+    record.loss = rec;
+    record.parts = {rec, q};
+    return record;
+  }
+  std::vector<std::string> part_names() override { return {"reconstruction", "quantization"}; }
+
+  std::string validation_line(const std::string& name, const ValidationRecord& record, bool) override {
+    std::vector<std::string> used;
+    for (std::int64_t l = 0; l < model_->options.num_levels(); ++l)
+      used.push_back(std::to_string(counts_[l].gt(0).sum().item<std::int64_t>()));
+    return fmt::format("{} epoch {}/{}: reconstruction {:.6g}, quantization {:.6g}, used codes {} of {}, {} reset", name,
+                       epoch_ + 1, options_.max_epochs, record.parts[0], record.parts[1], fmt::join(used, "/"),
+                       model_->options.num_codes(), reset_now_);
+  }
+
+  std::vector<std::int64_t> fingerprint() override {
+    const auto& mo = model_->options;
+    return {n_, x_.size(1), options_.batch_size, std::int64_t(options_.seed), mo.num_levels(), mo.num_codes(),
+            mo.latent_dim(), options_.dead_code_reset_every};
+  }
+  std::vector<std::string> fingerprint_names() override {
+    return {"items", "input_dim", "batch_size", "seed", "num_levels", "num_codes", "latent_dim", "dead_code_reset_every"};
+  }
+
+  RqVaeTrainReport report;
+
+ private:
+  void start_epoch(std::int64_t epoch) {
+    epoch_ = epoch;
+    rec_sum_ = q_sum_ = 0;
+    batches_ = 0;
+    counts_ = torch::zeros({model_->options.num_levels(), model_->options.num_codes()},
+                           torch::TensorOptions().dtype(torch::kInt64).device(x_.device()));
+  }
+
+  RqVae model_;
+  torch::Tensor x_;
+  RqVaeTrainOptions options_;
+  std::int64_t n_;
+  std::mt19937_64 rng_;
+  std::vector<std::int64_t> perm_;
+  std::int64_t order_epoch_ = -1;
+  torch::Tensor order_;
+  std::int64_t epoch_ = -1;
+  double rec_sum_ = 0, q_sum_ = 0;
+  std::int64_t batches_ = 0, reset_now_ = 0;
+  torch::Tensor counts_;
+};
+
+}  // namespace
+
 RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, const RqVaeTrainOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   auto x = detail::checked_float_tensor(embeddings, 2, "train_rq_vae: embeddings", "n x D");
@@ -181,76 +304,33 @@ RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, con
     throw ValueError(fmt::format("train_rq_vae: max_epochs must be >= 1, got {}", options.max_epochs));
   }
   check_finite(x.data_ptr<float>(), n, x.size(1), "train_rq_vae: embeddings");
+  const bool resuming = !options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path);
   model->to(torch::kCPU);  // the K-Means initialisation runs on the CPU
-  model->train();
-  std::mt19937_64 rng(options.seed);
-  std::vector<std::int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  auto shuffled = [&] {
-    std::shuffle(perm.begin(), perm.end(), rng);
-    return torch::from_blob(perm.data(), {n}, torch::kInt64).clone();
-  };
-  // K-Means initialisation on the first batch (at least k items).
-  auto order = shuffled();
-  model->init_codebooks_kmeans(x.index_select(0, order.narrow(0, 0, std::max(options.batch_size, k)).contiguous()),
-                               options.seed);
-  const auto dev = options.device;
-  model->to(dev);
-  const auto x_cpu = x;
-  x = x.to(dev);
-  order = order.to(dev);
-  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(options.learning_rate));
-  RqVaeTrainReport report;
-  double best = std::numeric_limits<double>::infinity();
-  int since_best = 0;
-  for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
-    if (epoch > 1) order = shuffled().to(dev);
-    auto counts = torch::zeros({mo.num_levels(), k}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
-    double rec_sum = 0, q_sum = 0;
-    std::int64_t batches = 0;
-    for (std::int64_t s = 0; s < n; s += options.batch_size) {
-      auto batch = x.index_select(0, order.narrow(0, s, std::min(options.batch_size, n - s)));
-      auto out = model->forward(batch);
-      opt.zero_grad();
-      out.loss.backward();
-      opt.step();
-      rec_sum += out.reconstruction_loss.item<double>();
-      q_sum += out.quantization_loss.item<double>();
-      ++batches;
-      for (std::int64_t l = 0; l < mo.num_levels(); ++l) counts[l] += torch::bincount(out.codes.select(1, l), {}, k);
-    }
-    const double rec = rec_sum / batches, q = q_sum / batches;
-    report.reconstruction_loss.push_back(rec);
-    report.quantization_loss.push_back(q);
-    report.epochs = epoch;
-    std::int64_t reset_now = 0;
-    if (options.dead_code_reset_every > 0 && epoch % options.dead_code_reset_every == 0 && epoch < options.max_epochs) {
-      const std::int64_t m = std::min<std::int64_t>(n, 4096);
-      auto sample = x.index_select(0, order.narrow(0, 0, m));
-      for (auto r : model->reset_dead_codes(sample, counts, options.seed + 7919ull * epoch)) reset_now += r;
-      report.dead_codes_reset += reset_now;
-    }
-    if (options.progress) {
-      std::vector<std::string> used;
-      for (std::int64_t l = 0; l < mo.num_levels(); ++l) {
-        used.push_back(std::to_string(counts[l].gt(0).sum().item<std::int64_t>()));
-      }
-      std::cerr << fmt::format("rq-vae epoch {}/{}: reconstruction {:.6g}, quantization {:.6g}, used codes {} of {}, "
-                               "{} reset, {:.1f}s\n",
-                               epoch, options.max_epochs, rec, q, fmt::join(used, "/"), k, reset_now,
-                               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    if (rec < best * (1.0 - options.min_rel_improvement)) {
-      best = rec;
-      since_best = 0;
-    } else if (++since_best >= options.patience) {
-      report.stopped_early = true;
-      break;
-    }
+  RqVaeTask task(model, x.to(options.device), options);
+  if (!resuming) {  // K-Means initialisation on epoch 0's first batch (at least k items); a resume loads the codebooks
+    auto first = task.order(0).to(torch::kCPU).narrow(0, 0, std::max(options.batch_size, k));
+    model->init_codebooks_kmeans(x.index_select(0, first).contiguous(), options.seed);
   }
+  model->to(options.device);
+  const auto batches = task.num_batches(0);
+  TrainingLoopOptions loop;
+  loop.name("rq-vae")
+      .learning_rate(options.learning_rate)
+      .epochs(options.max_epochs)
+      .grad_clip_norm(0)
+      .patience(std::max(options.patience, 1))
+      .min_rel_improvement(options.min_rel_improvement)
+      .restore_best(false)
+      .seed(options.seed)
+      .checkpoint_path(options.checkpoint_path)
+      .log_every(options.progress ? batches : 0);
+  TrainingLoop training(task, loop);
+  const auto result = training.run();
+  auto report = task.report;
+  report.stopped_early = result.stopped_early;
   model->eval();
   model->to(torch::kCPU);
-  auto codes = model->encode(x_cpu);
+  auto codes = model->encode(x);
   for (std::int64_t l = 0; l < mo.num_levels(); ++l) {
     report.utilization.push_back(
         static_cast<double>(torch::bincount(codes.select(1, l), {}, k).gt(0).sum().item<std::int64_t>()) / k);

@@ -18,10 +18,9 @@ namespace lamia {
 
 torch::Tensor score_all_items(DecoderImpl& model, const DeviceTrie& trie, const EncodedHistories& histories,
                               const ExactScoringOptions& options) {
-  if (options.max_rows < 1 || options.batch_size < 1 || options.nodes_per_row < 1) {
-    throw ValueError(fmt::format("score_all_items: max_rows, batch_size and nodes_per_row must be >= 1, got {}, {} "
-                                 "and {}",
-                                 options.max_rows, options.batch_size, options.nodes_per_row));
+  if (options.max_rows < 1 || options.batch_size < 1) {
+    throw ValueError(fmt::format("score_all_items: max_rows and batch_size must be >= 1, got {} and {}",
+                                 options.max_rows, options.batch_size));
   }
   trie.check_model(model.options().vocab_size(), model.device(), "score_all_items");
   detail::check_histories(histories, trie, "score_all_items");

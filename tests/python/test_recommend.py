@@ -161,7 +161,7 @@ def test_exact_scoring_agrees_with_full_width_beam_search(trained):
     assert torch.equal(r["items"], top.indices)
     assert torch.allclose(r["scores"], top.values, atol=1e-4)
     assert pylamia.beam_exact_agreement(r["items"], exact, 10) == 1.0
-    small = pylamia.score_all_items(model, trie, histories, pylamia.ExactScoringOptions(max_rows=4, nodes_per_row=2))
+    small = pylamia.score_all_items(model, trie, histories, pylamia.ExactScoringOptions(max_rows=4))
     assert torch.allclose(small, exact, atol=1e-4)
 
 

@@ -12,6 +12,8 @@
 // the position in the epoch, the early-stopping state and the best weights, and the task's
 // batches must be a pure function of (seed, epoch, batch index), so that a run killed at any point
 // and resumed ends with the same weights as an uninterrupted one.
+#include <lamia/core/options.hpp>
+
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -49,6 +51,9 @@ struct TrainingLoopOptions {
   TORCH_ARG(std::int64_t, eval_every) = 0;
   /// Stop after this many validations without a lower validation loss (0: never stop early).
   TORCH_ARG(std::int64_t, patience) = 3;
+  /// A validation loss counts as lower only below best * (1 - min_rel_improvement) (0: any
+  /// decrease; RQ-VAE's recipe stops on a relative improvement).
+  TORCH_ARG(double, min_rel_improvement) = 0.0;
   /// Put the best validation weights back into the model when training ends.
   TORCH_ARG(bool, restore_best) = true;
   /// Seed of torch's generator at the start (dropout, sampling inside the task).
@@ -70,6 +75,32 @@ struct TrainingLoopOptions {
   /// Throws ValueError naming the first option out of range.
   void check() const;
 };
+
+/// The loop's fields as a trainer flattens them into its own field list (JSON, Python: epochs,
+/// learning_rate, ...); seed, name and log stay with the trainer and C++. epoch_doc is the doc of
+/// `epochs` ("passes over the training examples"). min_rel_improvement is C++ only (RQ-VAE).
+template <class V>
+void visit_training_loop_fields(TrainingLoopOptions& o, V&& v, const char* epoch_doc) {
+  v.field("epochs", o.epochs(), epoch_doc, options::at_least(0));
+  v.field("learning_rate", o.learning_rate(), "Adam's learning rate", options::greater_than(0));
+  v.field("weight_decay", o.weight_decay(), "Adam's (L2) weight decay", options::at_least(0));
+  v.field("max_steps", o.max_steps(), "stop after this many optimizer steps in total (0: no limit)",
+          options::at_least(0));
+  v.field("grad_clip_norm", o.grad_clip_norm(), "clip the global gradient norm to this value (0: no clipping)",
+          options::at_least(0));
+  v.field("eval_every", o.eval_every(), "validate every this many steps (0: at the end of each epoch only)",
+          options::at_least(0));
+  v.field("patience", o.patience(), "stop after this many validations without a lower loss (0: never)",
+          options::at_least(0));
+  v.field("restore_best", o.restore_best(), "put the best validation weights back when training ends");
+  v.field("checkpoint_path", o.checkpoint_path(), "checkpoint file; empty: no checkpoints");
+  v.field("checkpoint_every", o.checkpoint_every(),
+          "also write a checkpoint every this many steps (0: at validations, epoch ends and the end)",
+          options::at_least(0));
+  v.field("resume", o.resume(), "continue from checkpoint_path when it exists");
+  v.field("log_every", o.log_every(), "print a progress line every this many steps (0: silent)",
+          options::at_least(0));
+}
 
 /// What one training step of a task computed.
 struct StepOutput {

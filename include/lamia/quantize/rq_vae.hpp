@@ -25,6 +25,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace lamia {
@@ -120,6 +121,9 @@ struct RqVaeTrainOptions {
   std::uint64_t seed = 0;
   /// Print one progress line per epoch to stderr.
   bool progress = false;
+  /// Checkpoint file, written at every epoch end (the shared training loop's: weights, Adam,
+  /// early stopping); a run that finds it continues from it. Empty: no checkpoints.
+  std::string checkpoint_path;
   /// Device of the training steps (e.g. torch::kCUDA). The codebooks are initialised on the CPU
   /// (faiss), the model is moved to device for training and back to the CPU at the end.
   torch::Device device = torch::kCPU;
@@ -136,6 +140,7 @@ void visit_fields(RqVaeTrainOptions& o, V&& v) {
   v.field("dead_code_reset_every", o.dead_code_reset_every, "reset codes unused during an epoch every this many epochs (0: never)");
   v.field("seed", o.seed, "seed of shuffling, K-Means initialisation and dead-code resets");
   v.field("progress", o.progress, "print one progress line per epoch to stderr");
+  v.field("checkpoint_path", o.checkpoint_path, "checkpoint written at every epoch end, resumed from when present; empty: none");
   v.field("device", o.device, "device of the training steps; the model ends on the CPU");
 }
 
@@ -165,8 +170,10 @@ void visit_fields(RqVaeTrainReport& o, V&& v) {
 
 inline nlohmann::json RqVaeTrainReport::to_json() const { return options::to_json(*this); }
 
-/// Trains model on n x D float32 CPU embeddings with Adam and early stopping; the model ends on
-/// the CPU. Deterministic for fixed options.seed, RqVaeOptions::seed and thread count (on CPU).
+/// Trains model on n x D float32 CPU embeddings with Adam and early stopping, on the shared training
+/// loop (lamia/nn/training_loop.hpp); the model ends on the CPU. Deterministic for fixed
+/// options.seed, RqVaeOptions::seed and thread count (on CPU). With checkpoint_path, a run continues
+/// from the last epoch end (the report's loss lists then hold this run's epochs).
 RqVaeTrainReport train_rq_vae(RqVae& model, const torch::Tensor& embeddings, const RqVaeTrainOptions& options = {});
 
 }  // namespace lamia

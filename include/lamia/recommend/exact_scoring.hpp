@@ -39,9 +39,6 @@ struct ExactScoringOptions {
   /// (user, trie node) rows per forward pass (>= 1): the chunk of a trie level fed at once is
   /// max_rows / users nodes (at least 1); bounds memory (see the file comment).
   std::int64_t max_rows = 4096;
-  /// Not used by the shared-history scorer (it was the nodes per tree-attention row of the
-  /// previous scorer); accepted (>= 1) so that existing configs and calls keep working.
-  std::int64_t nodes_per_row = 32;
   /// Users whose histories are run together (>= 1); lowered to max_rows (at least one node per user
   /// per pass).
   std::int64_t batch_size = 64;
@@ -51,8 +48,6 @@ struct ExactScoringOptions {
 template <class V>
 void visit_fields(ExactScoringOptions& o, V&& v) {
   v.field("max_rows", o.max_rows, "(user, trie node) rows per forward pass (the level chunk; bounds memory)",
-          options::at_least(1));
-  v.field("nodes_per_row", o.nodes_per_row, "unused (the previous scorer's nodes per row); kept for old configs",
           options::at_least(1));
   v.field("batch_size", o.batch_size, "users whose histories are run together", options::at_least(1));
 }

@@ -93,25 +93,7 @@ void visit_fields(SasRecTrainerOptions& o, V&& v) {
   v.field("batch_size", o.batch_size, "sequences per optimizer step", options::at_least(1));
   v.field("seed", o.seed, "seed of the sequence order and of torch's generator");
   // The loop's options (TrainingLoopOptions), flattened.
-  v.field("epochs", o.loop.epochs(), "passes over the training sequences", options::at_least(0));
-  v.field("learning_rate", o.loop.learning_rate(), "Adam's learning rate", options::greater_than(0));
-  v.field("weight_decay", o.loop.weight_decay(), "Adam's (L2) weight decay", options::at_least(0));
-  v.field("max_steps", o.loop.max_steps(), "stop after this many optimizer steps in total (0: no limit)",
-          options::at_least(0));
-  v.field("grad_clip_norm", o.loop.grad_clip_norm(), "clip the global gradient norm to this value (0: no clipping)",
-          options::at_least(0));
-  v.field("eval_every", o.loop.eval_every(), "validate every this many steps (0: at the end of each epoch only)",
-          options::at_least(0));
-  v.field("patience", o.loop.patience(), "stop after this many validations without a lower loss (0: never)",
-          options::at_least(0));
-  v.field("restore_best", o.loop.restore_best(), "put the best validation weights back when training ends");
-  v.field("checkpoint_path", o.loop.checkpoint_path(), "checkpoint file; empty: no checkpoints");
-  v.field("checkpoint_every", o.loop.checkpoint_every(),
-          "also write a checkpoint every this many steps (0: at validations, epoch ends and the end)",
-          options::at_least(0));
-  v.field("resume", o.loop.resume(), "continue from checkpoint_path when it exists");
-  v.field("log_every", o.loop.log_every(), "print a progress line every this many steps (0: silent)",
-          options::at_least(0));
+  visit_training_loop_fields(o.loop, v, "passes over the training sequences");
 }
 
 /// One training sequence per user: the longest history + [target] among the user's examples.

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "cuda_guard.hpp"
+#include "temp_dir.hpp"
 #include "quantize/quantize_test_util.hpp"
 
 using Catch::Matchers::Contains;
@@ -63,6 +64,38 @@ TEST_CASE("rq-vae: reconstruction loss falls, codes are used, collisions resolve
   lamia::train_rq_vae(again, x, to);
   CHECK(torch::equal(again->encode(x), codes));
   REQUIRE_THROWS_AS(model->encode(torch::randn({4, 31})), lamia::ValueError);
+}
+
+TEST_CASE("rq-vae: a run continued from its checkpoint equals an uninterrupted one", "[rq_vae]") {
+  // RQ-VAE trains on the shared training loop: its checkpoint (weights, Adam, early stopping) at an
+  // epoch end, plus the task's replayed shuffles, continue bit for bit on the CPU.
+  auto data = lamia::test::clustered_palettes(300, 1, 16, 8, 4, 0.2);
+  auto x = data.x.select(1, 0).contiguous();
+  const auto mo = lamia::RqVaeOptions(16).hidden_dims({32}).latent_dim(8).num_levels(2).num_codes(8).seed(2);
+  lamia::RqVaeTrainOptions to;
+  to.batch_size = 64;
+  to.max_epochs = 6;
+  to.patience = 100;
+  to.dead_code_reset_every = 0;  // a reset's condition (epoch < max_epochs) depends on max_epochs
+  to.seed = 9;
+  lamia::RqVae straight(mo);
+  const auto full = lamia::train_rq_vae(straight, x, to);
+  lamia::testing::TempDir dir;
+  to.checkpoint_path = (dir.path / "rq.ckpt").string();
+  to.max_epochs = 3;
+  lamia::RqVae resumed(mo);
+  const auto first = lamia::train_rq_vae(resumed, x, to);
+  CHECK(first.epochs == 3);
+  to.max_epochs = 6;
+  lamia::RqVae fresh(mo);  // a new process: the weights come from the checkpoint
+  const auto rest = lamia::train_rq_vae(fresh, x, to);
+  CHECK(rest.epochs == 6);
+  REQUIRE(rest.reconstruction_loss.size() == 3);
+  CHECK(rest.reconstruction_loss.back() == full.reconstruction_loss.back());
+  auto a = straight->parameters(), b = fresh->parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+  CHECK(torch::equal(straight->encode(x), fresh->encode(x)));
 }
 
 TEST_CASE("rq-vae trains on CUDA like on the CPU", "[rq_vae][cuda]") {

@@ -339,13 +339,11 @@ TEST_CASE("with every node kept, beam search equals exact ranking", "[decoding]"
 
 TEST_CASE("exact scores equal a brute-force full forward of every item", "[decoding]") {
   const auto max_rows = GENERATE(1, 5, 37, 4096);
-  const auto per_row = GENERATE(1, 3, 32);
   const auto batch = GENERATE(1, 64);
   Fixture f(40, {4, 3, 3}, 4, 6);
   ExactScoringOptions opt;
   opt.max_rows = max_rows;
   opt.batch_size = batch;
-  opt.nodes_per_row = per_row;
   auto exact = score_all_items(*f.model, f.trie, f.histories, opt);
   auto ref = brute_force_scores(*f.model, f.table, f.vocab, f.lists);
   REQUIRE(exact.sizes() == ref.sizes());
