@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake git pkg-config
+  build-essential cmake ninja-build git pkg-config
   libtorch-dev python3-torch
   pybind11-dev libeigen3-dev libfaiss-dev libfmt-dev catch2
   nlohmann-json3-dev libcli11-dev zlib1g-dev
