@@ -207,15 +207,16 @@ class RqVaeTask : public TrainingTask {
     const auto s = batch * options_.batch_size;
     auto rows = x_.index_select(0, order(epoch).narrow(0, s, std::min(options_.batch_size, n_ - s)));
     auto out = model_->forward(rows);
-    rec_sum_ += out.reconstruction_loss.item<double>();
-    q_sum_ += out.quantization_loss.item<double>();
+    const double rec = out.reconstruction_loss.item<double>(), q = out.quantization_loss.item<double>();
+    rec_sum_ += rec;
+    q_sum_ += q;
     ++batches_;
     const auto k = model_->options.num_codes();
     for (std::int64_t l = 0; l < model_->options.num_levels(); ++l) counts_[l] += torch::bincount(out.codes.select(1, l), {}, k);
     StepOutput step;
     step.loss = out.loss;
     step.tokens = rows.size(0);
-    step.parts = {out.reconstruction_loss.item<double>(), out.quantization_loss.item<double>()};
+    step.parts = {rec, q};
     return step;
   }
 
