@@ -11,7 +11,8 @@
 #include <iostream>
 #include <memory>
 
-namespace {
+// A named namespace per command: the commands are compiled as one unity source.
+namespace lamia::cli::stats_command {
 
 struct StatsArgs {
   std::string format;
@@ -58,4 +59,4 @@ lamia::cli::Command setup(CLI::App& parent) {
 
 const lamia::cli::RegisterCommand registered(200, &setup);
 
-}  // namespace
+}  // namespace lamia::cli::stats_command

@@ -12,7 +12,8 @@
 #include <iostream>
 #include <memory>
 
-namespace {
+// A named namespace per command: the commands are compiled as one unity source.
+namespace lamia::cli::inspect_command {
 
 struct InspectArgs {
   std::string dir;
@@ -127,4 +128,4 @@ lamia::cli::Command setup(CLI::App& parent) {
 
 const lamia::cli::RegisterCommand registered(400, &setup);
 
-}  // namespace
+}  // namespace lamia::cli::inspect_command

@@ -11,7 +11,8 @@
 #include <unistd.h>
 #endif
 
-namespace {
+// A named namespace per command: the commands are compiled as one unity source.
+namespace lamia::cli::report_command {
 
 struct ReportArgs {
   std::string dir;
@@ -68,4 +69,4 @@ lamia::cli::Command setup(CLI::App& parent) {
 
 const lamia::cli::RegisterCommand registered(900, &setup);
 
-}  // namespace
+}  // namespace lamia::cli::report_command

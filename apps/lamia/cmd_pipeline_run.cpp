@@ -5,7 +5,8 @@
 #include <iostream>
 #include <memory>
 
-namespace {
+// A named namespace per command: the commands are compiled as one unity source.
+namespace lamia::cli::run_command {
 
 struct RunArgs {
   lamia::cli::ConfigArgs config;
@@ -44,4 +45,4 @@ lamia::cli::Command setup(CLI::App& parent) {
 
 const lamia::cli::RegisterCommand registered(300, &setup);
 
-}  // namespace
+}  // namespace lamia::cli::run_command

@@ -7,7 +7,8 @@
 #include <iostream>
 #include <memory>
 
-namespace {
+// A named namespace per command: the commands are compiled as one unity source.
+namespace lamia::cli::stages_command {
 
 struct StageArgs {
   lamia::cli::ConfigArgs config;
@@ -42,4 +43,4 @@ lamia::cli::Command setup(CLI::App& parent) {
 const lamia::cli::RegisterCommand r0(310, &setup<0>), r1(311, &setup<1>), r2(312, &setup<2>), r3(313, &setup<3>),
     r4(314, &setup<4>);
 
-}  // namespace
+}  // namespace lamia::cli::stages_command
