@@ -124,6 +124,39 @@ nlohmann::json RankingMetrics::to_json() const {
   return j;
 }
 
+nlohmann::json RankingMetrics::sums_json() const {
+  return {{"ks", ks_}, {"users", count_}, {"hits", hits_}, {"ndcg_sums", ndcg_sums_}, {"rr_sum", rr_sum_}};
+}
+
+namespace {
+
+// j[key] as T, or a ValueError naming the key.
+template <class T>
+T sums_field(const nlohmann::json& j, const char* key, const char* what) {
+  if (!j.is_object() || !j.contains(key))
+    throw ValueError(fmt::format("{}::from_sums_json: key '{}' is missing", what, key));
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(fmt::format("{}::from_sums_json: key '{}': {}", what, key, e.what()));
+  }
+}
+
+}  // namespace
+
+RankingMetrics RankingMetrics::from_sums_json(const nlohmann::json& j) {
+  constexpr const char* what = "RankingMetrics";
+  RankingMetrics m(sums_field<std::vector<std::int64_t>>(j, "ks", what));
+  m.count_ = sums_field<std::int64_t>(j, "users", what);
+  m.hits_ = sums_field<std::vector<double>>(j, "hits", what);
+  m.ndcg_sums_ = sums_field<std::vector<double>>(j, "ndcg_sums", what);
+  m.rr_sum_ = sums_field<double>(j, "rr_sum", what);
+  if (m.count_ < 0 || m.hits_.size() != m.ks_.size() || m.ndcg_sums_.size() != m.ks_.size())
+    throw ValueError(fmt::format("RankingMetrics::from_sums_json: {} users, {} hits and {} ndcg sums for {} cutoffs",
+                                 m.count_, m.hits_.size(), m.ndcg_sums_.size(), m.ks_.size()));
+  return m;
+}
+
 const char* to_string(PopularityGroup group) {
   switch (group) {
     case PopularityGroup::head: return "head";
@@ -171,6 +204,24 @@ void EvaluationReport::merge(const EvaluationReport& other) {
   overall.merge(other.overall);
   for (std::size_t g = 0; g < groups.size(); ++g) groups[g].merge(other.groups[g]);
   grouped = grouped || other.grouped;
+}
+
+nlohmann::json EvaluationReport::sums_json() const {
+  nlohmann::json g = nlohmann::json::array();
+  for (const auto& m : groups) g.push_back(m.sums_json());
+  return {{"overall", overall.sums_json()}, {"grouped", grouped}, {"groups", std::move(g)}};
+}
+
+EvaluationReport EvaluationReport::from_sums_json(const nlohmann::json& j) {
+  constexpr const char* what = "EvaluationReport";
+  EvaluationReport r;
+  r.overall = RankingMetrics::from_sums_json(sums_field<nlohmann::json>(j, "overall", what));
+  r.grouped = sums_field<bool>(j, "grouped", what);
+  const auto g = sums_field<nlohmann::json>(j, "groups", what);
+  if (!g.is_array() || g.size() != r.groups.size())
+    throw ValueError(fmt::format("EvaluationReport::from_sums_json: key 'groups' must hold {} entries", r.groups.size()));
+  for (std::size_t i = 0; i < r.groups.size(); ++i) r.groups[i] = RankingMetrics::from_sums_json(g[i]);
+  return r;
 }
 
 nlohmann::json EvaluationReport::to_json() const {

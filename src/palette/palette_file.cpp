@@ -45,7 +45,7 @@ void check_ids(const std::vector<std::string>& ids) {
 
 void write_palette_file(const std::filesystem::path& path, const std::vector<std::string>& item_ids,
                         std::int64_t palette_size, std::int64_t dim, const PaletteProducer& produce,
-                        std::int64_t batch_size) {
+                        std::int64_t batch_size, const std::string& metadata) {
   if (palette_size < 1) throw ValueError(fmt::format("write_palette_file: palette size L must be >= 1, got {}", palette_size));
   if (dim < 1) throw ValueError(fmt::format("write_palette_file: dimension D must be >= 1, got {}", dim));
   if (batch_size < 1) throw ValueError(fmt::format("write_palette_file: batch_size must be >= 1, got {}", batch_size));
@@ -54,11 +54,15 @@ void write_palette_file(const std::filesystem::path& path, const std::vector<std
   write_file_atomically(path, [&](std::ostream& os) {
     os.write(kMagic.data(), kMagic.size());
     CrcWriter w{os};
-    w.pod<std::uint32_t>(kPaletteFileVersion);
+    w.pod<std::uint32_t>(metadata.empty() ? kPaletteFileVersion : kPaletteFileVersionWithMetadata);
     w.pod<std::uint32_t>(kFloat32);
     w.pod<std::uint64_t>(static_cast<std::uint64_t>(n));
     w.pod<std::uint64_t>(static_cast<std::uint64_t>(palette_size));
     w.pod<std::uint64_t>(static_cast<std::uint64_t>(dim));
+    if (!metadata.empty()) {
+      w.pod<std::uint64_t>(static_cast<std::uint64_t>(metadata.size()));
+      w.bytes(metadata.data(), metadata.size());
+    }
     for (const auto& id : item_ids) {
       w.pod<std::uint32_t>(static_cast<std::uint32_t>(id.size()));
       w.bytes(id.data(), id.size());
@@ -123,9 +127,9 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
     if (magic != kMagic) fail("magic", "not a lamia palette file (expected magic 'LAMIAPAL')");
     std::uint32_t version = 0, dtype = 0;
     read(&version, sizeof version, "version");
-    if (version != kPaletteFileVersion) {
-      fail("version", fmt::format("unsupported palette file version {} (this build reads version {})", version,
-                                  kPaletteFileVersion));
+    if (version != kPaletteFileVersion && version != kPaletteFileVersionWithMetadata) {
+      fail("version", fmt::format("unsupported palette file version {} (this build reads versions {} and {})", version,
+                                  kPaletteFileVersion, kPaletteFileVersionWithMetadata));
     }
     read(&dtype, sizeof dtype, "dtype");
     if (dtype != kFloat32) fail("dtype", fmt::format("unknown dtype code {} (expected 0 = float32)", dtype));
@@ -134,6 +138,13 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
     read(&L, sizeof L, "L");
     read(&D, sizeof D, "D");
     if (L < 1 || D < 1) fail("shape", fmt::format("palette size and dimension must be >= 1, got L = {}, D = {}", L, D));
+    if (version == kPaletteFileVersionWithMetadata) {
+      std::uint64_t len = 0;
+      read(&len, sizeof len, "metadata");
+      if (len > file_size - consumed) fail("metadata", fmt::format("metadata of {} bytes past the end of the file", len));
+      metadata_.resize(len);
+      read(metadata_.data(), len, "metadata");
+    }
     // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating.
     const auto header = consumed;
     if (n > file_size || L > file_size || D > file_size ||

@@ -63,6 +63,12 @@ class RankingMetrics {
 
   /// {"users": n, "recall@1": ..., "ndcg@1": ..., ..., "mrr": ...}.
   nlohmann::json to_json() const;
+  /// The sums behind the means, exactly (doubles round-trip through JSON): {"ks": [...], "users": n,
+  /// "hits": [...], "ndcg_sums": [...], "rr_sum": x}. Parts of an evaluation split over processes are
+  /// merged from these (from_sums_json, merge), never from averages.
+  nlohmann::json sums_json() const;
+  /// Inverse of sums_json(). Throws ValueError naming the key when j is not such an object.
+  static RankingMetrics from_sums_json(const nlohmann::json& j);
 
  private:
   std::size_t slot(std::int64_t k, const char* what) const;
@@ -128,6 +134,10 @@ struct EvaluationReport {
   /// overall.to_json() plus, when grouped, "groups": {"head": {...}, "tail": {...},
   /// "unseen": {...}} (each a RankingMetrics::to_json()).
   nlohmann::json to_json() const;
+  /// {"overall": sums, "grouped": bool, "groups": [head, tail, unseen sums]} (RankingMetrics::sums_json).
+  nlohmann::json sums_json() const;
+  /// Inverse of sums_json(); ValueError naming the key for a malformed object.
+  static EvaluationReport from_sums_json(const nlohmann::json& j);
 };
 
 }  // namespace lamia

@@ -1,9 +1,12 @@
 #pragma once
 // The palette file: the palettes of all items (n x L x D float32) with their item ids.
 // Layout (little-endian):
-//   magic "LAMIAPAL" (8 bytes) | version u32 (= 1) | dtype u32 (0 = float32)
-//   n u64 | L u64 | D u64 | n x (u32 length, id bytes) | n*L*D float32 (row-major)
+//   magic "LAMIAPAL" (8 bytes) | version u32 (1 or 2) | dtype u32 (0 = float32)
+//   n u64 | L u64 | D u64 | [version 2 only: u64 length, metadata bytes] |
+//   n x (u32 length, id bytes) | n*L*D float32 (row-major)
 //   crc32 u32 of everything after the magic and before the crc
+// A file without metadata is written as version 1 (so palettes.bin is the same bytes as before);
+// version 2 carries a metadata text (a shard's record: lamia export-palettes --shard, pipeline.hpp).
 // Written atomically (temporary file, then rename); every read is checked (magic, version,
 // dtype, sizes, exact length, crc) and a bad file throws ParseError naming the file and field.
 #include <torch/types.h>
@@ -17,6 +20,8 @@
 namespace lamia {
 
 inline constexpr std::uint32_t kPaletteFileVersion = 1;
+/// The version of a palette file with a metadata text.
+inline constexpr std::uint32_t kPaletteFileVersionWithMetadata = 2;
 
 /// The content of a palette file.
 struct PaletteFile {
@@ -29,10 +34,11 @@ using PaletteProducer = std::function<torch::Tensor(std::int64_t begin, std::int
 
 /// Streams palettes to path in batches of batch_size items: produce is called for consecutive
 /// ranges and its output written at once, so the n x L x D tensor is never held in memory.
+/// A non-empty metadata text is stored in the file (version 2; PaletteFileReader::metadata()).
 /// Throws ValueError when a batch has the wrong shape or non-finite values; IOError on write errors.
 void write_palette_file(const std::filesystem::path& path, const std::vector<std::string>& item_ids,
                         std::int64_t palette_size, std::int64_t dim, const PaletteProducer& produce,
-                        std::int64_t batch_size = 1024);
+                        std::int64_t batch_size = 1024, const std::string& metadata = {});
 
 /// Writes palettes [n, L, D] (any float dtype, converted to float32) with their item ids.
 void save_palettes(const std::filesystem::path& path, const std::vector<std::string>& item_ids,
@@ -62,6 +68,8 @@ class PaletteFileReader {
   std::int64_t palette_size() const noexcept { return L_; }
   std::int64_t dim() const noexcept { return D_; }
   const std::vector<std::string>& item_ids() const noexcept { return item_ids_; }
+  /// The file's metadata text (empty for a version-1 file).
+  const std::string& metadata() const noexcept { return metadata_; }
 
   /// Palettes of items [begin, end) as a new [end - begin, L, D] float32 tensor. Safe to call from
   /// several threads. Throws IndexError for a bad range, IOError on a read error.
@@ -82,6 +90,7 @@ class PaletteFileReader {
   int fd_ = -1;
   std::int64_t n_ = 0, L_ = 0, D_ = 0;
   std::vector<std::string> item_ids_;
+  std::string metadata_;
   std::uint64_t data_offset_ = 0;
   std::uint32_t header_crc_ = 0;  // crc32 of the bytes between the magic and the palettes
   std::uint32_t stored_crc_ = 0;
