@@ -58,6 +58,13 @@ std::optional<ValidationRecord> TrainingTask::validate() {
   return rec;
 }
 
+void TrainingTask::set_shard(std::int64_t rank, std::int64_t world_size) {
+  if (world_size != 1 || rank != 0) {
+    throw ValueError(fmt::format("this training task does not support data-parallel training (rank {} of {})", rank,
+                                 world_size));
+  }
+}
+
 std::string TrainingTask::progress_line(const std::string& name, const TrainingRecord& r, std::int64_t epoch,
                                         std::int64_t batch, std::int64_t num_batches) {
   return fmt::format("{} step {} (epoch {}, batch {}/{}) | loss {:.4f}{} | acc {:.3f} | {:.0f} tok/s", name, r.step,
@@ -93,6 +100,13 @@ TrainingLoop::TrainingLoop(TrainingTask& task, TrainingLoopOptions options) : ta
     if (p.requires_grad()) params_.push_back(p);
   }
   if (params_.empty()) throw ValueError(fmt::format("{}: the module has no trainable parameter", options_.name()));
+  if (const auto& sync = options_.gradient_sync()) {
+    if (sync->world_size() < 1 || sync->rank() < 0 || sync->rank() >= sync->world_size()) {
+      throw ValueError(fmt::format("{}: gradient_sync has rank {} of world size {}", options_.name(), sync->rank(),
+                                   sync->world_size()));
+    }
+    task_.set_shard(sync->rank(), sync->world_size());
+  }
   optimizer_ = std::make_unique<torch::optim::Adam>(
       params_, torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
 }
@@ -247,9 +261,26 @@ TrainingResult TrainingLoop::run() {
   } else {
     torch::manual_seed(options_.seed());
   }
+  GradientSync* sync = options_.gradient_sync().get();
+  if (sync) {
+    // Every rank must continue from the same point (the same checkpoint, or none), then from rank 0's weights.
+    auto state = torch::tensor({double(step_), double(epoch_), double(batch_in_epoch_), double(finished_)},
+                               torch::kFloat64);
+    auto rank0 = state.clone();
+    sync->broadcast({rank0});
+    auto differs = torch::tensor({rank0.equal(state) ? 0.0 : 1.0}, torch::kFloat64);
+    sync->all_reduce_mean({differs});
+    if (differs.item<double>() > 0) {
+      throw ValueError(fmt::format("{}: the ranks start from different points (rank {} at step {}, epoch {}; rank 0 "
+                                   "at step {}, epoch {}); checkpoint_path must name one file every rank reads",
+                                   name, sync->rank(), step_, epoch_ + 1, std::int64_t(rank0[0].item<double>()),
+                                   std::int64_t(rank0[1].item<double>()) + 1));
+    }
+    broadcast_parameters(task_.module(), *sync);
+  }
   auto save = [&] {
     if (ckpt.empty()) return;
-    save_checkpoint(ckpt);
+    if (!sync || sync->rank() == 0) save_checkpoint(ckpt);  // the ranks hold the same state
     last_checkpoint_step = step_;
   };
   auto all_params = task_.module().parameters();
@@ -266,6 +297,15 @@ TrainingResult TrainingLoop::run() {
     module.train();
     if (!rec) return;
     rec->step = step_;
+    if (sync) {  // rank 0's numbers decide early stopping everywhere (a thread count may change last bits)
+      std::vector<double> v = {rec->loss, rec->token_accuracy};
+      v.insert(v.end(), rec->parts.begin(), rec->parts.end());
+      auto t = torch::tensor(v, torch::kFloat64);
+      sync->broadcast({t});
+      rec->loss = t[0].item<double>();
+      rec->token_accuracy = t[1].item<double>();
+      for (std::size_t i = 0; i < rec->parts.size(); ++i) rec->parts[i] = t[std::int64_t(i) + 2].item<double>();
+    }
     result.validation_history.push_back(*rec);
     // Lower than the best by more than min_rel_improvement of it (any decrease at 0; the first
     // validation always counts: best_loss_ starts at +inf).
@@ -324,7 +364,7 @@ TrainingResult TrainingLoop::run() {
       const auto t0 = clock::now();
       optimizer_->zero_grad();
       StepOutput out = task_.train_step(epoch_, batch_in_epoch_);
-      const double loss = out.loss.item<double>();
+      double loss = out.loss.item<double>();
       auto fail = [&](const std::string& what) {
         std::string kept = "no checkpoint was written";
         if (last_checkpoint_step >= 0) {
@@ -336,10 +376,21 @@ TrainingResult TrainingLoop::run() {
         throw ValueError(fmt::format("{} training stopped: {} at step {} (epoch {}, batch {}){}; {}", name, what,
                                      step_ + 1, epoch_ + 1, batch_in_epoch_, batch.empty() ? "" : "; " + batch, kept));
       };
+      if (sync) {
+        // Every rank reduces, also after a non-finite loss, so that all of them fail at the same step.
+        out.loss.backward();
+        average_gradients(params_, *sync);
+        std::vector<double> v = {loss};
+        v.insert(v.end(), out.parts.begin(), out.parts.end());
+        auto mean = torch::tensor(v, torch::kFloat64);
+        sync->all_reduce_mean({mean});
+        loss = mean[0].item<double>();
+        for (std::size_t i = 0; i < out.parts.size(); ++i) out.parts[i] = mean[std::int64_t(i) + 1].item<double>();
+      }
       if (!std::isfinite(loss)) {
         fail(fmt::format("non-finite loss {}{}", loss, parts_text(part_names, out.parts, ", ", true)));
       }
-      out.loss.backward();
+      if (!sync) out.loss.backward();
       if (options_.grad_clip_norm() > 0) {
         const double norm = torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm());
         if (!std::isfinite(norm)) fail(fmt::format("non-finite gradient norm {}", norm));

@@ -13,6 +13,7 @@
 // batches must be a pure function of (seed, epoch, batch index), so that a run killed at any point
 // and resumed ends with the same weights as an uninterrupted one.
 #include <lamia/core/options.hpp>
+#include <lamia/nn/gradient_sync.hpp>
 
 #include <torch/arg.h>
 #include <torch/nn/module.h>
@@ -70,6 +71,12 @@ struct TrainingLoopOptions {
   TORCH_ARG(TrainingLogStream, log) = nullptr;
   /// Names the loop in progress lines and errors ("recommender", "sasrec", ...).
   TORCH_ARG(std::string, name) = "training";
+  /// Data-parallel training (nn/gradient_sync.hpp; nullptr: this process alone). Each rank trains
+  /// on its shard of every batch (TrainingTask::set_shard), starts from rank 0's parameters and
+  /// averages the gradients after backward(); the logged loss is the mean over the ranks, rank 0's
+  /// validation loss decides for all, and only rank 0 writes checkpoints (every rank resumes from
+  /// checkpoint_path, which must therefore be on storage every rank reads).
+  TORCH_ARG(std::shared_ptr<GradientSync>, gradient_sync) = nullptr;
 
  public:
   /// Throws ValueError naming the first option out of range.
@@ -146,6 +153,10 @@ class TrainingTask {
   virtual std::vector<std::string> part_names() { return {}; }
   /// Words that identify a batch in an error (e.g. its users), for a non-finite loss.
   virtual std::string describe_batch(std::int64_t /*epoch*/, std::int64_t /*batch*/) { return ""; }
+  /// Data-parallel training: from now on train_step(epoch, batch) computes the loss of the rank-th
+  /// of world_size contiguous parts of the batch (shard_bounds). The default accepts only
+  /// world_size 1 (ValueError otherwise).
+  virtual void set_shard(std::int64_t rank, std::int64_t world_size);
   /// Numbers that must match for a checkpoint to resume this task (sizes, seed, data).
   virtual std::vector<std::int64_t> fingerprint() = 0;
   /// Names of the fingerprint's numbers (empty: a mismatch prints both lists; else it names the first).
