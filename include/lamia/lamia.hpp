@@ -4,6 +4,7 @@
 #include <lamia/data.hpp>
 #include <lamia/text.hpp>
 #include <lamia/nn.hpp>
+#include <lamia/distributed.hpp>  // declarations only; lamia::distributed is built where LAMIA_WITH_C10D found c10d
 #include <lamia/palette.hpp>
 #include <lamia/ids.hpp>
 #include <lamia/quantize.hpp>

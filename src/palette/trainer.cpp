@@ -111,9 +111,12 @@ class PaletteTrainingTask : public TrainingTask {
   StepOutput train_step(std::int64_t epoch, std::int64_t batch) override {
     const auto& tokens = encoder_->tokens();
     const auto& spec = batches(epoch)[batch];
+    const auto [begin, end] = shard_bounds(std::int64_t(spec.size()), rank_, world_size_, "PaletteTrainer");
     std::vector<SampleLayout> samples;
-    samples.reserve(spec.size());
-    for (const auto& [item, task] : spec) samples.push_back(make_sample(catalog_, item, task, tokens));
+    samples.reserve(std::size_t(end - begin));
+    for (auto k = begin; k < end; ++k) {
+      samples.push_back(make_sample(catalog_, spec[std::size_t(k)].first, spec[std::size_t(k)].second, tokens));
+    }
     const bool need_full = encoder_->options().path() == PalettePath::kReference;
     auto b = collate_samples(samples, tokens, need_full).to(options_.device());
     last_items_ = b.items;
@@ -133,6 +136,12 @@ class PaletteTrainingTask : public TrainingTask {
     const auto rec = evaluate(validation_items_);
     return ValidationRecord{0, rec.loss, rec.token_accuracy,
                             {rec.generation_loss, rec.intra_loss, rec.inter_loss, rec.decorrelation_loss}};
+  }
+
+  void set_shard(std::int64_t rank, std::int64_t world_size) override {
+    shard_bounds(options_.batch_size(), rank, world_size, "PaletteTrainer");  // checks rank and batch_size
+    rank_ = rank;
+    world_size_ = world_size;
   }
 
   std::vector<std::string> part_names() override { return {"gen", "intra", "inter", "decor"}; }
@@ -251,6 +260,7 @@ class PaletteTrainingTask : public TrainingTask {
   std::int64_t cached_epoch_ = -1;
   Batches cached_batches_;
   std::vector<ItemIndex> last_items_;
+  std::int64_t rank_ = 0, world_size_ = 1;  // this process's shard of every batch
 };
 
 PaletteTrainer::PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& catalog, PaletteTrainerOptions options)
@@ -272,7 +282,8 @@ PaletteTrainer::PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& c
                                                      .checkpoint_every(options_.checkpoint_every())
                                                      .resume(options_.resume())
                                                      .log_every(options_.log_every())
-                                                     .log(options_.log()));
+                                                     .log(options_.log())
+                                                     .gradient_sync(options_.gradient_sync()));
 }
 
 PaletteTrainer::~PaletteTrainer() = default;

@@ -265,7 +265,15 @@ class RecommenderTask : public TrainingTask {
     }
     const auto begin = std::size_t(batch * options_.batch_size);
     const auto end = std::min(order_.size(), begin + std::size_t(options_.batch_size));
-    return std::vector<std::size_t>(order_.begin() + std::ptrdiff_t(begin), order_.begin() + std::ptrdiff_t(end));
+    // This rank's contiguous part of the global batch (all of it without data parallelism).
+    const auto [from, to] = shard_bounds(std::int64_t(end - begin), rank_, world_size_, "train_recommender");
+    return std::vector<std::size_t>(order_.begin() + std::ptrdiff_t(begin) + from,
+                                    order_.begin() + std::ptrdiff_t(begin) + to);
+  }
+  void set_shard(std::int64_t rank, std::int64_t world_size) override {
+    shard_bounds(options_.batch_size, rank, world_size, "train_recommender");  // checks rank and batch_size
+    rank_ = rank;
+    world_size_ = world_size;
   }
   StepOutput train_step(std::int64_t epoch, std::int64_t batch) override {
     std::vector<detail::LabelledSequence> seqs;
@@ -336,6 +344,7 @@ class RecommenderTask : public TrainingTask {
   std::vector<ItemIndex> align_items_;
   std::int64_t cached_epoch_ = -1;
   std::vector<std::size_t> order_;
+  std::int64_t rank_ = 0, world_size_ = 1;
 };
 
 }  // namespace

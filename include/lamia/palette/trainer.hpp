@@ -10,6 +10,7 @@
 //   auto result = trainer.train();   // resumes from run/palette.ckpt when it exists
 #include <lamia/core/options.hpp>
 #include <lamia/nn/device_codec.hpp>
+#include <lamia/nn/gradient_sync.hpp>
 #include <lamia/nn/lora.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/palette_encoder.hpp>
@@ -68,13 +69,16 @@ struct PaletteTrainerOptions {
   TORCH_ARG(PaletteLogStream, log) = nullptr;
   /// Device the model and the batches are moved to.
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
+  /// Data-parallel training (TrainingLoopOptions::gradient_sync; nullptr: this process alone):
+  /// each rank trains on its contiguous shard of every batch of batch_size samples.
+  TORCH_ARG(std::shared_ptr<GradientSync>, gradient_sync) = nullptr;
 
  public:
   /// Throws ValueError on an option out of range.
   void check() const;
 };
 
-/// The fields of PaletteTrainerOptions (JSON, Python); `log` is not one (a stream, set in C++).
+/// The fields of PaletteTrainerOptions (JSON, Python); `log` and `gradient_sync` are not (set in C++).
 template <class V>
 void visit_fields(PaletteTrainerOptions& o, V&& v) {
   v.field("batch_size", o.batch_size(), "samples ((item, task) pairs) per optimizer step (paper: 128)", options::at_least(1));
