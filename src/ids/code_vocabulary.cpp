@@ -1,5 +1,6 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/ids/code_vocabulary.hpp>
+#include <lamia/ids/detail/left_padded.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -121,27 +122,39 @@ EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabu
                                   const std::vector<std::vector<ItemIndex>>& histories, std::int64_t max_items) {
   vocab.check_table(table, "encode_histories");
   if (max_items < 0) throw ValueError(fmt::format("encode_histories: max_items must be >= 0, got {}", max_items));
-  EncodedHistories out;
-  const auto B = std::int64_t(histories.size());
   const auto W = vocab.num_levels();
-  std::vector<std::vector<ItemIndex>> kept(histories.size());
-  std::int64_t longest = 0;
+  std::int64_t skipped = 0, empty = 0;
+  std::vector<std::vector<std::int64_t>> rows(histories.size());
+  std::vector<ItemIndex> kept;
   for (std::size_t b = 0; b < histories.size(); ++b) {
+    kept.clear();
     for (auto item : histories[b]) {
-      if (item < 0 || item >= table.num_items()) {
-        ++out.skipped_unknown;
-        continue;
-      }
-      kept[b].push_back(item);
+      if (item < 0 || item >= table.num_items()) ++skipped;
+      else kept.push_back(item);
     }
-    if (max_items > 0 && std::int64_t(kept[b].size()) > max_items) {
-      kept[b].erase(kept[b].begin(), kept[b].end() - max_items);
-    }
-    if (kept[b].empty()) ++out.empty_rows;
-    longest = std::max<std::int64_t>(longest, std::int64_t(kept[b].size()));
+    if (max_items > 0 && std::int64_t(kept.size()) > max_items) kept.erase(kept.begin(), kept.end() - max_items);
+    if (kept.empty()) ++empty;
+    auto& row = rows[b];
+    row.resize(std::size_t(1 + std::int64_t(kept.size()) * W));
+    row[0] = vocab.bos();
+    for (std::size_t i = 0; i < kept.size(); ++i) vocab.item_tokens(table, kept[i], row.data() + 1 + i * std::size_t(W));
   }
-  const std::int64_t T = 1 + longest * W;
-  out.tokens = torch::full({B, T}, vocab.pad(), torch::kInt64);
+  auto out = detail::left_padded_histories(
+      std::int64_t(rows.size()), [&](std::int64_t b) -> const std::vector<std::int64_t>& { return rows[std::size_t(b)]; },
+      vocab.pad());
+  out.skipped_unknown = skipped;
+  out.empty_rows = empty;
+  return out;
+}
+
+namespace detail {
+
+EncodedHistories left_padded_histories(std::int64_t B, const std::function<const std::vector<std::int64_t>&(std::int64_t)>& row,
+                                       std::int64_t pad) {
+  EncodedHistories out;
+  std::int64_t T = 0;
+  for (std::int64_t b = 0; b < B; ++b) T = std::max<std::int64_t>(T, std::int64_t(row(b).size()));
+  out.tokens = torch::full({B, T}, pad, torch::kInt64);
   out.position_ids = torch::zeros({B, T}, torch::kInt64);
   out.key_mask = torch::zeros({B, T}, torch::kBool);
   out.lengths = torch::empty({B}, torch::kInt64);
@@ -150,19 +163,20 @@ EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabu
   auto* key = out.key_mask.data_ptr<bool>();
   auto* len = out.lengths.data_ptr<std::int64_t>();
   for (std::int64_t b = 0; b < B; ++b) {
-    const std::int64_t n = 1 + std::int64_t(kept[b].size()) * W;
-    const std::int64_t start = T - n;
+    const auto& r = row(b);
+    const auto n = std::int64_t(r.size());
+    const auto start = T - n;
     len[b] = n;
-    auto* row = tok + b * T + start;
-    row[0] = vocab.bos();
-    for (std::size_t i = 0; i < kept[b].size(); ++i) vocab.item_tokens(table, kept[b][i], row + 1 + i * W);
     for (std::int64_t t = 0; t < n; ++t) {
+      tok[b * T + start + t] = r[std::size_t(t)];
       pos[b * T + start + t] = t;
       key[b * T + start + t] = true;
     }
   }
   return out;
 }
+
+}  // namespace detail
 
 torch::Tensor causal_padded_mask(const torch::Tensor& key_mask) {
   TORCH_CHECK_VALUE(key_mask.dim() == 2 && key_mask.scalar_type() == torch::kBool,

@@ -2,6 +2,7 @@
 
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/ids/detail/left_padded.hpp>
 #include <lamia/nn/checkpoint.hpp>
 #include <lamia/nn/lora.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
@@ -166,7 +167,9 @@ EncodedHistories encode_histories(const SemanticIdTable& table, const CodeVocabu
     seqs[b].push(vocab.bos(), false);
     for (auto item : kept) detail::append_item(seqs[b], table, vocab, item, &item_text, item_text_tokens, false);
   }
-  auto out = detail::encoded_of_sequences(seqs, vocab.pad());
+  auto out = detail::left_padded_histories(
+      std::int64_t(seqs.size()),
+      [&](std::int64_t b) -> const std::vector<std::int64_t>& { return seqs[std::size_t(b)].tokens; }, vocab.pad());
   out.skipped_unknown = counts.skipped_unknown;
   out.empty_rows = counts.empty_rows;
   return out;

@@ -69,31 +69,4 @@ RecommenderBatch batch_of_sequences(const std::vector<LabelledSequence>& seqs, s
   return out;
 }
 
-EncodedHistories encoded_of_sequences(const std::vector<LabelledSequence>& seqs, std::int64_t pad) {
-  EncodedHistories out;
-  const auto B = std::int64_t(seqs.size());
-  std::int64_t T = 0;
-  for (const auto& s : seqs) T = std::max<std::int64_t>(T, std::int64_t(s.tokens.size()));
-  out.tokens = torch::full({B, T}, pad, torch::kInt64);
-  out.position_ids = torch::zeros({B, T}, torch::kInt64);
-  out.key_mask = torch::zeros({B, T}, torch::kBool);
-  out.lengths = torch::empty({B}, torch::kInt64);
-  auto* tok = out.tokens.data_ptr<std::int64_t>();
-  auto* pos = out.position_ids.data_ptr<std::int64_t>();
-  auto* key = out.key_mask.data_ptr<bool>();
-  auto* len = out.lengths.data_ptr<std::int64_t>();
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& s = seqs[std::size_t(b)];
-    const auto n = std::int64_t(s.tokens.size());
-    const auto start = T - n;
-    len[b] = n;
-    for (std::int64_t t = 0; t < n; ++t) {
-      tok[b * T + start + t] = s.tokens[std::size_t(t)];
-      pos[b * T + start + t] = t;
-      key[b * T + start + t] = true;
-    }
-  }
-  return out;
-}
-
 }  // namespace lamia::detail

@@ -29,9 +29,6 @@ void append_item(LabelledSequence& s, const SemanticIdTable& table, const CodeVo
 /// 0.. over the real tokens; the label of input position t is tokens[t + 1] where labelled[t + 1].
 RecommenderBatch batch_of_sequences(const std::vector<LabelledSequence>& seqs, std::int64_t pad);
 
-/// Histories (every token an input), left-padded with pad, as encode_histories lays them out.
-EncodedHistories encoded_of_sequences(const std::vector<LabelledSequence>& seqs, std::int64_t pad);
-
 /// The text tokens of item (IndexError naming it when item_text does not cover it).
 const std::vector<std::int64_t>& item_text_of(const ItemTextTokens& item_text, ItemIndex item, const char* what);
 
