@@ -1,5 +1,6 @@
 // lamia inspect: an item's IDs, a prefix's items, a user's recommendations, from a run folder.
 #include "context.hpp"
+#include "lm_text.hpp"
 
 #include <lamia/core/errors.hpp>
 #include <lamia/pipeline/inspect.hpp>
@@ -142,8 +143,12 @@ nlohmann::json inspect_user(const fs::path& run_dir, const std::string& user_id,
   }
   const auto table = SemanticIdTable::load(dir / "semantic_ids.bin");
   auto rec = load_recommender(dir, table);
+  // The history as the evaluate stage writes it (item text prompts included).
+  const auto text_tokens = config.recommend.model.item_text_tokens;
+  const auto prompts = history_item_texts(ctx);
+  check_item_text_prompts(rec, text_tokens, prompts);
   DeviceTrie trie(table, rec.vocab, rec.model->device());
-  auto encoded = encode_histories(table, rec.vocab, {history}, rec.options.max_history_items);
+  auto encoded = encode_histories(table, rec.vocab, {history}, rec.options.max_history_items, prompts, text_tokens);
   ConstraintSet constraints;
   if (config.evaluate.exclude_history) constraints.add(ExcludeHistory());
   BeamSearchOptions bo;

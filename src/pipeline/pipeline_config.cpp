@@ -62,11 +62,10 @@ void validate(const PipelineConfig& c) {
     check_one_of("recommend.tokenizers", t, {"lamia", "rq-vae", "residual-kmeans", "oracle", "random"});
   for (const auto& b : c.recommend.baselines)
     check_one_of("recommend.baselines", b, {"popularity", "transition", "sasrec-ce", "sasrec-bce"});
-  checked("recommend.model", [&] { c.recommend.model.check(); });
-  if (c.recommend.model.item_text_tokens > 0)
+  if (c.recommend.model.item_text_tokens > 0 && c.recommend.model.backbone != RecommenderBackbone::lm)
     kRoot.key("recommend.model.item_text_tokens")
-        .fail_message("must be 0 in lamia run: the evaluate stage writes histories as code tokens only (item text "
-                      "prompts are available from C++ and Python)");
+        .fail_message("needs recommend.model.backbone 'lm' (the codes backbone reads no text)");
+  checked("recommend.model", [&] { c.recommend.model.check(); });
   if (c.recommend.align_epochs > 0 && c.recommend.model.backbone != RecommenderBackbone::lm)
     kRoot.key("recommend.align_epochs").fail_message("needs recommend.model.backbone 'lm' (the alignment task reads text)");
   checked("recommend.sasrec", [&] { c.recommend.sasrec.check(); });

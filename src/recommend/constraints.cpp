@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace lamia {
 
 namespace {
@@ -67,14 +69,44 @@ void ExcludeHistory::apply(const ConstraintContext& ctx, torch::Tensor& banned) 
   const auto& h = ctx.histories;
   const auto W = ctx.trie.id_length();
   const auto T = h.tokens.size(1);
-  const auto m = (T - 1) / W;  // item slots of the longest row
-  if (m <= 0 || ctx.rows() == 0) return;
   const auto dev = ctx.trie.device();
-  auto tail = h.tokens.narrow(0, ctx.row_begin, ctx.rows()).narrow(1, T - m * W, m * W).to(dev).reshape({-1, m, W});
-  auto items_here = (h.lengths.narrow(0, ctx.row_begin, ctx.rows()).to(dev) - 1).div(W, "floor");  // [R]
-  auto slot = torch::arange(m, torch::TensorOptions().dtype(torch::kLong).device(dev));
-  auto valid = slot.unsqueeze(0) >= (m - items_here).unsqueeze(1);  // right-aligned: the last n slots
-  auto items = ctx.trie.find_items(tail);                           // [R, m], -1 if not an ID
+  torch::Tensor slots, valid;  // [R, m, W] tokens of m item slots, [R, m] which slots hold an item
+  if (ctx.trie.vocabulary().text_vocab_size() > 0) {
+    // The LM layout may hold an item text prompt before each ID: a row's code tokens (those after
+    // the text vocabulary) are its items' IDs, oldest first.
+    const auto first_code = ctx.trie.vocabulary().text_vocab_size();
+    auto tok = h.tokens.narrow(0, ctx.row_begin, ctx.rows()).to(torch::kCPU).contiguous();
+    auto key = h.key_mask.narrow(0, ctx.row_begin, ctx.rows()).to(torch::kCPU).contiguous();
+    const auto* t = tok.data_ptr<std::int64_t>();
+    const auto* k = key.data_ptr<bool>();
+    std::vector<std::vector<std::int64_t>> codes(std::size_t(ctx.rows()));
+    std::int64_t m = 0;
+    for (std::int64_t r = 0; r < ctx.rows(); ++r) {
+      for (std::int64_t i = r * T; i < (r + 1) * T; ++i)
+        if (k[i] && t[i] >= first_code) codes[std::size_t(r)].push_back(t[i]);
+      m = std::max<std::int64_t>(m, std::int64_t(codes[std::size_t(r)].size()) / W);
+    }
+    if (m <= 0 || ctx.rows() == 0) return;
+    slots = torch::zeros({ctx.rows(), m, W}, torch::kInt64);
+    valid = torch::zeros({ctx.rows(), m}, torch::kBool);
+    auto* sp = slots.data_ptr<std::int64_t>();
+    auto* vp = valid.data_ptr<bool>();
+    for (std::int64_t r = 0; r < ctx.rows(); ++r) {
+      const auto& c = codes[std::size_t(r)];
+      std::copy(c.begin(), c.end(), sp + r * m * W);
+      std::fill(vp + r * m, vp + r * m + std::int64_t(c.size()) / W, true);
+    }
+    slots = slots.to(dev);
+    valid = valid.to(dev);
+  } else {
+    const auto m = (T - 1) / W;  // item slots of the longest row
+    if (m <= 0 || ctx.rows() == 0) return;
+    slots = h.tokens.narrow(0, ctx.row_begin, ctx.rows()).narrow(1, T - m * W, m * W).to(dev).reshape({-1, m, W});
+    auto items_here = (h.lengths.narrow(0, ctx.row_begin, ctx.rows()).to(dev) - 1).div(W, "floor");  // [R]
+    auto slot = torch::arange(m, torch::TensorOptions().dtype(torch::kLong).device(dev));
+    valid = slot.unsqueeze(0) >= (m - items_here).unsqueeze(1);  // right-aligned: the last n slots
+  }
+  auto items = ctx.trie.find_items(slots);  // [R, m], -1 if not an ID
   valid &= items >= 0;
   const auto n = ctx.trie.num_items();
   auto idx = torch::where(valid, items, torch::full_like(items, n));

@@ -407,8 +407,21 @@ void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model
   save_recommender(dir, model, table, CodeVocabulary::for_table(table), options);
 }
 
+std::string item_text_checksum(const ItemTextTokens& item_text, std::int64_t item_text_tokens) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the prompts' lengths and tokens
+  auto mix = [&](std::uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+  mix(item_text.size());
+  for (const auto& tokens : item_text) {
+    const auto n = std::min<std::size_t>(tokens.size(), std::size_t(std::max<std::int64_t>(item_text_tokens, 0)));
+    mix(n);
+    for (std::size_t i = 0; i < n; ++i) mix(std::uint64_t(tokens[i]));
+  }
+  return fmt::format("{:016x}", h);
+}
+
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
-                      const CodeVocabulary& vocab, const RecommenderModelOptions& options) {
+                      const CodeVocabulary& vocab, const RecommenderModelOptions& options,
+                      const ItemTextTokens* item_text) {
   vocab.check_table(table, "save_recommender");
   if (model.options().vocab_size() != vocab.size()) {
     throw ValueError(fmt::format("save_recommender: the model has {} tokens, the vocabulary {}",
@@ -428,6 +441,10 @@ void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model
                          {"model", options},
                          {"table_items", table.num_items()},
                          {"table_checksum", fmt::format("{:016x}", table_checksum(table))}};
+  // The prompts the histories carried (options.item_text_tokens, in "model"): evaluating with other
+  // ones is refused (check_item_text_prompts).
+  if (item_text && options.item_text_tokens > 0)
+    meta["item_text_checksum"] = item_text_checksum(*item_text, options.item_text_tokens);
   write_text_atomically(dir / "recommender.json", meta.dump(2) + "\n");
 }
 
@@ -450,9 +467,11 @@ LoadedRecommender load_recommender(const std::filesystem::path& dir, const Seman
                                  meta_path.string(), version, kRecommenderFormat));
   }
   LoadedRecommender out;
+  out.dir = dir;
   try {
     out.vocab = meta.at("vocabulary").get<CodeVocabulary>();
     out.options = meta.at("model").get<RecommenderModelOptions>();
+    if (meta.contains("item_text_checksum")) out.item_text_checksum = meta.at("item_text_checksum").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw ValueError(fmt::format("load_recommender: '{}': {}", meta_path.string(), e.what()));
   }
@@ -477,6 +496,23 @@ LoadedRecommender load_recommender(const std::filesystem::path& dir, const Seman
   }
   out.model->eval();
   return out;
+}
+
+void check_item_text_prompts(const LoadedRecommender& rec, std::int64_t item_text_tokens,
+                             const ItemTextTokens& item_text) {
+  const auto trained = rec.options.item_text_tokens;
+  if (item_text_tokens != trained) {
+    throw ValueError(fmt::format("recommender '{}' was trained with item_text_tokens = {} (text tokens before each "
+                                 "history item's codes), the histories would have item_text_tokens = {}",
+                                 rec.dir.string(), trained, item_text_tokens));
+  }
+  if (trained == 0 || rec.item_text_checksum.empty()) return;
+  const auto got = item_text_checksum(item_text, trained);
+  if (got != rec.item_text_checksum) {
+    throw ValueError(fmt::format("recommender '{}' was trained on item text prompts with checksum {}, these have {} "
+                                 "({} item texts; another tokenizer or catalog?)",
+                                 rec.dir.string(), rec.item_text_checksum, got, item_text.size()));
+  }
 }
 
 }  // namespace lamia

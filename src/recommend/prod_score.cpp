@@ -18,7 +18,8 @@ std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& 
 
 std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
                                      const std::vector<SequenceExample>& examples, std::int64_t max_history_items,
-                                     std::int64_t batch_size) {
+                                     std::int64_t batch_size, const ItemTextTokens* item_text,
+                                     std::int64_t item_text_tokens) {
   if (batch_size < 1) throw ValueError(fmt::format("prod_ranks: batch_size must be >= 1, got {}", batch_size));
   vocab.check_table(table, "prod_ranks");
   if (model.options().vocab_size() != vocab.size()) {
@@ -37,7 +38,8 @@ std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& 
     std::vector<const SequenceExample*> chunk;
     for (auto i = begin; i < end; ++i) chunk.push_back(&examples[i]);
     // Labels only on the target's W tokens: exactly the teacher-forced positions RecBench reads.
-    auto batch = make_recommender_batch(table, vocab, chunk, max_history_items, /*loss_on_history=*/false);
+    auto batch = make_recommender_batch(table, vocab, chunk, max_history_items, /*loss_on_history=*/false, item_text,
+                                        item_text ? item_text_tokens : 0);
     auto [logits, target] = labelled_logits(model, batch);
     const auto B = std::int64_t(chunk.size());
     TORCH_CHECK(logits.size(0) == B * W, "prod_ranks: expected ", B * W, " target tokens, got ", logits.size(0));

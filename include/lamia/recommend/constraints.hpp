@@ -56,7 +56,8 @@ class ItemConstraint {
 };
 
 /// Bans the items of each user's history. Default: the items encoded in the histories' tokens
-/// (decoded with the trie: the last max_items known items that encode_histories kept). With
+/// (decoded with the trie: the last max_items known items that encode_histories kept; after a text
+/// vocabulary the code tokens only, so item text prompts are skipped). With
 /// explicit per-user lists (one per history row, oldest first, any length) those are banned
 /// instead; unknown items (< 0 or >= num_items) in them are ignored, as encode_histories skips them.
 class ExcludeHistory : public ItemConstraint {

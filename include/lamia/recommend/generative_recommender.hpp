@@ -216,22 +216,39 @@ double recommender_validation_loss(DecoderImpl& model, const SemanticIdTable& ta
                                    std::int64_t item_text_tokens = 0);
 
 
+/// A checksum of the item text prompts item_text gives at item_text_tokens (each item's first
+/// item_text_tokens tokens, and the item count), as 16 hex digits; save_recommender records it.
+std::string item_text_checksum(const ItemTextTokens& item_text, std::int64_t item_text_tokens);
+
 /// A trained recommender folder: the decoder as a Hugging Face OPT folder (config.json,
 /// model.safetensors), its LoRA adapters (adapter_model.safetensors, when it has some) and
-/// recommender.json (vocabulary with its text layout, model options with the backbone, table
-/// checksum). The first form is the table's codes-only vocabulary.
+/// recommender.json (vocabulary with its text layout, model options with the backbone and
+/// item_text_tokens, table checksum, and with item_text the checksum of the item text prompts the
+/// model was trained with, when options.item_text_tokens > 0). The first form is the table's
+/// codes-only vocabulary.
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
                       const RecommenderModelOptions& options);
 void save_recommender(const std::filesystem::path& dir, const DecoderImpl& model, const SemanticIdTable& table,
-                      const CodeVocabulary& vocab, const RecommenderModelOptions& options);
+                      const CodeVocabulary& vocab, const RecommenderModelOptions& options,
+                      const ItemTextTokens* item_text = nullptr);
 
 struct LoadedRecommender {
   Decoder model{nullptr};
   CodeVocabulary vocab;
   RecommenderModelOptions options;
+  std::filesystem::path dir;
+  /// item_text_checksum of the prompts it was trained with; empty when none was recorded.
+  std::string item_text_checksum;
 };
 /// Loads a folder written by save_recommender and checks that it was trained on table's IDs:
 /// ValueError naming the folder and both layouts or checksums otherwise.
 LoadedRecommender load_recommender(const std::filesystem::path& dir, const SemanticIdTable& table);
+
+/// Checks that histories written with item_text_tokens text tokens of item_text before each item
+/// (encode_histories, make_recommender_batch, prod_ranks) are what rec was trained with: ValueError
+/// naming the folder and both values when item_text_tokens differs from rec.options.item_text_tokens,
+/// or both checksums when the prompts differ from the recorded ones (another tokenizer or catalog).
+void check_item_text_prompts(const LoadedRecommender& rec, std::int64_t item_text_tokens,
+                             const ItemTextTokens& item_text);
 
 }  // namespace lamia

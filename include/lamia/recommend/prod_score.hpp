@@ -13,6 +13,7 @@
 #include <lamia/nn/decoder.hpp>
 #include <lamia/ids/code_vocabulary.hpp>
 #include <lamia/ids/semantic_id_table.hpp>
+#include <lamia/recommend/generative_recommender.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -26,9 +27,11 @@ std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& 
                                      const std::vector<SequenceExample>& examples, std::int64_t max_history_items = 20,
                                      std::int64_t batch_size = 256);
 /// The same in vocab's layout (the LM backbone's: per position the rank among that level's code
-/// tokens, text tokens not counted).
+/// tokens, text tokens not counted), with item text prompts when item_text is non-null
+/// (make_recommender_batch).
 std::vector<std::int64_t> prod_ranks(DecoderImpl& model, const SemanticIdTable& table, const CodeVocabulary& vocab,
                                      const std::vector<SequenceExample>& examples, std::int64_t max_history_items = 20,
-                                     std::int64_t batch_size = 256);
+                                     std::int64_t batch_size = 256, const ItemTextTokens* item_text = nullptr,
+                                     std::int64_t item_text_tokens = 0);
 
 }  // namespace lamia

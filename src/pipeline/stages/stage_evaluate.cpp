@@ -2,8 +2,11 @@
 // Generative recommenders: beam search constrained to real items (top-K lists: item-level metrics)
 // and exact scoring of the whole catalog (full-ranking metrics, and how often the beam's top-K equals
 // the exact top-K). Baselines (popularity, transition, SASRec): full ranking of their scores.
+// With recommend.model.item_text_tokens > 0 (LM backbone) the test histories carry each item's text
+// prompt, as in training; a recommender trained with other prompts is refused, naming both values.
 // Writes metrics.json.
 #include "../context.hpp"
+#include "../lm_text.hpp"
 
 #include <lamia/evaluate/baselines.hpp>
 #include <lamia/evaluate/metrics.hpp>
@@ -36,8 +39,11 @@ class EvaluateStage : public Stage {
   std::string name() const override { return "evaluate"; }
   std::vector<std::string> inputs(const PipelineConfig& config) const override {
     const auto& b = config.recommend.baselines;
-    if (std::any_of(b.begin(), b.end(), is_trained_baseline)) return {"dataset", "recommenders", "baselines"};
-    return {"dataset", "recommenders"};
+    std::vector<std::string> in = {"dataset", "recommenders"};
+    if (std::any_of(b.begin(), b.end(), is_trained_baseline)) in.push_back("baselines");
+    // Item text prompts: the histories carry the run's tokenizer's tokens of each item.
+    if (config.recommend.model.item_text_tokens > 0) in.push_back("tokenizer");
+    return in;
   }
   nlohmann::json config_section(const PipelineConfig& config) const override {
     nlohmann::json j;
@@ -72,6 +78,11 @@ class EvaluateStage : public Stage {
     const auto exact_users = ec.exact_users > 0 ? std::min<std::int64_t>(ec.exact_users, std::int64_t(test.size()))
                                                 : std::int64_t(test.size());
 
+    // The histories carry item_text_tokens text tokens of each item (the LM backbone's item text
+    // prompts), as the recommenders were trained: each one's folder is checked against them.
+    const auto text_tokens = ctx.config.recommend.model.item_text_tokens;
+    const auto prompts = history_item_texts(ctx);
+
     nlohmann::json methods = nlohmann::json::object();
     // Full-ranking report of a score matrix [users, items].
     auto rank_scores = [&](const torch::Tensor& scores, std::int64_t users) {
@@ -95,8 +106,10 @@ class EvaluateStage : public Stage {
       const auto t0 = std::chrono::steady_clock::now();
       auto table = SemanticIdTable::load(dir / "semantic_ids.bin");
       auto rec = load_recommender(dir, table);
+      check_item_text_prompts(rec, text_tokens, prompts);
       DeviceTrie trie(table, rec.vocab, rec.model->device());
-      auto encoded = encode_histories(table, rec.vocab, histories, rec.options.max_history_items);
+      const auto max_items = rec.options.max_history_items;
+      auto encoded = encode_histories(table, rec.vocab, histories, max_items, prompts, text_tokens);
       ConstraintSet constraints;
       if (ec.exclude_history) constraints.add(ExcludeHistory());
       BeamSearchOptions bo;
@@ -121,15 +134,15 @@ class EvaluateStage : public Stage {
       {
         // RecBench's "prod" score, under its own name: not an item ranking (recommend/prod_score.hpp).
         RankingMetrics prod(ec.ks);
-        for (auto r : prod_ranks(*rec.model, table, rec.vocab, test, rec.options.max_history_items)) prod.add(r);
+        for (auto r : prod_ranks(*rec.model, table, rec.vocab, test, max_items, 256, &prompts, text_tokens)) prod.add(r);
         m["prod_not_an_item_ranking"] = prod.to_json();
       }
       if (ec.exact && exact_users > 0) {
         // Exact scoring costs one forward per trie node per user: it runs on the first exact_users users.
         const auto t1 = std::chrono::steady_clock::now();
         std::vector<std::vector<ItemIndex>> first(histories.begin(), histories.begin() + exact_users);
-        auto exact = score_all_items(*rec.model, trie, encode_histories(table, rec.vocab, first,
-                                                                        rec.options.max_history_items));
+        auto exact =
+            score_all_items(*rec.model, trie, encode_histories(table, rec.vocab, first, max_items, prompts, text_tokens));
         m["exact_seconds"] = seconds_since(t1);
         m["exact"] = rank_scores(exact, exact_users).to_json();
         if (ec.exclude_history) {  // the beam never returns history items: compare with the same exclusion

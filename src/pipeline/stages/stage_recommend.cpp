@@ -6,14 +6,13 @@
 // BPE from the tokenizer stage, or recommend.model.pretrained's own), trained with the text-token
 // alignment task for recommend.align_epochs epochs first.
 #include "../context.hpp"
+#include "../lm_text.hpp"
 
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/pipeline/stage.hpp>
-#include <lamia/nn/decoder.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/sasrec.hpp>
-#include <lamia/text/tokenizer.hpp>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -63,38 +62,6 @@ TrainingLoopOptions loop_options(PipelineContext& ctx, const std::string& label,
       .checkpoint_path(ctx.path("checkpoints/recommend/" + file + ".ckpt").string())
       .log_every(std::clamp<std::int64_t>((total + 49) / 50, 1, 100))
       .log(ctx.config.progress ? &ctx.log : &dropped);
-}
-
-// The LM backbone's text side: the vocabulary after the tokenizer's (a checkpoint's own rows when
-// recommend.model.pretrained is set: its embedding may have more rows than the tokenizer has tokens),
-// and every item's text (its attribute values, space-joined) in that tokenizer's tokens.
-struct LmText {
-  std::int64_t text_vocab_size = 0, bos = 0, pad = 0;
-  ItemTextTokens item_text;
-};
-
-LmText lm_text(PipelineContext& ctx) {
-  const auto& model = ctx.config.recommend.model;
-  const auto tokenizer = load_tokenizer(model.pretrained.empty() ? ctx.path("tokenizer") : model.pretrained);
-  LmText out;
-  out.text_vocab_size = model.pretrained.empty()
-                            ? std::int64_t(tokenizer->vocab_size())
-                            : DecoderOptions::from_hf_config(model.pretrained / "config.json").vocab_size();
-  const auto special = tokenizer->special_tokens();
-  out.bos = special.bos ? *special.bos : special.eos ? *special.eos : 0;
-  out.pad = special.pad ? *special.pad : out.bos;
-  const auto& catalog = ctx.sequences().catalog;
-  out.item_text.resize(catalog.size());
-  for (std::size_t i = 0; i < catalog.size(); ++i) {
-    std::string text;
-    for (const auto& v : catalog.values(ItemIndex(i))) {
-      if (v.empty()) continue;
-      if (!text.empty()) text += ' ';
-      text += v;
-    }
-    for (auto t : tokenizer->encode(text)) out.item_text[i].push_back(t);
-  }
-  return out;
 }
 
 class RecommendStage : public Stage {
@@ -181,7 +148,7 @@ class RecommendStage : public Stage {
       options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs,
                                   (std::int64_t(split.train.size()) + rc.batch_size - 1) / rc.batch_size);
       auto result = train_recommender(model, *table, vocab, split.train, split.valid, options, text.item_text);
-      save_recommender(dir, *model, *table, vocab, rc.model);
+      save_recommender(dir, *model, *table, vocab, rc.model, lm ? &text.item_text : nullptr);
       auto summary = training_json(result);
       summary["tokenizer"] = name;
       summary["backbone"] = lm ? "lm" : "codes";
