@@ -1,6 +1,7 @@
 // Version and build facts, and the thread default.
 #include "registry.hpp"
 
+#include <lamia/core/allocator.hpp>
 #include <lamia/core/threads.hpp>
 
 #include <ATen/Parallel.h>
@@ -33,6 +34,16 @@ LAMIA_REGISTER_BINDINGS(kOrderCore, core) {
       },
       py::arg("threads") = py::none(),
       "One line for logs: the thread count (default: torch's current one) and where the default came from.");
+  m.def(
+      "keep_freed_memory",
+      [] {
+        const auto s = lamia::keep_freed_memory();
+        return py::make_tuple(s.applied, s.note);
+      },
+      "Keeps the memory that training steps free in the process instead of returning it to the system and "
+      "faulting it in again next step (glibc: no mmap'd blocks, no trimming); the lamia tool does this at "
+      "start. The resident size then stays at its high-water mark. Returns (applied, note); "
+      "LAMIA_KEEP_FREED_MEMORY=0 turns it off.");
   // torch's own starting value (OMP_NUM_THREADS, else its built-in default: 1 on Debian's torch 1.13,
   // physical cores on pip's): pylamia's import leaves a count that differs from it alone.
   m.def("_torch_default_num_threads", [] { return at::intraop_default_num_threads(); });

@@ -2,6 +2,7 @@
 #include "command.hpp"
 
 #include <lamia/core/errors.hpp>
+#include <lamia/core/allocator.hpp>
 #include <lamia/core/threads.hpp>
 
 #include <algorithm>
@@ -69,6 +70,9 @@ int main(int argc, char** argv) {
     }
   }
 #endif
+  // Training steps free and allocate the same large buffers again: keep them in the process rather
+  // than mmap and fault them in anew every step (include/lamia/core/allocator.hpp).
+  lamia::keep_freed_memory();
   CLI::App app{"lamia: semantic IDs from item palettes, and generative recommendation with them"};
   app.require_subcommand(1);
   // Global: `lamia --threads N run` or `lamia run --threads N` (fallthrough hands a subcommand's

@@ -18,6 +18,11 @@ def thread_summary(threads: _COptional[int] = None) -> str:
     """One line for logs, e.g. "threads 2 (default, from physical cores: physical cores 2, cgroup limit
     none, OMP_NUM_THREADS unset)"; threads defaults to torch.get_num_threads()."""
     ...
+def keep_freed_memory() -> "tuple[bool, str]":
+    """Keeps the memory training steps free in the process (glibc: no mmap'd blocks, no trimming)
+    instead of faulting it in again every step; the lamia tool does this at start. Returns
+    (applied, note); LAMIA_KEEP_FREED_MEMORY=0 turns it off."""
+    ...
 # ---- end core: threads ----
 
 # ---- core: options (bindings/options.hpp): the interface of every XOptions class below ----

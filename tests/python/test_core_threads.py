@@ -72,3 +72,12 @@ def test_set_threads():
         assert "set explicitly" in pylamia.thread_summary(pylamia.default_thread_count() + 1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_keep_freed_memory_reports_what_it_did(monkeypatch):
+    import platform
+    applied, note = pylamia.keep_freed_memory()
+    if platform.libc_ver()[0] == "glibc":
+        assert applied and "M_MMAP_MAX 0" in note
+    monkeypatch.setenv("LAMIA_KEEP_FREED_MEMORY", "0")
+    assert pylamia.keep_freed_memory() == (False, "off (LAMIA_KEEP_FREED_MEMORY=0)")
