@@ -44,6 +44,7 @@ void apply_set(nlohmann::json& j, const std::string& assignment) {
     const auto dot = key.find('.', start);
     const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty()) throw ValueError(fmt::format("--set '{}': empty key segment", assignment));
+    if (node->is_null()) *node = nlohmann::json::object();  // a section the config file left out
     if (!node->is_object())
       throw ValueError(fmt::format("--set '{}': '{}' is not a section", assignment, key.substr(0, start - 1)));
     node = &(*node)[part];

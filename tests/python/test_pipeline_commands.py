@@ -166,3 +166,15 @@ def test_inspect_user_recommends_real_items_outside_the_history(run_dir):
 def test_inspect_refuses_a_folder_that_is_not_a_run(tmp_path):
     line = one_line_error(lamia("inspect", tmp_path, "--item", "x", check=False))
     assert "not a lamia run folder" in line
+
+
+def test_set_makes_a_section_the_config_leaves_out(tmp_path):
+    # The built-in default is an empty JSON object before --set: a nested key makes its sections.
+    out = tmp_path / "run"
+    lamia("run", "--out", out, "--until", "dataset", "--quiet", "--set", "recommend.epochs=1",
+          "--set", "dataset.synthetic.num_items=300")
+    config = json.loads((out / "config.json").read_text())
+    assert config["recommend"]["epochs"] == 1 and config["dataset"]["synthetic"]["num_items"] == 300
+    line = one_line_error(lamia("run", "--out", tmp_path / "other", "--until", "dataset", "--set",
+                                "recommend.epochs=1", "--set", "recommend.epochs.x=2", check=False))
+    assert "'recommend.epochs' is not a section" in line
