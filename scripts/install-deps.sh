@@ -8,6 +8,8 @@ PACKAGES=(
   libtorch-dev python3-torch
   pybind11-dev libeigen3-dev libfaiss-dev libfmt-dev catch2
   nlohmann-json3-dev libcli11-dev zlib1g-dev
+  # gloo's headers: LibTorch's c10d Gloo process group (C++ data-parallel training, docs/distributed.md)
+  libgloo-dev
   # Debian's torch calls the system BLAS: the reference BLAS is ~60x slower.
   libopenblas0-pthread libopenblas-pthread-dev
   python3-dev python3-venv python3-pip python3-setuptools python3-wheel
