@@ -6,6 +6,7 @@
 #include <lamia/nn/checkpoint.hpp>
 #include <lamia/nn/lora.hpp>
 #include <lamia/recommend/beam_search.hpp>
+#include <lamia/recommend/constraints.hpp>
 #include <lamia/recommend/exact_scoring.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
 #include <lamia/recommend/lm_backbone.hpp>
@@ -20,6 +21,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 using namespace lamia;
@@ -352,6 +354,61 @@ TEST_CASE("LM backbone with item text prompts: histories carry each item's text 
     if (l != kRecommenderIgnoreLabel) CHECK(l >= kText);
   }
   CHECK(b.label_count == std::int64_t(d.train[0].history.size() + 1) * 3);
+}
+
+TEST_CASE("LM backbone with item text prompts: ExcludeHistory skips the prompts; the folder records them",
+          "[recommend][lm]") {
+  auto d = lm_data(24, 10, 3);
+  auto vocab = lm_vocab(d.table);
+  auto options = small_lm();
+  options.item_text_tokens = 2;
+  auto model = make_recommender(vocab, options, 5);
+  model->eval();
+  DeviceTrie trie(d.table, vocab);
+  const std::vector<std::vector<ItemIndex>> histories = {{0, 9, 17}, {5}, {}, {23, 1}};
+  auto h = encode_histories(d.table, vocab, histories, 8, d.text, 2);
+  const auto n = d.table.num_items();
+  BeamSearchOptions opt;
+  opt.beam_width = n;
+  opt.top_k = n;
+  ConstraintSet decoded, listed;
+  decoded.add(ExcludeHistory());  // decoded from the tokens: the code tokens only
+  listed.add(ExcludeHistory(histories));
+  auto a = beam_search(*model, trie, h, opt, decoded);
+  auto b = beam_search(*model, trie, h, opt, listed);
+  CHECK(torch::equal(a.items, b.items));
+  for (std::size_t u = 0; u < histories.size(); ++u) {
+    INFO("user " << u);
+    CHECK(a.counts[std::int64_t(u)].item<std::int64_t>() == n - std::int64_t(histories[u].size()));
+    for (auto item : histories[u]) CHECK_FALSE((a.items[std::int64_t(u)] == item).any().item<bool>());
+  }
+
+  // The folder records the prompts; histories with others are refused, naming both values.
+  const auto dir = lm_temp_dir("item_text");
+  save_recommender(dir, *model, d.table, vocab, options, &d.text);
+  auto rec = load_recommender(dir, d.table);
+  CHECK(rec.options.item_text_tokens == 2);
+  CHECK(rec.item_text_checksum == item_text_checksum(d.text, 2));
+  CHECK(nlohmann::json::parse(std::ifstream(dir / "recommender.json"))["item_text_checksum"] == rec.item_text_checksum);
+  CHECK_NOTHROW(check_item_text_prompts(rec, 2, d.text));
+  CHECK_THROWS_WITH(check_item_text_prompts(rec, 3, d.text),
+                    Catch::Contains("item_text_tokens = 2") && Catch::Contains("item_text_tokens = 3"));
+  auto third = d.text;  // beyond the first 2 tokens: not part of the prompts
+  for (auto& t : third) t[2] = 13;
+  CHECK(item_text_checksum(third, 2) == rec.item_text_checksum);
+  CHECK_NOTHROW(check_item_text_prompts(rec, 2, third));
+  auto other = d.text;
+  other[7][1] = 30;
+  CHECK(item_text_checksum(other, 2) != rec.item_text_checksum);
+  CHECK_THROWS_WITH(check_item_text_prompts(rec, 2, other),
+                    Catch::Contains(rec.item_text_checksum) && Catch::Contains(item_text_checksum(other, 2)));
+  // Without the texts nothing is recorded, and only the count is checked.
+  save_recommender(dir, *model, d.table, vocab, options);
+  auto bare = load_recommender(dir, d.table);
+  CHECK(bare.item_text_checksum.empty());
+  CHECK_NOTHROW(check_item_text_prompts(bare, 2, other));
+  CHECK_THROWS(check_item_text_prompts(bare, 0, {}));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("RecommenderModelOptions: the backbone and its fields in JSON; codes-only fields checked",
