@@ -4,6 +4,9 @@
 #include "command.hpp"
 #include "pipeline_args.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <iostream>
 #include <memory>
 
@@ -13,7 +16,16 @@ namespace lamia::cli::stages_command {
 struct StageArgs {
   lamia::cli::ConfigArgs config;
   std::string dir;
+  std::string shard;  // --shard i/n
+  bool merge = false;
 };
+
+// What a --shard run wrote (the stage's own files under DIR).
+std::vector<std::string> shard_files(const std::string& dir, const std::string& command, const lamia::ShardSpec& shard) {
+  if (command == "evaluate") return {dir + "/eval_shards/" + lamia::shard_file_name("evaluate", shard, ".json")};
+  return {dir + "/shards/" + lamia::shard_file_name("palettes", shard, ".bin"),
+          dir + "/shards/" + lamia::shard_file_name("embeddings", shard, ".bin")};
+}
 
 lamia::cli::Command setup_stage(CLI::App& parent, const lamia::StageCommand& command) {
   auto args = std::make_shared<StageArgs>();
@@ -25,12 +37,29 @@ lamia::cli::Command setup_stage(CLI::App& parent, const lamia::StageCommand& com
           "current. --set changes one key, e.g. --set quantize.lamia.kmeans.num_codes=64.");
   app->add_option("DIR", args->dir, "Run folder (made by `lamia run` or the earlier stage commands)")->required();
   lamia::cli::add_config_args(app, args->config);
+  if (command.shardable) {
+    auto* shard = app->add_option("--shard", args->shard,
+                                  "i/n: run only the i-th of n contiguous parts (0 <= i < n; sizes differ by at most one)\n"
+                                  "and write it under DIR (the manifest is not changed); docs/distributed.md");
+    app->add_flag("--merge", args->merge,
+                  "Check the n parts written by --shard (each once, all made from this folder's inputs) and\n"
+                  "write from them what the command writes without --shard, recorded in the manifest")
+        ->excludes(shard);
+  }
   const auto stages = command.stages;
-  return {app, [args, stages] {
-            const auto config = lamia::cli::resolve_config(args->config, args->dir, /*folder_config=*/true);
+  const auto name = command.command;
+  return {app, [args, stages, name] {
             lamia::PipelineRunOptions run_options;
+            if (!args->shard.empty()) run_options.shard = lamia::parse_shard(args->shard);
+            run_options.merge_shards = args->merge;
+            const auto config = lamia::cli::resolve_config(args->config, args->dir, /*folder_config=*/true);
             run_options.stages = stages;
             auto result = lamia::run_pipeline(config, args->dir, std::cerr, run_options);
+            if (run_options.shard) {
+              std::cout << fmt::format("shard {}/{} written: {}\n", run_options.shard->index, run_options.shard->count,
+                                       fmt::join(shard_files(args->dir, name, *run_options.shard), ", "));
+              return;
+            }
             lamia::cli::print_result(result, args->dir, stages);
           }};
 }

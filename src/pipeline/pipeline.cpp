@@ -33,7 +33,11 @@ const std::vector<StageCommand>& stage_commands() {
        "(DIR/palette_encoder/; an interrupted training resumes from DIR/palette_encoder/trainer.ckpt)."},
       {"export-palettes", {"export"},
        "Export the palettes of every item (DIR/palettes.bin, n x L x D) and one mean-pooled embedding per\n"
-       "item (DIR/embeddings.bin) with the trained palette encoder."},
+       "item (DIR/embeddings.bin) with the trained palette encoder.\n"
+       "--shard i/n exports the i-th contiguous part of the item order to DIR/shards/ (on one machine or\n"
+       "several); --merge checks the n parts and writes DIR/palettes.bin and DIR/embeddings.bin from them,\n"
+       "the same bytes as an unsplit export.",
+       true},
       {"quantize", {"quantize"},
        "Make the semantic IDs: LAMIA (PCA + K-Means per palette position), residual K-Means and RQ-VAE\n"
        "(DIR/semantic_ids/), with their diagnostics (DIR/diagnostics.json) and a table on stdout."},
@@ -42,7 +46,10 @@ const std::vector<StageCommand>& stage_commands() {
        "trained baselines (SASRec: DIR/baselines/); resumes from DIR/checkpoints/recommend/."},
       {"evaluate", {"evaluate"},
        "Evaluate every recommender and baseline on the same test users: constrained beam search, exact\n"
-       "ranking, R@K and N@K (DIR/metrics.json and a table on stdout)."},
+       "ranking, R@K and N@K (DIR/metrics.json and a table on stdout).\n"
+       "--shard i/n evaluates the i-th contiguous part of the test users (DIR/eval_shards/); --merge adds\n"
+       "the n parts' metric sums and counts up into DIR/metrics.json.",
+       true},
   };
   return all;
 }
@@ -154,6 +161,18 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     }
   }
   if (!options.until.empty()) end = std::min(end, index_of(options.until) + 1);
+  // A shard of one stage's work, or the merge of its shards (`--shard i/n`, `--merge`).
+  const bool sharded = options.shard.has_value() || options.merge_shards;
+  if (sharded) {
+    if (options.shard && options.merge_shards) throw ValueError("pipeline: --shard and --merge exclude each other");
+    std::vector<std::string> shardable;
+    for (const auto& stage : stages)
+      if (stage->shardable()) shardable.push_back(stage->name());
+    if (options.stages.size() != 1 || !stages[index_of(options.stages.front())]->shardable())
+      throw ValueError(fmt::format("pipeline: --shard and --merge apply to one of the stages {} alone, got [{}]",
+                                   fmt::join(shardable, ", "), fmt::join(options.stages, ", ")));
+    if (options.shard) shard_range(0, *options.shard);  // checks 0 <= i < n
+  }
 
   const int threads = set_torch_threads(config.threads);  // 0: the machine's cores
   Manifest manifest = Manifest::load(out_dir);
@@ -178,6 +197,12 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
       inputs += input + "=" + entry->checksum + ";";
     }
     return hash_text(inputs);
+  };
+  // What a stage's shards record: its hashes and its input artifacts' checksums.
+  auto stage_inputs = [&](const Stage& stage, const std::string& config_hash, const std::string& inputs_hash) {
+    StageInputs made_from{config_hash, inputs_hash, {}};
+    for (const auto& input : stage.inputs(config)) made_from.checksums[input] = manifest.artifact(input)->checksum;
+    return made_from;
   };
   for (std::size_t i = 0; i < first; ++i) {
     const auto& stage = *stages[i];
@@ -229,11 +254,20 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     const auto inputs_hash = inputs_hash_of(*stage);
     const auto* record = manifest.stage(name);
     // An output deleted since (or missing) makes the stage run again.
-    const bool up_to_date = options.only.empty() && record && record->config_hash == config_hash &&
+    const bool up_to_date = !sharded && options.only.empty() && record && record->config_hash == config_hash &&
                             record->inputs_hash == inputs_hash && completed_and_intact(record);
     if (up_to_date) {
       ctx.say(fmt::format("stage {}: up to date", name));
       result.stages_skipped.push_back(name);
+      continue;
+    }
+    if (options.shard) {  // a part of the stage: written beside the folder's artifacts, not recorded
+      const auto made_from = stage_inputs(*stage, config_hash, inputs_hash);
+      const auto t0 = std::chrono::steady_clock::now();
+      stage->run_shard(ctx, *options.shard, made_from);
+      result.stages_run.push_back(name);
+      ctx.say(fmt::format("stage {}: shard {}/{} done ({:.1f}s)", name, options.shard->index, options.shard->count,
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
       continue;
     }
     if (record && (record->config_hash != config_hash || record->inputs_hash != inputs_hash)) {
@@ -243,7 +277,13 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
     manifest.record_stage(name, started, {});
     manifest.save(out_dir);
     const auto t0 = std::chrono::steady_clock::now();
-    const auto written = stage->run(ctx);
+    std::vector<ArtifactSpec> written;
+    if (options.merge_shards) {
+      const auto made_from = stage_inputs(*stage, config_hash, inputs_hash);
+      written = stage->merge_shards(ctx, made_from);
+    } else {
+      written = stage->run(ctx);
+    }
     std::vector<ArtifactEntry> artifacts;
     for (const auto& spec : written) {
       artifacts.push_back(describe_artifact(out_dir, spec.name, spec.path, name, spec.format_version, config_hash,

@@ -7,12 +7,14 @@
 // Everything it writes goes under one output folder (see docs/pipeline.md), with manifest.json
 // recording every artifact; a rerun skips the stages whose configuration and inputs are unchanged.
 #include <lamia/pipeline/pipeline_config.hpp>
+#include <lamia/pipeline/shard.hpp>
 #include <lamia/pipeline/tokenizer_comparison.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,13 @@ struct PipelineRunOptions {
   /// out_dir and be up to date for this configuration, else a ValueError names the stage, the keys
   /// of its section that differ, and the command that makes it; no stage after the last of them runs.
   std::vector<std::string> stages;
+  /// With `stages` naming one shardable stage (export, evaluate): run only this shard's part of it
+  /// (`lamia export-palettes DIR --shard i/n`), written under DIR/shards/ or DIR/eval_shards/; the
+  /// manifest is not changed.
+  std::optional<ShardSpec> shard;
+  /// With `stages` naming one shardable stage: check the shards and write the stage's artifacts from
+  /// them, recorded in the manifest as if the stage had run (`--merge`).
+  bool merge_shards = false;
 };
 
 /// The stage commands of the `lamia` tool: each runs a few consecutive stages on a run folder.
@@ -50,6 +59,8 @@ struct StageCommand {
   std::string command;              ///< e.g. "quantize"
   std::vector<std::string> stages;  ///< e.g. {"quantize"}
   std::string help;
+  /// Its stage can be split over processes: --shard i/n and --merge (PipelineRunOptions::shard).
+  bool shardable = false;
 };
 const std::vector<StageCommand>& stage_commands();
 

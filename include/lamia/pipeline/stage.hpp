@@ -5,9 +5,11 @@
 // and reruns it otherwise. Stages: dataset, tokenizer, palette, export, quantize, recommend, evaluate
 // (one source file each under src/pipeline/stages/).
 #include <lamia/pipeline/pipeline_config.hpp>
+#include <lamia/pipeline/shard.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +26,13 @@ struct ArtifactSpec {
   int format_version = 1;
 };
 
+/// What a stage's output is made from (its manifest record's hashes), for its shards to record.
+struct StageInputs {
+  std::string config_hash;  ///< of the stage's configuration section
+  std::string inputs_hash;  ///< of the checksums of its input artifacts
+  std::map<std::string, std::string> checksums;  ///< input artifact name -> "crc32:…"
+};
+
 class Stage {
  public:
   virtual ~Stage() = default;
@@ -37,6 +46,15 @@ class Stage {
   virtual std::vector<std::string> checkpoints(const PipelineConfig&) const { return {}; }
   /// Runs the stage (resuming its own checkpoints where it has them) and returns what it wrote.
   virtual std::vector<ArtifactSpec> run(PipelineContext& context) = 0;
+
+  /// Whether the stage's work can be split over processes (run_shard, merge_shards): export, evaluate.
+  virtual bool shardable() const { return false; }
+  /// Does one shard's part of the work and writes it under the run folder; the manifest is not
+  /// changed (a part is no artifact). Only for a shardable stage.
+  virtual void run_shard(PipelineContext& context, const ShardSpec& shard, const StageInputs& inputs);
+  /// Checks the parts that run_shard wrote (all there, once each, made from these inputs) and writes
+  /// from them what run() writes. Only for a shardable stage.
+  virtual std::vector<ArtifactSpec> merge_shards(PipelineContext& context, const StageInputs& inputs);
 };
 
 /// The stages of `lamia run`, in order.

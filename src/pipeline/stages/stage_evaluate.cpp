@@ -4,8 +4,10 @@
 // the exact top-K). Baselines (popularity, transition, SASRec): full ranking of their scores.
 // With recommend.model.item_text_tokens > 0 (LM backbone) the test histories carry each item's text
 // prompt, as in training; a recommender trained with other prompts is refused, naming both values.
-// Writes metrics.json.
+// Writes metrics.json. Split over processes with `--shard i/n` (a part of the test users each) and
+// `--merge`: each part holds the per-user metric sums and counts (evaluation_shards.cpp).
 #include "../context.hpp"
+#include "shards.hpp"
 #include "../lm_text.hpp"
 
 #include <lamia/evaluate/baselines.hpp>
@@ -53,6 +55,22 @@ class EvaluateStage : public Stage {
   }
 
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    ctx.write_json("metrics.json", merge_evaluation_parts({evaluate_users(ctx, ShardSpec{})}));
+    return {{"metrics", "metrics.json", 1}};
+  }
+  bool shardable() const override { return true; }
+  void run_shard(PipelineContext& ctx, const ShardSpec& shard, const StageInputs& inputs) override {
+    write_evaluation_shard(ctx, shard, inputs, evaluate_users(ctx, shard));
+  }
+  std::vector<ArtifactSpec> merge_shards(PipelineContext& ctx, const StageInputs& inputs) override {
+    ctx.write_json("metrics.json", merge_evaluation_parts(read_evaluation_shards(ctx, inputs)));
+    return {{"metrics", "metrics.json", 1}};
+  }
+
+ private:
+  // The evaluation of shard's part of the test users (ShardSpec{}: all of them): per method, the metric
+  // sums and counts, times and counters that merge_evaluation_parts turns into metrics.json.
+  nlohmann::json evaluate_users(PipelineContext& ctx, const ShardSpec& shard) {
     const auto& ec = ctx.config.evaluate;
     const auto& split = ctx.split();
     const auto num_items = std::int64_t(ctx.sequences().catalog.size());
@@ -64,6 +82,13 @@ class EvaluateStage : public Stage {
     if (ec.exclude_history && ec.repeated_targets == RepeatedTargets::drop)
       test.erase(std::remove_if(test.begin(), test.end(), repeats), test.end());
     if (test.empty()) throw ValueError("evaluate: no test user is left to evaluate");
+    // This shard's users; the first exact_users of all the test users get exact scoring.
+    const auto all_users = std::int64_t(test.size());
+    const auto [first_user, end_user] = shard_range(all_users, shard);
+    if (first_user == end_user)
+      throw ValueError(fmt::format("evaluate --shard {}/{}: the shard has no test users (there are {})", shard.index,
+                                   shard.count, all_users));
+    test = std::vector<SequenceExample>(test.begin() + first_user, test.begin() + end_user);
     std::vector<std::vector<ItemIndex>> histories;
     for (const auto& e : test) histories.push_back(e.history);
     // The count-based baselines (and the popularity groups) count every interaction that precedes the
@@ -75,8 +100,8 @@ class EvaluateStage : public Stage {
     const auto train_sequences = sequences_of(seen);
     const auto groups = popularity_groups(count_items(train_sequences, num_items));
     const auto K = std::min<std::int64_t>(ec.top_k, num_items);
-    const auto exact_users = ec.exact_users > 0 ? std::min<std::int64_t>(ec.exact_users, std::int64_t(test.size()))
-                                                : std::int64_t(test.size());
+    const auto all_exact_users = ec.exact_users > 0 ? std::min<std::int64_t>(ec.exact_users, all_users) : all_users;
+    const auto exact_users = std::clamp<std::int64_t>(all_exact_users - first_user, 0, std::int64_t(test.size()));
 
     // The histories carry item_text_tokens text tokens of each item (the LM backbone's item text
     // prompts), as the recommenders were trained: each one's folder is checked against them.
@@ -128,14 +153,14 @@ class EvaluateStage : public Stage {
       }
       nlohmann::json m = {{"kind", "generative"},
                           {"tokenizer", name},
-                          {"beam", beam_report.to_json()},
+                          {"beam", beam_report.sums_json()},
                           {"beam_seconds", beam.stats.total_seconds},
                           {"skipped_unknown_history_items", encoded.skipped_unknown}};
       {
         // RecBench's "prod" score, under its own name: not an item ranking (recommend/prod_score.hpp).
         RankingMetrics prod(ec.ks);
         for (auto r : prod_ranks(*rec.model, table, rec.vocab, test, max_items, 256, &prompts, text_tokens)) prod.add(r);
-        m["prod_not_an_item_ranking"] = prod.to_json();
+        m["prod_not_an_item_ranking"] = prod.sums_json();
       }
       if (ec.exact && exact_users > 0) {
         // Exact scoring costs one forward per trie node per user: it runs on the first exact_users users.
@@ -144,12 +169,14 @@ class EvaluateStage : public Stage {
         auto exact =
             score_all_items(*rec.model, trie, encode_histories(table, rec.vocab, first, max_items, prompts, text_tokens));
         m["exact_seconds"] = seconds_since(t1);
-        m["exact"] = rank_scores(exact, exact_users).to_json();
+        m["exact"] = rank_scores(exact, exact_users).sums_json();
         if (ec.exclude_history) {  // the beam never returns history items: compare with the same exclusion
           for (std::int64_t u = 0; u < exact_users; ++u)
             for (auto i : test[std::size_t(u)].history) exact[u][i] = -std::numeric_limits<float>::infinity();
         }
-        m["beam_exact_agreement"] = beam_exact_agreement(beam.items.narrow(0, 0, exact_users), exact, K);
+        // A count of users (the mean's numerator): merge_evaluation_parts divides by the exact users.
+        m["beam_exact_agreeing_users"] = std::llround(
+            beam_exact_agreement(beam.items.narrow(0, 0, exact_users), exact, K) * double(exact_users));
       }
       methods[name] = m;
       ctx.say(fmt::format("evaluated '{}' on {} users ({:.1f}s)", name, test.size(), seconds_since(t0)));
@@ -170,17 +197,17 @@ class EvaluateStage : public Stage {
           scorer = transition.scorer();
         }
         m["exact"] =
-            evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks, ec.repeated_targets).to_json();
+            evaluate_scorer(scorer, test, num_items, groups, ec.exclude_history, ec.ks, ec.repeated_targets).sums_json();
       } else {
         auto model = load_sasrec(ctx.path("baselines/" + name));
-        m["exact"] = rank_scores(model.score(histories), std::int64_t(test.size())).to_json();
+        m["exact"] = rank_scores(model.score(histories), std::int64_t(test.size())).sums_json();
       }
       methods[name] = m;
       ctx.say(fmt::format("evaluated '{}' ({:.1f}s)", name, seconds_since(t0)));
     }
 
     nlohmann::json metrics = {{"protocol", ctx.config.sequences.protocol},
-                              {"test_users", test.size()},
+                              {"test_users", all_users},
                               {"num_items", num_items},
                               {"ks", ec.ks},
                               {"top_k", K},
@@ -188,10 +215,11 @@ class EvaluateStage : public Stage {
                               {"exclude_history", ec.exclude_history},
                               {"repeated_targets", options::enum_to_string(ec.repeated_targets)},
                               {"test_targets_in_history", repeated},
-                              {"exact_users", ec.exact ? exact_users : 0},
+                              {"exact_users", ec.exact ? all_exact_users : 0},
+                              {"first_user", first_user},
+                              {"users", std::int64_t(test.size())},
                               {"methods", methods}};
-    ctx.write_json("metrics.json", metrics);
-    return {{"metrics", "metrics.json", 1}};
+    return metrics;
   }
 };
 
