@@ -115,9 +115,12 @@ torch::Tensor generation_loss(const torch::Tensor& logits, const torch::Tensor& 
   auto keep = flat_labels != kIgnoreLabel;
   auto idx = keep.nonzero().squeeze(1);
   if (idx.numel() == 0) return logits.sum() * 0;
-  auto sel = flat_logits.index_select(0, idx);
+  // The encoder passes the labelled rows only: then every row is kept and selecting them would copy
+  // the logits (and scatter their gradient back) for nothing.
+  const bool every_row = idx.numel() == flat_labels.numel();
+  auto sel = every_row ? flat_logits : flat_logits.index_select(0, idx);
   if (sel.scalar_type() == torch::kHalf || sel.scalar_type() == torch::kBFloat16) sel = sel.to(torch::kFloat32);
-  auto tgt = flat_labels.index_select(0, idx);
+  auto tgt = every_row ? flat_labels : flat_labels.index_select(0, idx);
   auto nll = torch::nn::functional::cross_entropy(
       sel, tgt, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
   return reduction == Reduction::kMean ? nll / static_cast<double>(idx.numel()) : nll;
