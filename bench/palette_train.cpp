@@ -1,8 +1,13 @@
 // Palette encoder throughput: training tokens/s of the fast path against the reference path on
 // the same batches, palette export items/s, and the peak memory of a batch-128 step, for the
 // 4-layer d = 256 model trained from scratch on the synthetic catalog.
-//   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda]
+//   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] [--profile N]
 // (on CUDA the peak RSS is the host's; step times include a device synchronisation).
+// The two paths run interleaved (fast step i, reference step i, each on its own copy of the same
+// initial weights with its own Adam), so that a change of machine load hits both alike. Besides wall
+// time, each path's process CPU time and minor page faults are summed over its steps: on a machine
+// busier than its cores the CPU time is the steadier figure. --profile N: after the timed steps,
+// the top N operators of one more step of each path by self CPU time (LibTorch's legacy profiler).
 // The Python PyTorch implementation of the same step is bench/palette_train.py.
 // --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp).
 #include <lamia/core/threads.hpp>
@@ -13,8 +18,13 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -47,20 +57,40 @@ void sync() {
 
 struct Timing {
   double seconds = 0;
+  double cpu_seconds = 0;
+  long minor_faults = 0;
   std::int64_t tokens = 0;
   double loss = 0;
-  long peak_kb = 0;
+  std::vector<double> losses;  // every step's loss, warm-up included
+  long peak_kb = 0;            // VmHWM after the warm-up step
 };
 
-Timing run_steps(PaletteEncoderImpl& enc, const TokenizedCatalog& tc,
-                 const std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>>& batches, PalettePath path,
-                 std::int64_t warmup) {
-  torch::optim::Adam opt(enc.parameters(), torch::optim::AdamOptions(1e-4));
+struct Usage {
+  double cpu = 0;
+  long minflt = 0;
+};
+
+Usage usage() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  auto secs = [](const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); };
+  return {secs(r.ru_utime) + secs(r.ru_stime), r.ru_minflt};
+}
+
+// One path's encoder, optimizer and running totals.
+struct Runner {
+  PaletteEncoderImpl& enc;
+  PalettePath path;
+  torch::optim::Adam opt;
   Timing t;
-  reset_peak_rss();
-  for (std::size_t i = 0; i < batches.size(); ++i) {
+  Runner(PaletteEncoderImpl& e, PalettePath p)
+      : enc(e), path(p), opt(e.parameters(), torch::optim::AdamOptions(1e-4)) {}
+
+  // Collate, forward, backward, clipping and Adam of one batch, as the trainer's step does.
+  double step(const TokenizedCatalog& tc, const std::vector<std::pair<ItemIndex, std::int64_t>>& spec, bool timed) {
     std::vector<SampleLayout> samples;
-    for (auto [item, task] : batches[i]) samples.push_back(make_sample(tc, item, task, enc.tokens()));
+    for (auto [item, task] : spec) samples.push_back(make_sample(tc, item, task, enc.tokens()));
+    const auto u0 = usage();
     const auto start = std::chrono::steady_clock::now();
     auto batch = collate_samples(samples, enc.tokens(), path == PalettePath::kReference).to(g_device);
     opt.zero_grad();
@@ -70,20 +100,71 @@ Timing run_steps(PaletteEncoderImpl& enc, const TokenizedCatalog& tc,
     opt.step();
     sync();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (static_cast<std::int64_t>(i) >= warmup) {
+    const auto u1 = usage();
+    const double loss = out.loss.item<double>();
+    t.losses.push_back(loss);
+    if (timed) {
       t.seconds += secs;
+      t.cpu_seconds += u1.cpu - u0.cpu;
+      t.minor_faults += u1.minflt - u0.minflt;
       t.tokens += batch.num_tokens;
-      t.loss += out.loss.item<double>();
+      t.loss += loss;
+    }
+    return loss;
+  }
+};
+
+// The top operators of one step by self CPU time (a parent's own time, its children's subtracted).
+void print_profile(Runner& r, const TokenizedCatalog& tc, const std::vector<std::pair<ItemIndex, std::int64_t>>& spec,
+                   int top) {
+  namespace prof = torch::autograd::profiler;
+  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  r.step(tc, spec, false);
+  r.t.losses.pop_back();
+  const auto lists = prof::disableProfilerLegacy();
+  struct Row {
+    double self_us = 0, total_us = 0;
+    long calls = 0;
+  };
+  std::map<std::string, Row> rows;
+  double all_self = 0;
+  for (const auto& list : lists) {
+    struct Open {
+      const prof::LegacyEvent* ev;
+      double child_us;
+    };
+    std::vector<Open> stack;
+    for (const auto& ev : list) {
+      if (ev.kind() == prof::EventKind::PushRange) {
+        stack.push_back({&ev, 0.0});
+      } else if (ev.kind() == prof::EventKind::PopRange && !stack.empty()) {
+        const auto open = stack.back();
+        stack.pop_back();
+        const double total = open.ev->cpuElapsedUs(ev);
+        auto& row = rows[open.ev->name()];
+        row.total_us += total;
+        row.self_us += total - open.child_us;
+        row.calls += 1;
+        all_self += total - open.child_us;
+        if (!stack.empty()) stack.back().child_us += total;
+      }
     }
   }
-  t.peak_kb = peak_rss_kb();
-  return t;
+  std::vector<std::pair<std::string, Row>> sorted(rows.begin(), rows.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  fmt::print("profile of one {} step: {:.1f} ms self CPU in all\n", palette_path_name(r.path), all_self / 1e3);
+  fmt::print("  {:<44} {:>10} {:>7} {:>10} {:>6}\n", "operator", "self ms", "self %", "total ms", "calls");
+  for (int i = 0; i < top && i < static_cast<int>(sorted.size()); ++i) {
+    const auto& [name, row] = sorted[i];
+    fmt::print("  {:<44} {:>10.1f} {:>6.1f}% {:>10.1f} {:>6}\n", name.substr(0, 44), row.self_us / 1e3,
+               100.0 * row.self_us / all_self, row.total_us / 1e3, row.calls);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::int64_t items = 2000, steps = 6, batch_size = 128, threads = 0;
+  std::int64_t items = 2000, steps = 6, batch_size = 128, threads = 0, profile = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const auto v = std::atoll(argv[i + 1]);
@@ -92,8 +173,9 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = v;
     else if (a == "--batch") batch_size = v;
     else if (a == "--threads") threads = v;
+    else if (a == "--profile") profile = v;
     else {
-      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda]\n";
+      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] [--profile N]\n";
       return 1;
     }
   }
@@ -127,19 +209,46 @@ int main(int argc, char** argv) {
   fmt::print("{} timed steps (+{} warm-up) of length-grouped batches, mean sample length {:.1f} tokens\n",
              all.size() - warmup, warmup, double(mean_len) / double(n));
 
-  // Each path starts from the same weights.
+  // Each path starts from the same weights; their steps alternate.
   auto initial = std::dynamic_pointer_cast<PaletteEncoderImpl>(enc.clone());
-  enc.train();
-  auto fast = run_steps(enc, setup.catalog, all, PalettePath::kFast, warmup);
   auto ref_enc = std::dynamic_pointer_cast<PaletteEncoderImpl>(initial->clone());
+  enc.train();
   ref_enc->train();
-  auto ref = run_steps(*ref_enc, setup.catalog, all, PalettePath::kReference, warmup);
-  const double fast_tps = fast.tokens / fast.seconds, ref_tps = ref.tokens / ref.seconds;
-  fmt::print("train fast path:      {:9.0f} tok/s  {:7.3f} s/step  peak RSS {:7.1f} MiB  mean loss {:.4f}\n", fast_tps,
-             fast.seconds / double(all.size() - warmup), fast.peak_kb / 1024.0, fast.loss / double(all.size() - warmup));
-  fmt::print("train reference path: {:9.0f} tok/s  {:7.3f} s/step  peak RSS {:7.1f} MiB  mean loss {:.4f}\n", ref_tps,
-             ref.seconds / double(all.size() - warmup), ref.peak_kb / 1024.0, ref.loss / double(all.size() - warmup));
-  fmt::print("fast / reference: {:.2f}x tokens/s\n", fast_tps / ref_tps);
+  Runner fast(enc, PalettePath::kFast), ref(*ref_enc, PalettePath::kReference);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const bool timed = static_cast<std::int64_t>(i) >= warmup;
+    if (i == 0) reset_peak_rss();
+    fast.step(setup.catalog, all[i], timed);
+    if (i == 0) {
+      fast.t.peak_kb = peak_rss_kb();
+      reset_peak_rss();
+    }
+    ref.step(setup.catalog, all[i], timed);
+    if (i == 0) ref.t.peak_kb = peak_rss_kb();
+  }
+  const double n_timed = double(all.size() - warmup);
+  auto report = [&](const char* name, const Timing& t) {
+    fmt::print("train {:<15} {:9.0f} tok/s  {:7.3f} s/step  CPU {:7.3f} s/step ({:9.0f} tok/CPU-s)  {:8.0f} minor faults/step  "
+               "peak RSS {:7.1f} MiB  mean loss {:.4f}\n",
+               name, t.tokens / t.seconds, t.seconds / n_timed, t.cpu_seconds / n_timed, t.tokens / t.cpu_seconds,
+               t.minor_faults / n_timed, t.peak_kb / 1024.0, t.loss / n_timed);
+  };
+  report("fast path:", fast.t);
+  report("reference path:", ref.t);
+  fmt::print("fast / reference: {:.2f}x tokens/s (wall), {:.2f}x tokens per CPU second\n",
+             (fast.t.tokens / fast.t.seconds) / (ref.t.tokens / ref.t.seconds),
+             (fast.t.tokens / fast.t.cpu_seconds) / (ref.t.tokens / ref.t.cpu_seconds));
+  auto losses = [](const Timing& t) {
+    std::string s;
+    for (double l : t.losses) s += fmt::format(" {:.6f}", l);
+    return s;
+  };
+  fmt::print("step losses, fast:     {}\nstep losses, reference:{}\n", losses(fast.t), losses(ref.t));
+  if (profile > 0) {
+    const auto& spec = all.size() > 1 ? all[1] : all[0];
+    print_profile(fast, setup.catalog, spec, static_cast<int>(profile));
+    print_profile(ref, setup.catalog, spec, static_cast<int>(profile));
+  }
 
   const auto path = std::filesystem::temp_directory_path() / "lamia_bench_palettes.bin";
   const auto start = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 step (same model, same weights, same batches), in the same run.
 
     PYTHONPATH=<dir with pylamia> python3 bench/palette_train.py [--items N] [--steps N] [--batch N] [--threads N]
+        [--profile N]
 
 --threads 0 (the default) uses pylamia.default_thread_count(), as bench_palette_train does, so that
 the C++ and Python runs compare at the same thread count.
@@ -11,9 +12,15 @@ LM head) written here from scratch; the step is the fast path: pass 1 on [conten
 pass 2 on [LdP; task] per sample with the palettes as LdP inputs, cross-entropy on answer tokens and
 eos, intra + inter hinge losses (mean), Adam, gradient clipping. Before timing, the two
 implementations are checked to give the same loss on the same weights.
+
+The two steps alternate (pylamia step i, PyTorch step i), so that a change of machine load hits both
+alike; besides wall time each side's process CPU time and minor page faults are summed. --profile N:
+after the timed steps, the top N operators of one more step of each side by self CPU time
+(torch.autograd.profiler, which sees the ATen operators pylamia's C++ code calls as well).
 """
 import argparse
 import math
+import resource
 import time
 
 import torch
@@ -114,6 +121,7 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: pylamia.default_thread_count())")
+    ap.add_argument("--profile", type=int, default=0, help="print the top N operators of one step of each side")
     args = ap.parse_args()
     pylamia.set_threads(args.threads)
 
@@ -137,17 +145,6 @@ def main():
     print(pylamia.thread_summary())
     assert math.isclose(ours, theirs, rel_tol=1e-4), "the PyTorch reference does not compute the same loss"
 
-    def timed(step):
-        total_s, total_tok = 0.0, 0
-        for i, b in enumerate(batches):
-            t0 = time.perf_counter()
-            step(i, b)
-            dt = time.perf_counter() - t0
-            if i > 0:  # first batch: warm-up
-                total_s += dt
-                total_tok += collated[i]["num_tokens"]
-        return total_tok / total_s, total_s / (len(batches) - 1)
-
     enc.train()
     opt_c = torch.optim.Adam(enc.parameters(), lr=1e-4)
 
@@ -169,11 +166,33 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt_p.step()
 
-    tps_c, sps_c = timed(step_pylamia)
-    tps_p, sps_p = timed(step_torch)
-    print(f"pylamia fast path:  {tps_c:9.0f} tok/s  {sps_c:7.3f} s/step")
-    print(f"PyTorch fast path:  {tps_p:9.0f} tok/s  {sps_p:7.3f} s/step")
-    print(f"pylamia / PyTorch: {tps_c / tps_p:.2f}x tokens/s")
+    sides = {"pylamia": step_pylamia, "PyTorch": step_torch}
+    totals = {name: {"s": 0.0, "cpu": 0.0, "minflt": 0, "tok": 0} for name in sides}
+    for i, b in enumerate(batches):
+        for name, step in sides.items():  # interleaved
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            step(i, b)
+            dt, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+            if i > 0:  # first batch: warm-up
+                t = totals[name]
+                t["s"] += dt
+                t["cpu"] += r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+                t["minflt"] += r1.ru_minflt - r0.ru_minflt
+                t["tok"] += collated[i]["num_tokens"]
+    n = len(batches) - 1
+    for name, t in totals.items():
+        print(f"{name + ' fast path:':<19} {t['tok'] / t['s']:9.0f} tok/s  {t['s'] / n:7.3f} s/step  CPU {t['cpu'] / n:7.3f} s/step "
+              f"({t['tok'] / t['cpu']:9.0f} tok/CPU-s)  {t['minflt'] / n:8.0f} minor faults/step")
+    c, p = totals["pylamia"], totals["PyTorch"]
+    print(f"pylamia / PyTorch: {(c['tok'] / c['s']) / (p['tok'] / p['s']):.2f}x tokens/s (wall), "
+          f"{(c['tok'] / c['cpu']) / (p['tok'] / p['cpu']):.2f}x tokens per CPU second")
+    if args.profile > 0:
+        b = batches[1] if len(batches) > 1 else batches[0]
+        for name, step in sides.items():
+            with torch.autograd.profiler.profile() as prof:
+                step(1, b)
+            print(f"profile of one {name} step (top {args.profile} by self CPU time):")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
 
 
 if __name__ == "__main__":
