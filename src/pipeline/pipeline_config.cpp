@@ -56,6 +56,9 @@ void validate(const PipelineConfig& c) {
     kRoot.key("palette.trainer.checkpoint_path")
         .fail_message("must stay empty: the palette stage checkpoints to palette_encoder/trainer.ckpt");
   checked("palette.trainer", [&] { c.palette.trainer.check(); });
+  if (!c.quantize.rq_vae_train.checkpoint_path.empty())
+    kRoot.key("quantize.rq_vae_train.checkpoint_path")
+        .fail_message("must stay empty: the quantize stage checkpoints to checkpoints/quantize/rq_vae.ckpt");
   check_one_of("sequences.protocol", c.sequences.protocol, {"leave_one_out", "user_holdout"});
   check_one_of("sequences.train_examples", c.sequences.train_examples, {"all_prefixes", "last_item"});
   for (const auto& t : c.recommend.tokenizers)

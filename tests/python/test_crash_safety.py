@@ -260,6 +260,34 @@ def test_palette_stage_killed_at_random_points_resumes_bit_for_bit(tmp_path):
         assert (killed / artifact).read_bytes() == (reference / artifact).read_bytes(), artifact
 
 
+def test_quantize_stage_killed_at_random_points_resumes_bit_for_bit(tmp_path):
+    # RQ-VAE checkpoints at every epoch end (checkpoints/quantize/rq_vae.ckpt); the K-Means
+    # tokenizers are refitted from their seeds. Kills land anywhere in the stage.
+    exe = lamia_cli()
+    config = tiny_config()
+    config["threads"] = 1
+    config["progress"] = True
+    config["quantize"]["rq_vae_train"].update(max_epochs=60, patience=1000, progress=True)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+
+    logs = kill_and_resume(exe, config_args(tmp_path, config) + ["--until", "quantize"], "quantize", reference,
+                           killed, seed=7)
+    assert any("resumed" in log for log in logs), "no kill came after a checkpoint"
+
+    assert_same_files(reference, killed, "semantic_ids")
+    assert_same_checkpoints(reference, killed, "checkpoints/quantize")
+    # RQ-VAE's fit report holds the last run's epochs (like training.json's histories): equal to the
+    # end of the uninterrupted run's, the rest of diagnostics.json equal as a whole.
+    want = without_times(json.loads((reference / "diagnostics.json").read_text()))
+    got = without_times(json.loads((killed / "diagnostics.json").read_text()))
+    want_fit, got_fit = want["tokenizers"]["rq-vae"].pop("fit"), got["tokenizers"]["rq-vae"].pop("fit")
+    assert got == want
+    for key in ("reconstruction_loss", "quantization_loss"):
+        assert 0 < len(got_fit[key]) < len(want_fit[key]) and got_fit[key] == want_fit[key][-len(got_fit[key]):], key
+    for key in ("epochs", "stopped_early", "utilization"):
+        assert got_fit[key] == want_fit[key], key
+
+
 def test_same_seed_and_thread_count_give_identical_artifacts(tmp_path):
     exe = lamia_cli()
     config = tiny_config()

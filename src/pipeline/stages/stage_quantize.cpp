@@ -6,7 +6,8 @@
 // fits and codes from it, diagnose_palettes reads it in chunks of 1,024 items and its probe's items
 // one at a time, and the mean intra cosine is taken over chunks of kIntraChunk items (one chunk,
 // the same value as over the whole tensor, up to kIntraChunk items). The embeddings (n x E) are
-// loaded whole.
+// loaded whole. RQ-VAE's training checkpoints to checkpoints/quantize/rq_vae.ckpt: a killed stage
+// resumes there (the K-Means quantizers are refitted, deterministically, from their seeds).
 #include "../context.hpp"
 
 #include <lamia/palette/evaluation.hpp>
@@ -21,9 +22,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 namespace lamia {
 namespace {
+namespace fs = std::filesystem;
 
 constexpr std::int64_t kIntraChunk = 16384;  // items: 16384 x L x D doubles (512 MB at L = 4, D = 1024)
 
@@ -50,9 +53,13 @@ class QuantizeStage : public Stage {
     to_json(j, config);
     return j.at("quantize");
   }
+  // RQ-VAE's training checkpoint (written at every epoch end): an interrupted stage resumes from it.
+  std::vector<std::string> checkpoints(const PipelineConfig&) const override { return {"checkpoints/quantize"}; }
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto& qc = ctx.config.quantize;
+    auto qc = ctx.config.quantize;
+    fs::create_directories(ctx.path("checkpoints/quantize"));
+    qc.rq_vae_train.checkpoint_path = ctx.path("checkpoints/quantize/rq_vae.ckpt").string();
     auto& data = ctx.dataset();
     const PaletteFileReader reader(ctx.path("palettes.bin"));  // crc checked once, then streamed
     const PaletteSource palettes = PaletteSource::from_reader(reader);
