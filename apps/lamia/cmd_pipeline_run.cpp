@@ -38,8 +38,8 @@ lamia::cli::Command setup(CLI::App& parent) {
             lamia::PipelineRunOptions run_options;
             run_options.only = args->only;
             run_options.until = args->until;
-            auto result = lamia::run_pipeline(config, args->out, std::cerr, run_options);
-            lamia::cli::print_result(result, args->out, {});
+            const auto result = lamia::cli::run_command_pipeline(config, args->out, run_options);
+            if (result) lamia::cli::print_result(*result, args->out, {});  // rank 0 only under torchrun
           }};
 }
 

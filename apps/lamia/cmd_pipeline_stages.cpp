@@ -54,7 +54,9 @@ lamia::cli::Command setup_stage(CLI::App& parent, const lamia::StageCommand& com
             run_options.merge_shards = args->merge;
             const auto config = lamia::cli::resolve_config(args->config, args->dir, /*folder_config=*/true);
             run_options.stages = stages;
-            auto result = lamia::run_pipeline(config, args->dir, std::cerr, run_options);
+            auto ran = lamia::cli::run_command_pipeline(config, args->dir, run_options);
+            if (!ran) return;  // a rank other than 0 under torchrun: rank 0 prints
+            const auto& result = *ran;
             if (run_options.shard) {
               std::cout << fmt::format("shard {}/{} written: {}\n", run_options.shard->index, run_options.shard->count,
                                        fmt::join(shard_files(args->dir, name, *run_options.shard), ", "));

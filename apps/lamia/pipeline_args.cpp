@@ -3,6 +3,8 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/detail/json_io.hpp>
+#include <lamia/distributed/environment.hpp>
+#include <lamia/pipeline/distributed.hpp>
 #include <lamia/pipeline/metrics_table.hpp>
 
 #include <fmt/format.h>
@@ -75,6 +77,24 @@ PipelineConfig resolve_config(const ConfigArgs& args, const std::string& run_dir
   }
   if (args.quiet) config.progress = false;
   return config;
+}
+
+std::optional<PipelineResult> run_command_pipeline(const PipelineConfig& config, const std::string& run_dir,
+                                                   const PipelineRunOptions& options) {
+  // Every wait of a rank is bounded by this: the ranks other than 0 wait while rank 0 runs the stages
+  // that do not train over the group (dataset, tokenizer, export, quantize, SASRec, evaluate), which
+  // can take hours on a large catalog. A rank that dies closes its connections and fails the others
+  // at once; the timeout only bounds a rank that hangs alive.
+  constexpr double kRankWaitSeconds = 24 * 3600;
+  const auto group = join_environment_process_group(kRankWaitSeconds);
+  if (!group) return run_pipeline(config, run_dir, std::cerr, options);
+  auto result = run_pipeline_on_group(config, run_dir, std::cerr, options, group);
+  if (group->rank() != 0) {
+    if (config.progress)
+      std::cerr << fmt::format("rank {} of {}: done (rank 0 wrote {})\n", group->rank(), group->world_size(), run_dir);
+    return std::nullopt;
+  }
+  return result;
 }
 
 void print_result(const PipelineResult& result, const std::string& run_dir, const std::vector<std::string>& stages) {

@@ -2,6 +2,7 @@
 // interruption) and reports what "training worked" means: every loss part and the held-out
 // reconstruction accuracy before and after, and the mean intra-item cosine between positions.
 #include "../context.hpp"
+#include "distributed_stages.hpp"
 
 #include <lamia/nn/checkpoint.hpp>
 #include <lamia/palette/evaluation.hpp>
@@ -42,6 +43,9 @@ class PaletteStage : public Stage {
   std::vector<std::string> checkpoints(const PipelineConfig&) const override { return {"palette_encoder/trainer.ckpt"}; }
 
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    // Under torchrun (run_pipeline_on_group) every rank trains; rank 0 alone evaluates and writes.
+    detail::begin_distributed_stage(name());
+    const bool writer = detail::writes_run_folder();
     const auto t0 = std::chrono::steady_clock::now();
     const auto& pc = ctx.config.palette;
     torch::manual_seed(pc.trainer.seed());
@@ -49,22 +53,24 @@ class PaletteStage : public Stage {
     auto& encoder = setup.encoder;
     const auto& catalog = setup.catalog;
     const fs::path dir = ctx.path("palette_encoder");
-    fs::create_directories(dir);
+    if (writer) fs::create_directories(dir);
     PaletteTrainerOptions options = pc.trainer;
     // The loss curve is recorded every log_every steps (training.json, `lamia report`) whether or not
     // progress is shown: with progress off the lines go to a stream that drops them.
     static std::ostream dropped(nullptr);
     options.checkpoint_path((dir / "trainer.ckpt").string()).log(ctx.config.progress ? &ctx.log : &dropped);
+    options.gradient_sync(detail::stage_training_group());  // each rank its shard of every batch
     PaletteTrainer trainer(encoder, catalog, options);
     const auto& held_out = trainer.validation_items().empty() ? trainer.train_items() : trainer.validation_items();
 
     nlohmann::json out;
-    if (!fs::exists(dir / "trainer.ckpt")) {  // the untrained baseline (a resumed run has lost it)
+    if (writer && !fs::exists(dir / "trainer.ckpt")) {  // the untrained baseline (a resumed run has lost it)
       out["before"] = loss_record_json(trainer.evaluate(held_out));
       auto palettes = encode_items(*encoder, catalog, held_out);
       if (palettes.size(1) > 1) out["before"]["mean_intra_cosine"] = mean_intra_cosine(palettes);
     }
     PaletteTrainResult result = trainer.train();
+    if (!writer) return {};
     out["after"] = loss_record_json(trainer.evaluate(held_out));
     auto palettes = encode_items(*encoder, catalog, held_out);
     if (palettes.size(1) > 1) out["after"]["mean_intra_cosine"] = mean_intra_cosine(palettes);

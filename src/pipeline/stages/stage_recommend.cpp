@@ -7,6 +7,7 @@
 // alignment task for recommend.align_epochs epochs first.
 #include "../context.hpp"
 #include "../lm_text.hpp"
+#include "distributed_stages.hpp"
 
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
@@ -109,8 +110,14 @@ class RecommendStage : public Stage {
                         split.train.size(), split.valid.size(), split.test.size()));
     if (split.train.empty() || split.test.empty())
       throw ValueError("recommend: the split has no training or no test examples (too few interactions per user?)");
-    fs::create_directories(ctx.path("recommenders"));
-    fs::create_directories(ctx.path("checkpoints/recommend"));
+    // Under torchrun (run_pipeline_on_group) every rank trains the generative recommenders; rank 0 alone
+    // writes, and trains SASRec (which does not shard). The split above made users.order on rank 0 first.
+    detail::begin_distributed_stage(name());
+    const bool writer = detail::writes_run_folder();
+    if (writer) {
+      fs::create_directories(ctx.path("recommenders"));
+      fs::create_directories(ctx.path("checkpoints/recommend"));
+    }
     std::vector<ArtifactSpec> out;
     const bool lm = rc.model.backbone == RecommenderBackbone::lm;
     LmText text;
@@ -132,8 +139,10 @@ class RecommendStage : public Stage {
                                      table->num_items(), num_items));
       }
       const auto dir = ctx.path("recommenders/" + name);
-      fs::create_directories(dir);
-      table->save(dir / "semantic_ids.bin");
+      if (writer) {
+        fs::create_directories(dir);
+        table->save(dir / "semantic_ids.bin");
+      }
       auto vocab = lm ? CodeVocabulary::after_text(table->codebook_sizes(), text.text_vocab_size, text.bos, text.pad)
                       : CodeVocabulary::for_table(*table);
       auto model = make_recommender(vocab, rc.model, rc.seed);
@@ -147,7 +156,9 @@ class RecommendStage : public Stage {
       options.align_text_tokens = rc.model.align_text_tokens;
       options.loop = loop_options(ctx, "recommender[" + name + "]", name, rc.epochs,
                                   (std::int64_t(split.train.size()) + rc.batch_size - 1) / rc.batch_size);
+      options.loop.gradient_sync(detail::stage_training_group());  // each rank its shard of every batch
       auto result = train_recommender(model, *table, vocab, split.train, split.valid, options, text.item_text);
+      if (!writer) continue;
       save_recommender(dir, *model, *table, vocab, rc.model, lm ? &text.item_text : nullptr);
       auto summary = training_json(result);
       summary["tokenizer"] = name;
@@ -164,6 +175,7 @@ class RecommendStage : public Stage {
                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
     }
     out.push_back({"recommenders", "recommenders", 1});
+    if (!writer) return out;
 
     bool any_baseline = false;
     for (const auto& name : rc.baselines) {
