@@ -8,6 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <iostream>
+#include <optional>
+#include <utility>
 
 namespace py = pybind11;
 
@@ -31,12 +33,14 @@ LAMIA_REGISTER_BINDINGS(kOrderPipeline, pipeline) {
   m.def(
       "run_pipeline",
       [](const py::object& config, const std::string& out_dir, std::vector<std::string> stages,
-         std::string until) {
+         std::string until, std::optional<std::pair<std::int64_t, std::int64_t>> shard, bool merge) {
         lamia::PipelineConfig c;
         if (!config.is_none()) lamia::from_json(to_json(config), c);
         lamia::PipelineRunOptions options;
         options.stages = std::move(stages);
         options.until = std::move(until);
+        if (shard) options.shard = lamia::ShardSpec{shard->first, shard->second};
+        options.merge_shards = merge;
         lamia::PipelineResult result;
         {
           py::gil_scoped_release release;
@@ -52,7 +56,8 @@ LAMIA_REGISTER_BINDINGS(kOrderPipeline, pipeline) {
         return out;
       },
       py::arg("config") = py::none(), py::arg("out_dir") = "runs/default", py::kw_only(),
-      py::arg("stages") = std::vector<std::string>{}, py::arg("until") = "",
+      py::arg("stages") = std::vector<std::string>{}, py::arg("until") = "", py::arg("shard") = py::none(),
+      py::arg("merge") = false,
       "Runs the pipeline's stages (dataset, tokenizer, palette, export, quantize, recommend, evaluate) into\n"
       "out_dir, as `lamia run` does; stages whose configuration and inputs are unchanged since the last run\n"
       "into out_dir are skipped (out_dir/manifest.json). config: a dict with any of the keys of\n"
@@ -61,7 +66,10 @@ LAMIA_REGISTER_BINDINGS(kOrderPipeline, pipeline) {
       "diagnostics and metrics are what diagnostics.json and metrics.json hold.\n"
       "stages: run only these stages, as a stage command does (e.g. ['quantize'], as `lamia quantize`):\n"
       "the stages before them must be complete and current for this config (ValueError naming the stage\n"
-      "and the keys that differ otherwise), none after them runs. until: stop after this stage.");
+      "and the keys that differ otherwise), none after them runs. until: stop after this stage.\n"
+      "shard=(i, n) with stages=['export'] or ['evaluate']: only the i-th of n contiguous parts, written under\n"
+      "out_dir/shards/ or out_dir/eval_shards/ (the manifest is not changed), as `--shard i/n`; merge=True\n"
+      "checks the n parts and writes the stage's artifacts from them, as `--merge` (docs/distributed.md).");
   m.def(
       "stage_commands",
       [] {
