@@ -12,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -117,10 +118,26 @@ std::vector<std::int64_t> sample_indices(std::int64_t n, std::int64_t m, std::mt
 }
 }  // namespace detail
 
+namespace {
+// True when p[0..m) holds no inf and no NaN (the float's exponent bits are all ones only for those).
+// Branch-free over the row so that the compiler vectorizes it: the check reads every palette value
+// once per fit, 4.1e9 values at 1M items x 4 x 1024.
+bool row_is_finite(const float* p, std::int64_t m) {
+  std::uint32_t bad = 0;
+  for (std::int64_t j = 0; j < m; ++j) {
+    std::uint32_t u;
+    std::memcpy(&u, p + j, sizeof u);
+    bad |= static_cast<std::uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+}  // namespace
+
 void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, const char* what,
                   std::int64_t rows_per_item, std::int64_t first_item) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* p = x + r * row_stride;
+    if (row_is_finite(p, row_stride)) continue;
     for (std::int64_t j = 0; j < row_stride; ++j) {
       if (!std::isfinite(p[j])) {
         if (rows_per_item > 1) {

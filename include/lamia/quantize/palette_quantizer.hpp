@@ -136,7 +136,9 @@ class PaletteQuantizer {
   PaletteFitReport fit(const float* palettes, std::int64_t num_items, std::int64_t num_positions,
                        std::int64_t dim);
   /// Same from palettes read a chunk at a time (e.g. from a palette file larger than memory):
-  /// three passes over the source (means and the NaN/inf check, covariances, projections);
+  /// three passes over the source (means and the NaN/inf check, covariances, projections), two
+  /// with a PCA sample (pca.max_items: the check with the sample's copy, projections), one after
+  /// reading the sampled items alone when the sample is at most 1 item in 32;
   /// memory beyond one chunk is the n x L x d projections (n x L x D with no_pca) and the
   /// L covariances (D x D doubles). Gives the same quantizer as fit(tensor) on the same data.
   PaletteFitReport fit(const PaletteSource& source);

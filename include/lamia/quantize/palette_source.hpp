@@ -1,7 +1,9 @@
 #pragma once
 // PaletteSource: palettes (n x L x D float32) read a range of items at a time, so that the
 // quantizer can fit and encode catalogs whose palettes do not fit in memory. The quantizer
-// reads every range in order, a few times (PaletteQuantizer::fit makes three passes).
+// reads every range in order, a few times (PaletteQuantizer::fit makes three passes over all items,
+// two with a PCA sample, pca.max_items; a sample of at most 1 item in 32 is read alone first, in
+// order, and then all items once).
 //
 //   lamia::PaletteSource a = lamia::PaletteSource::from_tensor(palettes);       // in memory, no copy
 //   lamia::PaletteFileReader file("palettes.bin");                               // lamia/palette
