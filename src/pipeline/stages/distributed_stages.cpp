@@ -28,8 +28,8 @@ __attribute__((weak)) std::shared_ptr<GradientSync> join_environment_process_gro
   if (world_size == 1) return nullptr;
   throw ValueError(fmt::format(
       "WORLD_SIZE is {} (torchrun), but this lamia was built without data-parallel training (the distributed "
-      "component: LAMIA_WITH_C10D found no c10d Gloo at configure time, docs/distributed.md); run one process, "
-      "or rebuild where LibTorch's c10d and gloo's headers are found",
+      "component: LAMIA_WITH_C10D was OFF or found no c10d Gloo at configure time, docs/distributed.md); run one "
+      "process, or rebuild where LibTorch's c10d and gloo's headers are found",
       world_size));
 }
 
