@@ -6,6 +6,8 @@
 //   bench_data_synthetic                 # 10k, 100k, 1M items; users = items / 10
 //   bench_data_synthetic 5000 50000      # other sizes
 //   bench_data_synthetic --one 100000    # one size, in this process
+#include "bench_util.hpp"
+
 #include <lamia/core/threads.hpp>
 #include <lamia/data/synthetic.hpp>
 
@@ -13,10 +15,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -26,17 +26,8 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Peak resident set size of this process in MiB (Linux /proc; 0 elsewhere).
-double peak_rss_mib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0.0;
-}
-
-// Process CPU seconds: the machine may be shared, so wall time alone would measure the neighbours.
-double cpu_seconds() { return double(std::clock()) / CLOCKS_PER_SEC; }
+using lamia::bench::cpu_seconds;
+using lamia::bench::peak_rss_mib;
 
 struct Timer {
   Clock::time_point wall = Clock::now();

@@ -23,6 +23,8 @@
 // --keep-files keeps (and reuses) the palette files in the workdir.
 // --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp). The child
 // fits and the sklearn reference (through threadpoolctl) run with the same count.
+#include "bench_util.hpp"
+
 #include <lamia/core/threads.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/palette/palette_file.hpp>
@@ -31,8 +33,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
-
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -47,15 +47,8 @@
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;
-}
+using lamia::bench::now;
+using lamia::bench::run_json;
 
 // Palettes with structure: at each position, items are noisy copies of one of
 // `clusters` centres lying in a 96-dimensional subspace of R^D. Items [begin, end) of
@@ -90,19 +83,6 @@ struct PaletteGenerator {
     return x;
   }
 };
-
-nlohmann::json run_json(const std::string& cmd) {
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return nullptr;
-  std::string out;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  if (pclose(p) != 0) return nullptr;
-  // The last line that starts a JSON object (the child's result; the JSON itself nests objects).
-  const auto start = out.rfind("\n{");
-  const auto line = start == std::string::npos ? out : out.substr(start + 1);
-  return nlohmann::json::parse(line, nullptr, false);
-}
 
 struct Settings {
   std::int64_t D = 1024, d = 64, k = 256, L = 4;
@@ -167,7 +147,7 @@ int run_child(const std::string& mode, const std::filesystem::path& file, const 
                    {"encode_items_per_s", n / enc_s},
                    {"inertia", inertia},
                    {"colliding_items", report.num_colliding_items},
-                   {"peak_rss_mb", peak_rss_mb()}};
+                   {"peak_rss_mb", lamia::bench::peak_rss_mib()}};
   std::cout << j.dump() << std::endl;
   return 0;
 }
@@ -264,7 +244,7 @@ int main(int argc, char** argv) {
   fmt::print("bench_quantize_fit: D={} -> d={}, k={}, L={}, iterations={}, restarts={}, threads={}\n{}\n", st.D, st.d,
              st.k, st.L, st.iterations, st.restarts, torch::get_num_threads(), lamia::thread_summary(st.threads));
   const PaletteGenerator generate(st.L, st.D, 1);
-  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const auto self = lamia::bench::self_exe();
   double fit_rq = 0;
   for (auto n : sizes) {
     const auto file = workdir / fmt::format("palettes_{}.bin", n);
@@ -351,7 +331,7 @@ int main(int argc, char** argv) {
                "trained / training-free (PaletteQuantizer fit, L={}) time ratio x{:.1f}, peak RSS {:.0f} MB\n",
                rq_items, rq_device, r.epochs, r.stopped_early ? "early stop" : "epoch cap", train_s,
                r.reconstruction_loss.front(), r.reconstruction_loss.back(), fmt::join(r.utilization, "/"), st.L,
-               train_s / fit_rq, peak_rss_mb());
+               train_s / fit_rq, lamia::bench::peak_rss_mib());
   }
   return 0;
 }

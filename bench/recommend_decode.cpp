@@ -11,6 +11,8 @@
 // users/s at 2.4k, 25k and 100k items (random codes, L = 4, k = 256, a small random model).
 //
 //   bench_recommend_decode [--quick] [--device cpu|cuda] [--users 64] [--beam 20] [--hidden 64] [--layers 2]
+#include "bench_util.hpp"
+
 #include <lamia/nn/decoder.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/recommend/beam_search.hpp>
@@ -50,27 +52,11 @@ double seconds(const std::function<void()>& f) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-SemanticIdTable random_table(std::int64_t n, std::int64_t L, std::int64_t k, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::int32_t> codes(std::size_t(n * L));
-  for (auto& c : codes) c = std::int32_t(rng() % std::uint32_t(k));
-  return SemanticIdTable::from_codes(codes.data(), n, L, std::vector<std::int64_t>(std::size_t(L), k));
-}
-
-std::vector<std::vector<ItemIndex>> random_histories(std::int64_t users, std::int64_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::vector<ItemIndex>> h(static_cast<std::size_t>(users));
-  for (auto& row : h)
-    for (int t = 0; t < 20; ++t) row.push_back(ItemIndex(rng() % std::uint32_t(n)));
-  return h;
-}
+using lamia::bench::random_histories;
+using lamia::bench::random_table;
 
 Decoder random_model(const CodeVocabulary& vocab, std::int64_t hidden, std::int64_t layers) {
-  torch::manual_seed(0);
-  Decoder model(DecoderOptions(vocab.size(), hidden, layers, 4).dropout(0).pad_token_id(CodeVocabulary::kPad).max_position_embeddings(256));
-  model->eval();
-  model->to(g_device);
-  return model;
+  return lamia::bench::random_model(vocab, hidden, layers, g_device);
 }
 
 // The peers' loop (see the file comment). Returns [B, K] items, to check that it finds what ours does.
