@@ -196,7 +196,9 @@ int main(int argc, char** argv) {
              lamia::thread_summary(threads_set));
 
   PaletteTrainer trainer(setup.encoder, setup.catalog,
-                         PaletteTrainerOptions().batch_size(batch_size).validation_fraction(0).log_every(0).device(g_device));
+                         PaletteTrainerOptions().batch_size(batch_size).validation_fraction(0).device(g_device).loop(
+                             PaletteTrainerOptions::default_loop()
+                                 .log_every(0)));
   auto all = trainer.epoch_batches(0);
   const std::int64_t warmup = 1;
   all.resize(std::min<std::size_t>(all.size(), static_cast<std::size_t>(steps + warmup)));

@@ -135,8 +135,13 @@ int run(const Args& args) {
   model.seed = 1;
   auto setup = lamia::make_palette_setup_from_tokenizer(catalog, tokenizer, encoder_options, model);
   lamia::PaletteTrainer trainer(setup.encoder, setup.catalog,
-                                lamia::PaletteTrainerOptions().batch_size(32).learning_rate(3e-3).epochs(20)
-                                    .max_steps(150).eval_every(50).log_every(25).seed(1));
+                                lamia::PaletteTrainerOptions().batch_size(32).seed(1).loop(
+                                    lamia::PaletteTrainerOptions::default_loop()
+                                        .learning_rate(3e-3)
+                                        .epochs(20)
+                                        .max_steps(150)
+                                        .eval_every(50)
+                                        .log_every(25)));
   const auto palette_result = trainer.train();
   std::cout << "palette encoder: " << palette_result.steps << " steps (" << palette_result.stop_reason << ")\n";
 

@@ -788,21 +788,21 @@ class ScratchModelOptions(_OptionsBase):
 class PaletteTrainerOptions(_OptionsBase):
     """Options of PaletteTrainer; defaults are the paper's where it gives them."""
     batch_size: int = 128
+    epochs: int = 1
     learning_rate: float = 0.0001
     weight_decay: float = 0.0
-    epochs: int = 1
     max_steps: int = 0
     grad_clip_norm: float = 1.0
-    validation_fraction: float = 0.05
     eval_every: int = 500
     patience: int = 5
     restore_best: bool = True
-    group_batches: int = 32
-    seed: int = 0
     checkpoint_path: str = ''
     checkpoint_every: int = 0
     resume: bool = True
     log_every: int = 50
+    validation_fraction: float = 0.05
+    group_batches: int = 32
+    seed: int = 0
     device: str = 'cpu'
     def __init__(self, options: _OUnion[PaletteTrainerOptions, _ODict[str, _OAny], None] = None, **fields: _OAny) -> None: ...
     @staticmethod
@@ -1299,6 +1299,7 @@ class SasRecOptions(_OptionsBase):
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
+    ffn_dim: int = 0
     dropout: float = 0.2
     max_length: int = 20
     loss: str = 'cross_entropy'

@@ -48,6 +48,22 @@ void DecoderOptions::validate() const {
         fmt::format("DecoderOptions: pad_token_id ({}) must be < vocab_size ({})", pad_token_id_, vocab_size_));
 }
 
+void TransformerSize::check_size(const std::string& owner) const {
+  auto fail = [&](const char* field, const std::string& rule, const std::string& got) {
+    throw ValueError(fmt::format("{}: {} {} (got {})", owner, field, rule, got));
+  };
+  if (hidden_size < 1) fail("hidden_size", "must be >= 1", std::to_string(hidden_size));
+  if (num_layers < 1) fail("num_layers", "must be >= 1", std::to_string(num_layers));
+  if (num_heads < 1 || hidden_size % num_heads != 0)
+    fail("num_heads", fmt::format("must divide hidden_size {}", hidden_size), std::to_string(num_heads));
+  if (ffn_dim < 0) fail("ffn_dim", "must be >= 0", std::to_string(ffn_dim));
+  if (!(dropout >= 0 && dropout < 1)) fail("dropout", "must be in [0, 1)", fmt::format("{}", dropout));
+}
+
+DecoderOptions TransformerSize::decoder_options(std::int64_t vocab_size) const {
+  return DecoderOptions(vocab_size, hidden_size, num_layers, num_heads).ffn_dim(ffn_dim).dropout(dropout);
+}
+
 DecoderOptions DecoderOptions::from_hf_config_json(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {

@@ -42,10 +42,7 @@ PaletteSetup make_palette_setup_from_tokenizer(const Catalog& catalog, std::shar
   }
   if (catalog.empty()) throw ValueError("make_palette_setup: the catalog has no items");
   torch::manual_seed(model.seed);
-  Decoder decoder(DecoderOptions(static_cast<std::int64_t>(tokenizer->vocab_size()), model.hidden_size,
-                                 model.num_layers, model.num_heads)
-                      .ffn_dim(model.ffn_dim)
-                      .dropout(model.dropout)
+  Decoder decoder(model.decoder_options(static_cast<std::int64_t>(tokenizer->vocab_size()))
                       .max_position_embeddings(model.max_position_embeddings)
                       .pad_token_id(tokenizer->special_tokens().pad.value_or(1)));
   auto tokens = add_palette_tokens(*tokenizer, *decoder, options.palette_size(), catalog.attribute_names());

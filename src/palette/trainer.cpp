@@ -20,19 +20,11 @@ void PaletteTrainerOptions::check() const {
     throw ValueError(fmt::format("PaletteTrainerOptions: {} must be {}, got {}", name, want, got));
   };
   if (batch_size_ < 1) bad("batch_size", ">= 1", std::to_string(batch_size_));
-  if (!(learning_rate_ > 0)) bad("learning_rate", "> 0", fmt::format("{}", learning_rate_));
-  if (weight_decay_ < 0) bad("weight_decay", ">= 0", fmt::format("{}", weight_decay_));
-  if (epochs_ < 1) bad("epochs", ">= 1", std::to_string(epochs_));
-  if (max_steps_ < 0) bad("max_steps", ">= 0", std::to_string(max_steps_));
-  if (grad_clip_norm_ < 0) bad("grad_clip_norm", ">= 0", fmt::format("{}", grad_clip_norm_));
   if (!(validation_fraction_ >= 0 && validation_fraction_ < 1)) {
     bad("validation_fraction", "in [0, 1)", fmt::format("{}", validation_fraction_));
   }
-  if (eval_every_ < 0) bad("eval_every", ">= 0", std::to_string(eval_every_));
-  if (patience_ < 0) bad("patience", ">= 0", std::to_string(patience_));
   if (group_batches_ < 1) bad("group_batches", ">= 1", std::to_string(group_batches_));
-  if (checkpoint_every_ < 0) bad("checkpoint_every", ">= 0", std::to_string(checkpoint_every_));
-  if (log_every_ < 0) bad("log_every", ">= 0", std::to_string(log_every_));
+  loop_.check();
 }
 
 void apply_palette_lora(PaletteEncoderImpl& encoder, const LoraOptions& options, bool train_embeddings) {
@@ -267,23 +259,9 @@ PaletteTrainer::PaletteTrainer(PaletteEncoder encoder, const TokenizedCatalog& c
     : encoder_(std::move(encoder)), options_(std::move(options)) {
   options_.check();
   task_ = std::make_unique<PaletteTrainingTask>(encoder_, catalog, options_);
-  loop_ = std::make_unique<TrainingLoop>(*task_, TrainingLoopOptions()
-                                                     .name("palette")
-                                                     .learning_rate(options_.learning_rate())
-                                                     .weight_decay(options_.weight_decay())
-                                                     .epochs(options_.epochs())
-                                                     .max_steps(options_.max_steps())
-                                                     .grad_clip_norm(options_.grad_clip_norm())
-                                                     .eval_every(options_.eval_every())
-                                                     .patience(options_.patience())
-                                                     .restore_best(options_.restore_best())
-                                                     .seed(options_.seed())
-                                                     .checkpoint_path(options_.checkpoint_path())
-                                                     .checkpoint_every(options_.checkpoint_every())
-                                                     .resume(options_.resume())
-                                                     .log_every(options_.log_every())
-                                                     .log(options_.log())
-                                                     .gradient_sync(options_.gradient_sync()));
+  auto loop = options_.loop();
+  loop.name("palette").seed(options_.seed());
+  loop_ = std::make_unique<TrainingLoop>(*task_, std::move(loop));
 }
 
 PaletteTrainer::~PaletteTrainer() = default;

@@ -52,7 +52,7 @@ void validate(const PipelineConfig& c) {
     kRoot.key("palette.encoder.num_content_attributes")
         .fail_message(fmt::format("must be <= num_attributes ({}), got {}", enc.num_attributes(),
                                   enc.num_content_attributes()));
-  if (!c.palette.trainer.checkpoint_path().empty())
+  if (!c.palette.trainer.loop().checkpoint_path().empty())
     kRoot.key("palette.trainer.checkpoint_path")
         .fail_message("must stay empty: the palette stage checkpoints to palette_encoder/trainer.ckpt");
   checked("palette.trainer", [&] { c.palette.trainer.check(); });

@@ -39,15 +39,10 @@ RecommenderModelOptions RecommenderModelOptions::preset(const std::string& name)
 }
 
 void RecommenderModelOptions::check() const {
+  check_size("recommender model");
   auto fail = [](const char* field, const std::string& rule, const std::string& got) {
     throw ValueError(fmt::format("recommender model: {} {} (got {})", field, rule, got));
   };
-  if (hidden_size < 1) fail("hidden_size", "must be >= 1", std::to_string(hidden_size));
-  if (num_layers < 1) fail("num_layers", "must be >= 1", std::to_string(num_layers));
-  if (num_heads < 1 || hidden_size % num_heads != 0)
-    fail("num_heads", fmt::format("must divide hidden_size {}", hidden_size), std::to_string(num_heads));
-  if (ffn_dim < 0) fail("ffn_dim", "must be >= 0", std::to_string(ffn_dim));
-  if (!(dropout >= 0 && dropout < 1)) fail("dropout", "must be in [0, 1)", fmt::format("{}", dropout));
   if (max_history_items < 1 || max_history_items > 100000)
     fail("max_history_items", "must be 1 to 100000", std::to_string(max_history_items));
   if (lora_rank < 0) fail("lora_rank", "must be >= 0", std::to_string(lora_rank));
@@ -74,9 +69,7 @@ void from_json(const nlohmann::json& j, RecommenderModelOptions& o) {
 DecoderOptions recommender_decoder_options(const CodeVocabulary& vocab, const RecommenderModelOptions& options) {
   options.check();
   const auto positions = 1 + (options.max_history_items + 1) * vocab.num_levels();
-  return DecoderOptions(vocab.size(), options.hidden_size, options.num_layers, options.num_heads)
-      .ffn_dim(options.ffn_dim)
-      .dropout(options.dropout)
+  return options.decoder_options(vocab.size())
       .max_position_embeddings(positions)
       .pad_token_id(CodeVocabulary::kPad);
 }

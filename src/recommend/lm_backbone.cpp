@@ -74,9 +74,7 @@ Decoder make_lm_recommender(const CodeVocabulary& vocab, const RecommenderModelO
   const auto needed = lm_positions_needed(vocab, options);
   if (options.pretrained.empty()) {
     torch::manual_seed(seed);
-    return Decoder(DecoderOptions(vocab.size(), options.hidden_size, options.num_layers, options.num_heads)
-                       .ffn_dim(options.ffn_dim)
-                       .dropout(options.dropout)
+    return Decoder(options.decoder_options(vocab.size())
                        .max_position_embeddings(needed)
                        .pad_token_id(vocab.pad()));
   }

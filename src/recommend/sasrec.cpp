@@ -80,14 +80,10 @@ torch::Tensor item_logits(DecoderImpl& model, const torch::Tensor& hidden) {
 }  // namespace
 
 void SasRecOptions::check() const {
+  check_size("sasrec");
   auto fail = [](const char* field, const std::string& rule, const std::string& got) {
     throw ValueError(fmt::format("sasrec: {} {} (got {})", field, rule, got));
   };
-  if (hidden_size < 1) fail("hidden_size", "must be >= 1", std::to_string(hidden_size));
-  if (num_layers < 1) fail("num_layers", "must be >= 1", std::to_string(num_layers));
-  if (num_heads < 1 || hidden_size % num_heads != 0)
-    fail("num_heads", fmt::format("must divide hidden_size {}", hidden_size), std::to_string(num_heads));
-  if (!(dropout >= 0 && dropout < 1)) fail("dropout", "must be in [0, 1)", fmt::format("{}", dropout));
   if (max_length < 1 || max_length > 100000) fail("max_length", "must be 1 to 100000", std::to_string(max_length));
   if (negatives < 1 || negatives > 100000) fail("negatives", "must be 1 to 100000", std::to_string(negatives));
 }
@@ -106,9 +102,7 @@ SasRec::SasRec(std::int64_t num_items, SasRecOptions options, std::uint64_t seed
   options_.check();
   if (num_items < 1) throw ValueError(fmt::format("SasRec: num_items must be >= 1, got {}", num_items));
   torch::manual_seed(seed);
-  model = Decoder(DecoderOptions(kFirstItemToken + num_items, options_.hidden_size, options_.num_layers,
-                                 options_.num_heads)
-                      .dropout(options_.dropout)
+  model = Decoder(options_.decoder_options(kFirstItemToken + num_items)
                       .max_position_embeddings(options_.max_length + 2)
                       .pad_token_id(0));
 }

@@ -97,6 +97,39 @@ struct Defaults<DecoderOptions> {
 };
 }  // namespace options
 
+/// The size of a decoder that lamia builds from scratch (the scratch palette encoder, the generative
+/// recommender, SASRec): the DecoderOptions a user picks, while the vocabulary, the positions and the
+/// padding follow from the task. Each owner derives from it, sets its own defaults in its constructor
+/// and lists these fields with visit_transformer_size_fields, so every config section spells them
+/// alike (hidden_size, num_layers, num_heads, ffn_dim, dropout).
+struct TransformerSize {
+  TransformerSize() = default;
+  TransformerSize(std::int64_t hidden, std::int64_t layers, std::int64_t heads, double dropout_rate)
+      : hidden_size(hidden), num_layers(layers), num_heads(heads), dropout(dropout_rate) {}
+  std::int64_t hidden_size = 128;
+  std::int64_t num_layers = 2;
+  std::int64_t num_heads = 4;
+  std::int64_t ffn_dim = 0;  ///< FFN inner size; 0: 4 * hidden_size
+  double dropout = 0.1;
+
+  /// ValueError "<owner>: <field> must ... (got ...)" for the first field out of range
+  /// (num_heads must divide hidden_size).
+  void check_size(const std::string& owner) const;
+  /// DecoderOptions(vocab_size, hidden_size, num_layers, num_heads) with this ffn_dim and dropout.
+  DecoderOptions decoder_options(std::int64_t vocab_size) const;
+};
+
+/// The fields of TransformerSize, as its owners flatten them into their own field lists;
+/// layers_doc is the doc of num_layers ("decoder blocks", "the paper's TRM3L/6L/12L: 3, 6, 12").
+template <class V>
+void visit_transformer_size_fields(TransformerSize& o, V&& v, const char* layers_doc) {
+  v.field("hidden_size", o.hidden_size, "width of the transformer", options::at_least(1));
+  v.field("num_layers", o.num_layers, layers_doc, options::at_least(1));
+  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
+  v.field("ffn_dim", o.ffn_dim, "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
+  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+}
+
 /// Inputs of one forward pass. Tensors may live anywhere: they are moved to the module's device.
 struct DecoderInput {
   torch::Tensor input_ids;       // [B,T] int64, required (defines B,T)

@@ -7,6 +7,7 @@
 //   PaletteTrainer trainer(setup.encoder, setup.catalog);
 #include <lamia/core/options.hpp>
 #include <lamia/data/catalog.hpp>
+#include <lamia/nn/decoder.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/palette_encoder.hpp>
 #include <lamia/text/tokenizer.hpp>
@@ -24,14 +25,11 @@ struct PaletteSetup {
   TokenizedCatalog catalog;              ///< the catalog tokenized with the encoder's layout options
 };
 
-/// Size of a decoder trained from scratch (the defaults: the 4-layer d = 256 model of the benches).
-struct ScratchModelOptions {
+/// A decoder trained from scratch: its BPE vocabulary, its size (TransformerSize; the defaults are
+/// the 4-layer d = 256 model of the benches) and its seed.
+struct ScratchModelOptions : TransformerSize {
+  ScratchModelOptions() : TransformerSize(/*hidden*/ 256, /*layers*/ 4, /*heads*/ 4, /*dropout*/ 0.1) {}
   std::int64_t vocab_size = 2048;  ///< BPE vocabulary trained on the catalog's texts (>= 260)
-  std::int64_t hidden_size = 256;
-  std::int64_t num_layers = 4;
-  std::int64_t num_heads = 4;
-  std::int64_t ffn_dim = 0;        ///< 0: 4 * hidden_size
-  double dropout = 0.1;
   std::int64_t max_position_embeddings = 1024;
   std::uint64_t seed = 0;          ///< torch's generator is seeded with it before the weights are drawn
 };
@@ -40,11 +38,7 @@ struct ScratchModelOptions {
 template <class V>
 void visit_fields(ScratchModelOptions& o, V&& v) {
   v.field("vocab_size", o.vocab_size, "BPE vocabulary trained on the catalog's texts", options::at_least(260));
-  v.field("hidden_size", o.hidden_size, "width of the decoder", options::at_least(1));
-  v.field("num_layers", o.num_layers, "decoder blocks", options::at_least(1));
-  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
-  v.field("ffn_dim", o.ffn_dim, "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
-  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+  visit_transformer_size_fields(o, v, "decoder blocks");
   v.field("max_position_embeddings", o.max_position_embeddings, "longest sequence the model reads",
           options::at_least(1));
   v.field("seed", o.seed, "torch's generator is seeded with it before the weights are drawn");

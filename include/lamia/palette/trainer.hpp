@@ -5,13 +5,13 @@
 // where training stopped: weights, optimizer state, torch's RNG state (and the CUDA generator's
 // when training on CUDA), data order, early-stopping state).
 //
-//   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().max_steps(2000)
-//                                                  .checkpoint_path("run/palette.ckpt"));
+//   PaletteTrainer trainer(encoder, tokenized, PaletteTrainerOptions().loop(
+//       PaletteTrainerOptions::default_loop().max_steps(2000).checkpoint_path("run/palette.ckpt")));
 //   auto result = trainer.train();   // resumes from run/palette.ckpt when it exists
 #include <lamia/core/options.hpp>
 #include <lamia/nn/device_codec.hpp>
-#include <lamia/nn/gradient_sync.hpp>
 #include <lamia/nn/lora.hpp>
+#include <lamia/nn/training_loop.hpp>
 #include <lamia/palette/blocks.hpp>
 #include <lamia/palette/palette_encoder.hpp>
 
@@ -28,81 +28,50 @@
 
 namespace lamia {
 
-/// Where PaletteTrainer writes progress lines (not owned).
-using PaletteLogStream = std::ostream*;
-
 /// Options of PaletteTrainer; defaults are the paper's where it gives them (Adam, lr 1e-4, batch 128).
+/// What belongs to palette training is listed here; the optimizer, the budget, early stopping,
+/// checkpoints, progress lines and data parallelism are the shared loop's (`loop`, whose seed and
+/// name the trainer sets: seed from `seed`, name "palette").
+///
+///   auto o = PaletteTrainerOptions().batch_size(32).loop(PaletteTrainerOptions::default_loop().epochs(3));
+///   o.loop().checkpoint_path("run/palette.ckpt");
 struct PaletteTrainerOptions {
   /// Samples ((item, task) pairs) per optimizer step.
   TORCH_ARG(std::int64_t, batch_size) = 128;
-  /// Adam's learning rate.
-  TORCH_ARG(double, learning_rate) = 1e-4;
-  /// Adam's (L2) weight decay.
-  TORCH_ARG(double, weight_decay) = 0.0;
-  /// Passes over the training samples.
-  TORCH_ARG(std::int64_t, epochs) = 1;
-  /// Stop after this many optimizer steps in total (0: no limit). A checkpoint is written there.
-  TORCH_ARG(std::int64_t, max_steps) = 0;
-  /// Clip the global gradient norm to this value (0: no clipping).
-  TORCH_ARG(double, grad_clip_norm) = 1.0;
   /// Share of the items held out for validation / early stopping (0 <= f < 1; 0: none).
   TORCH_ARG(double, validation_fraction) = 0.05;
-  /// Evaluate on the held-out items every this many steps (0: at the end of each epoch only).
-  TORCH_ARG(std::int64_t, eval_every) = 500;
-  /// Stop after this many evaluations without a better validation loss (0: never stop early).
-  TORCH_ARG(std::int64_t, patience) = 5;
-  /// Put the best validation weights back into the model when training ends.
-  TORCH_ARG(bool, restore_best) = true;
   /// Length grouping: samples are sorted by length within windows of this many batches.
   TORCH_ARG(std::int64_t, group_batches) = 32;
   /// Seed of the item split, the data order and torch's generator (dropout, LoRA init).
   TORCH_ARG(std::uint64_t, seed) = 0;
-  /// Checkpoint file; empty: no checkpoints.
-  TORCH_ARG(std::string, checkpoint_path) = "";
-  /// Write a checkpoint every this many steps (0: only at evaluations, epoch ends and the end).
-  TORCH_ARG(std::int64_t, checkpoint_every) = 0;
-  /// Continue from checkpoint_path when it exists.
-  TORCH_ARG(bool, resume) = true;
-  /// Print a progress line every this many steps (0: silent).
-  TORCH_ARG(std::int64_t, log_every) = 50;
-  /// Where progress lines go (nullptr: std::cerr).
-  TORCH_ARG(PaletteLogStream, log) = nullptr;
   /// Device the model and the batches are moved to.
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
-  /// Data-parallel training (TrainingLoopOptions::gradient_sync; nullptr: this process alone):
-  /// each rank trains on its contiguous shard of every batch of batch_size samples.
-  TORCH_ARG(std::shared_ptr<GradientSync>, gradient_sync) = nullptr;
+  /// The training loop's options (nn/training_loop.hpp). Data-parallel training
+  /// (`loop().gradient_sync(...)`): each rank trains on its contiguous shard of every batch of
+  /// batch_size samples.
+  TORCH_ARG(TrainingLoopOptions, loop) = default_loop();
 
  public:
+  /// The loop's palette defaults: lr 1e-4 (the paper's), 1 epoch, validation every 500 steps,
+  /// patience 5.
+  static TrainingLoopOptions default_loop() {
+    return TrainingLoopOptions().name("palette").learning_rate(1e-4).epochs(1).eval_every(500).patience(5);
+  }
   /// Throws ValueError on an option out of range.
   void check() const;
 };
 
-/// The fields of PaletteTrainerOptions (JSON, Python); `log` and `gradient_sync` are not (set in C++).
+/// The fields of PaletteTrainerOptions (JSON, Python): its own and the loop's, flattened
+/// (palette.trainer.epochs, ...); the loop's log, name and gradient_sync are set in C++.
 template <class V>
 void visit_fields(PaletteTrainerOptions& o, V&& v) {
   v.field("batch_size", o.batch_size(), "samples ((item, task) pairs) per optimizer step (paper: 128)", options::at_least(1));
-  v.field("learning_rate", o.learning_rate(), "Adam's learning rate (paper: 1e-4)", options::greater_than(0));
-  v.field("weight_decay", o.weight_decay(), "Adam's (L2) weight decay", options::at_least(0));
-  v.field("epochs", o.epochs(), "passes over the training samples", options::at_least(1));
-  v.field("max_steps", o.max_steps(), "stop after this many optimizer steps in total (0: no limit)", options::at_least(0));
-  v.field("grad_clip_norm", o.grad_clip_norm(), "clip the global gradient norm to this value (0: no clipping)",
-          options::at_least(0));
+  visit_training_loop_fields(o.loop(), v, "passes over the training samples");
   v.field("validation_fraction", o.validation_fraction(), "share of the items held out for validation (0: none)",
           options::from_to_excluded(0, 1));
-  v.field("eval_every", o.eval_every(), "evaluate every this many steps (0: at the end of each epoch only)",
-          options::at_least(0));
-  v.field("patience", o.patience(), "stop after this many evaluations without a better validation loss (0: never)",
-          options::at_least(0));
-  v.field("restore_best", o.restore_best(), "put the best validation weights back into the model when training ends");
   v.field("group_batches", o.group_batches(), "samples are sorted by length within windows of this many batches",
           options::at_least(1));
   v.field("seed", o.seed(), "seed of the item split, the data order and torch's generator");
-  v.field("checkpoint_path", o.checkpoint_path(), "checkpoint file; empty: no checkpoints");
-  v.field("checkpoint_every", o.checkpoint_every(),
-          "write a checkpoint every this many steps (0: only at evaluations, epoch ends and the end)", options::at_least(0));
-  v.field("resume", o.resume(), "continue from checkpoint_path when it exists");
-  v.field("log_every", o.log_every(), "print a progress line every this many steps (0: silent)", options::at_least(0));
   v.field("device", o.device(), "device the model and the batches are moved to");
 }
 
@@ -181,7 +150,7 @@ class PaletteTrainer {
   PaletteTrainer(PaletteTrainer&&) noexcept;
   PaletteTrainer& operator=(PaletteTrainer&&) noexcept;
 
-  /// Trains (resuming from options.checkpoint_path() when it exists and resume is set).
+  /// Trains (resuming from options.loop().checkpoint_path() when it exists and resume is set).
   /// A non-finite loss or gradient norm throws ValueError naming the step and the batch's item
   /// ids; the last checkpoint on disk is left as it was. The encoder stays in training mode.
   PaletteTrainResult train();

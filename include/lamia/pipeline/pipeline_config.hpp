@@ -135,13 +135,9 @@ struct PipelinePaletteConfig {
   static PaletteTrainerOptions small_trainer() {
     return PaletteTrainerOptions()
         .batch_size(64)
-        .learning_rate(1e-3)
-        .epochs(3)
-        .max_steps(0)
-        .grad_clip_norm(1.0)
         .validation_fraction(0.05)
         .seed(2024)
-        .log_every(25);
+        .loop(PaletteTrainerOptions::default_loop().learning_rate(1e-3).epochs(3).grad_clip_norm(1.0).log_every(25));
   }
 };
 

@@ -42,14 +42,10 @@ constexpr auto enum_names(RecommenderBackbone) {
 /// and the alignment task's inputs. Built by the caller with the LM's tokenizer.
 using ItemTextTokens = std::vector<std::vector<std::int64_t>>;
 
-/// Size of the recommender transformer (OPT blocks, pre-LN, tied head).
-struct RecommenderModelOptions {
-  std::int64_t hidden_size = 128;
-  std::int64_t num_layers = 3;
-  std::int64_t num_heads = 4;
-  /// FFN inner size; 0: 4 * hidden_size.
-  std::int64_t ffn_dim = 0;
-  double dropout = 0.1;
+/// The recommender transformer (OPT blocks, pre-LN, tied head): its size (TransformerSize; defaults
+/// hidden 128, 3 layers, 4 heads, FFN 4 * hidden, dropout 0.1) and its backbone.
+struct RecommenderModelOptions : TransformerSize {
+  RecommenderModelOptions() : TransformerSize(/*hidden*/ 128, /*layers*/ 3, /*heads*/ 4, /*dropout*/ 0.1) {}
   /// Items of history the model reads (paper: 20); sets the position table's size.
   std::int64_t max_history_items = 20;
   /// "codes" (default): code tokens only, from scratch. "lm": the code tokens after a text vocabulary
@@ -76,11 +72,7 @@ struct RecommenderModelOptions {
 /// The fields of RecommenderModelOptions (JSON, Python).
 template <class V>
 void visit_fields(RecommenderModelOptions& o, V&& v) {
-  v.field("hidden_size", o.hidden_size, "width of the transformer", options::at_least(1));
-  v.field("num_layers", o.num_layers, "transformer blocks (the paper's TRM3L/6L/12L: 3, 6, 12)", options::at_least(1));
-  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
-  v.field("ffn_dim", o.ffn_dim, "FFN inner size; 0: 4 * hidden_size", options::at_least(0));
-  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+  visit_transformer_size_fields(o, v, "transformer blocks (the paper's TRM3L/6L/12L: 3, 6, 12)");
   v.field("max_history_items", o.max_history_items, "items of history the model reads (paper: 20)",
           options::between(1, 100000));
   v.field("backbone", o.backbone, "'codes': code tokens only, from scratch; 'lm': the code tokens after a text vocabulary");

@@ -33,11 +33,10 @@ constexpr auto enum_names(SasRecLoss) {
   return std::array{std::pair{SasRecLoss::cross_entropy, "cross_entropy"}, std::pair{SasRecLoss::bce, "bce"}};
 }
 
-struct SasRecOptions {
-  std::int64_t hidden_size = 64;
-  std::int64_t num_layers = 2;
-  std::int64_t num_heads = 2;
-  double dropout = 0.2;
+/// The transformer's size (TransformerSize; defaults hidden 64, 2 layers, 2 heads, dropout 0.2,
+/// FFN 4 * hidden) and what SASRec adds.
+struct SasRecOptions : TransformerSize {
+  SasRecOptions() : TransformerSize(/*hidden*/ 64, /*layers*/ 2, /*heads*/ 2, /*dropout*/ 0.2) {}
   /// Items per sequence the model reads (the last ones).
   std::int64_t max_length = 20;
   SasRecLoss loss = SasRecLoss::cross_entropy;
@@ -48,10 +47,7 @@ struct SasRecOptions {
 /// The fields of SasRecOptions (JSON, Python).
 template <class V>
 void visit_fields(SasRecOptions& o, V&& v) {
-  v.field("hidden_size", o.hidden_size, "width of the transformer (and of the item embeddings)", options::at_least(1));
-  v.field("num_layers", o.num_layers, "transformer blocks", options::at_least(1));
-  v.field("num_heads", o.num_heads, "attention heads (must divide hidden_size)", options::at_least(1));
-  v.field("dropout", o.dropout, "dropout of the blocks", options::from_to_excluded(0, 1));
+  visit_transformer_size_fields(o, v, "transformer blocks");  // the item embeddings are hidden_size wide
   v.field("max_length", o.max_length, "items per sequence the model reads (the last ones)", options::between(1, 100000));
   v.field("loss", o.loss, "cross_entropy: full softmax over every item; bce: one sampled negative set per position");
   v.field("negatives", o.negatives, "sampled negatives per position (bce only)", options::between(1, 100000));

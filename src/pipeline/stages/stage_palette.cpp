@@ -58,8 +58,8 @@ class PaletteStage : public Stage {
     // The loss curve is recorded every log_every steps (training.json, `lamia report`) whether or not
     // progress is shown: with progress off the lines go to a stream that drops them.
     static std::ostream dropped(nullptr);
-    options.checkpoint_path((dir / "trainer.ckpt").string()).log(ctx.config.progress ? &ctx.log : &dropped);
-    options.gradient_sync(detail::stage_training_group());  // each rank its shard of every batch
+    options.loop().checkpoint_path((dir / "trainer.ckpt").string()).log(ctx.config.progress ? &ctx.log : &dropped);
+    options.loop().gradient_sync(detail::stage_training_group());  // each rank its shard of every batch
     PaletteTrainer trainer(encoder, catalog, options);
     const auto& held_out = trainer.validation_items().empty() ? trainer.train_items() : trainer.validation_items();
 

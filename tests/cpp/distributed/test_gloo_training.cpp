@@ -77,16 +77,15 @@ PaletteSetup palette_setup(std::uint64_t seed) {
 
 PaletteTrainerOptions palette_options() {
   // 24 items x 4 tasks in one length-grouping window: 12 batches of 8, shards of 4.
-  return PaletteTrainerOptions()
-      .batch_size(8)
-      .learning_rate(5e-3)
-      .epochs(1)
-      .max_steps(kSteps)
-      .validation_fraction(0)
-      .eval_every(0)
-      .patience(0)
-      .restore_best(false)
-      .log_every(0);
+  return PaletteTrainerOptions().batch_size(8).validation_fraction(0).loop(
+      PaletteTrainerOptions::default_loop()
+          .learning_rate(5e-3)
+          .epochs(1)
+          .max_steps(kSteps)
+          .eval_every(0)
+          .patience(0)
+          .restore_best(false)
+          .log_every(0));
 }
 
 RecommenderModelOptions recommender_model_options() {
@@ -121,7 +120,9 @@ struct LoneShard : GradientSync {
 
 std::vector<torch::Tensor> train_palette(std::uint64_t seed, std::shared_ptr<GradientSync> sync) {
   auto s = palette_setup(seed);
-  PaletteTrainer trainer(s.encoder, s.catalog, palette_options().gradient_sync(std::move(sync)));
+  auto options = palette_options();
+  options.loop().gradient_sync(std::move(sync));
+  PaletteTrainer trainer(s.encoder, s.catalog, options);
   REQUIRE(trainer.train().steps == kSteps);
   return parameters_of(*s.encoder);
 }
@@ -144,7 +145,7 @@ std::vector<torch::Tensor> palette_reference(const std::vector<std::int64_t>& ra
   std::vector<torch::Tensor> params;
   for (auto& p : s.encoder->parameters())
     if (p.requires_grad()) params.push_back(p);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(options.learning_rate()));
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(options.loop().learning_rate()));
   torch::manual_seed(options.seed());
   s.encoder->train();
   const auto& tokens = s.encoder->tokens();
@@ -162,7 +163,7 @@ std::vector<torch::Tensor> palette_reference(const std::vector<std::int64_t>& ra
       loss = loss + s.encoder->forward(collate_samples(samples, tokens, need_full)).loss / double(ranks.size());
     }
     loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, options.grad_clip_norm());
+    torch::nn::utils::clip_grad_norm_(params, options.loop().grad_clip_norm());
     adam.step();
   }
   return parameters_of(*s.encoder);

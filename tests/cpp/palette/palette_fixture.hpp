@@ -57,4 +57,20 @@ inline ScratchModelOptions tiny_model(std::int64_t hidden = 32, double dropout =
   return m;
 }
 
+/// The interrupted-and-resumed training tests' options (CPU and CUDA): seed 11, 3 epochs, validation
+/// every 3 steps, checkpoints to ckpt (empty: none).
+inline PaletteTrainerOptions resume_test_options(std::int64_t max_steps, const std::string& ckpt,
+                                                 torch::Device device = torch::kCPU) {
+  return PaletteTrainerOptions().batch_size(8).validation_fraction(0.2).seed(11).device(device).loop(
+      PaletteTrainerOptions::default_loop()
+          .learning_rate(1e-3)
+          .epochs(3)
+          .max_steps(max_steps)
+          .eval_every(3)
+          .patience(100)
+          .restore_best(false)
+          .log_every(0)
+          .checkpoint_path(ckpt));
+}
+
 }  // namespace lamia::testing

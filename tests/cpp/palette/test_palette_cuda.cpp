@@ -60,22 +60,6 @@ double max_parameter_error(PaletteEncoderImpl& a, PaletteEncoderImpl& b, std::st
   return m;
 }
 
-PaletteTrainerOptions resume_options(std::int64_t max_steps, const std::string& ckpt, const torch::Device& device) {
-  return PaletteTrainerOptions()
-      .batch_size(8)
-      .learning_rate(1e-3)
-      .epochs(3)
-      .max_steps(max_steps)
-      .validation_fraction(0.2)
-      .eval_every(3)
-      .patience(100)
-      .restore_best(false)
-      .log_every(0)
-      .seed(11)
-      .checkpoint_path(ckpt)
-      .device(device);
-}
-
 }  // namespace
 
 TEST_CASE("cuda: palette encoder loss parts, palettes and gradients on CUDA equal the CPU's", "[palette][cuda]") {
@@ -133,18 +117,16 @@ TEST_CASE("cuda: PaletteTrainer on CUDA lowers the loss, evaluates and encodes",
   auto s = cuda_setup(48, 0.0);
   std::ostringstream log;
   PaletteTrainer trainer(s.encoder, s.catalog,
-                         PaletteTrainerOptions()
-                             .batch_size(16)
-                             .learning_rate(3e-3)
-                             .epochs(100)
-                             .max_steps(60)
-                             .validation_fraction(0.1)
-                             .eval_every(30)
-                             .patience(0)
-                             .restore_best(true)
-                             .log_every(15)
-                             .log(&log)
-                             .device(kCuda));
+                         PaletteTrainerOptions().batch_size(16).validation_fraction(0.1).device(kCuda).loop(
+                             PaletteTrainerOptions::default_loop()
+                                 .learning_rate(3e-3)
+                                 .epochs(100)
+                                 .max_steps(60)
+                                 .eval_every(30)
+                                 .patience(0)
+                                 .restore_best(true)
+                                 .log_every(15)
+                                 .log(&log)));
   REQUIRE(s.encoder->decoder->device().type() == kCuda.type());
   auto before = trainer.evaluate(trainer.validation_items());
   auto result = trainer.train();
@@ -178,17 +160,17 @@ TEST_CASE("cuda: an interrupted CUDA training resumes on CUDA exactly, dropout i
   INFO("dropout " << dropout);
   auto dir = cuda_temp_dir("resume");
   auto a = cuda_setup(24, dropout, 1);
-  auto full = PaletteTrainer(a.encoder, a.catalog, resume_options(14, "", kCuda)).train();
+  auto full = PaletteTrainer(a.encoder, a.catalog, testing::resume_test_options(14, "", kCuda)).train();
   CHECK(full.steps == 14);
   const auto ckpt = (dir / "ckpt.pt").string();
   auto b = cuda_setup(24, dropout, 1);
-  auto part = PaletteTrainer(b.encoder, b.catalog, resume_options(6, ckpt, kCuda)).train();
+  auto part = PaletteTrainer(b.encoder, b.catalog, testing::resume_test_options(6, ckpt, kCuda)).train();
   CHECK(part.steps == 6);
   REQUIRE(fs::exists(ckpt));
   // Leave the CUDA generator elsewhere: the resumed run must take its state from the checkpoint.
   torch::manual_seed(12345);
   auto c = cuda_setup(24, dropout, 99);  // other initial weights: everything must come from the checkpoint
-  auto rest = PaletteTrainer(c.encoder, c.catalog, resume_options(14, ckpt, kCuda)).train();
+  auto rest = PaletteTrainer(c.encoder, c.catalog, testing::resume_test_options(14, ckpt, kCuda)).train();
   CHECK(rest.resumed);
   CHECK(rest.resumed_at_step == 6);
   CHECK(rest.steps == 14);
@@ -210,11 +192,11 @@ TEST_CASE("cuda: palette checkpoints move between CPU and CUDA", "[palette][cuda
   auto dir = cuda_temp_dir("move");
   const auto ckpt = (dir / "ckpt.pt").string();
   auto a = cuda_setup(24, 0.0, 1);
-  auto full = PaletteTrainer(a.encoder, a.catalog, resume_options(12, "", first_device)).train();
+  auto full = PaletteTrainer(a.encoder, a.catalog, testing::resume_test_options(12, "", first_device)).train();
   auto b = cuda_setup(24, 0.0, 1);
-  PaletteTrainer(b.encoder, b.catalog, resume_options(6, ckpt, first_device)).train();
+  PaletteTrainer(b.encoder, b.catalog, testing::resume_test_options(6, ckpt, first_device)).train();
   auto c = cuda_setup(24, 0.0, 99);
-  auto rest = PaletteTrainer(c.encoder, c.catalog, resume_options(12, ckpt, second_device)).train();
+  auto rest = PaletteTrainer(c.encoder, c.catalog, testing::resume_test_options(12, ckpt, second_device)).train();
   CHECK(rest.resumed);
   CHECK(rest.resumed_at_step == 6);
   CHECK(rest.steps == 12);

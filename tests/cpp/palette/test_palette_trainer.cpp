@@ -31,6 +31,13 @@ PaletteSetup small_setup(std::int64_t items, double dropout, std::uint64_t seed 
                                          testing::tiny_model(hidden, dropout, seed));
 }
 
+// o with its loop's fields changed by set (the loop's setters chain on TrainingLoopOptions).
+template <class Set>
+PaletteTrainerOptions with_loop(PaletteTrainerOptions o, Set&& set) {
+  set(o.loop());
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("training reduces every loss part and beats an untrained encoder", "[palette][trainer]") {
@@ -38,17 +45,16 @@ TEST_CASE("training reduces every loss part and beats an untrained encoder", "[p
   auto untrained = reconstruction_accuracy(*s.encoder, s.catalog, {0, 1, 2, 3, 4, 5, 6, 7}, 64);
   std::ostringstream log;
   PaletteTrainer trainer(s.encoder, s.catalog,
-                         PaletteTrainerOptions()
-                             .batch_size(32)
-                             .learning_rate(2e-3)
-                             .epochs(100)
-                             .max_steps(160)
-                             .validation_fraction(0.1)
-                             .eval_every(80)
-                             .patience(0)
-                             .restore_best(false)
-                             .log_every(32)
-                             .log(&log));
+                         PaletteTrainerOptions().batch_size(32).validation_fraction(0.1).loop(
+                             PaletteTrainerOptions::default_loop()
+                                 .learning_rate(2e-3)
+                                 .epochs(100)
+                                 .max_steps(160)
+                                 .eval_every(80)
+                                 .patience(0)
+                                 .restore_best(false)
+                                 .log_every(32)
+                                 .log(&log)));
   auto before = trainer.evaluate(trainer.validation_items());
   auto result = trainer.train();
   CHECK(result.steps == 160);
@@ -77,19 +83,8 @@ TEST_CASE("training reduces every loss part and beats an untrained encoder", "[p
 
 TEST_CASE("interrupted and resumed training equals uninterrupted training", "[palette][trainer]") {
   auto dir = trainer_dir("resume");
-  auto options = [&](std::int64_t max_steps, const std::string& ckpt) {
-    return PaletteTrainerOptions()
-        .batch_size(8)
-        .learning_rate(1e-3)
-        .epochs(3)
-        .max_steps(max_steps)
-        .validation_fraction(0.2)
-        .eval_every(3)
-        .patience(100)
-        .restore_best(false)
-        .log_every(0)
-        .seed(11)
-        .checkpoint_path(ckpt);
+  auto options = [](std::int64_t max_steps, const std::string& ckpt) {
+    return testing::resume_test_options(max_steps, ckpt);
   };
   // Dropout on: the RNG state must be restored too. 24 items * 0.8 * 4 tasks / 8 = 10 batches per epoch.
   auto a = small_setup(24, 0.1, 1);
@@ -126,15 +121,15 @@ TEST_CASE("a non-finite loss stops training, names the step and items, keeps the
   auto dir = trainer_dir("nan");
   auto s = small_setup(12, 0.0);
   const auto ckpt = (dir / "ckpt.pt").string();
-  auto opts = PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).max_steps(2).validation_fraction(0).log_every(0)
-                  .checkpoint_path(ckpt);
+  auto opts = PaletteTrainerOptions().batch_size(8).validation_fraction(0).loop(
+      PaletteTrainerOptions::default_loop().learning_rate(1e-3).max_steps(2).log_every(0).checkpoint_path(ckpt));
   PaletteTrainer(s.encoder, s.catalog, opts).train();
   const auto before = testing::slurp(ckpt);
   {
     torch::NoGradGuard no_grad;
     s.encoder->decoder->embed_tokens_->weight.fill_(std::numeric_limits<float>::quiet_NaN());
   }
-  PaletteTrainer poisoned(s.encoder, s.catalog, opts.max_steps(5).resume(false));
+  PaletteTrainer poisoned(s.encoder, s.catalog, with_loop(opts, [](auto& l) { l.max_steps(5).resume(false); }));
   try {
     poisoned.train();
     FAIL("no error for a NaN loss");
@@ -151,8 +146,8 @@ TEST_CASE("early stopping ends training when validation stops improving", "[pale
   auto s = small_setup(20, 0.0);
   // A learning rate too small to change a float32 weight: the validation loss never improves.
   PaletteTrainer t(s.encoder, s.catalog,
-                   PaletteTrainerOptions().batch_size(8).learning_rate(1e-30).epochs(50).validation_fraction(0.2)
-                       .eval_every(1).patience(2).log_every(0));
+                   PaletteTrainerOptions().batch_size(8).validation_fraction(0.2).loop(
+                       PaletteTrainerOptions::default_loop().learning_rate(1e-30).epochs(50).eval_every(1).patience(2).log_every(0)));
   auto r = t.train();
   CHECK(r.stopped_early);
   CHECK(r.steps == 3);
@@ -247,12 +242,13 @@ bool same_parameters(PaletteEncoder a, PaletteEncoder b) {
 
 TEST_CASE("training gives the losses recorded before the trainer moved onto TrainingLoop", "[palette][trainer]") {
   auto base = [](std::uint64_t seed) {
-    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).log_every(2).seed(seed);
+    return PaletteTrainerOptions().batch_size(8).validation_fraction(0.2).seed(seed).loop(
+        PaletteTrainerOptions::default_loop().learning_rate(1e-3).log_every(2));
   };
   std::ostringstream sink;
   SECTION("validation every 3 steps, dropout, best weights restored, 3 epochs") {
     auto s = small_setup(24, 0.1, 1);
-    auto r = PaletteTrainer(s.encoder, s.catalog, base(11).epochs(3).eval_every(3).patience(100).log(&sink)).train();
+    auto r = PaletteTrainer(s.encoder, s.catalog, with_loop(base(11), [&](auto& l) { l.epochs(3).eval_every(3).patience(100).log(&sink); })).train();
     CHECK(r.steps == 30);
     CHECK(r.epochs_completed == 3);
     CHECK(r.stop_reason == "epochs done");
@@ -272,7 +268,7 @@ TEST_CASE("training gives the losses recorded before the trainer moved onto Trai
   }
   SECTION("validation at epoch ends, early stopping") {
     auto s = small_setup(24, 0.1, 2);
-    auto r = PaletteTrainer(s.encoder, s.catalog, base(5).learning_rate(2e-2).epochs(8).eval_every(0).patience(1).log(&sink))
+    auto r = PaletteTrainer(s.encoder, s.catalog, with_loop(base(5), [&](auto& l) { l.learning_rate(2e-2).epochs(8).eval_every(0).patience(1).log(&sink); }))
                  .train();
     CHECK(r.steps == 40);
     CHECK(r.epochs_completed == 4);
@@ -287,7 +283,7 @@ TEST_CASE("training gives the losses recorded before the trainer moved onto Trai
   SECTION("validation every 2 steps, early stopping mid-epoch") {
     auto s = small_setup(24, 0.1, 3);
     auto r = PaletteTrainer(s.encoder, s.catalog,
-                            base(7).learning_rate(5e-2).epochs(5).eval_every(2).patience(2).log_every(3).log(&sink))
+                            with_loop(base(7), [&](auto& l) { l.learning_rate(5e-2).epochs(5).eval_every(2).patience(2).log_every(3).log(&sink); }))
                  .train();
     CHECK(r.steps == 14);
     CHECK(r.epochs_completed == 1);
@@ -304,7 +300,7 @@ TEST_CASE("training gives the losses recorded before the trainer moved onto Trai
   SECTION("no validation items, max_steps") {
     auto s = small_setup(24, 0.1, 4);
     auto r = PaletteTrainer(s.encoder, s.catalog,
-                            base(9).epochs(2).max_steps(13).eval_every(5).restore_best(false).validation_fraction(0).log(&sink))
+                            with_loop(base(9).validation_fraction(0), [&](auto& l) { l.epochs(2).max_steps(13).eval_every(5).restore_best(false).log(&sink); }))
                  .train();
     CHECK(r.steps == 13);
     CHECK(r.stop_reason == "max_steps reached");
@@ -321,19 +317,27 @@ TEST_CASE("a resumed run equals an uninterrupted one bit for bit, records includ
   const auto ckpt = (dir / "ckpt.pt").string();
   std::ostringstream sink;
   auto options = [&](std::int64_t epochs, std::int64_t max_steps, const std::string& path) {
-    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).log_every(2).seed(3)
-        .epochs(epochs).max_steps(max_steps).eval_every(4).checkpoint_every(2).patience(3).checkpoint_path(path)
-        .log(&sink).log_every(0);
+    return PaletteTrainerOptions().batch_size(8).validation_fraction(0.2).seed(3).loop(
+        PaletteTrainerOptions::default_loop()
+            .learning_rate(1e-3)
+            .epochs(epochs)
+            .max_steps(max_steps)
+            .eval_every(4)
+            .checkpoint_every(2)
+            .patience(3)
+            .checkpoint_path(path)
+            .log(&sink)
+            .log_every(0));
   };
   auto a = small_setup(24, 0.1, 5);
-  auto full = PaletteTrainer(a.encoder, a.catalog, options(3, 0, "").log_every(2)).train();
+  auto full = PaletteTrainer(a.encoder, a.catalog, with_loop(options(3, 0, ""), [](auto& l) { l.log_every(2); })).train();
 
   // Stopped at step 7 (mid-epoch, between checkpoints at 6 and 8), then resumed on other weights.
   auto b = small_setup(24, 0.1, 5);
   auto part = PaletteTrainer(b.encoder, b.catalog, options(3, 7, ckpt)).train();
   CHECK(part.stop_reason == "max_steps reached");
   auto c = small_setup(24, 0.1, 6);
-  auto rest = PaletteTrainer(c.encoder, c.catalog, options(3, 0, ckpt).log_every(2)).train();
+  auto rest = PaletteTrainer(c.encoder, c.catalog, with_loop(options(3, 0, ckpt), [](auto& l) { l.log_every(2); })).train();
   CHECK(rest.resumed_at_step == 7);
   CHECK(rest.steps == full.steps);
   CHECK(rest.best_step == full.best_step);
@@ -363,8 +367,15 @@ TEST_CASE("a run that ended at its epochs continues exactly with more epochs", "
   auto dir = trainer_dir("more_epochs");
   const auto ckpt = (dir / "ckpt.pt").string();
   auto options = [&](std::int64_t epochs, const std::string& path) {
-    return PaletteTrainerOptions().batch_size(8).learning_rate(1e-3).validation_fraction(0.2).seed(4).epochs(epochs)
-        .eval_every(5).patience(0).restore_best(false).log_every(0).checkpoint_path(path);
+    return PaletteTrainerOptions().batch_size(8).validation_fraction(0.2).seed(4).loop(
+        PaletteTrainerOptions::default_loop()
+            .learning_rate(1e-3)
+            .epochs(epochs)
+            .eval_every(5)
+            .patience(0)
+            .restore_best(false)
+            .log_every(0)
+            .checkpoint_path(path));
   };
   auto a = small_setup(24, 0.1, 7);
   auto full = PaletteTrainer(a.encoder, a.catalog, options(2, "")).train();

@@ -58,9 +58,9 @@ TEST_CASE("config defaults are the pipeline's, not the library structs' (the pap
   REQUIRE(c.quantize.lamia.kmeans.seed == 2024);
   REQUIRE(c.quantize.rq_vae.num_codes() == 64);
   REQUIRE(c.quantize.rq_vae_train.max_epochs == 200);
-  REQUIRE(c.palette.trainer.learning_rate() == 1e-3);
+  REQUIRE(c.palette.trainer.loop().learning_rate() == 1e-3);
   REQUIRE(c.palette.trainer.batch_size() == 64);
-  REQUIRE(c.palette.trainer.epochs() == 3);
+  REQUIRE(c.palette.trainer.loop().epochs() == 3);
   REQUIRE(c.palette.trainer.validation_fraction() == 0.05);
   REQUIRE(c.palette.trainer.seed() == 2024);
   REQUIRE(c.palette.encoder.attribute_token_budget() == 48);

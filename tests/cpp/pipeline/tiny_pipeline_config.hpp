@@ -13,7 +13,7 @@ inline PipelineConfig tiny_pipeline_config() {
   c.model.scratch.num_layers = 1;
   c.model.scratch.num_heads = 2;
   c.model.scratch.ffn_dim = 64;
-  c.palette.trainer.batch_size(32).epochs(1).max_steps(8);
+  c.palette.trainer.batch_size(32).loop().epochs(1).max_steps(8);
   c.palette.encoder.attribute_token_budget(16).answer_token_budget(8);
   c.quantize.lamia.pca_dim = 8;
   c.quantize.lamia.kmeans.num_codes = 16;
