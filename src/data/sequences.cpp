@@ -84,12 +84,18 @@ ProcessedSequences build_sequences(const Dataset& dataset, const SequenceOptions
       with_time += e.has_timestamp() ? 1 : 0;
       kept.push_back(e);
     }
-    if (with_time != 0 && with_time != kept.size())
-      throw ValueError(fmt::format("build_sequences: user '{}' has {} interactions with a timestamp and {} "
-                                   "without; expected all or none (the order would be ambiguous)",
+    // Untimed interactions keep the loader's order. Beside timed ones they must all come first: then
+    // the order is the loader's (MIND: a user's click history, oldest first and without times, then
+    // the clicked impressions at their times); an untimed one after a timed one has no place.
+    std::size_t untimed_prefix = 0;
+    while (untimed_prefix < kept.size() && !kept[untimed_prefix].has_timestamp()) ++untimed_prefix;
+    if (with_time != 0 && with_time != kept.size() - untimed_prefix)
+      throw ValueError(fmt::format("build_sequences: user '{}' has {} interactions with a timestamp and {} without, "
+                                   "and an untimed one comes after a timed one; untimed interactions must all "
+                                   "come first (else the order would be ambiguous)",
                                    interactions.user_id(UserIndex(u)), with_time, kept.size() - with_time));
     if (with_time != 0)
-      std::stable_sort(kept.begin(), kept.end(),
+      std::stable_sort(kept.begin() + static_cast<std::ptrdiff_t>(untimed_prefix), kept.end(),
                        [](const Interaction& a, const Interaction& b) { return a.timestamp < b.timestamp; });
     std::size_t begin = 0;
     if (options.max_length != 0 && kept.size() > options.max_length) {

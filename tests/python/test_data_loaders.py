@@ -144,6 +144,14 @@ def test_unknown_item_policies():
     assert not added.catalog.has_text(added.catalog.index_of("N9"))
 
 
+def test_mind_sequences_start_with_the_untimed_click_history():
+    # U1's history (N1 N9 N2, no times) comes first in its file order; its clicked impressions follow in
+    # time order (N2 on 11/11 from the third row, N3 on 11/12 from the first).
+    seqs = pylamia.build_sequences(pylamia.load_mind(CORPUS / "mind" / "ok"), min_length=1)
+    by_user = {u.id: [seqs.catalog.id(i) for i in u.items] for u in seqs.users}
+    assert by_user == {"U1": ["N1", "N9", "N2", "N2", "N3"], "U2": ["N1", "N2"], "U3": ["N3"]}
+
+
 def test_generic_field_mapping():
     mapping = pylamia.FieldMapping(user_id="user", text_fields=["name"])
     ds = pylamia.load_csv(CORPUS / "csv" / "missing_column", pylamia.LoadOptions(mapping=mapping))

@@ -101,10 +101,11 @@ struct ProcessedSequences {
 /// 1. items without text are removed with their interactions (when asked);
 /// 2. interactions rated below min_rating are removed (unrated ones stay);
 /// 3. each user's sequence is stably sorted by timestamp when all of its interactions have one,
-///    kept in source order when none has (ties keep source order);
+///    kept in source order when none has (ties keep source order); untimed interactions that all
+///    come before the timed ones keep their source order in front of them (MIND's click history);
 /// 4. the last max_length interactions are kept; users shorter than min_length are dropped.
-/// Throws ValueError when a user mixes timestamped and untimestamped interactions (the order
-/// would be ambiguous), IndexError when an interaction refers to an item outside the catalog.
+/// Throws ValueError when a user has an untimed interaction after a timed one (the order would
+/// be ambiguous), IndexError when an interaction refers to an item outside the catalog.
 ProcessedSequences build_sequences(const Dataset& dataset, const SequenceOptions& options = {});
 
 /// A random order of users, created once from a seed and saved, so that later runs split the

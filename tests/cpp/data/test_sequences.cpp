@@ -111,6 +111,21 @@ TEST_CASE("a user mixing timestamped and untimestamped interactions is rejected 
   REQUIRE_THROWS_AS(build_sequences(d), ValueError);
 }
 
+TEST_CASE("untimed interactions before every timed one keep the loader's order and come first") {
+  // MIND's shape: the click history (oldest first, no times), then clicked impressions at their times.
+  Dataset d;
+  d.catalog = make_catalog(6);
+  auto u = d.interactions.user("u");
+  for (int i : {5, 2, 4}) d.interactions.append(u, {ItemIndex(i)});
+  d.interactions.append(u, {ItemIndex(0), 300});
+  d.interactions.append(u, {ItemIndex(3), 100});
+  d.interactions.append(u, {ItemIndex(1), 200});
+  auto s = build_sequences(d);
+  REQUIRE(s.users[0].items == std::vector<ItemIndex>{5, 2, 4, 3, 1, 0});
+  const auto none = Interaction::kNoTimestamp;
+  REQUIRE(s.users[0].timestamps == std::vector<std::int64_t>{none, none, none, 100, 200, 300});
+}
+
 TEST_CASE("the last N interactions are kept") {
   auto d = make_dataset(1, 100, [](int) { return 25; });
   auto s = build_sequences(d);
