@@ -5,10 +5,9 @@
 // when it returns a group (docs/distributed.md, "The stage commands under torchrun").
 //
 // The function is defined in the distributed component (src/distributed/environment.cpp) where
-// LAMIA_WITH_C10D built it; elsewhere the pipeline component's fallback (a weak definition in
-// src/pipeline/stages/distributed_stages.cpp) makes WORLD_SIZE > 1 an error that says so. The
-// distributed library comes first on the link line (nothing depends on it), so its strong definition
-// is the one a program that links it gets.
+// LAMIA_WITH_C10D built it, and the pipeline component links that component; elsewhere the pipeline
+// component defines it (src/pipeline/stages/distributed_stages.cpp) so that WORLD_SIZE > 1 is an
+// error that says so.
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/gradient_sync.hpp>
 

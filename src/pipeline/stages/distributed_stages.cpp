@@ -21,9 +21,10 @@
 
 namespace lamia {
 
-// Where the distributed component is not built, torchrun's WORLD_SIZE > 1 is refused here; where it
-// is, src/distributed/environment.cpp's strong definition replaces this one at link time.
-__attribute__((weak)) std::shared_ptr<GradientSync> join_environment_process_group(double) {
+#ifndef LAMIA_WITH_DISTRIBUTED_COMPONENT
+// Without the distributed component torchrun's WORLD_SIZE > 1 is refused here; with it,
+// src/distributed/environment.cpp defines this function (src/CMakeLists.txt links the two).
+std::shared_ptr<GradientSync> join_environment_process_group(double) {
   const auto world_size = environment_world_size();
   if (world_size == 1) return nullptr;
   throw ValueError(fmt::format(
@@ -32,6 +33,7 @@ __attribute__((weak)) std::shared_ptr<GradientSync> join_environment_process_gro
       "process, or rebuild where LibTorch's c10d and gloo's headers are found",
       world_size));
 }
+#endif
 
 namespace detail {
 namespace stage_group {
