@@ -2,7 +2,7 @@
 step (same model, same weights, same batches), in the same run.
 
     PYTHONPATH=<dir with pylamia> python3 bench/palette_train.py [--items N] [--steps N] [--batch N] [--threads N]
-        [--profile N]
+        [--profile N] [--keep-freed-memory]
 
 --threads 0 (the default) uses pylamia.default_thread_count(), as bench_palette_train does, so that
 the C++ and Python runs compare at the same thread count.
@@ -122,7 +122,11 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: pylamia.default_thread_count())")
     ap.add_argument("--profile", type=int, default=0, help="print the top N operators of one step of each side")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="pylamia.keep_freed_memory() first, as the lamia tool does (both sides share the process)")
     args = ap.parse_args()
+    if args.keep_freed_memory:
+        pylamia.keep_freed_memory()
     pylamia.set_threads(args.threads)
 
     catalog = pylamia.generate_synthetic(num_items=args.items, num_users=0).dataset.catalog

@@ -116,13 +116,16 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
   auto forward = [](DecoderImpl& d, const torch::Tensor& input_ids, std::optional<torch::Tensor> position_ids,
                     std::optional<torch::Tensor> attention_mask, std::optional<torch::Tensor> inputs_embeds,
                     std::optional<torch::Tensor> embeds_mask, bool output_hidden_states, bool compute_logits,
-                    KVCache* cache) {
+                    KVCache* cache, std::optional<torch::Tensor> token_mask,
+                    std::optional<torch::Tensor> output_mask) {
     DecoderInput in;
     in.input_ids = input_ids;
     in.position_ids = opt(position_ids);
     in.attention_mask = opt(attention_mask);
     in.inputs_embeds = opt(inputs_embeds);
     in.embeds_mask = opt(embeds_mask);
+    in.token_mask = opt(token_mask);
+    in.output_mask = opt(output_mask);
     in.output_hidden_states = output_hidden_states;
     in.compute_logits = compute_logits;
     py::gil_scoped_release release;
@@ -131,7 +134,9 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
   const char* forward_doc =
       "Runs the decoder. input_ids [B,T] int64; position_ids [B,T] (0-based, default 0..T-1 or past..past+T-1 with a "
       "cache); attention_mask [B,T,T] bool ([B,T,past+T] with a cache; true = may attend; default causal); "
-      "inputs_embeds [B,T,E] used where embeds_mask [B,T] is true. Returns a DecoderOutput (logits [B,T,V], "
+      "inputs_embeds [B,T,E] used where embeds_mask [B,T] is true; token_mask [B,T] bool: the real tokens, the padding's "
+      "per-token work is skipped and its outputs are 0 (no real token may attend padding; no cache); output_mask [B,T] bool "
+      "(within token_mask): the positions whose final outputs are used, the last layer computes only those (0 elsewhere). Returns a DecoderOutput (logits [B,T,V], "
       "last_hidden_state [B,T,E], hidden_states: num_layers + 1 tensors when requested).";
 
   py::class_<DecoderImpl, std::shared_ptr<DecoderImpl>>(m, "Decoder",
@@ -145,11 +150,13 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
       .def("forward", forward, py::arg("input_ids"), py::arg("position_ids") = py::none(),
            py::arg("attention_mask") = py::none(), py::arg("inputs_embeds") = py::none(),
            py::arg("embeds_mask") = py::none(), py::arg("output_hidden_states") = false,
-           py::arg("compute_logits") = true, py::arg("cache") = nullptr, forward_doc)
+           py::arg("compute_logits") = true, py::arg("cache") = nullptr, py::arg("token_mask") = py::none(),
+           py::arg("output_mask") = py::none(), forward_doc)
       .def("__call__", forward, py::arg("input_ids"), py::arg("position_ids") = py::none(),
            py::arg("attention_mask") = py::none(), py::arg("inputs_embeds") = py::none(),
            py::arg("embeds_mask") = py::none(), py::arg("output_hidden_states") = false,
-           py::arg("compute_logits") = true, py::arg("cache") = nullptr, forward_doc)
+           py::arg("compute_logits") = true, py::arg("cache") = nullptr, py::arg("token_mask") = py::none(),
+           py::arg("output_mask") = py::none(), forward_doc)
       .def_property_readonly("options", &DecoderImpl::options)
       .def("embed_tokens", &DecoderImpl::embed_tokens, py::arg("ids"), "Token embeddings [B,T,E] (pad row has no gradient).")
       .def("resize_token_embeddings", &DecoderImpl::resize_token_embeddings, py::arg("new_vocab_size"))

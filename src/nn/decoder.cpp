@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace lamia {
 namespace F = torch::nn::functional;
@@ -184,6 +185,20 @@ void KVCache::reorder(const torch::Tensor& indices) {
   for (auto& v : values) v = v.index_select(0, idx);
 }
 
+// ---------------------------------------------------------------- packed tokens
+
+PackedTokens::PackedTokens(const torch::Tensor& token_mask)
+    : index(token_mask.reshape({-1}).nonzero().squeeze(1)), batch(token_mask.size(0)), length(token_mask.size(1)) {}
+
+torch::Tensor PackedTokens::pack(const torch::Tensor& padded) const {
+  return padded.reshape({batch * length, padded.size(-1)}).index_select(0, index);
+}
+
+torch::Tensor PackedTokens::unpack(const torch::Tensor& packed, const torch::Tensor& at) const {
+  auto flat = packed.new_zeros({batch * length, packed.size(-1)}).index_copy(0, at.defined() ? at : index, packed);
+  return flat.view({batch, length, packed.size(-1)});
+}
+
 // ---------------------------------------------------------------- functional
 
 namespace functional {
@@ -229,15 +244,49 @@ void AttentionImpl::reset() {
   out_proj = register_module("out_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
 }
 
+std::array<torch::Tensor, 2> AttentionImpl::project_qkv(const torch::Tensor& x, const torch::Tensor& q_rows) {
+  const double scaling = 1.0 / std::sqrt(double(head_dim));
+  const auto xq = q_rows.defined() ? x.index_select(0, q_rows) : x;
+  const auto D = hidden_size;
+  std::array<torch::Tensor, 2> out;
+  if (q_proj->bias.defined() && k_proj->bias.defined() && v_proj->bias.defined()) {
+    // The weights side by side, the scaling riding on q's (small) weight instead of a pass over q.
+    auto w = torch::cat({q_proj->weight * scaling, k_proj->weight, v_proj->weight}, 0);
+    auto b = torch::cat({q_proj->bias * scaling, k_proj->bias, v_proj->bias}, 0);
+    if (q_rows.defined()) {
+      out = {torch::linear(xq, w.narrow(0, 0, D), b.narrow(0, 0, D)),
+             torch::linear(x, w.narrow(0, D, 2 * D), b.narrow(0, D, 2 * D))};
+    } else {
+      auto qkv = torch::linear(x, w, b);  // one GEMM instead of three
+      out = {qkv.narrow(-1, 0, D), qkv.narrow(-1, D, 2 * D)};
+    }
+  } else {
+    out = {torch::linear(xq, q_proj->weight, q_proj->bias) * scaling,
+           torch::cat({torch::linear(x, k_proj->weight, k_proj->bias), torch::linear(x, v_proj->weight, v_proj->bias)}, -1)};
+  }
+  // LoRA adapters add their terms to the base projections (exactly nothing while B is zero).
+  auto dq = q_proj->adapter_term(xq), dk = k_proj->adapter_term(x), dv = v_proj->adapter_term(x);
+  if (dq.defined()) out[0] = out[0] + dq * scaling;
+  if (dk.defined() || dv.defined()) {
+    auto k = out[1].narrow(-1, 0, D), v = out[1].narrow(-1, D, D);
+    out[1] = torch::cat({dk.defined() ? k + dk : k, dv.defined() ? v + dv : v}, -1);
+  }
+  return out;
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k,
                                      const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v,
-                                     bool causal_hint) {
-  const auto B = x.size(0), T = x.size(1);
+                                     bool causal_hint, const PackedTokens* packed) {
+  TORCH_CHECK_VALUE(!packed || !past_k.defined(), "Attention: a packed forward takes no KV cache");
+  const auto B = packed ? packed->batch : x.size(0), T = packed ? packed->length : x.size(1);
+  const bool some_rows = packed && packed->out_rows.defined();
+  auto [q_in, kv] = project_qkv(x, some_rows ? packed->out_rows : torch::Tensor());
+  if (packed) {  // attention runs on the padded [B, T] layout
+    q_in = packed->unpack(q_in, some_rows ? packed->out_index : torch::Tensor());
+    kv = packed->unpack(kv);
+  }
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, num_heads, head_dim}).transpose(1, 2); };
-  const double scaling = 1.0 / std::sqrt(double(head_dim));
-  auto q = heads(q_proj->forward(x));
-  auto k = heads(k_proj->forward(x));
-  auto v = heads(v_proj->forward(x));
+  auto q = heads(q_in), k = heads(kv.narrow(-1, 0, hidden_size)), v = heads(kv.narrow(-1, hidden_size, hidden_size));
   if (past_k.defined()) {
     k = torch::cat({past_k, k}, 2);
     v = torch::cat({past_v, v}, 2);
@@ -246,15 +295,17 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   if (new_v) *new_v = v;
   const double p = is_training() ? attention_dropout : 0.0;
   torch::Tensor out;
-#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
   if (causal_hint && !past_k.defined()) {
-    // Pure causal self-attention: the fused kernel (it scales q by head_dim^-0.5 itself).
-    out = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
+    // Pure causal self-attention: the fused kernel (q is already scaled, hence scale 1).
+    out = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true, /*scale=*/1.0);
   }
 #endif
   (void)causal_hint;
-  if (!out.defined()) out = functional::masked_attention(q * scaling, k, v, mask, p, is_training());
-  out = out.transpose(1, 2).reshape({B, T, hidden_size});
+  if (!out.defined()) out = functional::masked_attention(q, k, v, mask, p, is_training());
+  out = out.transpose(1, 2).reshape({B * T, hidden_size});
+  if (packed) out = out.index_select(0, some_rows ? packed->out_index : packed->index);
+  else out = out.view({B, T, hidden_size});
   return out_proj->forward(out);
 }
 
@@ -271,25 +322,44 @@ void DecoderLayerImpl::reset() {
   final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D})));
 }
 
-torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x) {
+namespace {
+// Dropout of x, whose rows are the packed rows `packed` stands for (or the padded layout). The noise is
+// drawn over the whole padded [B*T, C] layout, as torch's CPU dropout draws it, and then gathered,
+// so a packed forward drops exactly what the padded one drops (same RNG stream, same seed).
+torch::Tensor dropout_rows(const torch::Tensor& x, double p, bool training, const PackedTokens* packed) {
+  if (!training || p == 0) return x;
+  if (!packed) return F::dropout(x, F::DropoutFuncOptions().p(p).training(true));
+  const auto& rows = packed->out_rows.defined() ? packed->out_index : packed->index;
+  auto noise = torch::empty({packed->batch * packed->length, x.size(-1)}, x.options()).bernoulli_(1 - p).div_(1 - p);
+  return x * noise.index_select(0, rows);
+}
+}  // namespace
+
+torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x) { return feed_forward(x, nullptr); }
+
+torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x, const PackedTokens* packed) {
   const bool pre = options.do_layer_norm_before();
   auto h = pre ? final_layer_norm->forward(x) : x;
-  h = fc2->forward(torch::relu(fc1->forward(h)));
-  h = F::dropout(h, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
-  h = x + h;
+  // In place on fresh outputs whose producers' backward does not read them (addmm, dropout): two
+  // [N, ffn] and [N, D] buffers fewer per layer, which on CPU is memory traffic and page faults.
+  auto inner = fc1->forward(h);
+  h = fc2->forward(inner.relu_());
+  h = dropout_rows(h, options.dropout(), is_training(), packed);
+  h.add_(x);
   return pre ? h : final_layer_norm->forward(h);
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k,
                                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v,
-                                        bool causal_hint) {
+                                        bool causal_hint, const PackedTokens* packed) {
   const bool pre = options.do_layer_norm_before();
   auto h = pre ? self_attn_layer_norm->forward(x) : x;
-  h = self_attn->forward(h, mask, past_k, past_v, new_k, new_v, causal_hint);
-  h = F::dropout(h, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
-  h = x + h;
+  h = self_attn->forward(h, mask, past_k, past_v, new_k, new_v, causal_hint, packed);
+  h = dropout_rows(h, options.dropout(), is_training(), packed);
+  // h is out_proj's (or dropout's) fresh output, for the rows asked for.
+  h.add_(packed && packed->out_rows.defined() ? x.index_select(0, packed->out_rows) : x);
   if (!pre) h = self_attn_layer_norm->forward(h);
-  return feed_forward(h);
+  return feed_forward(h, packed);
 }
 
 // ---------------------------------------------------------------- decoder
@@ -442,6 +512,32 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
     pos = (torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(dev)) + past).unsqueeze(0).expand({B, T});
   }
   auto pos_embeds = torch::embedding(embed_positions->weight, pos + 2);
+
+  // Padding left out: every per-token operation below runs on the [N, D] rows of the real tokens.
+  std::optional<PackedTokens> packed, last_layer;
+  torch::Tensor real;  // [B, T] bool on dev
+  if (in.token_mask.defined() || in.output_mask.defined()) {
+    TORCH_CHECK_VALUE(!cache, "Decoder::forward: token_mask and output_mask cannot be combined with a KV cache");
+    auto check_mask = [&](const torch::Tensor& m, const char* name) {
+      TORCH_CHECK_VALUE(m.sizes() == in.input_ids.sizes() && m.scalar_type() == torch::kBool, "Decoder::forward: ", name,
+                        " must be bool [", B, ", ", T, "], got ", m.scalar_type(), " ", shape_str(m));
+    };
+    if (in.token_mask.defined()) check_mask(in.token_mask, "token_mask");
+    real = in.token_mask.defined() ? in.token_mask.to(dev) : torch::ones({B, T}, ids.options().dtype(torch::kBool));
+    packed.emplace(real);
+    x = packed->pack(x);
+    pos_embeds = packed->pack(pos_embeds);
+    if (in.output_mask.defined()) {
+      check_mask(in.output_mask, "output_mask");
+      auto wanted = in.output_mask.to(dev);
+      TORCH_CHECK_VALUE(!(wanted & real.logical_not()).any().item<bool>(),
+                        "Decoder::forward: output_mask asks for a position outside token_mask");
+      last_layer = packed;
+      last_layer->out_index = wanted.reshape({-1}).nonzero().squeeze(1);
+      auto row_of = real.reshape({-1}).to(torch::kLong).cumsum(0) - 1;  // flat position -> packed row
+      last_layer->out_rows = row_of.index_select(0, last_layer->out_index);
+    }
+  }
   if (project_in) x = project_in->forward(x);
   auto h = x + pos_embeds;
 
@@ -460,22 +556,32 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
     mask = functional::causal_mask(T, past, dev).unsqueeze(0).expand({B, T, S});
     causal_hint = true;
   }
+  if (packed) {
+    // A padding key's k and v are not computed (zeros): no real query may see one.
+    auto leaks = mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1);
+    TORCH_CHECK_VALUE(!leaks.any().item<bool>(), "Decoder::forward: the attention_mask lets a token of token_mask "
+                      "attend a padding position (false in token_mask); pass no token_mask, or mask those keys");
+  }
 
   DecoderOutput out;
   if (in.output_hidden_states) out.hidden_states.reserve(layer_modules.size() + 1);
   std::vector<torch::Tensor> new_keys(layer_modules.size()), new_values(layer_modules.size());
+  auto padded = [&](const torch::Tensor& t) { return packed ? packed->unpack(t) : t; };
   for (size_t i = 0; i < layer_modules.size(); ++i) {
-    if (in.output_hidden_states) out.hidden_states.push_back(h);
+    if (in.output_hidden_states) out.hidden_states.push_back(padded(h));
     torch::Tensor pk, pv;
     if (cache && !cache->empty()) {
       pk = cache->keys[i];
       pv = cache->values[i];
     }
+    const bool last = i + 1 == layer_modules.size();
+    const PackedTokens* rows = last && last_layer ? &*last_layer : packed ? &*packed : nullptr;
     h = layer_modules[i]->forward(h, mask, pk, pv, cache ? &new_keys[i] : nullptr, cache ? &new_values[i] : nullptr,
-                                  causal_hint);
+                                  causal_hint, rows);
   }
   if (final_layer_norm) h = final_layer_norm->forward(h);
   if (project_out) h = project_out->forward(h);
+  if (packed) h = packed->unpack(h, last_layer ? last_layer->out_index : torch::Tensor());
   if (in.output_hidden_states) out.hidden_states.push_back(h);
   out.last_hidden_state = h;
   if (in.compute_logits) out.logits = lm_logits(h);

@@ -55,11 +55,14 @@ void LoraLinearImpl::add_adapter(int64_t rank, double alpha, double dropout) {
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   auto y = torch::linear(x, weight, bias);
-  if (lora_rank_ > 0 && !merged_) {
-    auto xa = lora_dropout_ > 0 ? torch::dropout(x, lora_dropout_, is_training()) : x;
-    y = y + torch::linear(torch::linear(xa, lora_A), lora_B) * scaling();
-  }
-  return y;
+  auto term = adapter_term(x);
+  return term.defined() ? y + term : y;
+}
+
+torch::Tensor LoraLinearImpl::adapter_term(const torch::Tensor& x) {
+  if (lora_rank_ == 0 || merged_) return {};
+  auto xa = lora_dropout_ > 0 ? torch::dropout(x, lora_dropout_, is_training()) : x;
+  return torch::linear(torch::linear(xa, lora_A), lora_B) * scaling();
 }
 
 void LoraLinearImpl::merge() {

@@ -143,6 +143,12 @@ void check_batch_device(const PaletteSegment& seg, const torch::Device&, const c
                     " segment (collate_samples with with_full = true for the reference path)");
 }
 
+// The decoder skips the padding (no block attends it), so the padded rows cost no GEMM; with an
+// output_mask its last layer also skips the rows whose outputs are never read.
+torch::Tensor real_tokens(const PaletteSegment& seg) {
+  return seg.block_types != static_cast<std::int64_t>(Block::kPad);
+}
+
 }  // namespace
 
 torch::Tensor PaletteEncoderImpl::encode(const PaletteBatch& batch) {
@@ -153,6 +159,8 @@ torch::Tensor PaletteEncoderImpl::encode(const PaletteBatch& batch) {
   in.input_ids = enc.input_ids;
   in.position_ids = enc.position_ids;
   in.attention_mask = palette_attention_mask(enc.block_types);
+  in.token_mask = real_tokens(enc);
+  in.output_mask = enc.block_types == static_cast<std::int64_t>(Block::kLaP);  // only the palettes are read
   in.compute_logits = false;
   auto out = decoder->forward(in);
   return gather_rows(out.last_hidden_state, batch.encode_lap_index);
@@ -185,6 +193,8 @@ PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, Pale
     in.attention_mask = sample_mask(dec, batch);
     in.inputs_embeds = torch::cat({per_sample, rest}, 1);
     in.embeds_mask = dec.block_types == static_cast<std::int64_t>(Block::kLdP);
+    in.token_mask = real_tokens(dec);
+    in.output_mask = dec.labels != kIgnoreLabel;  // only the LM head's rows are read
     in.compute_logits = false;
     return finish(decoder->forward(in).last_hidden_state, dec.labels, palettes);
   }
@@ -195,6 +205,8 @@ PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, Pale
   first.input_ids = full.input_ids;
   first.position_ids = full.position_ids;
   first.attention_mask = mask;
+  first.token_mask = real_tokens(full);
+  first.output_mask = full.block_types == static_cast<std::int64_t>(Block::kLaP);
   first.compute_logits = false;
   auto hidden = decoder->forward(first).last_hidden_state;               // [B, T, E]
   auto sample_palettes = gather_rows(hidden, batch.full_lap_index);        // [B, L, E]
@@ -205,6 +217,8 @@ PaletteEncoderOutput PaletteEncoderImpl::forward(const PaletteBatch& batch, Pale
   second.attention_mask = mask;
   second.inputs_embeds = torch::zeros_like(hidden).scatter(1, ldp, sample_palettes);
   second.embeds_mask = full.block_types == static_cast<std::int64_t>(Block::kLdP);
+  second.token_mask = first.token_mask;
+  second.output_mask = full.labels != kIgnoreLabel;
   second.compute_logits = false;
   auto out = decoder->forward(second);
   auto palettes = sample_palettes.index_select(0, batch.item_first_sample.to(device));

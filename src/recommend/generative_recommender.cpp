@@ -174,9 +174,12 @@ LabelledLogits labelled_logits(DecoderImpl& model, const RecommenderBatch& batch
   in.input_ids = batch.input_ids.to(device);
   in.position_ids = batch.position_ids.to(device);
   in.attention_mask = batch.attention_mask.to(device);
+  auto labels = batch.labels.to(device);
+  // Padding (its diagonal is off: it attends nothing) and the unlabelled rows' last layer are skipped.
+  in.token_mask = in.attention_mask.diagonal(0, 1, 2);
+  in.output_mask = labels != kIgnore;
   in.compute_logits = false;
   auto hidden = model.forward(in).last_hidden_state;  // [B, T, E]
-  auto labels = batch.labels.to(device);
   // Only the labelled positions go through the LM head (most positions have none without loss_on_history).
   auto flat_hidden = hidden.reshape({-1, hidden.size(-1)});
   auto idx = (labels != kIgnore).reshape({-1}).nonzero().reshape({-1});

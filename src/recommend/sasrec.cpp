@@ -67,6 +67,7 @@ DecoderInput decoder_input(const Encoded& e, const torch::Device& device) {
   in.input_ids = e.input_ids.to(device);
   in.position_ids = e.position_ids.to(device);
   in.attention_mask = e.attention_mask.to(device);
+  in.token_mask = in.attention_mask.diagonal(0, 1, 2);  // the padding attends nothing: skipped
   in.compute_logits = false;
   return in;
 }
@@ -129,7 +130,9 @@ torch::Tensor SasRec::loss(const std::vector<const std::vector<ItemIndex>*>& seq
   auto e = encode(sequences, num_items_, options_.max_length, true);
   if (tokens) *tokens = e.tokens;
   const auto device = model->device();
-  auto hidden = model->forward(decoder_input(e, device)).last_hidden_state;
+  auto in = decoder_input(e, device);
+  in.output_mask = e.labels.to(device) >= 0;  // the last layer only for the positions with a target
+  auto hidden = model->forward(in).last_hidden_state;
   auto labels = e.labels.to(device).reshape({-1});
   auto idx = (labels >= 0).nonzero().reshape({-1});
   if (idx.numel() == 0) throw ValueError("SasRec::loss: no sequence has an item to predict");

@@ -198,6 +198,74 @@ def test_logits_hidden_states_and_gradients_match_reference(tmp_path, pre_ln, pr
 
 
 @pytest.mark.parametrize("pre_ln,proj", CONFIGS)
+@pytest.mark.parametrize("some_outputs", [False, True])
+def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, some_outputs):
+    """The packed forward (token_mask): the real tokens' outputs and every gradient as the reference
+    computes them on the padded batch; zeros at the padding. With output_mask, the same at the
+    positions asked for and zeros at the others (the earlier layers' hidden states unchanged)."""
+    cfg = hf_config(pre_ln, proj)
+    w = random_weights(cfg, seed=2)
+    d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
+    d.eval()
+    ids, pos, mask, embeds, emask = random_inputs(cfg, B=3, T=8, seed=4)
+    real = torch.ones(3, 8, dtype=torch.bool)
+    real[0, 6:] = False  # tail padding
+    real[1, 2] = False   # padding inside a row
+    real[2, 0] = False   # and at its start
+    mask = mask & real[:, None, :]  # no real token attends padding (padding rows may attend anything)
+    ref_p = {k: v.double().requires_grad_(True) for k, v in w.items()}
+    emb_ref, emb_ours = embeds.clone().requires_grad_(True), embeds.clone().requires_grad_(True)
+    ref_logits, ref_hidden = ref_forward(ref_p, cfg, ids, pos, mask, emb_ref, emask)
+    wanted = real.clone()
+    if some_outputs:
+        wanted &= torch.rand(3, 8, generator=torch.Generator().manual_seed(9)) < 0.4
+        wanted[0, 0] = True
+    out = d.forward(ids, position_ids=pos, attention_mask=mask, inputs_embeds=emb_ours, embeds_mask=emask,
+                    output_hidden_states=True, token_mask=real, output_mask=wanted if some_outputs else None)
+    keep, final = real[..., None], wanted[..., None]
+    torch.testing.assert_close(out.logits[wanted], ref_logits[wanted], rtol=1e-9, atol=1e-9)
+    assert (out.logits.masked_select(~final) == 0).all() and (out.last_hidden_state.masked_select(~final) == 0).all()
+    for a, b in zip(out.hidden_states[:-1], ref_hidden[:-1]):
+        torch.testing.assert_close(a[real], b[real], rtol=1e-9, atol=1e-9)
+        assert (a.masked_select(~keep) == 0).all()
+    torch.testing.assert_close(out.hidden_states[-1][wanted], ref_hidden[-1][wanted], rtol=1e-9, atol=1e-9)
+    keep = final
+
+    g = torch.Generator().manual_seed(6)
+    wl = torch.randn(out.logits.shape, generator=g, dtype=torch.float64) * keep
+    (out.logits * wl).sum().backward()
+    (ref_logits * wl).sum().backward()
+    grads = {("lm_head.weight" if k.startswith("lm_head") else P + k): p.grad for k, p in d.named_parameters()}
+    for k, p in ref_p.items():
+        torch.testing.assert_close(grads[k], p.grad, rtol=1e-8, atol=1e-9, msg=k)
+    torch.testing.assert_close(emb_ours.grad, emb_ref.grad, rtol=1e-8, atol=1e-9)
+
+
+def test_token_mask_refuses_attention_to_padding_and_a_cache():
+    d = pylamia.Decoder(30, 16, 1, 2, dropout=0.0, max_position_embeddings=16)
+    ids = torch.randint(30, (2, 5))
+    real = torch.ones(2, 5, dtype=torch.bool)
+    real[1, 3:] = False
+    # Causal: right padding is never attended by a real token; left padding is.
+    full = d(ids).logits
+    torch.testing.assert_close(d(ids, token_mask=real).logits[real], full[real], rtol=1e-5, atol=1e-5)
+    left = torch.ones(2, 5, dtype=torch.bool)
+    left[0, 0] = False
+    with pytest.raises(ValueError, match="attend a padding position"):
+        d(ids, token_mask=left)
+    with pytest.raises(ValueError, match="KV cache"):
+        d(ids, token_mask=real, cache=pylamia.KVCache())
+    with pytest.raises(ValueError, match="token_mask must be bool"):
+        d(ids, token_mask=real.long())
+    with pytest.raises(ValueError, match="outside token_mask"):
+        d(ids, token_mask=real, output_mask=~real)
+    # output_mask alone: every token is real.
+    last = torch.zeros(2, 5, dtype=torch.bool)
+    last[:, -1] = True
+    torch.testing.assert_close(d(ids, output_mask=last).logits[:, -1], full[:, -1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pre_ln,proj", CONFIGS)
 def test_float32_causal_forward_matches_reference(tmp_path, pre_ln, proj):
     cfg = hf_config(pre_ln, proj, tie=False)
     w = random_weights(cfg, seed=2)

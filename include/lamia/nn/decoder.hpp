@@ -16,6 +16,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -138,6 +139,13 @@ struct DecoderInput {
                                  // Used INSTEAD of causal when given. A row with no allowed key attends nothing (attention output 0, no NaN).
   torch::Tensor inputs_embeds;   // [B,T,E] float, used where embeds_mask is true in place of the token embedding (position embedding still added)
   torch::Tensor embeds_mask;     // [B,T] bool
+  torch::Tensor token_mask;      // [B,T] bool, optional: the real tokens (false = padding). The per-token work (embeddings,
+                                 // layer norms, projections, FFN) then runs on the real tokens only and every output is 0
+                                 // at the other positions. A real token's row must not attend a padding key. No KV cache.
+  torch::Tensor output_mask;     // [B,T] bool, optional, within token_mask (all tokens when that is undefined): the
+                                 // positions whose last_hidden_state / logits are used. The last layer then computes
+                                 // keys and values for every token but queries, attention output and FFN for these
+                                 // only; the final outputs are 0 elsewhere (the hidden_states of earlier layers are not).
   bool output_hidden_states = false;
   bool compute_logits = true;
 };
@@ -165,6 +173,20 @@ struct KVCache {
   void reorder(const torch::Tensor& indices);
 };
 
+/// The real tokens of a [B, T] batch, for the packed forward (DecoderInput::token_mask): the rows of
+/// the [N, C] packed tensors are the positions b * T + t where the mask is true, in order.
+/// A layer may be asked for the outputs of a subset of the rows only (out_rows, DecoderInput::output_mask).
+struct PackedTokens {
+  explicit PackedTokens(const torch::Tensor& token_mask);  ///< [B, T] bool
+  torch::Tensor index;                            ///< [N] int64 flat positions
+  int64_t batch = 0, length = 0;
+  torch::Tensor out_rows;   ///< [M] int64 rows of the packed tensors whose outputs are needed; undefined: all
+  torch::Tensor out_index;  ///< [M] int64 their flat positions (index[out_rows])
+  torch::Tensor pack(const torch::Tensor& padded) const;  ///< [B, T, C] -> [N, C]
+  /// [K, C] rows at the flat positions `at` (default: index) -> [B, T, C], zeros elsewhere.
+  torch::Tensor unpack(const torch::Tensor& packed, const torch::Tensor& at = {}) const;
+};
+
 namespace functional {
 /// softmax(q k^T, masked) v for q [B,H,T,Dh] (already scaled), k, v [B,H,S,Dh], mask [B,T,S] bool
 /// (true = may attend; undefined = all). Masked scores use the dtype's lowest value, softmax runs in
@@ -184,9 +206,14 @@ class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
   void reset() override;
   /// x [B,T,D]; mask [B,T,S] bool or undefined (all keys). With past_k/past_v ([B,H,P,Dh], may be
   /// undefined) the new keys/values are appended and returned through new_k/new_v when non-null.
+  /// With `packed`, x and the result are the packed rows [N,D] of the batch's real tokens.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
-                        torch::Tensor* new_v = nullptr, bool causal_hint = false);
+                        torch::Tensor* new_v = nullptr, bool causal_hint = false, const PackedTokens* packed = nullptr);
+  /// q (already scaled by head_dim^-0.5) of the rows q_rows of x (all when undefined), and k and v of
+  /// every row side by side: {q [.., D], kv [.., 2D]}. Without adapters the GEMMs use the weights
+  /// concatenated (one GEMM when every row needs its q); with adapters each projection's own forward.
+  std::array<torch::Tensor, 2> project_qkv(const torch::Tensor& x, const torch::Tensor& q_rows = {});
   int64_t hidden_size, num_heads, head_dim;
   double attention_dropout;
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
@@ -200,9 +227,11 @@ class DecoderLayerImpl : public torch::nn::Cloneable<DecoderLayerImpl> {
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
-                        torch::Tensor* new_v = nullptr, bool causal_hint = false);
+                        torch::Tensor* new_v = nullptr, bool causal_hint = false, const PackedTokens* packed = nullptr);
   /// The feed-forward block alone (with its residual and layer norm), for tests.
   torch::Tensor feed_forward(const torch::Tensor& x);
+  /// The same on the rows of a packed forward (their dropout drawn as on the padded layout).
+  torch::Tensor feed_forward(const torch::Tensor& x, const PackedTokens* packed);
   DecoderOptions options;
   Attention self_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr};

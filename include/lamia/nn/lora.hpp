@@ -66,6 +66,9 @@ class LoraLinearImpl : public torch::nn::Cloneable<LoraLinearImpl> {
   explicit LoraLinearImpl(LoraLinearOptions options);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);
+  /// The adapter's term (alpha/rank) dropout(x) A^T B^T alone; undefined without an active adapter
+  /// (none, or merged). forward(x) = linear(x, weight, bias) + this.
+  torch::Tensor adapter_term(const torch::Tensor& x);
 
   /// Adds an adapter (A Kaiming-uniform, B zero). Throws ValueError if one is already there.
   void add_adapter(int64_t rank, double alpha, double dropout);
