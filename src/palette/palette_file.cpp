@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,14 +101,37 @@ void save_palettes(const std::filesystem::path& path, const std::vector<std::str
                      std::max<std::int64_t>(1, palettes.size(0)));
 }
 
-PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool verify) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// What a non-regular file is, for the message that refuses it.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+}  // namespace
+
+PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool verify, PaletteFileAccess access)
+    : path_(path) {
+  // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below); it is cleared
+  // again for the regular file.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) throw IOError(fmt::format("cannot open palette file '{}': {}", path.string(), std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
-    ::close(fd_);
-    throw IOError(fmt::format("cannot stat palette file '{}': {}", path.string(), std::strerror(errno)));
+    const int err = errno;
+    close_file();
+    throw IOError(fmt::format("cannot stat palette file '{}': {}", path.string(), std::strerror(err)));
   }
+  if (!S_ISREG(st.st_mode)) {
+    close_file();
+    throw IOError(fmt::format("palette file '{}' is {}, expected a regular file", path.string(), file_kind(st.st_mode)));
+  }
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   try {
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
     detail::Crc32 crc;
@@ -173,15 +197,42 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
     data_offset_ = consumed;
     header_crc_ = crc.value();
     read_bytes(&stored_crc_, sizeof stored_crc_, consumed + data_bytes, "crc32");
+    // The map is made only now, with the file's length checked against the header: every
+    // mapped byte read later lies inside the file as it was at open (check_not_shrunk).
+    file_size_ = file_size;
+    if (access == PaletteFileAccess::kMapped && data_bytes > 0) {
+      void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_SHARED, fd_, 0);
+      if (m != MAP_FAILED) {
+        map_ = static_cast<const char*>(m);
+        ::madvise(m, file_size, MADV_SEQUENTIAL);  // passes in order: read ahead, drop behind
+      }  // else: pread (mapped() is false)
+    }
     if (verify) verify_checksum();
   } catch (...) {
-    ::close(fd_);
+    close_file();
     throw;
   }
 }
 
-PaletteFileReader::~PaletteFileReader() {
+void PaletteFileReader::close_file() noexcept {
+  if (map_) ::munmap(const_cast<char*>(map_), file_size_);
+  map_ = nullptr;
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+PaletteFileReader::~PaletteFileReader() { close_file(); }
+
+void PaletteFileReader::check_not_shrunk() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    throw IOError(fmt::format("{}: cannot stat the palette file: {}", path_.string(), std::strerror(errno)));
+  }
+  if (static_cast<std::uint64_t>(st.st_size) < file_size_) {
+    throw IOError(fmt::format("{}: the palette file has shrunk to {} bytes since it was opened ({} bytes): it was "
+                              "truncated or rewritten in place",
+                              path_.string(), st.st_size, file_size_));
+  }
 }
 
 void PaletteFileReader::read_bytes(void* dst, std::uint64_t size, std::uint64_t offset, const char* field) const {
@@ -209,7 +260,32 @@ void PaletteFileReader::check_range(std::int64_t begin, std::int64_t end) const 
 void PaletteFileReader::read_into(std::int64_t begin, std::int64_t end, float* out) const {
   check_range(begin, end);
   const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
-  if (end > begin) read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
+  if (end == begin) return;
+  if (map_) {
+    check_not_shrunk();
+    std::memcpy(out, map_ + data_offset_ + begin * row, (end - begin) * row);
+  } else {
+    read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
+  }
+}
+
+const float* PaletteFileReader::view(std::int64_t begin, std::int64_t end) const {
+  check_range(begin, end);
+  // Floats at an offset that is not a multiple of 4 (the ids' lengths decide it) would be
+  // misaligned: no view then, and the caller copies (read_into).
+  if (!map_ || data_offset_ % alignof(float) != 0) return nullptr;
+  check_not_shrunk();
+  const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
+  return reinterpret_cast<const float*>(map_ + data_offset_ + static_cast<std::uint64_t>(begin) * row);
+}
+
+void PaletteFileReader::release(std::int64_t begin, std::int64_t end) const noexcept {
+  if (!map_ || begin < 0 || end <= begin || end > n_) return;
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
+  const std::uint64_t first = (data_offset_ + begin * row) / page * page;
+  const std::uint64_t last = std::min(file_size_, (data_offset_ + end * row + page - 1) / page * page);
+  if (last > first) ::madvise(const_cast<char*>(map_) + first, last - first, MADV_DONTNEED);
 }
 
 torch::Tensor PaletteFileReader::read(std::int64_t begin, std::int64_t end) const {
@@ -229,9 +305,22 @@ void PaletteFileReader::check_crc(std::uint32_t computed) const {
 
 void PaletteFileReader::verify_checksum() const {
   constexpr std::uint64_t kChunk = 64u << 20;
-  std::vector<char> buf(kChunk);
   detail::Crc32 crc(header_crc_);
   const std::uint64_t total = static_cast<std::uint64_t>(n_ * L_ * D_) * sizeof(float);
+  if (map_) {  // the crc of the mapped bytes, no copy; the pages read are dropped behind
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    for (std::uint64_t done = 0; done < total;) {
+      const auto size = std::min(kChunk, total - done);
+      check_not_shrunk();
+      crc.update(map_ + data_offset_ + done, size);
+      const std::uint64_t first = (data_offset_ + done) / page * page, last = (data_offset_ + done + size) / page * page;
+      if (last > first) ::madvise(const_cast<char*>(map_) + first, last - first, MADV_DONTNEED);
+      done += size;
+    }
+    check_crc(crc.value());
+    return;
+  }
+  std::vector<char> buf(std::min(kChunk, total));
   for (std::uint64_t done = 0; done < total;) {
     const auto size = std::min(kChunk, total - done);
     read_bytes(buf.data(), size, data_offset_ + done, "palettes");

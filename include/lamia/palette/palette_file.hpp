@@ -9,6 +9,8 @@
 // version 2 carries a metadata text (a shard's record: lamia export-palettes --shard, pipeline.hpp).
 // Written atomically (temporary file, then rename); every read is checked (magic, version,
 // dtype, sizes, exact length, crc) and a bad file throws ParseError naming the file and field.
+// PaletteFileReader reads the palettes through a read-only mmap of the file (pread when the map
+// fails, or when asked to): see PaletteFileAccess for what a file truncated while open does.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -48,9 +50,30 @@ void save_palettes(const std::filesystem::path& path, const std::vector<std::str
 /// not a valid palette file of this version.
 PaletteFile load_palettes(const std::filesystem::path& path);
 
+/// How PaletteFileReader reads the palettes (the header and item ids are always read with pread).
+///
+/// kMapped maps the whole file read-only (mmap, MADV_SEQUENTIAL: the quantizer reads it in passes,
+/// in order), after the header and the exact file length have been checked. read_into copies out
+/// of the map (no system call per chunk), view() hands out the mapped floats themselves (no copy
+/// at all; PaletteSource::from_reader uses it). If mmap fails (ENOMEM, a file system without
+/// mmap), the reader falls back to pread and mapped() is false.
+///
+/// A mapped file that another process truncates in place would raise SIGBUS on access. Every
+/// read_into, view() and verify_checksum() first checks the file's current size (fstat) and
+/// throws IOError "... has shrunk to N bytes since it was opened" instead. What remains: a
+/// truncation between that check and the access (or while a caller still uses a view) is not
+/// caught. lamia's own writers never truncate in place (they write a temporary file and rename
+/// it over the old one, and a reader keeps the old file), so this needs a foreign writer.
+enum class PaletteFileAccess {
+  kMapped,  ///< read-only mmap of the file; pread when mmap fails (the default)
+  kPread,   ///< pread into the caller's buffer, one system call (and kernel copy) per read
+};
+
 /// Reads a palette file a range of items at a time, for catalogs whose palettes do not fit in
 /// memory (1M items x 4 x 1024 floats = 16 GB): the header and ids are read and checked (magic,
 /// version, dtype, shape, exact file length) on open, the palettes only when asked for.
+/// A path that is not a regular file (a directory, a FIFO, a device) is an IOError, on open and
+/// without blocking.
 ///
 ///   lamia::PaletteFileReader r("palettes.bin");        // checksum verified by one streaming pass
 ///   torch::Tensor p = r.read(1000, 2000);             // [1000, L, D] float32
@@ -58,7 +81,8 @@ class PaletteFileReader {
  public:
   /// Opens path; with verify_checksum the whole file is read once to check its crc32 (a mismatch
   /// throws ParseError, field "crc32"). Throws IOError / ParseError like load_palettes.
-  explicit PaletteFileReader(const std::filesystem::path& path, bool verify_checksum = true);
+  explicit PaletteFileReader(const std::filesystem::path& path, bool verify_checksum = true,
+                             PaletteFileAccess access = PaletteFileAccess::kMapped);
   ~PaletteFileReader();
   PaletteFileReader(const PaletteFileReader&) = delete;
   PaletteFileReader& operator=(const PaletteFileReader&) = delete;
@@ -80,14 +104,31 @@ class PaletteFileReader {
   /// Reads the palettes once, in chunks, and checks the crc32 (ParseError on a mismatch).
   void verify_checksum() const;
 
+  /// True when the palettes are read through the map (false: pread, asked for or the fallback).
+  bool mapped() const noexcept { return map_ != nullptr; }
+  /// The palettes of items [begin, end) inside the map, (end - begin) * L * D floats, not copied;
+  /// nullptr when the file is not mapped. Valid while the reader lives; read-only (writing through
+  /// it is a segmentation fault). Safe to call from several threads. Throws IndexError for a bad
+  /// range, IOError when the file has shrunk since it was opened.
+  const float* view(std::int64_t begin, std::int64_t end) const;
+  /// Drops the mapped pages of items [begin, end) from this process's resident set (madvise
+  /// MADV_DONTNEED: the page cache keeps them, and a later view faults them back in), so that a
+  /// pass over a file larger than memory does not count the whole file in the peak RSS. Views
+  /// stay valid. Does nothing when the file is not mapped, or for a bad range.
+  void release(std::int64_t begin, std::int64_t end) const noexcept;
+
  private:
   friend PaletteFile load_palettes(const std::filesystem::path& path);
   void check_range(std::int64_t begin, std::int64_t end) const;
   void read_bytes(void* dst, std::uint64_t size, std::uint64_t offset, const char* field) const;
   void check_crc(std::uint32_t computed) const;
+  void check_not_shrunk() const;
+  void close_file() noexcept;
 
   std::filesystem::path path_;
   int fd_ = -1;
+  const char* map_ = nullptr;  // the whole file, PROT_READ, MAP_SHARED; nullptr: pread
+  std::uint64_t file_size_ = 0;
   std::int64_t n_ = 0, L_ = 0, D_ = 0;
   std::vector<std::string> item_ids_;
   std::string metadata_;

@@ -3,13 +3,18 @@
 #include "palette_fixture.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>  // getpid
+#include <sys/resource.h>  // setrlimit: the map made to fail in a child process
+#include <sys/stat.h>      // mkfifo
+#include <sys/wait.h>
+#include <unistd.h>  // getpid, fork
 
 using namespace lamia;
 namespace fs = std::filesystem;
@@ -189,5 +194,154 @@ TEST_CASE("palette file metadata: version 2 carries the text, version 1 is uncha
   bad[8 + 4 + 4 + 24 + 8 + 2] ^= 0x20;
   std::ofstream(dir / "bad2.bin", std::ios::binary) << bad;
   CHECK_THROWS_WITH(PaletteFileReader(dir / "bad2.bin"), Contains("checksum mismatch"));
+  fs::remove_all(dir);
+}
+
+// The palettes are read through a read-only map of the file by default, and with pread when asked
+// (or when mmap fails): both give the same bytes, and the checks on open are the same.
+TEST_CASE("PaletteFileReader reads the same palettes mapped and with pread", "[palette][file]") {
+  const auto dir = palette_file_dir("mapped");
+  torch::manual_seed(3);
+  const auto x = torch::randn({37, 3, 5});
+  // Ids of 4 bytes: the floats start at 40 + 37 * 8 bytes, a multiple of 4 (a view is possible);
+  // ids of 1 byte: at 40 + 37 * 5 = 225 bytes, misaligned (no view, reads copy).
+  std::vector<std::string> aligned_ids, odd_ids;
+  for (int i = 0; i < 37; ++i) {
+    aligned_ids.push_back(fmt::format("i{:03d}", i));
+    odd_ids.push_back(std::string(1, static_cast<char>('A' + i % 26)));
+  }
+  save_palettes(dir / "aligned.bin", aligned_ids, x);
+  save_palettes(dir / "odd.bin", odd_ids, x);
+  for (const auto* name : {"aligned.bin", "odd.bin"}) {
+    INFO(name);
+    PaletteFileReader mapped(dir / name);
+    PaletteFileReader pread(dir / name, true, PaletteFileAccess::kPread);
+    CHECK(mapped.mapped());
+    CHECK_FALSE(pread.mapped());
+    CHECK(pread.view(0, 37) == nullptr);
+    for (auto [b, e] : {std::pair<std::int64_t, std::int64_t>{0, 37}, {10, 17}, {36, 37}, {5, 5}}) {
+      CHECK(torch::equal(mapped.read(b, e), x.narrow(0, b, e - b)));
+      CHECK(torch::equal(pread.read(b, e), x.narrow(0, b, e - b)));
+    }
+    CHECK_THROWS_AS(mapped.read(30, 38), IndexError);
+    CHECK_THROWS_AS(mapped.view(-1, 3), IndexError);
+    CHECK(mapped.item_ids() == pread.item_ids());
+    mapped.verify_checksum();
+    pread.verify_checksum();
+    CHECK(torch::equal(load_palettes(dir / name).palettes, x));
+  }
+  PaletteFileReader aligned(dir / "aligned.bin");
+  const float* v = aligned.view(10, 17);
+  REQUIRE(v != nullptr);
+  const auto expected = x.narrow(0, 10, 7).contiguous();
+  CHECK(std::memcmp(v, expected.data_ptr<float>(), 7 * 15 * sizeof(float)) == 0);
+  aligned.release(0, 37);  // the pages leave the resident set; the view reads them back
+  CHECK(std::memcmp(v, expected.data_ptr<float>(), 7 * 15 * sizeof(float)) == 0);
+  CHECK(PaletteFileReader(dir / "odd.bin").view(10, 17) == nullptr);
+  // The same corruptions are found on both paths.
+  auto bytes = testing::slurp(dir / "aligned.bin");
+  bytes[bytes.size() - 10] ^= 0x40;
+  spit(dir / "bad.bin", bytes);
+  for (auto access : {PaletteFileAccess::kMapped, PaletteFileAccess::kPread}) {
+    CHECK_THROWS_WITH(PaletteFileReader(dir / "bad.bin", true, access), Contains("checksum mismatch"));
+    PaletteFileReader unchecked(dir / "bad.bin", false, access);
+    CHECK(unchecked.mapped() == (access == PaletteFileAccess::kMapped));
+    CHECK_THROWS_AS(unchecked.verify_checksum(), ParseError);
+    spit(dir / "short.bin", bytes.substr(0, bytes.size() - 5));
+    try {
+      PaletteFileReader r(dir / "short.bin", false, access);
+      FAIL("no error for a truncated file");
+    } catch (const ParseError& e) {
+      CHECK(e.where().field == "palettes");
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a palette file truncated after it was mapped is an IOError, not SIGBUS", "[palette][file]") {
+  const auto dir = palette_file_dir("shrunk");
+  torch::manual_seed(4);
+  const auto x = torch::randn({2000, 2, 512});  // 8 MB: pages well past the new end
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2000; ++i) ids.push_back(fmt::format("{:04d}", i));
+  save_palettes(dir / "p.bin", ids, x);
+  const auto size = fs::file_size(dir / "p.bin");
+  for (auto access : {PaletteFileAccess::kMapped, PaletteFileAccess::kPread}) {
+    save_palettes(dir / "p.bin", ids, x);
+    PaletteFileReader r(dir / "p.bin", true, access);
+    CHECK(torch::equal(r.read(1990, 2000), x.narrow(0, 1990, 10)));
+    fs::resize_file(dir / "p.bin", size / 2);  // in place, under the open reader
+    std::vector<float> out(10 * 2 * 512);
+    CHECK_THROWS_AS(r.read_into(1990, 2000, out.data()), IOError);
+    CHECK_THROWS_AS(r.verify_checksum(), IOError);
+    if (access == PaletteFileAccess::kMapped) {
+      CHECK_THROWS_WITH(r.read(1990, 2000), Contains("has shrunk to"));
+      CHECK_THROWS_WITH(r.view(1990, 2000), Contains("has shrunk to"));
+    }
+  }
+  // A file replaced by rename (how lamia writes) leaves an open reader on the old file intact.
+  save_palettes(dir / "p.bin", ids, x);
+  PaletteFileReader r(dir / "p.bin");
+  save_palettes(dir / "p.bin", {"a"}, torch::ones({1, 2, 512}));
+  CHECK(torch::equal(r.read(1990, 2000), x.narrow(0, 1990, 10)));
+  r.verify_checksum();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a palette path that is a directory or a FIFO is refused on open, without blocking", "[palette][file]") {
+  const auto dir = palette_file_dir("not_regular");
+  fs::create_directories(dir / "folder.bin");
+  for (auto access : {PaletteFileAccess::kMapped, PaletteFileAccess::kPread}) {
+    CHECK_THROWS_WITH(PaletteFileReader(dir / "folder.bin", true, access), Contains("is a directory"));
+  }
+  CHECK_THROWS_AS(load_palettes(dir / "folder.bin"), IOError);
+  REQUIRE(::mkfifo((dir / "fifo.bin").c_str(), 0600) == 0);
+  for (auto access : {PaletteFileAccess::kMapped, PaletteFileAccess::kPread}) {
+    CHECK_THROWS_WITH(PaletteFileReader(dir / "fifo.bin", true, access), Contains("is a FIFO"));
+  }
+  CHECK_THROWS_AS(load_palettes(dir / "fifo.bin"), IOError);
+  fs::remove_all(dir);
+}
+
+// mmap fails when the address space is full: in a child process limited to its current address
+// space plus 4 MB, a 16 MB file cannot be mapped and the reader falls back to pread.
+TEST_CASE("PaletteFileReader falls back to pread when mmap fails", "[palette][file]") {
+  const auto dir = palette_file_dir("fallback");
+  torch::manual_seed(5);
+  const auto x = torch::randn({512, 2, 4096});  // 16 MB
+  std::vector<std::string> ids;
+  for (int i = 0; i < 512; ++i) ids.push_back(fmt::format("{:04d}", i));
+  save_palettes(dir / "p.bin", ids, x);
+  std::vector<float> out(x.numel());  // allocated before the limit
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {  // the child: no Catch2, no torch; the exit code says what happened
+    int code = 0;
+    try {
+      long pages = 0;
+      if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+        std::fclose(f);
+      }
+      if (pages <= 0) ::_exit(4);
+      const rlim_t limit = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (4u << 20);
+      struct rlimit rl {limit, limit};
+      if (::setrlimit(RLIMIT_AS, &rl) != 0) ::_exit(5);
+      PaletteFileReader r(dir / "p.bin", /*verify_checksum=*/false);  // (its 64 MB buffer would not fit)
+      if (r.mapped()) ::_exit(3);
+      r.read_into(0, 512, out.data());
+      code = std::memcmp(out.data(), x.data_ptr<float>(), out.size() * sizeof(float)) == 0 ? 0 : 1;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 3: still mapped, 2: an exception, 1: other bytes
+  // Without the limit the same file is mapped.
+  CHECK(PaletteFileReader(dir / "p.bin").mapped());
   fs::remove_all(dir);
 }
