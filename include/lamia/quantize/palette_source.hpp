@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <type_traits>
+#include <utility>
 
 namespace lamia {
 
@@ -34,6 +36,10 @@ struct PaletteSource {
                                     std::int64_t dim);
   /// Anything with num_items(), palette_size(), dim() and read_into(begin, end, float* out), such
   /// as PaletteFileReader; the reader must outlive the source. Chunks are read into one buffer.
+  /// A reader that also has view(begin, end) (a pointer to its own floats, or nullptr) and
+  /// release(begin, end), as a mapped PaletteFileReader, is read without a copy: each chunk is a
+  /// tensor over the view (not writable), and the previous chunk's pages are released when the
+  /// next one is read, so that the resident set holds about one chunk of the file.
   template <class Reader>
   static PaletteSource from_reader(const Reader& reader, std::int64_t chunk_items = 4096) {
     PaletteSource s;
@@ -42,7 +48,15 @@ struct PaletteSource {
     s.dim = reader.dim();
     s.chunk_items = chunk_items;
     auto buffer = std::make_shared<torch::Tensor>();
-    s.read = [&reader, buffer, L = s.num_positions, D = s.dim](std::int64_t begin, std::int64_t end) {
+    auto previous = std::make_shared<std::pair<std::int64_t, std::int64_t>>(0, 0);  // the last view's items
+    s.read = [&reader, buffer, previous, L = s.num_positions, D = s.dim](std::int64_t begin, std::int64_t end) {
+      if constexpr (has_view<Reader>::value) {
+        if (const float* p = reader.view(begin, end)) {
+          reader.release(previous->first, previous->second);
+          *previous = {begin, end};
+          return torch::from_blob(const_cast<float*>(p), {end - begin, L, D}, torch::kFloat32);
+        }
+      }
       if (!buffer->defined() || buffer->size(0) < end - begin) *buffer = torch::empty({end - begin, L, D});
       auto out = buffer->narrow(0, 0, end - begin);
       reader.read_into(begin, end, out.data_ptr<float>());
@@ -50,6 +64,14 @@ struct PaletteSource {
     };
     return s;
   }
+
+ private:
+  template <class R, class = void>
+  struct has_view : std::false_type {};
+  template <class R>
+  struct has_view<R, std::void_t<decltype(std::declval<const R&>().view(std::int64_t{}, std::int64_t{})),
+                                 decltype(std::declval<const R&>().release(std::int64_t{}, std::int64_t{}))>>
+      : std::true_type {};
 };
 
 }  // namespace lamia

@@ -3,13 +3,16 @@
 #include <lamia/quantize/kmeans.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
 #include <lamia/quantize/residual_kmeans.hpp>
+#include <lamia/palette/palette_file.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "quantize/quantize_test_util.hpp"
 
@@ -285,6 +288,39 @@ TEST_CASE("fitting from a chunked source gives the in-memory quantizer", "[palet
   }
   // Encoding from a source equals encoding the tensor, whatever the chunk size.
   CHECK(torch::equal(streamed.encode(lamia::PaletteSource::from_reader(reader, 33)), streamed.encode(data.x)));
+}
+
+// A palette file read through its map: the chunks are the mapped floats themselves (no copy) when
+// they are aligned, copies out of the map when not, and pread copies when asked; all fit the same.
+TEST_CASE("a mapped palette file fits as the pread one, with or without a copy", "[palette_quantizer][source]") {
+  auto data = lamia::test::clustered_palettes(400, 2, 12, 16, 43);
+  std::vector<std::string> aligned_ids, odd_ids;  // floats at 40 + 400 * 8 (aligned), 40 + 400 * 5 + 1
+  for (int i = 0; i < 400; ++i) {
+    aligned_ids.push_back(fmt::format("{:04d}", i));
+    odd_ids.push_back(i == 0 ? "ab" : "a");
+  }
+  const auto aligned = lamia::test::temp_path("mapped_aligned.bin"), odd = lamia::test::temp_path("mapped_odd.bin");
+  lamia::save_palettes(aligned, aligned_ids, data.x);
+  lamia::save_palettes(odd, odd_ids, data.x);
+  PaletteQuantizer in_memory(small_options());
+  in_memory.fit(data.x);
+  for (const auto& [path, access, copies] :
+       {std::tuple{aligned, lamia::PaletteFileAccess::kMapped, false}, std::tuple{odd, lamia::PaletteFileAccess::kMapped, true},
+        std::tuple{aligned, lamia::PaletteFileAccess::kPread, true}}) {
+    INFO(path.filename().string() << (access == lamia::PaletteFileAccess::kPread ? " pread" : " mapped"));
+    lamia::PaletteFileReader reader(path, true, access);
+    const auto source = lamia::PaletteSource::from_reader(reader, 64);
+    const auto chunk = source.read(64, 128);
+    CHECK((chunk.data_ptr<float>() == reader.view(64, 128)) == !copies);
+    CHECK(torch::equal(chunk, data.x.narrow(0, 64, 64)));
+    PaletteQuantizer q(small_options());
+    q.fit(source);
+    CHECK(torch::equal(q.training_codes(), in_memory.training_codes()));
+    for (std::int64_t j = 0; j < 2; ++j) CHECK(torch::allclose(q.centroids(j), in_memory.centroids(j), 1e-4, 1e-4));
+    CHECK(torch::equal(q.encode(source), q.training_codes()));
+  }
+  std::filesystem::remove(aligned);
+  std::filesystem::remove(odd);
 }
 
 TEST_CASE("a chunked source reports bad input with the item's index in the whole catalog",
