@@ -1,12 +1,18 @@
 #include <lamia/core/errors.hpp>
+#include <lamia/quantize/detail/kmeans_kernels.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
 
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/utils/distances.h>
+#include <faiss/utils/random.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
+
+#include <dlfcn.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +21,11 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+
+// The BLAS that faiss and torch call (Debian: OpenBLAS), Fortran interface, 32-bit integers.
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
 
 namespace lamia {
 namespace {
@@ -102,6 +113,285 @@ std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, s
   return c;
 }
 
+// OpenBLAS runs each call on its own threads, which on 2 cores take turns with OpenMP's (spinning
+// in sched_yield while the other side works). The blocked kernels call BLAS from OpenMP's workers,
+// one block each, so OpenBLAS is set to one thread meanwhile (and back after); another BLAS is
+// left alone. It also makes the results independent of the thread count: OpenBLAS on 2 threads
+// rounds some entries of faiss' products differently in the last bit than on one.
+class OneBlasThread {
+ public:
+  OneBlasThread() {
+    static const Api api = find();
+    if (api.set && api.get) {
+      set_ = api.set;
+      saved_ = api.get();
+      if (saved_ != 1) set_(1);
+    }
+  }
+  ~OneBlasThread() {
+    if (set_ && saved_ != 1) set_(saved_);
+  }
+  OneBlasThread(const OneBlasThread&) = delete;
+  OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+ private:
+  struct Api {
+    void (*set)(int) = nullptr;
+    int (*get)() = nullptr;
+  };
+  static Api find() {
+    Api a;
+    void* lib = ::dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);  // loaded already, or not used
+    void* where = lib ? lib : RTLD_DEFAULT;
+    a.set = reinterpret_cast<void (*)(int)>(::dlsym(where, "openblas_set_num_threads"));
+    a.get = reinterpret_cast<int (*)()>(::dlsym(where, "openblas_get_num_threads"));
+    return a;  // (the handle stays open: the library is in use for the process's lifetime)
+  }
+  void (*set_)(int) = nullptr;
+  int saved_ = 1;
+};
+
+// Rows per block: faiss' own query block (distance_compute_blas_query_bs, 4096) for the Lloyd
+// products, so that BLAS gets faiss' shapes: OpenBLAS sums some products in another order for
+// other shapes (its small-matrix path: with 256-row blocks the objective differed from faiss' in
+// the last bits, tests/cpp/quantize/test_kmeans_kernels.cpp). k-means++: 4096 rows x 2 + ln k
+// candidates per product (torch's one product over all n rows gives the same bits).
+std::int64_t lloyd_rows() { return std::max(1, faiss::distance_compute_blas_query_bs); }
+constexpr std::int64_t kSeedingRows = 4096;
+
+// The nearest centroid of rows [i0, i1) with faiss 1.7.3's arithmetic for IndexFlatL2::search
+// (k = 1, the BLAS path): ip = x.c from sgemm on blocks of distance_compute_blas_database_bs
+// centroids, dis = (|x|^2 + |c|^2) - 2 ip clamped at 0, the lowest distance kept, ties (and equal
+// distances in a later centroid block) to the lowest index. ip holds (i1 - i0) * min(k, block) floats.
+void nearest_rows(const float* x, const float* x_norms, const float* c, const float* c_norms, std::int64_t d,
+                  std::int64_t k, std::int64_t i0, std::int64_t i1, float* ip, std::int64_t* assign, float* dis) {
+  const std::int64_t bs_y = std::max(1, faiss::distance_compute_blas_database_bs);
+  for (std::int64_t i = i0; i < i1; ++i) {
+    dis[i] = HUGE_VALF;
+    assign[i] = -1;
+  }
+  for (std::int64_t j0 = 0; j0 < k; j0 += bs_y) {
+    const std::int64_t j1 = std::min(k, j0 + bs_y);
+    const int nyi = static_cast<int>(j1 - j0), nxi = static_cast<int>(i1 - i0), di = static_cast<int>(d);
+    const float one = 1, zero = 0;
+    sgemm_("Transpose", "Not transpose", &nyi, &nxi, &di, &one, c + j0 * d, &di, x + i0 * d, &di, &zero, ip, &nyi);
+    const float* cn = c_norms + j0;
+    for (std::int64_t i = i0; i < i1; ++i) {
+      float* line = ip + (i - i0) * nyi;
+      const float xn = x_norms[i];
+      // The distances and their minimum in 8 lanes (the compiler vectorizes it; min is exact in
+      // any order), then the first index that has it.
+      float lane[8];
+      for (float& v : lane) v = HUGE_VALF;
+      std::int64_t j = 0;
+      for (; j + 8 <= nyi; j += 8) {
+        for (int l = 0; l < 8; ++l) {
+          float v = xn + cn[j + l] - 2 * line[j + l];
+          v = v < 0 ? 0.f : v;
+          line[j + l] = v;
+          lane[l] = v < lane[l] ? v : lane[l];
+        }
+      }
+      for (; j < nyi; ++j) {
+        float v = xn + cn[j] - 2 * line[j];
+        v = v < 0 ? 0.f : v;
+        line[j] = v;
+        lane[0] = v < lane[0] ? v : lane[0];
+      }
+      float low = lane[0];
+      for (int l = 1; l < 8; ++l) low = lane[l] < low ? lane[l] : low;
+      if (low < dis[i]) {
+        std::int64_t at = 0;
+        while (!(line[at] == low)) ++at;
+        dis[i] = low;
+        assign[i] = j0 + at;
+      }
+    }
+  }
+}
+
+// faiss 1.7.3's compute_centroids (no weights, no frozen centroids): each thread sums the points
+// of its own range of centroids in point order, in float; then centroid *= 1 / count.
+void update_centroids(const float* x, std::int64_t n, std::int64_t d, std::int64_t k, const std::int64_t* assign,
+                      float* hassign, float* c) {
+  std::fill(c, c + k * d, 0.f);
+  std::fill(hassign, hassign + k, 0.f);
+#pragma omp parallel
+  {
+    const std::int64_t nt = omp_get_num_threads(), rank = omp_get_thread_num();
+    const std::int64_t c0 = k * rank / nt, c1 = k * (rank + 1) / nt;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t ci = assign[i];
+      if (ci < c0 || ci >= c1) continue;
+      float* ce = c + ci * d;
+      const float* xi = x + i * d;
+      hassign[ci] += 1.0;
+      for (std::int64_t j = 0; j < d; ++j) ce[j] += xi[j];
+    }
+  }
+#pragma omp parallel for
+  for (std::int64_t ci = 0; ci < k; ++ci) {
+    if (hassign[ci] == 0) continue;
+    const float norm = 1 / hassign[ci];
+    float* ce = c + ci * d;
+    for (std::int64_t j = 0; j < d; ++j) ce[j] *= norm;
+  }
+}
+
+// faiss 1.7.3's split_clusters: an empty cluster takes a copy of a large one (drawn with
+// probability (count - 1) / (n - k), faiss' RandomGenerator seeded 1234), both nudged apart.
+void split_empty_clusters(std::int64_t d, std::int64_t k, std::int64_t n, float* hassign, float* c) {
+  constexpr double kEps = 1 / 1024.;
+  faiss::RandomGenerator rng(1234);
+  for (std::int64_t ci = 0; ci < k; ++ci) {
+    if (hassign[ci] != 0) continue;
+    std::int64_t cj = 0;
+    for (;; cj = (cj + 1) % k) {
+      const float p = (hassign[cj] - 1.0) / static_cast<float>(n - k);
+      const float r = rng.rand_float();
+      if (r < p) break;
+    }
+    std::memcpy(c + ci * d, c + cj * d, sizeof(float) * d);
+    for (std::int64_t j = 0; j < d; ++j) {
+      if (j % 2 == 0) {
+        c[ci * d + j] *= 1 + kEps;
+        c[cj * d + j] *= 1 - kEps;
+      } else {
+        c[ci * d + j] *= 1 - kEps;
+        c[cj * d + j] *= 1 + kEps;
+      }
+    }
+    hassign[ci] = hassign[cj] / 2;
+    hassign[cj] -= hassign[ci];
+  }
+}
+
+// The Lloyd iterations of faiss 1.7.3's Clustering::train (one run, every centroid given, no
+// sample) from the centroids c: per iteration the assignment (blocks of rows on OpenMP's threads),
+// its objective (a float sum in point order, as faiss), the centroid update and the split of empty
+// clusters. Returns the objective of each iteration; c holds the final centroids.
+std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d, std::int64_t k, int iterations,
+                                  std::vector<float>& c) {
+  if (n == k) {  // faiss' corner case: the points are the centroids, one iteration of objective 0
+    c.assign(x, x + n * d);
+    return {0.0};
+  }
+  std::vector<float> x_norms(n), c_norms(k), dis(n), hassign(k);
+  std::vector<std::int64_t> assign(n);
+  faiss::fvec_norms_L2sqr(x_norms.data(), x, d, n);  // faiss' own (its summation order)
+  const bool blas = n >= faiss::distance_compute_blas_threshold;
+  const std::int64_t bs = lloyd_rows();
+  const std::int64_t blocks = (n + bs - 1) / bs;
+  std::vector<double> objective;
+  for (int it = 0; it < iterations; ++it) {
+    faiss::fvec_norms_L2sqr(c_norms.data(), c.data(), d, k);
+    if (blas) {
+      const OneBlasThread one_thread;
+#pragma omp parallel
+      {
+        std::vector<float> ip(bs * std::min<std::int64_t>(k, std::max(1, faiss::distance_compute_blas_database_bs)));
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t b = 0; b < blocks; ++b) {
+          nearest_rows(x, x_norms.data(), c.data(), c_norms.data(), d, k, b * bs, std::min(n, (b + 1) * bs), ip.data(),
+                       assign.data(), dis.data());
+        }
+      }
+    } else {  // faiss' sequential path for fewer than distance_compute_blas_threshold points
+      for (std::int64_t i = 0; i < n; ++i) {
+        float best = HUGE_VALF;
+        std::int64_t arg = -1;
+        for (std::int64_t j = 0; j < k; ++j) {
+          const float v = faiss::fvec_L2sqr(x + i * d, c.data() + j * d, d);
+          if (v < best) {
+            best = v;
+            arg = j;
+          }
+        }
+        dis[i] = best;
+        assign[i] = arg;
+      }
+    }
+    float obj = 0;  // faiss' own: a float, in point order
+    for (std::int64_t i = 0; i < n; ++i) obj += dis[i];
+    objective.push_back(obj);
+    update_centroids(x, n, d, k, assign.data(), hassign.data(), c.data());
+    split_empty_clusters(d, k, n, hassign.data(), c.data());
+  }
+  return objective;
+}
+
+// The tensor k-means++ below (init_plus_plus), with the same arithmetic and draws, blocked: each
+// block of rows is one single-threaded BLAS product with the candidates on an OpenMP worker, and
+// the distances' clamp and minimum with min_d2 are applied behind it while the block is in cache,
+// so the [trials, n] distances are written once instead of being passed over five times.
+std::vector<float> init_plus_plus_blocked(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
+                                          std::mt19937_64& rng) {
+  std::vector<float> c(k * d);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  const auto X = torch::from_blob(const_cast<float*>(x), {n, d}, torch::kFloat32);
+  const auto x_sq = X.square().sum(1);  // n
+  const float* xs = x_sq.data_ptr<float>();
+  std::vector<double> prefix(n);
+  auto sample = [&](const float* min_d2) -> std::int64_t {
+    const double total = prefix[n - 1];
+    if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;
+    auto i = static_cast<std::int64_t>(std::upper_bound(prefix.begin(), prefix.end(), uni(rng) * total) - prefix.begin());
+    i = std::min(i, n - 1);
+    while (i > 0 && !(min_d2[i] > 0)) --i;
+    return i;
+  };
+  std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+  auto min_d2 = (X - X[pick]).square().sum(1);  // n
+  auto dist = torch::empty({trials, n}, torch::kFloat32);
+  auto cand_index = torch::empty({trials}, torch::kLong);
+  const auto ones = torch::ones({n}, torch::kFloat32);
+  std::copy(x + pick * d, x + (pick + 1) * d, c.begin());
+  const std::int64_t bs = kSeedingRows;
+  const std::int64_t blocks = (n + bs - 1) / bs;
+  float* dp = dist.data_ptr<float>();
+  for (std::int64_t m = 1; m < k; ++m) {
+    const float* md = min_d2.data_ptr<float>();
+    double acc = 0;
+    for (std::int64_t i = 0; i < n; ++i) prefix[i] = acc += md[i];
+    auto* ci = cand_index.data_ptr<std::int64_t>();
+    for (int t = 0; t < trials; ++t) ci[t] = sample(md);
+    const auto C = X.index_select(0, cand_index);  // trials x d
+    const auto c_sq = C.square().sum(1);
+    const float* cp = C.data_ptr<float>();
+    const float* cs = c_sq.data_ptr<float>();
+    {
+      const OneBlasThread one_thread;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t i0 = b * bs, i1 = std::min(n, i0 + bs);
+        // dist[:, i0:i1] = C X[i0:i1]^T: the call torch's mm makes for the whole [trials, n], on a block.
+        const int mi = static_cast<int>(i1 - i0), ni = trials, ki = static_cast<int>(d), ldc = static_cast<int>(n);
+        const float one = 1, zero = 0;
+        sgemm_("t", "n", &mi, &ni, &ki, &one, x + i0 * d, &ki, cp, &ki, &zero, dp + i0, &ldc);
+        for (int t = 0; t < trials; ++t) {
+          float* row = dp + t * n;
+          const float ct = cs[t];
+          for (std::int64_t i = i0; i < i1; ++i) {
+            float v = row[i] * -2.0f;  // torch: mul_(-2), add_(|x|^2), add_(|c|^2), clamp_min_(0), minimum
+            v = v + xs[i];
+            v = v + ct;
+            v = v < 0 ? 0.f : v;
+            row[i] = md[i] < v ? md[i] : v;
+          }
+        }
+      }
+    }
+    const auto potential = torch::mv(dist, ones).contiguous();  // as before: BLAS, on its own threads
+    const float* pot = potential.data_ptr<float>();
+    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);
+    pick = ci[best];
+    min_d2.copy_(dist[best]);
+    std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
+  }
+  return c;
+}
+
 }  // namespace
 
 namespace detail {
@@ -171,6 +461,11 @@ void assign_nearest(const float* centroids, std::int64_t k, std::int64_t d, cons
 }
 
 KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options) {
+  return detail::kmeans_with(x, n, d, options, detail::KMeansKernel::kBlocked);
+}
+
+KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options,
+                                 KMeansKernel kernel) {
   const std::int64_t k = options.num_codes;
   if (k < 1) throw ValueError(fmt::format("kmeans: num_codes (k) must be >= 1, got {}", k));
   if (d < 1) throw ValueError(fmt::format("kmeans: dimension must be >= 1, got {}", d));
@@ -209,38 +504,46 @@ KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeans
       for (std::int64_t m = 0; m < fit_n; ++m) std::copy(x + perm[m] * d, x + (perm[m] + 1) * d, sample.begin() + m * d);
       fx = sample.data();
     }
-    faiss::ClusteringParameters cp;
-    cp.niter = options.iterations;
-    cp.nredo = 1;
-    cp.verbose = false;
-    cp.seed = static_cast<int>((options.seed + r) & 0x7fffffff);
-    cp.min_points_per_centroid = 1;  // small sets are deliberate in tests; no faiss warning
-    cp.max_points_per_centroid = INT_MAX / 2;  // the sample, if any, is drawn above
-    faiss::Clustering clus(static_cast<int>(d), static_cast<int>(k), cp);
-    clus.centroids = options.init == KMeansInit::kPlusPlus ? init_plus_plus(fx, fit_n, d, k, rng)
-                                                            : init_random(fx, fit_n, d, k, rng);
+    const bool blocked = kernel == KMeansKernel::kBlocked;
+    std::vector<float> centroids = options.init == KMeansInit::kRandom ? init_random(fx, fit_n, d, k, rng)
+                                   : blocked ? init_plus_plus_blocked(fx, fit_n, d, k, rng)
+                                             : init_plus_plus(fx, fit_n, d, k, rng);
     best.seconds_seeding += since(t0);
     t0 = Clock::now();
-    faiss::IndexFlatL2 index(static_cast<std::int64_t>(d));
-    try {
-      clus.train(static_cast<std::int64_t>(fit_n), fx, index);
-    } catch (const faiss::FaissException& e) {
-      throw ValueError(fmt::format("kmeans: faiss failed: {}", e.what()));
+    if (blocked) {
+      objectives.push_back(lloyd_blocked(fx, fit_n, d, k, options.iterations, centroids));
+    } else {
+      faiss::ClusteringParameters cp;
+      cp.niter = options.iterations;
+      cp.nredo = 1;
+      cp.verbose = false;
+      cp.seed = static_cast<int>((options.seed + r) & 0x7fffffff);
+      cp.min_points_per_centroid = 1;  // small sets are deliberate in tests; no faiss warning
+      cp.max_points_per_centroid = INT_MAX / 2;  // the sample, if any, is drawn above
+      faiss::Clustering clus(static_cast<int>(d), static_cast<int>(k), cp);
+      clus.centroids = std::move(centroids);
+      faiss::IndexFlatL2 index(static_cast<std::int64_t>(d));
+      try {
+        clus.train(static_cast<std::int64_t>(fit_n), fx, index);
+      } catch (const faiss::FaissException& e) {
+        throw ValueError(fmt::format("kmeans: faiss failed: {}", e.what()));
+      }
+      std::vector<double> obj;
+      for (const auto& st : clus.iteration_stats) obj.push_back(st.obj);
+      objectives.push_back(std::move(obj));
+      centroids = std::move(clus.centroids);
     }
     best.seconds_iterations += since(t0);
     t0 = Clock::now();
-    std::vector<double> obj;
-    for (const auto& s : clus.iteration_stats) obj.push_back(s.obj);
-    objectives.push_back(std::move(obj));
     // Final assignment with the final centroids: the codes and sklearn's inertia_.
-    assign_nearest(clus.centroids.data(), k, d, x, n, codes.data(), dist.data());
+    assign_nearest(centroids.data(), k, d, x, n, codes.data(), dist.data());
     double inertia = 0;
     for (float v : dist) inertia += v;
     best.seconds_assignment += since(t0);
     if (inertia < best.inertia) {
       best.inertia = inertia;
       best.best_restart = r;
-      best.centroids = clus.centroids;
+      best.centroids = std::move(centroids);
       best.assignment = codes;
     }
   }
