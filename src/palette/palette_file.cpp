@@ -260,13 +260,9 @@ void PaletteFileReader::check_range(std::int64_t begin, std::int64_t end) const 
 void PaletteFileReader::read_into(std::int64_t begin, std::int64_t end, float* out) const {
   check_range(begin, end);
   const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
-  if (end == begin) return;
-  if (map_) {
-    check_not_shrunk();
-    std::memcpy(out, map_ + data_offset_ + begin * row, (end - begin) * row);
-  } else {
-    read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
-  }
+  // pread even when the file is mapped: copying out of the map was slower (1.22 s against 1.00 s
+  // for 1.6 GB in the page cache, bench_quantize_kernels) and left the pages resident.
+  if (end > begin) read_bytes(out, (end - begin) * row, data_offset_ + begin * row, "palettes");
 }
 
 const float* PaletteFileReader::view(std::int64_t begin, std::int64_t end) const {

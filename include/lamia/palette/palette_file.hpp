@@ -9,8 +9,8 @@
 // version 2 carries a metadata text (a shard's record: lamia export-palettes --shard, pipeline.hpp).
 // Written atomically (temporary file, then rename); every read is checked (magic, version,
 // dtype, sizes, exact length, crc) and a bad file throws ParseError naming the file and field.
-// PaletteFileReader reads the palettes through a read-only mmap of the file (pread when the map
-// fails, or when asked to): see PaletteFileAccess for what a file truncated while open does.
+// PaletteFileReader reads the palettes with pread, or through a read-only mmap of the file when
+// asked (pread when the map fails): see PaletteFileAccess for when and what a truncation does.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -53,20 +53,29 @@ PaletteFile load_palettes(const std::filesystem::path& path);
 /// How PaletteFileReader reads the palettes (the header and item ids are always read with pread).
 ///
 /// kMapped maps the whole file read-only (mmap, MADV_SEQUENTIAL: the quantizer reads it in passes,
-/// in order), after the header and the exact file length have been checked. read_into copies out
-/// of the map (no system call per chunk), view() hands out the mapped floats themselves (no copy
-/// at all; PaletteSource::from_reader uses it). If mmap fails (ENOMEM, a file system without
-/// mmap), the reader falls back to pread and mapped() is false.
+/// in order), after the header and the exact file length have been checked. view() hands out the
+/// mapped floats themselves (no copy; PaletteSource::from_reader uses it) when they are 4-byte
+/// aligned in the file, and verify_checksum() reads the map; read_into still copies with pread
+/// (copying out of the map was slower, and kept the pages resident). If mmap fails (ENOMEM, a file
+/// system without mmap), the reader falls back to pread and mapped() is false.
 ///
 /// A mapped file that another process truncates in place would raise SIGBUS on access. Every
-/// read_into, view() and verify_checksum() first checks the file's current size (fstat) and
-/// throws IOError "... has shrunk to N bytes since it was opened" instead. What remains: a
+/// view() and every chunk of verify_checksum() first checks the file's current size (fstat) and
+/// throws IOError "... has shrunk to N bytes since it was opened" instead (pread reports the
+/// short read as an IOError itself). What remains: a
 /// truncation between that check and the access (or while a caller still uses a view) is not
 /// caught. lamia's own writers never truncate in place (they write a temporary file and rename
 /// it over the old one, and a reader keeps the old file), so this needs a foreign writer.
+///
+/// The default is kPread: on the 2-core development VM (a guest where every page-table update is
+/// expensive: a fresh page costs ~14 us to fault in) a pass over 1.6 GB in the page cache took
+/// 1.10-1.49 s with pread into a reused buffer against 1.52-2.16 s through the map's views in five
+/// runs of six (one: 1.00 s against 0.80 s; at 328 MB the map was x1.41 faster;
+/// bench_quantize_kernels, docs/quantize.md). The map saves the kernel's copy: measure at the
+/// file's size before choosing it.
 enum class PaletteFileAccess {
-  kMapped,  ///< read-only mmap of the file; pread when mmap fails (the default)
-  kPread,   ///< pread into the caller's buffer, one system call (and kernel copy) per read
+  kMapped,  ///< read-only mmap of the file; pread when mmap fails
+  kPread,   ///< pread into the caller's buffer, one system call (and kernel copy) per read (the default)
 };
 
 /// Reads a palette file a range of items at a time, for catalogs whose palettes do not fit in
@@ -82,7 +91,7 @@ class PaletteFileReader {
   /// Opens path; with verify_checksum the whole file is read once to check its crc32 (a mismatch
   /// throws ParseError, field "crc32"). Throws IOError / ParseError like load_palettes.
   explicit PaletteFileReader(const std::filesystem::path& path, bool verify_checksum = true,
-                             PaletteFileAccess access = PaletteFileAccess::kMapped);
+                             PaletteFileAccess access = PaletteFileAccess::kPread);
   ~PaletteFileReader();
   PaletteFileReader(const PaletteFileReader&) = delete;
   PaletteFileReader& operator=(const PaletteFileReader&) = delete;

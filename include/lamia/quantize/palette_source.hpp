@@ -39,7 +39,8 @@ struct PaletteSource {
   /// A reader that also has view(begin, end) (a pointer to its own floats, or nullptr) and
   /// release(begin, end), as a mapped PaletteFileReader, is read without a copy: each chunk is a
   /// tensor over the view (not writable), and the previous chunk's pages are released when the
-  /// next one is read, so that the resident set holds about one chunk of the file.
+  /// next one is read, so that the resident set holds about one chunk of the file. Where view()
+  /// gives nullptr (a file read with pread, or whose floats are misaligned) chunks are copied.
   template <class Reader>
   static PaletteSource from_reader(const Reader& reader, std::int64_t chunk_items = 4096) {
     PaletteSource s;
