@@ -50,56 +50,6 @@ inline float l2sq(const float* a, const float* b, std::int64_t d) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// Greedy k-means++ (as sklearn): each new centroid is the best, by the resulting
-// potential sum_i min_d2[i], of 2 + ln(k) candidates drawn with probability
-// proportional to min_d2 (plain k-means++ misses clusters far more often).
-// The candidates' distances to all points are one BLAS product, |x|^2 + |c|^2 - 2 x.c
-// (as sklearn), and the draws are binary searches in the prefix sums of min_d2.
-std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
-                                  std::mt19937_64& rng) {
-  std::vector<float> c(k * d);
-  std::uniform_real_distribution<double> uni(0.0, 1.0);
-  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  const auto X = torch::from_blob(const_cast<float*>(x), {n, d}, torch::kFloat32);
-  const auto x_sq = X.square().sum(1);  // n
-  std::vector<double> prefix(n);
-  // One draw: the first point whose prefix sum exceeds a uniform target in [0, total).
-  auto sample = [&](const float* min_d2) -> std::int64_t {
-    const double total = prefix[n - 1];
-    if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;  // all points on centroids
-    auto i = static_cast<std::int64_t>(std::upper_bound(prefix.begin(), prefix.end(), uni(rng) * total) - prefix.begin());
-    i = std::min(i, n - 1);
-    while (i > 0 && !(min_d2[i] > 0)) --i;  // round-off at the very end of the range
-    return i;
-  };
-  std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
-  // Buffers reused across the k steps (fresh pages cost a page fault each).
-  auto min_d2 = (X - X[pick]).square().sum(1);  // n
-  auto dist = torch::empty({trials, n}, torch::kFloat32);  // trials x n: rows contiguous, BLAS-friendly
-  auto cand_index = torch::empty({trials}, torch::kLong);
-  const auto ones = torch::ones({n}, torch::kFloat32);
-  std::copy(x + pick * d, x + (pick + 1) * d, c.begin());
-  for (std::int64_t m = 1; m < k; ++m) {
-    const float* md = min_d2.data_ptr<float>();
-    double acc = 0;
-    for (std::int64_t i = 0; i < n; ++i) prefix[i] = acc += md[i];
-    auto* ci = cand_index.data_ptr<std::int64_t>();
-    for (int t = 0; t < trials; ++t) ci[t] = sample(md);
-    const auto C = X.index_select(0, cand_index);  // trials x d
-    at::mm_out(dist, C, X.t());
-    dist.mul_(-2.0).add_(x_sq.unsqueeze(0)).add_(C.square().sum(1).unsqueeze(1)).clamp_min_(0);
-    at::minimum_out(dist, dist, min_d2.unsqueeze(0));
-    // Row sums by BLAS (a float64 reduction is ~100x slower); only compared with each other.
-    const auto potential = torch::mv(dist, ones).contiguous();
-    const float* pot = potential.data_ptr<float>();
-    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);  // first lowest
-    pick = ci[best];
-    min_d2.copy_(dist[best]);
-    std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
-  }
-  return c;
-}
-
 std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
                                std::mt19937_64& rng) {
   std::vector<std::int64_t> perm(n);
@@ -320,36 +270,70 @@ std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d
   return objective;
 }
 
-// The tensor k-means++ below (init_plus_plus), with the same arithmetic and draws, blocked: each
-// block of rows is one single-threaded BLAS product with the candidates on an OpenMP worker, and
-// the distances' clamp and minimum with min_d2 are applied behind it while the block is in cache,
-// so the [trials, n] distances are written once instead of being passed over five times.
-std::vector<float> init_plus_plus_blocked(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
-                                          std::mt19937_64& rng) {
+// dist[t][i] = min(min_d2[i], max(0, (-2 x_i.c_t + |x_i|^2) + |c_t|^2)) for the trials x d
+// candidates C, with the float operations of the tensor passes (mul_(-2), add_, add_, clamp_min_,
+// minimum) in their order; the products are torch's mm call (sgemm "t", "n" into [trials, n]) on
+// blocks of kSeedingRows rows.
+void blocked_candidate_distances(const float* x, std::int64_t n, std::int64_t d, const torch::Tensor& C, int trials,
+                                 const float* x_sq, const float* min_d2, float* dist) {
+  const auto c_sq = C.square().sum(1);
+  const float* cp = C.data_ptr<float>();
+  const float* cs = c_sq.data_ptr<float>();
+  const std::int64_t blocks = (n + kSeedingRows - 1) / kSeedingRows;
+  const OneBlasThread one_thread;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t i0 = b * kSeedingRows, i1 = std::min(n, i0 + kSeedingRows);
+    const int mi = static_cast<int>(i1 - i0), ni = trials, ki = static_cast<int>(d), ldc = static_cast<int>(n);
+    const float one = 1, zero = 0;
+    sgemm_("t", "n", &mi, &ni, &ki, &one, x + i0 * d, &ki, cp, &ki, &zero, dist + i0, &ldc);
+    for (int t = 0; t < trials; ++t) {
+      float* row = dist + t * n;
+      const float ct = cs[t];
+      for (std::int64_t i = i0; i < i1; ++i) {
+        float v = row[i] * -2.0f;
+        v = v + x_sq[i];
+        v = v + ct;
+        v = v < 0 ? 0.f : v;
+        row[i] = min_d2[i] < v ? min_d2[i] : v;
+      }
+    }
+  }
+}
+
+// Greedy k-means++ (as sklearn): each new centroid is the best, by the resulting
+// potential sum_i min_d2[i], of 2 + ln(k) candidates drawn with probability
+// proportional to min_d2 (plain k-means++ misses clusters far more often).
+// The candidates' distances to all points are one BLAS product, |x|^2 + |c|^2 - 2 x.c
+// (as sklearn), and the draws are binary searches in the prefix sums of min_d2.
+// kFaiss (the reference): torch's product over all n points, then five tensor passes over the
+// [trials, n] distances. kBlocked: the same product a block of rows at a time, one
+// single-threaded BLAS call per block on an OpenMP worker, with the same float operations in the
+// same order applied behind it while the block is in cache (the distances written once).
+std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
+                                  std::mt19937_64& rng, detail::KMeansKernel kernel) {
   std::vector<float> c(k * d);
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
   const auto X = torch::from_blob(const_cast<float*>(x), {n, d}, torch::kFloat32);
   const auto x_sq = X.square().sum(1);  // n
-  const float* xs = x_sq.data_ptr<float>();
   std::vector<double> prefix(n);
+  // One draw: the first point whose prefix sum exceeds a uniform target in [0, total).
   auto sample = [&](const float* min_d2) -> std::int64_t {
     const double total = prefix[n - 1];
-    if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;
+    if (!(total > 0)) return static_cast<std::int64_t>(uni(rng) * n) % n;  // all points on centroids
     auto i = static_cast<std::int64_t>(std::upper_bound(prefix.begin(), prefix.end(), uni(rng) * total) - prefix.begin());
     i = std::min(i, n - 1);
-    while (i > 0 && !(min_d2[i] > 0)) --i;
+    while (i > 0 && !(min_d2[i] > 0)) --i;  // round-off at the very end of the range
     return i;
   };
   std::int64_t pick = static_cast<std::int64_t>(uni(rng) * n) % n;
+  // Buffers reused across the k steps (fresh pages cost a page fault each).
   auto min_d2 = (X - X[pick]).square().sum(1);  // n
-  auto dist = torch::empty({trials, n}, torch::kFloat32);
+  auto dist = torch::empty({trials, n}, torch::kFloat32);  // trials x n: rows contiguous, BLAS-friendly
   auto cand_index = torch::empty({trials}, torch::kLong);
   const auto ones = torch::ones({n}, torch::kFloat32);
   std::copy(x + pick * d, x + (pick + 1) * d, c.begin());
-  const std::int64_t bs = kSeedingRows;
-  const std::int64_t blocks = (n + bs - 1) / bs;
-  float* dp = dist.data_ptr<float>();
   for (std::int64_t m = 1; m < k; ++m) {
     const float* md = min_d2.data_ptr<float>();
     double acc = 0;
@@ -357,34 +341,17 @@ std::vector<float> init_plus_plus_blocked(const float* x, std::int64_t n, std::i
     auto* ci = cand_index.data_ptr<std::int64_t>();
     for (int t = 0; t < trials; ++t) ci[t] = sample(md);
     const auto C = X.index_select(0, cand_index);  // trials x d
-    const auto c_sq = C.square().sum(1);
-    const float* cp = C.data_ptr<float>();
-    const float* cs = c_sq.data_ptr<float>();
-    {
-      const OneBlasThread one_thread;
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t b = 0; b < blocks; ++b) {
-        const std::int64_t i0 = b * bs, i1 = std::min(n, i0 + bs);
-        // dist[:, i0:i1] = C X[i0:i1]^T: the call torch's mm makes for the whole [trials, n], on a block.
-        const int mi = static_cast<int>(i1 - i0), ni = trials, ki = static_cast<int>(d), ldc = static_cast<int>(n);
-        const float one = 1, zero = 0;
-        sgemm_("t", "n", &mi, &ni, &ki, &one, x + i0 * d, &ki, cp, &ki, &zero, dp + i0, &ldc);
-        for (int t = 0; t < trials; ++t) {
-          float* row = dp + t * n;
-          const float ct = cs[t];
-          for (std::int64_t i = i0; i < i1; ++i) {
-            float v = row[i] * -2.0f;  // torch: mul_(-2), add_(|x|^2), add_(|c|^2), clamp_min_(0), minimum
-            v = v + xs[i];
-            v = v + ct;
-            v = v < 0 ? 0.f : v;
-            row[i] = md[i] < v ? md[i] : v;
-          }
-        }
-      }
+    if (kernel == detail::KMeansKernel::kBlocked) {
+      blocked_candidate_distances(x, n, d, C, trials, x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
+    } else {
+      at::mm_out(dist, C, X.t());
+      dist.mul_(-2.0).add_(x_sq.unsqueeze(0)).add_(C.square().sum(1).unsqueeze(1)).clamp_min_(0);
+      at::minimum_out(dist, dist, min_d2.unsqueeze(0));
     }
-    const auto potential = torch::mv(dist, ones).contiguous();  // as before: BLAS, on its own threads
+    // Row sums by BLAS (a float64 reduction is ~100x slower); only compared with each other.
+    const auto potential = torch::mv(dist, ones).contiguous();
     const float* pot = potential.data_ptr<float>();
-    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);
+    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);  // first lowest
     pick = ci[best];
     min_d2.copy_(dist[best]);
     std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);
@@ -506,8 +473,7 @@ KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d,
     }
     const bool blocked = kernel == KMeansKernel::kBlocked;
     std::vector<float> centroids = options.init == KMeansInit::kRandom ? init_random(fx, fit_n, d, k, rng)
-                                   : blocked ? init_plus_plus_blocked(fx, fit_n, d, k, rng)
-                                             : init_plus_plus(fx, fit_n, d, k, rng);
+                                                                        : init_plus_plus(fx, fit_n, d, k, rng, kernel);
     best.seconds_seeding += since(t0);
     t0 = Clock::now();
     if (blocked) {
