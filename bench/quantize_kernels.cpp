@@ -7,16 +7,18 @@
 //   read    passes over a palette file (n x L x D, written here), a chunk of 4096 items at a time,
 //           each chunk summed: pread into a buffer (read_into), copies out of the map (view and
 //           memcpy), and the map's own floats (view, as PaletteSource::from_reader reads it), the
-//           previous chunk's pages released (release) in both map modes; wall time, user and system CPU (getrusage), and the peak RSS of each (VmHWM reset
-//           through /proc/self/clear_refs). The modes take turns, after one pass to warm the cache.
+//           previous chunk's pages released (release) in both map modes; wall time, user and
+//           system CPU (getrusage), and the peak RSS of each (VmHWM reset through
+//           /proc/self/clear_refs). The modes take turns, after one pass to warm the cache.
+//           --no-release: the map modes keep the pages they read (the whole file ends up resident).
 //
 //   bench_quantize_kernels [--sizes 100000] [--dim 64] [--codes 256] [--iterations 25] [--repeats 1]
 //                          [--read-items 100000] [--positions 4] [--palette-dim 1024] [--passes 3]
 //                          [--workdir /tmp/lamia_bench_kernels] [--keep-files] [--no-kmeans] [--no-read]
-//                          [--threads N]
+//                          [--no-release] [--threads N]
 // The points are a mixture of 1024 Gaussian clusters in d dimensions (like the PCA projections of
-// bench_quantize_fit's palettes); the palette file has ids of 8 bytes, so its floats are aligned
-// (a view is possible; a file whose floats are not gets copies out of the map instead).
+// bench_quantize_fit's palettes); the palette file has ids of 8 bytes, so that its floats are
+// aligned and a view is possible (PaletteFileReader::view gives none for misaligned floats).
 #include "bench_util.hpp"
 
 #include <lamia/core/threads.hpp>
@@ -139,7 +141,7 @@ void bench_kmeans(std::int64_t n, std::int64_t d, std::int64_t k, int iterations
 }
 
 // One pass over the file; returns the sum of every float (so that no read is optimised away).
-double read_pass(const std::string& mode, const std::filesystem::path& file, std::int64_t chunk) {
+double read_pass(const std::string& mode, const std::filesystem::path& file, std::int64_t chunk, bool release) {
   const bool pread = mode == "pread";
   lamia::PaletteFileReader reader(file, /*verify_checksum=*/false,
                                   pread ? lamia::PaletteFileAccess::kPread : lamia::PaletteFileAccess::kMapped);
@@ -153,7 +155,7 @@ double read_pass(const std::string& mode, const std::filesystem::path& file, std
     if (mode != "pread") {
       p = reader.view(b, e);
       if (!p) throw std::runtime_error("the file's floats are not aligned: no view");
-      if (std::getenv("BENCH_NO_RELEASE") == nullptr) reader.release(prev_b, prev_e);
+      if (release) reader.release(prev_b, prev_e);
       prev_b = b;
       prev_e = e;
       if (mode == "copy") {  // what read_into did out of the map before it went back to pread
@@ -174,7 +176,7 @@ double read_pass(const std::string& mode, const std::filesystem::path& file, std
 }
 
 void bench_read(std::int64_t n, std::int64_t L, std::int64_t D, int passes, const std::filesystem::path& workdir,
-                bool keep) {
+                bool keep, bool release) {
   const auto file = workdir / fmt::format("palettes_aligned_{}.bin", n);
   if (!(keep && std::filesystem::exists(file))) {
     std::vector<std::string> ids(n);
@@ -189,7 +191,7 @@ void bench_read(std::int64_t n, std::int64_t L, std::int64_t D, int passes, cons
   }
   const double gb = static_cast<double>(std::filesystem::file_size(file)) / 1e9;
   const std::vector<std::string> modes{"pread", "copy", "view"};
-  read_pass("pread", file, 4096);  // warm the page cache
+  read_pass("pread", file, 4096, release);  // warm the page cache
   struct Row {
     double wall = 0, user = 0, sys = 0, peak = 0, check = 0;
   };
@@ -200,7 +202,7 @@ void bench_read(std::int64_t n, std::int64_t L, std::int64_t D, int passes, cons
       reset_peak_rss();
       const double rss0 = rss_mib();
       const Usage u = usage_now();
-      const double sum = read_pass(mode, file, 4096);
+      const double sum = read_pass(mode, file, 4096, release);
       const Usage du = since(u);
       auto& r = rows[mode];
       r.wall += du.wall / passes;
@@ -231,7 +233,7 @@ int main(int argc, char** argv) {
   std::vector<std::int64_t> sizes{100000};
   std::int64_t d = 64, k = 256, read_items = 100000, L = 4, D = 1024;
   int iterations = 25, repeats = 1, passes = 3, threads = 0;
-  bool do_kmeans = true, do_read = true, keep = false;
+  bool do_kmeans = true, do_read = true, keep = false, release = true;
   std::filesystem::path workdir = std::filesystem::temp_directory_path() / "lamia_bench_kernels";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -267,6 +269,8 @@ int main(int argc, char** argv) {
       do_kmeans = false;
     } else if (a == "--no-read") {
       do_read = false;
+    } else if (a == "--no-release") {
+      release = false;
     } else if (a == "--threads") {
       threads = std::stoi(next());
     } else {
@@ -281,7 +285,7 @@ int main(int argc, char** argv) {
     for (auto n : sizes) bench_kmeans(n, d, k, iterations, repeats);
   if (do_read) {
     std::filesystem::create_directories(workdir);
-    bench_read(read_items, L, D, passes, workdir, keep);
+    bench_read(read_items, L, D, passes, workdir, keep, release);
   }
   return 0;
 }
