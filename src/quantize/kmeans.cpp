@@ -1,5 +1,6 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/quantize/detail/kmeans_kernels.hpp>
+#include <lamia/quantize/detail/one_blas_thread.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
 
@@ -11,7 +12,6 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -62,44 +62,6 @@ std::vector<float> init_random(const float* x, std::int64_t n, std::int64_t d, s
   }
   return c;
 }
-
-// OpenBLAS runs each call on its own threads, which on 2 cores take turns with OpenMP's (spinning
-// in sched_yield while the other side works). The blocked kernels call BLAS from OpenMP's workers,
-// one block each, so OpenBLAS is set to one thread meanwhile (and back after); another BLAS is
-// left alone. It also makes the results independent of the thread count: OpenBLAS on 2 threads
-// rounds some entries of faiss' products differently in the last bit than on one.
-class OneBlasThread {
- public:
-  OneBlasThread() {
-    static const Api api = find();
-    if (api.set && api.get) {
-      set_ = api.set;
-      saved_ = api.get();
-      if (saved_ != 1) set_(1);
-    }
-  }
-  ~OneBlasThread() {
-    if (set_ && saved_ != 1) set_(saved_);
-  }
-  OneBlasThread(const OneBlasThread&) = delete;
-  OneBlasThread& operator=(const OneBlasThread&) = delete;
-
- private:
-  struct Api {
-    void (*set)(int) = nullptr;
-    int (*get)() = nullptr;
-  };
-  static Api find() {
-    Api a;
-    void* lib = ::dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);  // loaded already, or not used
-    void* where = lib ? lib : RTLD_DEFAULT;
-    a.set = reinterpret_cast<void (*)(int)>(::dlsym(where, "openblas_set_num_threads"));
-    a.get = reinterpret_cast<int (*)()>(::dlsym(where, "openblas_get_num_threads"));
-    return a;  // (the handle stays open: the library is in use for the process's lifetime)
-  }
-  void (*set_)(int) = nullptr;
-  int saved_ = 1;
-};
 
 // Rows per block: faiss' own query block (distance_compute_blas_query_bs, 4096) for the Lloyd
 // products, so that BLAS gets faiss' shapes: OpenBLAS sums some products in another order for
@@ -236,7 +198,7 @@ std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d
   for (int it = 0; it < iterations; ++it) {
     faiss::fvec_norms_L2sqr(c_norms.data(), c.data(), d, k);
     if (blas) {
-      const OneBlasThread one_thread;
+      const detail::OneBlasThread one_thread;
 #pragma omp parallel
       {
         std::vector<float> ip(bs * std::min<std::int64_t>(k, std::max(1, faiss::distance_compute_blas_database_bs)));
@@ -280,7 +242,7 @@ void blocked_candidate_distances(const float* x, std::int64_t n, std::int64_t d,
   const float* cp = C.data_ptr<float>();
   const float* cs = c_sq.data_ptr<float>();
   const std::int64_t blocks = (n + kSeedingRows - 1) / kSeedingRows;
-  const OneBlasThread one_thread;
+  const detail::OneBlasThread one_thread;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
     const std::int64_t i0 = b * kSeedingRows, i1 = std::min(n, i0 + kSeedingRows);

@@ -1,6 +1,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/core/binary_io.hpp>
+#include <lamia/quantize/detail/one_blas_thread.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
 
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <numeric>
 #include <random>
@@ -40,6 +42,30 @@ constexpr std::int64_t kSparseSampleRatio = 32;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// f(0), ..., f(count - 1), the positions of a chunk: with several, one position per OpenMP thread on
+// a single-threaded BLAS (OpenBLAS's threads would take turns with OpenMP's on 2 cores, and gain
+// less on the covariance's symmetric product than on sgemm); each position's own sums are in the
+// same order either way. The first exception is rethrown here (none may leave an OpenMP region).
+template <class F>
+void for_each_position(std::int64_t count, const F& f) {
+  if (count < 2) {
+    if (count == 1) f(0);
+    return;
+  }
+  const detail::OneBlasThread one_thread;
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t p = 0; p < count; ++p) {
+    try {
+      f(p);
+    } catch (...) {
+#pragma omp critical(lamia_for_each_position)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 // Items [begin, end) of the source, checked, contiguous.
@@ -157,8 +183,8 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
     throw ValueError(fmt::format("PaletteQuantizer::fit: chunk_items must be >= 1, got {}", source.chunk_items));
   }
 
-  // Passes over the source, one chunk in memory at a time: the NaN/inf check with the means, the
-  // covariances (or the randomized solver's passes), the projections. With a PCA sample
+  // Passes over the source, one chunk in memory at a time: the NaN/inf check with the means and the
+  // exact solver's covariances (or the randomized solver's passes after it), the projections. With a PCA sample
   // (pca.max_items < n) the PCA's passes go over the sample in memory: the source is passed over
   // twice (the check with the sample's copy, the projections), or, for a sparse sample (at most
   // one item in kSparseSampleRatio), once after reading the sampled items alone. Only the
@@ -172,7 +198,7 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
       phases["read"] += seconds_since(t);
       t = Clock::now();
       f(b, x);
-      phases[phase] += seconds_since(t);
+      if (phase) phases[phase] += seconds_since(t);  // (nullptr: f times itself)
     }
   };
   const std::int64_t num_pcas = options_.no_pca ? 0 : (options_.shared_pca ? 1 : L);
@@ -183,6 +209,18 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   };
   // The PCA's items: all of them, or a seeded sample (sorted item indices) copied out of the source.
   const PcaOptions& po = options_.pca;
+  // The exact solver's covariance is accumulated in the means' pass (PcaAccumulator merges chunks
+  // centred on their own means): one pass over the items fewer than the mean first.
+  const bool exact = num_pcas > 0 && po.solver == PcaSolver::kExact;
+  const auto add_to_pca = [&](const torch::Tensor& x) {
+    auto t = Clock::now();
+    for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+    phases["check_and_mean"] += seconds_since(t);
+    if (!exact) return;
+    t = Clock::now();
+    for_each_position(num_pcas, [&](std::int64_t p) { acc[p].add_to_covariance(rows_of(x, p)); });
+    phases["covariance"] += seconds_since(t);
+  };
   const bool sampled = num_pcas > 0 && po.max_items > 0 && po.max_items < n;
   torch::Tensor sample;
   bool checked = false;  // every item already checked for NaN and inf
@@ -221,9 +259,11 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
       checked = true;
     }
   } else {
-    for_each_chunk(source, "check_and_mean", [&](std::int64_t b, const torch::Tensor& x) {
+    for_each_chunk(source, nullptr, [&](std::int64_t b, const torch::Tensor& x) {
+      const auto t = Clock::now();
       check_finite(x.data_ptr<float>(), x.size(0) * L, D, "PaletteQuantizer::fit: palettes", L, b);
-      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
+      phases["check_and_mean"] += seconds_since(t);
+      add_to_pca(x);
     });
     checked = true;
   }
@@ -231,15 +271,10 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   if (sampled) {
     pca_source = PaletteSource::from_tensor(sample);
     pca_source.chunk_items = source.chunk_items;
-    for_each_chunk(pca_source, "check_and_mean", [&](std::int64_t, const torch::Tensor& x) {
-      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_mean(rows_of(x, p));
-    });
+    for_each_chunk(pca_source, nullptr, [&](std::int64_t, const torch::Tensor& x) { add_to_pca(x); });
   }
   std::vector<Pca> pcas;
-  if (num_pcas > 0 && po.solver == PcaSolver::kExact) {
-    for_each_chunk(pca_source, "covariance", [&](std::int64_t, const torch::Tensor& x) {
-      for (std::int64_t p = 0; p < num_pcas; ++p) acc[p].add_to_covariance(rows_of(x, p));
-    });
+  if (exact) {
     const auto t = Clock::now();
     for (const auto& a : acc) pcas.push_back(a.finish(d));
     phases["eigenpairs"] += seconds_since(t);
@@ -266,10 +301,10 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   // The projections (with the NaN/inf check of every item after a sparse sample).
   for_each_chunk(source, "projection", [&](std::int64_t b, const torch::Tensor& x) {
     if (!checked) check_finite(x.data_ptr<float>(), x.size(0) * L, D, "PaletteQuantizer::fit: palettes", L, b);
-    for (std::int64_t j = 0; j < L; ++j) {
+    for_each_position(L, [&](std::int64_t j) {
       const Pca* pca = pca_of(j);
       reduced[j].narrow(0, b, x.size(0)).copy_(pca ? detail::pca_transform(*pca, x.select(1, j)) : x.select(1, j));
-    }
+    });
   });
 
   PaletteFitReport report;

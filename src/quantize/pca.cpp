@@ -16,6 +16,9 @@ extern "C" void dsyevr_(const char* jobz, const char* range, const char* uplo, c
                         const int* lda, const double* vl, const double* vu, const int* il, const int* iu,
                         const double* abstol, int* m, double* w, double* z, const int* ldz, int* isuppz,
                         double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+// BLAS (the same library): C = alpha A A^T + beta C on one triangle of C (column-major).
+extern "C" void ssyrk_(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
+                       const float* a, const int* lda, const float* beta, float* c, const int* ldc);
 
 namespace lamia {
 namespace detail {
@@ -27,7 +30,7 @@ PcaAccumulator::PcaAccumulator(std::int64_t dim) : dim_(dim) {
 }
 
 namespace {
-constexpr std::int64_t kChunk = 4096;  // rows converted to double at a time
+constexpr std::int64_t kChunk = 4096;  // rows centred and multiplied at a time
 
 void check_pca_dims(std::int64_t n, std::int64_t D, std::int64_t output_dim) {
   if (output_dim < 1 || output_dim > D) {
@@ -50,31 +53,60 @@ void PcaAccumulator::add_to_mean(const torch::Tensor& rows) {
 }
 
 void PcaAccumulator::add_to_covariance(const torch::Tensor& rows) {
-  if (!mean_.defined()) mean_ = sum_ / static_cast<double>(std::max<std::int64_t>(rows_, 1));
-  // Each chunk is centred in double, multiplied in float32 (twice the BLAS speed; a
-  // 4096-row partial sum loses ~1e-7 relatively) and accumulated in double. The
-  // buffers are reused: fresh pages cost a page fault each, which dominates on some VMs.
+  // Each chunk of kChunk rows is centred on its own mean (in double), rounded to float32 and
+  // multiplied in float32 (twice the BLAS speed; a 4096-row partial sum loses ~1e-7 relatively),
+  // then merged in double into the running sums about the running mean (Chan, Golub and LeVeque's
+  // pairwise update: + n_a n_c / (n_a + n_c) (m_c - m_a)(m_c - m_a)^T). So no pass has to find the
+  // mean first, and no order of the rows (sorted ones included) makes it cancel. The product is
+  // BLAS's symmetric rank-k update (ssyrk, half sgemm's flops) into one triangle: cov_ holds the
+  // lower triangle (row-major) until finish(). No torch operations here: the caller may run the
+  // positions' accumulators on OpenMP's threads. The buffers are reused: fresh pages cost a page
+  // fault each, which dominates on some VMs.
   const std::int64_t D = dim_;
-  if (!centred64_.defined()) {
-    centred64_ = torch::empty({kChunk, D}, torch::kFloat64);
+  if (!centred32_.defined()) {
     centred32_ = torch::empty({kChunk, D}, torch::kFloat32);
     product_ = torch::empty({D, D}, torch::kFloat32);
+    running_mean_.assign(static_cast<std::size_t>(D), 0.0);
+    chunk_mean_.resize(static_cast<std::size_t>(D));
   }
-  for (std::int64_t s = 0; s < rows.size(0); s += kChunk) {
-    const auto m = std::min(kChunk, rows.size(0) - s);
-    auto c64 = centred64_.narrow(0, 0, m);
-    auto c32 = centred32_.narrow(0, 0, m);
-    c64.copy_(rows.narrow(0, s, m));
-    c64.sub_(mean_);
-    c32.copy_(c64);
-    at::mm_out(product_, c32.t(), c32);
-    cov_.add_(product_);
+  const auto x = rows.stride(1) == 1 ? rows : rows.contiguous();
+  const float* src = x.data_ptr<float>();
+  const std::int64_t stride = x.stride(0);
+  double* mc = chunk_mean_.data();
+  double* ma = running_mean_.data();
+  float* c32 = centred32_.data_ptr<float>();
+  float* prod = product_.data_ptr<float>();
+  double* cov = cov_.data_ptr<double>();
+  for (std::int64_t s = 0; s < x.size(0); s += kChunk) {
+    const auto m = std::min(kChunk, x.size(0) - s);
+    std::fill(mc, mc + D, 0.0);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const float* r = src + (s + i) * stride;
+      for (std::int64_t j = 0; j < D; ++j) mc[j] += r[j];
+    }
+    for (std::int64_t j = 0; j < D; ++j) mc[j] /= static_cast<double>(m);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const float* r = src + (s + i) * stride;
+      float* c = c32 + i * D;
+      for (std::int64_t j = 0; j < D; ++j) c[j] = static_cast<float>(static_cast<double>(r[j]) - mc[j]);
+    }
+    // Column-major, c32 is the D x m matrix A and prod = A A^T: its upper triangle is the
+    // row-major lower one.
+    const int nD = static_cast<int>(D), mi = static_cast<int>(m);
+    const float one = 1, zero = 0;
+    ssyrk_("U", "N", &nD, &mi, &one, c32, &nD, &zero, prod, &nD);
+    const double na = static_cast<double>(cov_rows_), nc = static_cast<double>(m), w = na * nc / (na + nc);
+    for (std::int64_t j = 0; j < D; ++j) mc[j] -= ma[j];  // now m_c - m_a
+    for (std::int64_t i = 0; i < D; ++i) {
+      const double wi = w * mc[i];
+      for (std::int64_t j = 0; j <= i; ++j) cov[i * D + j] += prod[i * D + j] + wi * mc[j];
+    }
+    for (std::int64_t j = 0; j < D; ++j) ma[j] += mc[j] * (nc / (na + nc));
+    cov_rows_ += m;
   }
 }
 
-torch::Tensor PcaAccumulator::mean() const {
-  return mean_.defined() ? mean_ : sum_ / static_cast<double>(std::max<std::int64_t>(rows_, 1));
-}
+torch::Tensor PcaAccumulator::mean() const { return sum_ / static_cast<double>(std::max<std::int64_t>(rows_, 1)); }
 
 namespace {
 // The sign rule shared by both solvers: the largest-magnitude coefficient of each component is positive.
@@ -91,9 +123,12 @@ void set_component(Pca& p, std::int64_t i, const double* v, std::int64_t stride)
 Pca PcaAccumulator::finish(std::int64_t output_dim) const {
   const std::int64_t n = rows_, D = dim_;
   check_pca_dims(n, D, output_dim);
-  const auto mean = mean_.defined() ? mean_ : sum_ / static_cast<double>(n);
-  auto cov = cov_ / static_cast<double>(n - 1);
-  cov = (cov + cov.t()) / 2;  // exactly symmetric for the eigensolver
+  if (cov_rows_ != n) {
+    throw ValueError(fmt::format("fit_pca: the covariance has seen {} rows, the means {}", cov_rows_, n));
+  }
+  const auto mean = this->mean();
+  // cov_ holds the lower triangle (add_to_covariance); mirrored, the matrix is exactly symmetric.
+  const auto cov = (cov_ + cov_.tril(-1).t()) / static_cast<double>(n - 1);
   // The top output_dim eigenpairs, ascending: column c of `vectors` (D x d, column-major) is the
   // eigenvector of values[c]. cov is symmetric, so its row-major storage is its column-major one.
   const int nD = static_cast<int>(D), d = static_cast<int>(output_dim), il = nD - d + 1, iu = nD;

@@ -15,9 +15,9 @@ namespace lamia::detail {
 Pca fit_pca_rows(const torch::Tensor& x, std::int64_t output_dim, const PcaOptions& options = {},
                  std::uint64_t seed = 0);
 
-/// The two passes of a PCA over rows that arrive in chunks (so memory stays O(chunk x D + D^2)):
-/// add_to_mean() over all rows, then add_to_covariance() over the same rows, then finish().
-/// The mean is exact before the covariance pass (no one-pass cancellation).
+/// A PCA over rows that arrive in chunks (so memory stays O(chunk x D + D^2)): add_to_mean() and
+/// add_to_covariance() over the same rows (in one pass, chunk by chunk, or in two), then finish().
+/// The covariance merges chunks centred on their own means (no one-pass cancellation).
 class PcaAccumulator {
  public:
   explicit PcaAccumulator(std::int64_t dim);
@@ -32,8 +32,10 @@ class PcaAccumulator {
  private:
   std::int64_t dim_;
   std::int64_t rows_ = 0;
-  torch::Tensor sum_, mean_, cov_;  // float64
-  torch::Tensor centred64_, centred32_, product_, ones_;  // reused chunk buffers
+  std::int64_t cov_rows_ = 0;  // rows in cov_
+  torch::Tensor sum_, cov_;  // float64
+  std::vector<double> running_mean_, chunk_mean_;  // of cov_'s rows; of the chunk (then its offset)
+  torch::Tensor centred32_, product_, ones_;  // reused chunk buffers
 };
 
 /// sklearn's randomized SVD of the centred rows, in the D-dimensional space so that memory stays
