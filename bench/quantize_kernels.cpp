@@ -1,9 +1,10 @@
 // bench_quantize_kernels: the quantizer's K-Means and its palette-file reads against what they
 // replaced, measured in the same process (issue #13):
-//   kmeans  lamia::kmeans (blocked kernels, detail::KMeansKernel::kBlocked) against faiss::Clustering
-//           after the tensor k-means++ (kFaiss, lamia before issue #13) on the same n x d points,
-//           same seed: seconds of k-means++, the Lloyd iterations and the final assignment, the
-//           ratios, and whether the two give the same bits (centroids, codes, objective, inertia).
+//   kmeans  lamia::kmeans' kernels (detail::KMeansKernel::kBlocked, and kTiled where the CPU has
+//           AVX2 and FMA) against faiss::Clustering after the tensor k-means++ (kFaiss, lamia before
+//           issue #13) on the same n x d points, same seed: seconds of k-means++, the Lloyd
+//           iterations and the final assignment, the ratios, and whether each gives faiss' bits
+//           (centroids, codes, objective, inertia), or how far it is from them.
 //   read    passes over a palette file (n x L x D, written here), a chunk of 4096 items at a time,
 //           each chunk summed: pread into a buffer (read_into), copies out of the map (view and
 //           memcpy), and the map's own floats (view, as PaletteSource::from_reader reads it), the
@@ -26,6 +27,7 @@
 #include <lamia/palette/palette_file.hpp>
 #include <lamia/quantize.hpp>
 #include <lamia/quantize/detail/kmeans_kernels.hpp>
+#include <lamia/quantize/detail/kmeans_tiled.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -85,6 +87,22 @@ bool same_bits(const lamia::KMeansResult& a, const lamia::KMeansResult& b) {
          a.assignment == b.assignment && a.objective == b.objective && a.inertia == b.inertia;
 }
 
+// How b differs from the reference a (after same_bits said they differ).
+void print_difference(const char* name, const lamia::KMeansResult& a, const lamia::KMeansResult& b) {
+  std::int64_t codes = 0, first = -1;
+  for (std::size_t i = 0; i < a.assignment.size(); ++i) codes += a.assignment[i] != b.assignment[i];
+  double rel = 0;
+  for (std::size_t i = 0; i < a.objective[0].size(); ++i) {
+    if (a.objective[0][i] != b.objective[0][i] && first < 0) first = static_cast<std::int64_t>(i);
+    rel = std::max(rel, std::abs(a.objective[0][i] / b.objective[0][i] - 1));
+  }
+  float diff = 0;
+  for (std::size_t i = 0; i < a.centroids.size(); ++i) diff = std::max(diff, std::abs(a.centroids[i] - b.centroids[i]));
+  fmt::print("  {} differs: {} codes, first iteration whose objective differs {} (of {}, largest relative difference "
+             "{:.3g}), max |centroid diff| {:.3g}, inertia {} / faiss - 1 = {:.3g}\n",
+             name, codes, first, a.objective[0].size(), rel, diff, name, b.inertia / a.inertia - 1);
+}
+
 void bench_kmeans(std::int64_t n, std::int64_t d, std::int64_t k, int iterations, int repeats) {
   const auto x = mixture(n, d, 7);
   lamia::KMeansOptions o;
@@ -92,52 +110,45 @@ void bench_kmeans(std::int64_t n, std::int64_t d, std::int64_t k, int iterations
   o.iterations = iterations;
   using lamia::detail::KMeansKernel;
   struct Row {
+    const char* name;
+    KMeansKernel kernel;
     double seeding = 0, iterations = 0, assignment = 0, cpu = 0;
+    lamia::KMeansResult result;
+    double total() const { return seeding + iterations + assignment; }
   };
-  Row faiss, blocked;
-  lamia::KMeansResult rf, rb;
+  std::vector<Row> rows = {{"faiss", KMeansKernel::kFaiss}, {"blocked", KMeansKernel::kBlocked}};
+  if (lamia::detail::tiled_kmeans_supported()) rows.push_back({"tiled", KMeansKernel::kTiled});
+  const std::size_t m = rows.size();
   for (int r = 0; r < repeats; ++r) {
-    // Alternate the order, so that neither always runs second on a warm (or loaded) machine.
-    for (int turn = 0; turn < 2; ++turn) {
-      const bool run_faiss = (turn == 0) == (r % 2 == 0);
+    // Rotate the order, so that none always runs first or last on a warm (or loaded) machine.
+    for (std::size_t turn = 0; turn < m; ++turn) {
+      Row& row = rows[(turn + static_cast<std::size_t>(r)) % m];
       const Usage u = usage_now();
-      auto res = lamia::detail::kmeans_with(x.data_ptr<float>(), n, d, o,
-                                            run_faiss ? KMeansKernel::kFaiss : KMeansKernel::kBlocked);
+      auto res = lamia::detail::kmeans_with(x.data_ptr<float>(), n, d, o, row.kernel);
       const Usage du = since(u);
-      Row& row = run_faiss ? faiss : blocked;
       row.seeding += res.seconds_seeding / repeats;
       row.iterations += res.seconds_iterations / repeats;
       row.assignment += res.seconds_assignment / repeats;
       row.cpu += (du.user + du.sys) / repeats;
-      (run_faiss ? rf : rb) = std::move(res);
+      row.result = std::move(res);
     }
   }
-  fmt::print("kmeans n={} d={} k={} iterations={} (mean of {}): same bits: {} (inertia {:.9g} / {:.9g})\n", n, d, k,
-             iterations, repeats, same_bits(rf, rb) ? "yes" : "NO", rb.inertia, rf.inertia);
-  if (!same_bits(rf, rb)) {
-    std::int64_t codes = 0, first = -1;
-    for (std::size_t i = 0; i < rf.assignment.size(); ++i) codes += rf.assignment[i] != rb.assignment[i];
-    double rel = 0;
-    for (std::size_t i = 0; i < rf.objective[0].size(); ++i) {
-      if (rf.objective[0][i] != rb.objective[0][i] && first < 0) first = static_cast<std::int64_t>(i);
-      rel = std::max(rel, std::abs(rf.objective[0][i] / rb.objective[0][i] - 1));
-    }
-    float diff = 0;
-    for (std::size_t i = 0; i < rf.centroids.size(); ++i) diff = std::max(diff, std::abs(rf.centroids[i] - rb.centroids[i]));
-    fmt::print("  differ: {} codes, first iteration whose objective differs {} (of {}, largest relative difference "
-               "{:.3g}), max |centroid diff| {:.3g}, inertia blocked / faiss - 1 = {:.3g}\n",
-               codes, first, rf.objective[0].size(), rel, diff, rb.inertia / rf.inertia - 1);
+  const Row& faiss = rows[0];
+  fmt::print("kmeans n={} d={} k={} iterations={} (mean of {}), inertia faiss {:.9g}\n", n, d, k, iterations, repeats,
+             faiss.result.inertia);
+  for (std::size_t i = 1; i < m; ++i) {
+    const bool same = same_bits(faiss.result, rows[i].result);
+    fmt::print("  {}: same bits as faiss: {} (inertia {:.9g})\n", rows[i].name, same ? "yes" : "NO", rows[i].result.inertia);
+    if (!same) print_difference(rows[i].name, faiss.result, rows[i].result);
   }
-  auto line = [](const char* name, const Row& a) {
+  for (const Row& a : rows) {
     fmt::print("  {:<8} k-means++ {:7.2f}s  Lloyd {:7.2f}s  assignment {:6.2f}s  total {:7.2f}s  process CPU {:7.2f}s\n",
-               name, a.seeding, a.iterations, a.assignment, a.seeding + a.iterations + a.assignment, a.cpu);
-  };
-  line("faiss", faiss);
-  line("blocked", blocked);
-  fmt::print("  faiss / blocked: k-means++ x{:.2f}, Lloyd x{:.2f}, total x{:.2f}\n", faiss.seeding / blocked.seeding,
-             faiss.iterations / blocked.iterations,
-             (faiss.seeding + faiss.iterations + faiss.assignment) /
-                 (blocked.seeding + blocked.iterations + blocked.assignment));
+               a.name, a.seeding, a.iterations, a.assignment, a.total(), a.cpu);
+  }
+  for (std::size_t i = 1; i < m; ++i) {
+    fmt::print("  faiss / {}: k-means++ x{:.2f}, Lloyd x{:.2f}, total x{:.2f}\n", rows[i].name,
+               faiss.seeding / rows[i].seeding, faiss.iterations / rows[i].iterations, faiss.total() / rows[i].total());
+  }
 }
 
 // One pass over the file; returns the sum of every float (so that no read is optimised away).

@@ -1,5 +1,6 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/quantize/detail/kmeans_kernels.hpp>
+#include <lamia/quantize/detail/kmeans_tiled.hpp>
 #include <lamia/quantize/detail/one_blas_thread.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
@@ -20,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 
 // The BLAS that faiss and torch call (Debian: OpenBLAS), Fortran interface, 32-bit integers.
@@ -181,9 +183,10 @@ void split_empty_clusters(std::int64_t d, std::int64_t k, std::int64_t n, float*
 // The Lloyd iterations of faiss 1.7.3's Clustering::train (one run, every centroid given, no
 // sample) from the centroids c: per iteration the assignment (blocks of rows on OpenMP's threads),
 // its objective (a float sum in point order, as faiss), the centroid update and the split of empty
-// clusters. Returns the objective of each iteration; c holds the final centroids.
+// clusters. Returns the objective of each iteration; c holds the final centroids. With `packed`
+// (x packed for the tiled kernels) the assignment is tiled_nearest's.
 std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d, std::int64_t k, int iterations,
-                                  std::vector<float>& c) {
+                                  std::vector<float>& c, const detail::PackedPoints* packed) {
   if (n == k) {  // faiss' corner case: the points are the centroids, one iteration of objective 0
     c.assign(x, x + n * d);
     return {0.0};
@@ -197,7 +200,9 @@ std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d
   std::vector<double> objective;
   for (int it = 0; it < iterations; ++it) {
     faiss::fvec_norms_L2sqr(c_norms.data(), c.data(), d, k);
-    if (blas) {
+    if (blas && packed) {
+      detail::tiled_nearest(*packed, x_norms.data(), c.data(), c_norms.data(), k, assign.data(), dis.data());
+    } else if (blas) {
       const detail::OneBlasThread one_thread;
 #pragma omp parallel
       {
@@ -272,8 +277,9 @@ void blocked_candidate_distances(const float* x, std::int64_t n, std::int64_t d,
 // [trials, n] distances. kBlocked: the same product a block of rows at a time, one
 // single-threaded BLAS call per block on an OpenMP worker, with the same float operations in the
 // same order applied behind it while the block is in cache (the distances written once).
+// kTiled: the blocked kernel's passes with the products from tiled_candidate_distances (`packed`).
 std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
-                                  std::mt19937_64& rng, detail::KMeansKernel kernel) {
+                                  std::mt19937_64& rng, detail::KMeansKernel kernel, const detail::PackedPoints* packed) {
   std::vector<float> c(k * d);
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
@@ -303,7 +309,11 @@ std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d
     auto* ci = cand_index.data_ptr<std::int64_t>();
     for (int t = 0; t < trials; ++t) ci[t] = sample(md);
     const auto C = X.index_select(0, cand_index);  // trials x d
-    if (kernel == detail::KMeansKernel::kBlocked) {
+    if (kernel == detail::KMeansKernel::kTiled) {
+      const auto c_sq = C.square().sum(1);
+      detail::tiled_candidate_distances(*packed, C.data_ptr<float>(), c_sq.data_ptr<float>(), trials,
+                                        x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
+    } else if (kernel == detail::KMeansKernel::kBlocked) {
       blocked_candidate_distances(x, n, d, C, trials, x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
     } else {
       at::mm_out(dist, C, X.t());
@@ -372,6 +382,10 @@ void check_finite(const float* x, std::int64_t rows, std::int64_t row_stride, co
 
 void assign_nearest(const float* centroids, std::int64_t k, std::int64_t d, const float* x, std::int64_t n,
                     std::int32_t* codes, float* distances) {
+  if (detail::tiled_kmeans_supported()) {  // the same bits, 8 points per vector
+    detail::tiled_assign_nearest(centroids, k, d, x, n, codes, distances);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
@@ -390,7 +404,8 @@ void assign_nearest(const float* centroids, std::int64_t k, std::int64_t d, cons
 }
 
 KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options) {
-  return detail::kmeans_with(x, n, d, options, detail::KMeansKernel::kBlocked);
+  return detail::kmeans_with(x, n, d, options,
+                             detail::tiled_kmeans_supported() ? detail::KMeansKernel::kTiled : detail::KMeansKernel::kBlocked);
 }
 
 KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options,
@@ -423,6 +438,11 @@ KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d,
   std::vector<float> sample;
   using Clock = std::chrono::steady_clock;
   const auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  // The tiled kernels call no BLAS product; the rest (k-means++'s potentials) is small. OpenBLAS's
+  // own threads would spin in sched_yield after each call, taking turns with OpenMP's (9 % of the
+  // samples of a 1M fit's K-Means in perf).
+  std::optional<OneBlasThread> one_blas_thread;
+  if (kernel == KMeansKernel::kTiled) one_blas_thread.emplace();
   for (int r = 0; r < options.restarts; ++r) {
     auto t0 = Clock::now();
     std::mt19937_64 rng(options.seed + static_cast<std::uint64_t>(r));
@@ -433,13 +453,19 @@ KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d,
       for (std::int64_t m = 0; m < fit_n; ++m) std::copy(x + perm[m] * d, x + (perm[m] + 1) * d, sample.begin() + m * d);
       fx = sample.data();
     }
-    const bool blocked = kernel == KMeansKernel::kBlocked;
+    if (kernel == KMeansKernel::kTiled && !tiled_kmeans_supported()) {
+      throw ValueError("kmeans: the tiled kernels need a CPU with AVX2 and FMA");
+    }
+    const bool blocked = kernel != KMeansKernel::kFaiss;
+    std::optional<PackedPoints> packed;  // the points in the tiled kernels' layout, once per restart
+    if (kernel == KMeansKernel::kTiled) packed.emplace(fx, fit_n, d);
+    const PackedPoints* pp = packed ? &*packed : nullptr;
     std::vector<float> centroids = options.init == KMeansInit::kRandom ? init_random(fx, fit_n, d, k, rng)
-                                                                        : init_plus_plus(fx, fit_n, d, k, rng, kernel);
+                                                                        : init_plus_plus(fx, fit_n, d, k, rng, kernel, pp);
     best.seconds_seeding += since(t0);
     t0 = Clock::now();
     if (blocked) {
-      objectives.push_back(lloyd_blocked(fx, fit_n, d, k, options.iterations, centroids));
+      objectives.push_back(lloyd_blocked(fx, fit_n, d, k, options.iterations, centroids, pp));
     } else {
       faiss::ClusteringParameters cp;
       cp.niter = options.iterations;
