@@ -279,7 +279,8 @@ void blocked_candidate_distances(const float* x, std::int64_t n, std::int64_t d,
 // same order applied behind it while the block is in cache (the distances written once).
 // kTiled: the blocked kernel's passes with the products from tiled_candidate_distances (`packed`).
 std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d, std::int64_t k,
-                                  std::mt19937_64& rng, detail::KMeansKernel kernel, const detail::PackedPoints* packed) {
+                                  std::mt19937_64& rng, detail::KMeansKernel kernel,
+                                  const detail::PackedPoints* packed) {
   std::vector<float> c(k * d);
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
@@ -460,8 +461,9 @@ KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d,
     std::optional<PackedPoints> packed;  // the points in the tiled kernels' layout, once per restart
     if (kernel == KMeansKernel::kTiled) packed.emplace(fx, fit_n, d);
     const PackedPoints* pp = packed ? &*packed : nullptr;
-    std::vector<float> centroids = options.init == KMeansInit::kRandom ? init_random(fx, fit_n, d, k, rng)
-                                                                        : init_plus_plus(fx, fit_n, d, k, rng, kernel, pp);
+    std::vector<float> centroids = options.init == KMeansInit::kRandom
+                                       ? init_random(fx, fit_n, d, k, rng)
+                                       : init_plus_plus(fx, fit_n, d, k, rng, kernel, pp);
     best.seconds_seeding += since(t0);
     t0 = Clock::now();
     if (blocked) {

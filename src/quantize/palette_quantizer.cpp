@@ -184,8 +184,8 @@ PaletteFitReport PaletteQuantizer::fit(const PaletteSource& source) {
   }
 
   // Passes over the source, one chunk in memory at a time: the NaN/inf check with the means and the
-  // exact solver's covariances (or the randomized solver's passes after it), the projections. With a PCA sample
-  // (pca.max_items < n) the PCA's passes go over the sample in memory: the source is passed over
+  // exact solver's covariances (or the randomized solver's passes after it), the projections. With
+  // a PCA sample (pca.max_items < n) the PCA's passes go over the sample in memory: the source is passed over
   // twice (the check with the sample's copy, the projections), or, for a sparse sample (at most
   // one item in kSparseSampleRatio), once after reading the sampled items alone. Only the
   // n x L x d projections are kept (and the sample, pca.max_items x L x D).
