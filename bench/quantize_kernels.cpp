@@ -138,7 +138,8 @@ void bench_kmeans(std::int64_t n, std::int64_t d, std::int64_t k, int iterations
              faiss.result.inertia);
   for (std::size_t i = 1; i < m; ++i) {
     const bool same = same_bits(faiss.result, rows[i].result);
-    fmt::print("  {}: same bits as faiss: {} (inertia {:.9g})\n", rows[i].name, same ? "yes" : "NO", rows[i].result.inertia);
+    fmt::print("  {}: same bits as faiss: {} (inertia {:.9g})\n", rows[i].name, same ? "yes" : "NO",
+               rows[i].result.inertia);
     if (!same) print_difference(rows[i].name, faiss.result, rows[i].result);
   }
   for (const Row& a : rows) {

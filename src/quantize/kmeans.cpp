@@ -405,8 +405,9 @@ void assign_nearest(const float* centroids, std::int64_t k, std::int64_t d, cons
 }
 
 KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options) {
+  using detail::KMeansKernel;
   return detail::kmeans_with(x, n, d, options,
-                             detail::tiled_kmeans_supported() ? detail::KMeansKernel::kTiled : detail::KMeansKernel::kBlocked);
+                             detail::tiled_kmeans_supported() ? KMeansKernel::kTiled : KMeansKernel::kBlocked);
 }
 
 KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d, const KMeansOptions& options,
