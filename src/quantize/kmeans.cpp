@@ -302,6 +302,7 @@ std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d
   auto dist = torch::empty({trials, n}, torch::kFloat32);  // trials x n: rows contiguous, BLAS-friendly
   auto cand_index = torch::empty({trials}, torch::kLong);
   const auto ones = torch::ones({n}, torch::kFloat32);
+  std::vector<double> pot64(static_cast<std::size_t>(trials));  // kTiled's potentials
   std::copy(x + pick * d, x + (pick + 1) * d, c.begin());
   for (std::int64_t m = 1; m < k; ++m) {
     const float* md = min_d2.data_ptr<float>();
@@ -310,21 +311,25 @@ std::vector<float> init_plus_plus(const float* x, std::int64_t n, std::int64_t d
     auto* ci = cand_index.data_ptr<std::int64_t>();
     for (int t = 0; t < trials; ++t) ci[t] = sample(md);
     const auto C = X.index_select(0, cand_index);  // trials x d
-    if (kernel == detail::KMeansKernel::kTiled) {
+    int best = 0;
+    if (kernel == detail::KMeansKernel::kTiled) {  // the potentials come with the distances
       const auto c_sq = C.square().sum(1);
       detail::tiled_candidate_distances(*packed, C.data_ptr<float>(), c_sq.data_ptr<float>(), trials,
-                                        x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
-    } else if (kernel == detail::KMeansKernel::kBlocked) {
-      blocked_candidate_distances(x, n, d, C, trials, x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
+                                        x_sq.data_ptr<float>(), md, dist.data_ptr<float>(), pot64.data());
+      best = static_cast<int>(std::min_element(pot64.begin(), pot64.end()) - pot64.begin());  // first lowest
     } else {
-      at::mm_out(dist, C, X.t());
-      dist.mul_(-2.0).add_(x_sq.unsqueeze(0)).add_(C.square().sum(1).unsqueeze(1)).clamp_min_(0);
-      at::minimum_out(dist, dist, min_d2.unsqueeze(0));
+      if (kernel == detail::KMeansKernel::kBlocked) {
+        blocked_candidate_distances(x, n, d, C, trials, x_sq.data_ptr<float>(), md, dist.data_ptr<float>());
+      } else {
+        at::mm_out(dist, C, X.t());
+        dist.mul_(-2.0).add_(x_sq.unsqueeze(0)).add_(C.square().sum(1).unsqueeze(1)).clamp_min_(0);
+        at::minimum_out(dist, dist, min_d2.unsqueeze(0));
+      }
+      // Row sums by BLAS (a float64 reduction is ~100x slower); only compared with each other.
+      const auto potential = torch::mv(dist, ones).contiguous();
+      const float* pot = potential.data_ptr<float>();
+      best = static_cast<int>(std::min_element(pot, pot + trials) - pot);  // first lowest
     }
-    // Row sums by BLAS (a float64 reduction is ~100x slower); only compared with each other.
-    const auto potential = torch::mv(dist, ones).contiguous();
-    const float* pot = potential.data_ptr<float>();
-    const int best = static_cast<int>(std::min_element(pot, pot + trials) - pot);  // first lowest
     pick = ci[best];
     min_d2.copy_(dist[best]);
     std::copy(x + pick * d, x + (pick + 1) * d, c.begin() + m * d);

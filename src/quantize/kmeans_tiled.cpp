@@ -181,28 +181,50 @@ void tiled_nearest(const PackedPoints& x, const float* x_norms, const float* c, 
 }
 
 void tiled_candidate_distances(const PackedPoints& x, const float* c, const float* c_sq, int trials,
-                               const float* x_sq, const float* min_d2, float* dist) {
+                               const float* x_sq, const float* min_d2, float* dist, double* potentials) {
   const std::int64_t n = x.n(), d = x.dim(), tiles = x.tiles();
+  const std::int64_t blocks = (tiles + kTilesPerTask - 1) / kTilesPerTask;
   const std::vector<float> cp = pack_columns(c, trials, d, kCandidates);
-#pragma omp parallel for schedule(static, kTilesPerTask)
-  for (std::int64_t t = 0; t < tiles; ++t) {
-    for (std::int64_t h = 0; h < 2; ++h) {
-      const std::int64_t i0 = t * kTile + 8 * h, rows = std::min<std::int64_t>(8, n - i0);
-      if (rows <= 0) break;
-      for (int g = 0; g < trials; g += kCandidates) {
-        const int C = std::min(kCandidates, trials - g);
-        if (rows == 8) {  // straight into dist
-          kCandidateTiles[C - 1](x.tile(t) + 8 * h, d, cp.data() + g * d, c_sq + g, x_sq + i0, min_d2 + i0,
-                                 dist + g * n + i0, n);
-          continue;
+  std::vector<double> block_sums(static_cast<std::size_t>(blocks * trials));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t blk = 0; blk < blocks; ++blk) {
+    const std::int64_t t1 = std::min(tiles, (blk + 1) * kTilesPerTask);
+    for (std::int64_t t = blk * kTilesPerTask; t < t1; ++t) {
+      for (std::int64_t h = 0; h < 2; ++h) {
+        const std::int64_t i0 = t * kTile + 8 * h, rows = std::min<std::int64_t>(8, n - i0);
+        if (rows <= 0) break;
+        for (int g = 0; g < trials; g += kCandidates) {
+          const int C = std::min(kCandidates, trials - g);
+          if (rows == 8) {  // straight into dist
+            kCandidateTiles[C - 1](x.tile(t) + 8 * h, d, cp.data() + g * d, c_sq + g, x_sq + i0, min_d2 + i0,
+                                   dist + g * n + i0, n);
+            continue;
+          }
+          float xs[8] = {}, md[8] = {}, out[kCandidates * 8];  // the last points: through a buffer
+          std::copy(x_sq + i0, x_sq + i0 + rows, xs);
+          std::copy(min_d2 + i0, min_d2 + i0 + rows, md);
+          kCandidateTiles[C - 1](x.tile(t) + 8 * h, d, cp.data() + g * d, c_sq + g, xs, md, out, 8);
+          for (int q = 0; q < C; ++q) std::copy(out + q * 8, out + q * 8 + rows, dist + (g + q) * n + i0);
         }
-        float xs[8] = {}, md[8] = {}, out[kCandidates * 8];  // the last points: through a buffer
-        std::copy(x_sq + i0, x_sq + i0 + rows, xs);
-        std::copy(min_d2 + i0, min_d2 + i0 + rows, md);
-        kCandidateTiles[C - 1](x.tile(t) + 8 * h, d, cp.data() + g * d, c_sq + g, xs, md, out, 8);
-        for (int q = 0; q < C; ++q) std::copy(out + q * 8, out + q * 8 + rows, dist + (g + q) * n + i0);
       }
     }
+    // The block's share of each potential while its distances are in cache: four partial sums in
+    // point order, in double.
+    const std::int64_t i0 = blk * kTilesPerTask * kTile, i1 = std::min(n, t1 * kTile);
+    for (int q = 0; q < trials; ++q) {
+      const float* row = dist + q * n;
+      double part[4] = {0, 0, 0, 0};
+      std::int64_t i = i0;
+      for (; i + 4 <= i1; i += 4)
+        for (int l = 0; l < 4; ++l) part[l] += row[i + l];
+      for (; i < i1; ++i) part[0] += row[i];
+      block_sums[blk * trials + q] = (part[0] + part[1]) + (part[2] + part[3]);
+    }
+  }
+  for (int q = 0; q < trials; ++q) {  // blocks in order: the same sums on any number of threads
+    double total = 0;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) total += block_sums[blk * trials + q];
+    potentials[q] = total;
   }
 }
 

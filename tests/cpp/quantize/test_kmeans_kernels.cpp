@@ -166,9 +166,16 @@ TEST_CASE("tiled k-means++ candidate distances are the exact ones up to float ro
   const auto x_sq = x.square().sum(1), c_sq = c.square().sum(1);
   auto min_d2 = (x - x[n - 1]).square().sum(1).contiguous();
   std::vector<float> dist(static_cast<std::size_t>(trials * n));
+  std::vector<double> potentials(static_cast<std::size_t>(trials));
   lamia::detail::PackedPoints packed(x.data_ptr<float>(), n, d);
   lamia::detail::tiled_candidate_distances(packed, c.data_ptr<float>(), c_sq.data_ptr<float>(), trials,
-                                           x_sq.data_ptr<float>(), min_d2.data_ptr<float>(), dist.data());
+                                           x_sq.data_ptr<float>(), min_d2.data_ptr<float>(), dist.data(),
+                                           potentials.data());
+  for (int t = 0; t < trials; ++t) {
+    double sum = 0;
+    for (std::int64_t i = 0; i < n; ++i) sum += dist[t * n + i];
+    CHECK(potentials[t] == Approx(sum).epsilon(1e-12));
+  }
   const auto xd = x.to(torch::kFloat64), cd = c.to(torch::kFloat64);
   const auto exact = torch::minimum(torch::cdist(cd, xd).square(), min_d2.to(torch::kFloat64).unsqueeze(0));
   const auto scale = (x_sq.unsqueeze(0) + c_sq.unsqueeze(1)).to(torch::kFloat64);

@@ -39,9 +39,10 @@ void tiled_nearest(const PackedPoints& x, const float* x_norms, const float* c, 
 
 /// k-means++'s candidate distances with the tensor passes' arithmetic:
 /// dist[t * n + i] = min(min_d2[i], max(0, (-2 x_i.c_t + x_sq[i]) + c_sq[t])) for the trials
-/// candidates c (trials x d, row-major).
+/// candidates c (trials x d, row-major), and their potentials[t] = sum_i dist[t * n + i] (in double,
+/// summed in blocks of 1024 points while they are in cache, the same on any number of threads).
 void tiled_candidate_distances(const PackedPoints& x, const float* c, const float* c_sq, int trials,
-                               const float* x_sq, const float* min_d2, float* dist);
+                               const float* x_sq, const float* min_d2, float* dist, double* potentials);
 
 /// assign_nearest with 8 points per vector: each lane does l2sq's float operations in its order
 /// (no FMA), so the codes and distances are the scalar loop's bit for bit.
