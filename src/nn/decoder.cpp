@@ -214,13 +214,13 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, c
   auto scores = torch::matmul(q, k.transpose(-1, -2));  // [B,H,T,S]
   const bool half = scores.scalar_type() == torch::kHalf || scores.scalar_type() == torch::kBFloat16;
   if (half) scores = scores.to(torch::kFloat);
-  torch::Tensor keep;
+  torch::Tensor hidden;
   if (mask.defined()) {
-    keep = mask.unsqueeze(1);  // [B,1,T,S]
-    scores = scores.masked_fill(keep.logical_not(), std::numeric_limits<float>::lowest());
+    hidden = mask.unsqueeze(1).logical_not();  // [B,1,T,S]
+    scores = scores.masked_fill(hidden, std::numeric_limits<float>::lowest());
   }
   auto probs = torch::softmax(scores, -1);
-  if (keep.defined()) probs = probs.masked_fill(keep.logical_not(), 0.0);
+  if (hidden.defined()) probs = probs.masked_fill(hidden, 0.0);  // a row with no key at all: 0, not uniform
   if (half) probs = probs.to(q.scalar_type());
   if (dropout_p > 0 && training) probs = torch::dropout(probs, dropout_p, true);
   return torch::matmul(probs, v);
@@ -244,34 +244,39 @@ void AttentionImpl::reset() {
   out_proj = register_module("out_proj", LoraLinear(LoraLinearOptions(hidden_size, hidden_size)));
 }
 
+namespace {
+// q/k/v as one [.., D] x [D, 3D] GEMM needs the three weights concatenated on every call (a 3D x D
+// copy, and its split in the backward), which pays only on many rows: on few rows (a decoding step, a
+// small batch) it cost more than it saved (docs/nn.md). The scaling is applied to q after the GEMM in
+// every path, so fused and separate projections give the same bits and the threshold moves speed only.
+constexpr int64_t kFuseQkvMinRows = 4096;
+}  // namespace
+
 std::array<torch::Tensor, 2> AttentionImpl::project_qkv(const torch::Tensor& x, const torch::Tensor& q_rows) {
   const double scaling = 1.0 / std::sqrt(double(head_dim));
   const auto xq = q_rows.defined() ? x.index_select(0, q_rows) : x;
   const auto D = hidden_size;
-  std::array<torch::Tensor, 2> out;
-  if (q_proj->bias.defined() && k_proj->bias.defined() && v_proj->bias.defined()) {
-    // The weights side by side, the scaling riding on q's (small) weight instead of a pass over q.
-    auto w = torch::cat({q_proj->weight * scaling, k_proj->weight, v_proj->weight}, 0);
-    auto b = torch::cat({q_proj->bias * scaling, k_proj->bias, v_proj->bias}, 0);
-    if (q_rows.defined()) {
-      out = {torch::linear(xq, w.narrow(0, 0, D), b.narrow(0, 0, D)),
-             torch::linear(x, w.narrow(0, D, 2 * D), b.narrow(0, D, 2 * D))};
-    } else {
-      auto qkv = torch::linear(x, w, b);  // one GEMM instead of three
-      out = {qkv.narrow(-1, 0, D), qkv.narrow(-1, D, 2 * D)};
-    }
+  const bool fuse = x.numel() >= kFuseQkvMinRows * D && q_proj->bias.defined() && k_proj->bias.defined() &&
+                    v_proj->bias.defined();
+  torch::Tensor q, kv;
+  if (fuse && !q_rows.defined()) {
+    auto qkv = torch::linear(x, torch::cat({q_proj->weight, k_proj->weight, v_proj->weight}, 0),
+                             torch::cat({q_proj->bias, k_proj->bias, v_proj->bias}, 0));
+    q = qkv.narrow(-1, 0, D);
+    kv = qkv.narrow(-1, D, 2 * D);
   } else {
-    out = {torch::linear(xq, q_proj->weight, q_proj->bias) * scaling,
-           torch::cat({torch::linear(x, k_proj->weight, k_proj->bias), torch::linear(x, v_proj->weight, v_proj->bias)}, -1)};
+    q = torch::linear(xq, q_proj->weight, q_proj->bias);
+    kv = fuse ? torch::linear(x, torch::cat({k_proj->weight, v_proj->weight}, 0), torch::cat({k_proj->bias, v_proj->bias}, 0))
+              : torch::cat({torch::linear(x, k_proj->weight, k_proj->bias), torch::linear(x, v_proj->weight, v_proj->bias)}, -1);
   }
   // LoRA adapters add their terms to the base projections (exactly nothing while B is zero).
   auto dq = q_proj->adapter_term(xq), dk = k_proj->adapter_term(x), dv = v_proj->adapter_term(x);
-  if (dq.defined()) out[0] = out[0] + dq * scaling;
+  if (dq.defined()) q = q + dq;
   if (dk.defined() || dv.defined()) {
-    auto k = out[1].narrow(-1, 0, D), v = out[1].narrow(-1, D, D);
-    out[1] = torch::cat({dk.defined() ? k + dk : k, dv.defined() ? v + dv : v}, -1);
+    auto k = kv.narrow(-1, 0, D), v = kv.narrow(-1, D, D);
+    kv = torch::cat({dk.defined() ? k + dk : k, dv.defined() ? v + dv : v}, -1);
   }
-  return out;
+  return {q * scaling, kv};
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k,

@@ -241,6 +241,44 @@ def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, 
     torch.testing.assert_close(emb_ours.grad, emb_ref.grad, rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_many_rows_fused_qkv_gemm_matches_reference(tmp_path, packed):
+    """From 4,096 rows the q/k/v projections run as one GEMM on the concatenated weights (k and v
+    alone when the last layer computes only some rows' q): outputs and every gradient as the
+    reference's separate projections, and in float32 what the same rows in a small batch (which runs
+    them separately) give, to float32 rounding."""
+    cfg = hf_config(True, None)
+    w = random_weights(cfg, seed=3)
+    d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
+    B, T = 135, 32  # 4,320 rows (4,185 real ones when packed)
+    g = torch.Generator().manual_seed(8)
+    ids = torch.randint(cfg["vocab_size"], (B, T), generator=g)
+    real = torch.ones(B, T, dtype=torch.bool)
+    wanted = real.clone()
+    if packed:
+        real[:, -1] = False  # still >= 4,096 rows
+        wanted = real & (torch.rand(B, T, generator=g) < 0.5)
+    mask = torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T) & real[:, None, :]
+    ref_p = {k: v.double().requires_grad_(True) for k, v in w.items()}
+    ref_logits, _ = ref_forward(ref_p, cfg, ids, mask=mask)
+    out = d.forward(ids, attention_mask=mask, token_mask=real if packed else None,
+                    output_mask=wanted if packed else None)
+    torch.testing.assert_close(out.logits[wanted], ref_logits[wanted], rtol=1e-9, atol=1e-9)
+    wl = torch.randn(out.logits.shape, generator=g, dtype=torch.float64) * wanted[..., None]
+    (out.logits * wl).sum().backward()
+    (ref_logits * wl).sum().backward()
+    grads = {("lm_head.weight" if k.startswith("lm_head") else P + k): p.grad for k, p in d.named_parameters()}
+    for k, p in ref_p.items():
+        torch.testing.assert_close(grads[k], p.grad, rtol=1e-8, atol=1e-9, msg=k)
+
+    d32 = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)))
+    with torch.no_grad():
+        many = d32.forward(ids, attention_mask=mask).logits
+        few = d32.forward(ids[:3], attention_mask=mask[:3]).logits
+    # Not bit for bit: BLAS rounds the last bit differently with the number of rows as well.
+    torch.testing.assert_close(many[:3], few, rtol=1e-5, atol=1e-5 * few.abs().max().item())
+
+
 def test_token_mask_refuses_attention_to_padding_and_a_cache():
     d = pylamia.Decoder(30, 16, 1, 2, dropout=0.0, max_position_embeddings=16)
     ids = torch.randint(30, (2, 5))

@@ -210,9 +210,9 @@ class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
                         torch::Tensor* new_v = nullptr, bool causal_hint = false, const PackedTokens* packed = nullptr);
-  /// q (already scaled by head_dim^-0.5) of the rows q_rows of x (all when undefined), and k and v of
-  /// every row side by side: {q [.., D], kv [.., 2D]}. Without adapters the GEMMs use the weights
-  /// concatenated (one GEMM when every row needs its q); with adapters each projection's own forward.
+  /// q (scaled by head_dim^-0.5) of the rows q_rows of x (all when undefined), and k and v of every
+  /// row side by side: {q [.., D], kv [.., 2D]}, LoRA adapters' terms included. On many rows the
+  /// GEMMs run on the weights concatenated (one GEMM when every row needs its q), with the same bits.
   std::array<torch::Tensor, 2> project_qkv(const torch::Tensor& x, const torch::Tensor& q_rows = {});
   int64_t hidden_size, num_heads, head_dim;
   double attention_dropout;
