@@ -1,16 +1,24 @@
 #include <lamia/quantize/detail/kmeans_tiled.hpp>
 
+#if defined(__x86_64__) || defined(__i386__)
+#define LAMIA_TILED_KMEANS 1
 #include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace lamia::detail {
 
 bool tiled_kmeans_supported() {
+#ifdef LAMIA_TILED_KMEANS
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
+#else
+  return false;  // not x86: kmeans() runs the blocked kernels
+#endif
 }
 
 namespace {
@@ -39,6 +47,7 @@ PackedPoints::PackedPoints(const float* x, std::int64_t n, std::int64_t d)
   }
 }
 
+#ifdef LAMIA_TILED_KMEANS
 namespace {
 
 // Rows of `group` floats per dimension: c (k x d, row-major) as ceil(k / group) tiles of d x group,
@@ -249,5 +258,23 @@ void tiled_assign_nearest(const float* centroids, std::int64_t k, std::int64_t d
     }
   }
 }
+
+#else
+namespace {
+[[noreturn]] void no_tiled_kernels() {
+  throw std::logic_error("the tiled K-Means kernels need an x86 CPU with AVX2 and FMA (tiled_kmeans_supported())");
+}
+}  // namespace
+void tiled_nearest(const PackedPoints&, const float*, const float*, const float*, std::int64_t, std::int64_t*, float*) {
+  no_tiled_kernels();
+}
+void tiled_candidate_distances(const PackedPoints&, const float*, const float*, int, const float*, const float*, float*,
+                               double*) {
+  no_tiled_kernels();
+}
+void tiled_assign_nearest(const float*, std::int64_t, std::int64_t, const float*, std::int64_t, std::int32_t*, float*) {
+  no_tiled_kernels();
+}
+#endif
 
 }  // namespace lamia::detail
