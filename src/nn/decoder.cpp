@@ -188,14 +188,26 @@ void KVCache::reorder(const torch::Tensor& indices) {
 // ---------------------------------------------------------------- packed tokens
 
 PackedTokens::PackedTokens(const torch::Tensor& token_mask)
-    : index(token_mask.reshape({-1}).nonzero().squeeze(1)), batch(token_mask.size(0)), length(token_mask.size(1)) {}
+    : index(token_mask.reshape({-1}).nonzero().squeeze(1)),
+      padding(token_mask.reshape({-1}).logical_not().nonzero().squeeze(1)),
+      batch(token_mask.size(0)),
+      length(token_mask.size(1)) {}
 
 torch::Tensor PackedTokens::pack(const torch::Tensor& padded) const {
   return padded.reshape({batch * length, padded.size(-1)}).index_select(0, index);
 }
 
 torch::Tensor PackedTokens::unpack(const torch::Tensor& packed, const torch::Tensor& at) const {
-  auto flat = packed.new_zeros({batch * length, packed.size(-1)}).index_copy(0, at.defined() ? at : index, packed);
+  // Written in place into a fresh tensor (an out-of-place index_copy would copy it once more); with
+  // every real row given, only the padding rows need their zeros.
+  torch::Tensor flat;
+  if (at.defined()) {
+    flat = packed.new_zeros({batch * length, packed.size(-1)});
+  } else {
+    flat = packed.new_empty({batch * length, packed.size(-1)});
+    flat.index_fill_(0, padding, 0);
+  }
+  flat.index_copy_(0, at.defined() ? at : index, packed);
   return flat.view({batch, length, packed.size(-1)});
 }
 
@@ -210,17 +222,22 @@ torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& dev
 }
 
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& mask, double dropout_p, bool training) {
+                               const torch::Tensor& mask, double dropout_p, bool training, bool rows_may_be_empty) {
   auto scores = torch::matmul(q, k.transpose(-1, -2));  // [B,H,T,S]
   const bool half = scores.scalar_type() == torch::kHalf || scores.scalar_type() == torch::kBFloat16;
   if (half) scores = scores.to(torch::kFloat);
   torch::Tensor hidden;
   if (mask.defined()) {
     hidden = mask.unsqueeze(1).logical_not();  // [B,1,T,S]
-    scores = scores.masked_fill(hidden, std::numeric_limits<float>::lowest());
+    // Added in place (the product's backward does not read its output, and an addition's passes the
+    // gradient through): the same bits as a masked_fill with the lowest value, since |score| is far
+    // below half an ulp of it, without the fill's copy forward and its masking backward.
+    auto lowest = torch::zeros(hidden.sizes(), scores.options()).masked_fill_(hidden, std::numeric_limits<float>::lowest());
+    if (at::infer_size(scores.sizes(), lowest.sizes()) == scores.sizes()) scores.add_(lowest);
+    else scores = scores + lowest;  // a mask with more batch entries than the scores
   }
   auto probs = torch::softmax(scores, -1);
-  if (hidden.defined()) probs = probs.masked_fill(hidden, 0.0);  // a row with no key at all: 0, not uniform
+  if (hidden.defined() && rows_may_be_empty) probs = probs.masked_fill(hidden, 0.0);  // a row with no key: 0, not uniform
   if (half) probs = probs.to(q.scalar_type());
   if (dropout_p > 0 && training) probs = torch::dropout(probs, dropout_p, true);
   return torch::matmul(probs, v);
@@ -307,7 +324,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
 #endif
   (void)causal_hint;
-  if (!out.defined()) out = functional::masked_attention(q, k, v, mask, p, is_training());
+  if (!out.defined()) {
+    // Packed: padding queries are dropped below, so only real rows need a key to be well defined.
+    out = functional::masked_attention(q, k, v, mask, p, is_training(), !packed || !packed->real_rows_have_keys);
+  }
   out = out.transpose(1, 2).reshape({B * T, hidden_size});
   if (packed) out = out.index_select(0, some_rows ? packed->out_index : packed->index);
   else out = out.view({B, T, hidden_size});
@@ -563,9 +583,13 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
   }
   if (packed) {
     // A padding key's k and v are not computed (zeros): no real query may see one.
-    auto leaks = mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1);
-    TORCH_CHECK_VALUE(!leaks.any().item<bool>(), "Decoder::forward: the attention_mask lets a token of token_mask "
+    auto leaks = (mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1)).any();
+    auto keyless = (mask.any(-1).logical_not() & real).any();
+    auto found = torch::stack({leaks, keyless}).cpu();  // one device sync for both
+    TORCH_CHECK_VALUE(!found[0].item<bool>(), "Decoder::forward: the attention_mask lets a token of token_mask "
                       "attend a padding position (false in token_mask); pass no token_mask, or mask those keys");
+    packed->real_rows_have_keys = !found[1].item<bool>();
+    if (last_layer) last_layer->real_rows_have_keys = packed->real_rows_have_keys;
   }
 
   DecoderOutput out;

@@ -199,10 +199,14 @@ def test_logits_hidden_states_and_gradients_match_reference(tmp_path, pre_ln, pr
 
 @pytest.mark.parametrize("pre_ln,proj", CONFIGS)
 @pytest.mark.parametrize("some_outputs", [False, True])
-def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, some_outputs):
+@pytest.mark.parametrize("keyless_real_row", [True, False])
+def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, some_outputs, keyless_real_row):
     """The packed forward (token_mask): the real tokens' outputs and every gradient as the reference
     computes them on the padded batch; zeros at the padding. With output_mask, the same at the
-    positions asked for and zeros at the others (the earlier layers' hidden states unchanged)."""
+    positions asked for and zeros at the others (the earlier layers' hidden states unchanged).
+    keyless_real_row: a real token may attend no key at all (its attention must give zeros); without
+    one, the attention leaves the padding rows' probabilities as softmax makes them (they are dropped);
+    a padding row here has no key."""
     cfg = hf_config(pre_ln, proj)
     w = random_weights(cfg, seed=2)
     d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
@@ -213,6 +217,10 @@ def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, 
     real[1, 2] = False   # padding inside a row
     real[2, 0] = False   # and at its start
     mask = mask & real[:, None, :]  # no real token attends padding (padding rows may attend anything)
+    if not keyless_real_row:
+        mask[1, 5, 5] = True  # random_inputs leaves token 5 of row 1 (real) without a key
+    mask[0, 6] = False  # a padding row without a key
+    assert (~mask.any(-1) & real).any() == keyless_real_row and (~mask.any(-1) & ~real).any()
     ref_p = {k: v.double().requires_grad_(True) for k, v in w.items()}
     emb_ref, emb_ours = embeds.clone().requires_grad_(True), embeds.clone().requires_grad_(True)
     ref_logits, ref_hidden = ref_forward(ref_p, cfg, ids, pos, mask, emb_ref, emask)

@@ -179,7 +179,11 @@ struct KVCache {
 struct PackedTokens {
   explicit PackedTokens(const torch::Tensor& token_mask);  ///< [B, T] bool
   torch::Tensor index;                            ///< [N] int64 flat positions
+  torch::Tensor padding;                          ///< [B * T - N] int64 flat positions of the padding
   int64_t batch = 0, length = 0;
+  /// Every real token's query may attend at least one key (set by Decoder::forward from the mask): the
+  /// attention can then skip zeroing the probabilities of rows without a key, which only padding has.
+  bool real_rows_have_keys = false;
   torch::Tensor out_rows;   ///< [M] int64 rows of the packed tensors whose outputs are needed; undefined: all
   torch::Tensor out_index;  ///< [M] int64 their flat positions (index[out_rows])
   torch::Tensor pack(const torch::Tensor& padded) const;  ///< [B, T, C] -> [N, C]
@@ -192,9 +196,11 @@ namespace functional {
 /// (true = may attend; undefined = all). Masked scores use the dtype's lowest value, softmax runs in
 /// float32 for half types, and masked probabilities are set to 0 afterwards, so a row with no
 /// allowed key yields zeros (never NaN, forward or backward). dropout_p applies to the probabilities
-/// when training.
+/// when training. rows_may_be_empty = false promises that the rows of interest each have an allowed
+/// key and skips that zeroing (a row without one then gets a uniform distribution, not zeros).
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& mask, double dropout_p = 0.0, bool training = false);
+                               const torch::Tensor& mask, double dropout_p = 0.0, bool training = false,
+                               bool rows_may_be_empty = true);
 /// [T, past + T] bool: query i may attend key j iff j <= past + i.
 torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device);
 }  // namespace functional
