@@ -183,6 +183,21 @@ void GlooProcessGroup::all_reduce_mean(const std::vector<torch::Tensor>& tensors
   });
 }
 
+std::vector<torch::Tensor> GlooProcessGroup::gather(const torch::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.device().is_cpu())
+    throw ValueError("GlooProcessGroup::gather: a defined CPU tensor is expected");
+  std::vector<at::Tensor> input{tensor.contiguous()};
+  if (options_.world_size() == 1) return {input.front().clone()};
+  // Gloo wants the output list on the root only (an empty one elsewhere).
+  std::vector<std::vector<at::Tensor>> outputs;
+  if (options_.rank() == 0) {
+    outputs.emplace_back();
+    for (std::int64_t r = 0; r < options_.world_size(); ++r) outputs.front().push_back(torch::empty_like(input.front()));
+  }
+  impl_->group->gather(outputs, input, c10d::GatherOptions{})->wait();
+  return outputs.empty() ? std::vector<torch::Tensor>{} : outputs.front();
+}
+
 void GlooProcessGroup::barrier() {
   if (options_.world_size() == 1) return;
   impl_->group->barrier()->wait();

@@ -31,11 +31,7 @@ std::pair<std::int64_t, std::int64_t> shard_bounds(std::int64_t n, std::int64_t 
   if (world_size < 1 || rank < 0 || rank >= world_size) {
     throw ValueError(fmt::format("{}: rank must be in [0, world_size), got rank {} of {}", what, rank, world_size));
   }
-  if (n < world_size) {
-    throw ValueError(fmt::format("{}: a batch of {} cannot be split over {} ranks (a rank would have nothing); use a "
-                                 "larger batch_size",
-                                 what, n, world_size));
-  }
+  if (n < 0) throw ValueError(fmt::format("{}: the batch size must be >= 0, got {}", what, n));
   return {rank * n / world_size, (rank + 1) * n / world_size};
 }
 

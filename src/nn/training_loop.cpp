@@ -377,15 +377,21 @@ TrainingResult TrainingLoop::run() {
                                      step_ + 1, epoch_ + 1, batch_in_epoch_, batch.empty() ? "" : "; " + batch, kept));
       };
       if (sync) {
-        // Every rank reduces, also after a non-finite loss, so that all of them fail at the same step.
-        out.loss.backward();
+        // The group's loss is the global batch's mean: sum_r weight_r loss_r / sum_r weight_r. Scaling
+        // each rank's loss by weight_r / mean(weight) before the gradients are averaged makes the
+        // averaged gradient that of the global mean, also for unequal or empty shards (weight 0: no
+        // backward, its gradients take part as zeros). Every rank reduces, also after a non-finite
+        // loss, so that all of them fail at the same step.
+        std::vector<double> v = {out.weight, out.weight * loss};
+        for (const auto part : out.parts) v.push_back(out.weight * part);
+        auto means = torch::tensor(v, torch::kFloat64);
+        sync->all_reduce_mean({means});
+        const double mean_weight = means[0].item<double>();
+        if (out.weight > 0) (out.loss * (out.weight / mean_weight)).backward();
         average_gradients(params_, *sync);
-        std::vector<double> v = {loss};
-        v.insert(v.end(), out.parts.begin(), out.parts.end());
-        auto mean = torch::tensor(v, torch::kFloat64);
-        sync->all_reduce_mean({mean});
-        loss = mean[0].item<double>();
-        for (std::size_t i = 0; i < out.parts.size(); ++i) out.parts[i] = mean[std::int64_t(i) + 1].item<double>();
+        loss = means[1].item<double>() / mean_weight;
+        for (std::size_t i = 0; i < out.parts.size(); ++i)
+          out.parts[i] = means[std::int64_t(i) + 2].item<double>() / mean_weight;
       }
       if (!std::isfinite(loss)) {
         fail(fmt::format("non-finite loss {}{}", loss, parts_text(part_names, out.parts, ", ", true)));

@@ -104,6 +104,10 @@ class PaletteTrainingTask : public TrainingTask {
     const auto& tokens = encoder_->tokens();
     const auto& spec = batches(epoch)[batch];
     const auto [begin, end] = shard_bounds(std::int64_t(spec.size()), rank_, world_size_, "PaletteTrainer");
+    if (begin == end) {  // a batch smaller than the group: this rank's shard is empty, and weighs nothing
+      last_items_.clear();
+      return {torch::zeros({}), 0, 0, 0, {0.0, 0.0, 0.0, 0.0}, 0.0};
+    }
     std::vector<SampleLayout> samples;
     samples.reserve(std::size_t(end - begin));
     for (auto k = begin; k < end; ++k) {
@@ -120,6 +124,9 @@ class PaletteTrainingTask : public TrainingTask {
     step.correct = out.correct_tokens;
     step.parts = {out.generation_loss.item<double>(), out.intra_loss.item<double>(), out.inter_loss.item<double>(),
                   out.decorrelation_loss.item<double>()};
+    // The generation loss is a mean over label tokens: the shards weigh their tokens (exact for the
+    // generation loss; the intra/inter/decorrelation losses compare the palettes within a shard).
+    step.weight = double(out.label_tokens);
     return step;
   }
 
@@ -131,7 +138,7 @@ class PaletteTrainingTask : public TrainingTask {
   }
 
   void set_shard(std::int64_t rank, std::int64_t world_size) override {
-    shard_bounds(options_.batch_size(), rank, world_size, "PaletteTrainer");  // checks rank and batch_size
+    shard_bounds(options_.batch_size(), rank, world_size, "PaletteTrainer");  // checks the rank
     rank_ = rank;
     world_size_ = world_size;
   }

@@ -270,7 +270,7 @@ class RecommenderTask : public TrainingTask {
                                     order_.begin() + std::ptrdiff_t(begin) + to);
   }
   void set_shard(std::int64_t rank, std::int64_t world_size) override {
-    shard_bounds(options_.batch_size, rank, world_size, "train_recommender");  // checks rank and batch_size
+    shard_bounds(options_.batch_size, rank, world_size, "train_recommender");  // checks the rank
     rank_ = rank;
     world_size_ = world_size;
   }
@@ -289,9 +289,11 @@ class RecommenderTask : public TrainingTask {
         seqs.push_back(std::move(a));
       }
     }
+    if (seqs.empty()) return {torch::zeros({}), 0, 0, 0, {}, 0.0};  // an empty shard (a batch smaller than the group)
     auto b = detail::batch_of_sequences(seqs, vocab_.pad());
     auto loss = recommender_loss(*model_, b);
-    return {loss.loss, b.tokens, loss.labels, loss.correct};
+    // The loss is a mean over label tokens: the shards weigh theirs (data parallelism).
+    return {loss.loss, b.tokens, loss.labels, loss.correct, {}, double(loss.labels)};
   }
   std::optional<double> validation_loss() override {
     if (valid_.empty()) return std::nullopt;

@@ -62,6 +62,7 @@ class GlooProcessGroup : public GradientSync {
   std::int64_t world_size() const override;
   void broadcast(const std::vector<torch::Tensor>& tensors) override;
   void all_reduce_mean(const std::vector<torch::Tensor>& tensors) override;
+  std::vector<torch::Tensor> gather(const torch::Tensor& tensor) override;
   /// Sums every tensor over the ranks (in place).
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
   /// Waits until every rank has reached it.

@@ -31,6 +31,10 @@ class GradientSync {
   virtual void broadcast(const std::vector<torch::Tensor>& tensors) = 0;
   /// Replaces every tensor by its mean over the ranks (in place; floating-point tensors).
   virtual void all_reduce_mean(const std::vector<torch::Tensor>& tensors) = 0;
+  /// Every rank's tensor on rank 0 (the same shape and dtype on every rank, CPU): on rank 0 the
+  /// world_size tensors in rank order (its own a copy), on the other ranks nothing. For results that
+  /// rank 0 alone writes (the export and the evaluation under torchrun).
+  virtual std::vector<torch::Tensor> gather(const torch::Tensor& tensor) = 0;
 };
 
 /// Rank 0's parameters and buffers (all of them, trainable or not) into every rank's module.
@@ -42,8 +46,8 @@ void broadcast_parameters(torch::nn::Module& module, GradientSync& sync);
 void average_gradients(const std::vector<torch::Tensor>& parameters, GradientSync& sync);
 
 /// The rank-th contiguous part [begin, end) of n items over world_size ranks (sizes differ by at
-/// most one; pylamia.distributed.shard's split). ValueError when n < world_size (a rank would have
-/// nothing; every rank sees the same n and throws alike), naming `what`.
+/// most one; pylamia.distributed.shard's split). Empty for some ranks when n < world_size.
+/// ValueError naming `what` for a rank outside [0, world_size).
 std::pair<std::int64_t, std::int64_t> shard_bounds(std::int64_t n, std::int64_t rank, std::int64_t world_size,
                                                    const char* what);
 

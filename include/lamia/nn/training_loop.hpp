@@ -73,7 +73,8 @@ struct TrainingLoopOptions {
   TORCH_ARG(std::string, name) = "training";
   /// Data-parallel training (nn/gradient_sync.hpp; nullptr: this process alone). Each rank trains
   /// on its shard of every batch (TrainingTask::set_shard), starts from rank 0's parameters and
-  /// averages the gradients after backward(); the logged loss is the mean over the ranks, rank 0's
+  /// averages the gradients after backward(), each rank's loss weighed by its share of the global
+  /// batch (StepOutput::weight); the logged loss is the weighted mean over the ranks, rank 0's
   /// validation loss decides for all, and only rank 0 writes checkpoints (every rank resumes from
   /// checkpoint_path, which must therefore be on storage every rank reads).
   TORCH_ARG(std::shared_ptr<GradientSync>, gradient_sync) = nullptr;
@@ -116,6 +117,10 @@ struct StepOutput {
   std::int64_t labels = 0;     ///< predictions in the loss
   std::int64_t correct = 0;    ///< of those, argmax-correct (0 when the task does not count)
   std::vector<double> parts;   ///< the loss's named parts (TrainingTask::part_names), averaged in the records
+  /// Data-parallel training: how many things the loss is a mean over on this rank (e.g. its label
+  /// tokens), so that the group's loss is the mean over the global batch (sum of weight x loss over
+  /// the ranks, divided by the sum of the weights); 0 for an empty shard, whose loss is then ignored.
+  double weight = 1.0;
 };
 
 /// Averages over one logging interval.
@@ -154,7 +159,8 @@ class TrainingTask {
   /// Words that identify a batch in an error (e.g. its users), for a non-finite loss.
   virtual std::string describe_batch(std::int64_t /*epoch*/, std::int64_t /*batch*/) { return ""; }
   /// Data-parallel training: from now on train_step(epoch, batch) computes the loss of the rank-th
-  /// of world_size contiguous parts of the batch (shard_bounds). The default accepts only
+  /// of world_size contiguous parts of the batch (shard_bounds; empty when the batch is smaller than
+  /// world_size: then StepOutput::weight 0 and a loss without gradient). The default accepts only
   /// world_size 1 (ValueError otherwise).
   virtual void set_shard(std::int64_t rank, std::int64_t world_size);
   /// Numbers that must match for a checkpoint to resume this task (sizes, seed, data).

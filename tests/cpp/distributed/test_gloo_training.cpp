@@ -1,8 +1,8 @@
 // Data-parallel training from C++ on c10d's Gloo: two processes of this test program (re-run with
 // the hidden test case "[gloo-worker]" and torchrun's environment variables, one thread each, Gloo
 // over 127.0.0.1) train the palette encoder and the recommender for a few steps; their parameters
-// must equal one process taking the same steps on the mean of the two shards' losses (what
-// tests/python/test_distributed.py checks for PyTorch's DDP).
+// must equal one process taking the same steps on the shards' losses weighed by their label tokens
+// (the global batch's mean), also when the shards are unequal or one of them is empty.
 #include "palette/palette_fixture.hpp"
 #include "recommend/recommend_fixtures.hpp"
 #include "temp_dir.hpp"
@@ -70,10 +70,18 @@ double max_abs_difference(const std::vector<torch::Tensor>& a, const std::vector
 
 // ---- the two models (seed: the initial weights; every rank starts elsewhere, rank 0's win) ----
 
-PaletteSetup palette_setup(std::uint64_t seed) {
-  return make_palette_setup_from_scratch(testing::tiny_catalog(24), PaletteEncoderOptions(4, 2),
+PaletteSetup palette_setup(std::uint64_t seed, PaletteLossOptions losses = {}) {
+  return make_palette_setup_from_scratch(testing::tiny_catalog(24), PaletteEncoderOptions(4, 2).losses(losses),
                                          testing::tiny_model(32, 0.0, seed));
 }
+
+// The generation loss alone (a mean over label tokens), so that the group's step is exactly one
+// process's step on the whole batch: the intra/inter losses compare the palettes within a shard.
+PaletteLossOptions generation_only() { return PaletteLossOptions().contrastive(ContrastiveMode::kOff); }
+
+// 24 items x 4 tasks = 96 samples in one window, batches of 5: shards of 2 and 3, and a last batch of
+// one sample (rank 0's shard empty). The whole epoch, so that the small batch is among the steps.
+constexpr std::int64_t kRaggedBatch = 5, kRaggedSteps = 20;
 
 PaletteTrainerOptions palette_options() {
   // 24 items x 4 tasks in one length-grouping window: 12 batches of 8, shards of 4.
@@ -108,6 +116,23 @@ RecommenderTrainerOptions recommender_options() {
 // losses is the loss of the whole batch, so the reference is the plain single-process run.
 test::Cyclic recommender_data() { return test::cyclic(24, 100, 3); }
 
+// Unequal shards and a last batch smaller than the group: 79 examples in batches of 3 (shards of 1
+// and 2 examples, then of 0 and 1), the loss on the histories too, whose lengths differ (1 to 3 items),
+// so that the shards' label tokens differ from their example counts. The whole epoch: 27 steps.
+test::Cyclic ragged_recommender_data() {
+  auto data = recommender_data();
+  data.train.pop_back();
+  for (std::size_t i = 0; i < data.train.size(); ++i) data.train[i].history.resize(1 + i % 3);
+  return data;
+}
+RecommenderTrainerOptions ragged_recommender_options() {
+  auto o = recommender_options();
+  o.batch_size = 3;
+  o.loss_on_history = true;
+  o.loop.max_steps(27);
+  return o;
+}
+
 /// A GradientSync that does nothing: one process trains on shard `rank` of world_size alone.
 struct LoneShard : GradientSync {
   std::int64_t r;
@@ -116,32 +141,41 @@ struct LoneShard : GradientSync {
   std::int64_t world_size() const override { return kWorld; }
   void broadcast(const std::vector<torch::Tensor>&) override {}
   void all_reduce_mean(const std::vector<torch::Tensor>&) override {}
+  std::vector<torch::Tensor> gather(const torch::Tensor& t) override { return {t}; }
 };
 
-std::vector<torch::Tensor> train_palette(std::uint64_t seed, std::shared_ptr<GradientSync> sync) {
-  auto s = palette_setup(seed);
+std::vector<torch::Tensor> train_palette(std::uint64_t seed, std::shared_ptr<GradientSync> sync, bool ragged = false) {
+  auto s = palette_setup(seed, ragged ? generation_only() : PaletteLossOptions());
   auto options = palette_options();
+  if (ragged) options.batch_size(kRaggedBatch).loop().max_steps(kRaggedSteps);
   options.loop().gradient_sync(std::move(sync));
   PaletteTrainer trainer(s.encoder, s.catalog, options);
-  REQUIRE(trainer.train().steps == kSteps);
+  REQUIRE(trainer.train().steps == (ragged ? kRaggedSteps : kSteps));
   return parameters_of(*s.encoder);
 }
 
-std::vector<torch::Tensor> train_recommender_model(std::uint64_t seed, std::shared_ptr<GradientSync> sync) {
-  auto data = recommender_data();
+std::vector<torch::Tensor> train_recommender_model(std::uint64_t seed, std::shared_ptr<GradientSync> sync,
+                                                   bool ragged = false) {
+  auto data = ragged ? ragged_recommender_data() : recommender_data();
   auto model = make_recommender(CodeVocabulary::for_table(data.table), recommender_model_options(), seed);
-  auto o = recommender_options();
+  auto o = ragged ? ragged_recommender_options() : recommender_options();
   o.loop.gradient_sync(std::move(sync));
-  REQUIRE(train_recommender(model, data.table, data.train, data.valid, o).steps == kSteps);
+  REQUIRE(train_recommender(model, data.table, data.train, data.valid, o).steps == o.loop.max_steps());
   return parameters_of(*model);
 }
 
-// The palette reference, written out: Adam (the loop's), the loss of a step the mean of the given
-// shards' losses (each a forward of its own samples), the gradient clipped to norm 1.
-std::vector<torch::Tensor> palette_reference(const std::vector<std::int64_t>& ranks) {
-  auto s = palette_setup(0);
-  const auto options = palette_options();
+// The palette reference, written out: Adam (the loop's), the loss of a step the given shards' losses
+// (each a forward of its own samples, shard r of kWorld of the batch) weighed by their label tokens,
+// or with equal weights (DDP's mean of the shards' losses), the gradient clipped to norm 1. ragged:
+// the generation loss alone, batches of kRaggedBatch, kRaggedSteps steps.
+std::vector<torch::Tensor> palette_reference(const std::vector<std::int64_t>& ranks, bool ragged = false,
+                                             bool token_weighted = true) {
+  auto s = palette_setup(0, ragged ? generation_only() : PaletteLossOptions());
+  auto options = palette_options();
+  if (ragged) options.batch_size(kRaggedBatch);
+  const auto steps = ragged ? kRaggedSteps : kSteps;
   const auto batches = PaletteTrainer(s.encoder, s.catalog, options).epoch_batches(0);
+  REQUIRE(std::int64_t(batches.size()) >= steps);
   std::vector<torch::Tensor> params;
   for (auto& p : s.encoder->parameters())
     if (p.requires_grad()) params.push_back(p);
@@ -150,19 +184,24 @@ std::vector<torch::Tensor> palette_reference(const std::vector<std::int64_t>& ra
   s.encoder->train();
   const auto& tokens = s.encoder->tokens();
   const bool need_full = s.encoder->options().path() == PalettePath::kReference;
-  for (std::int64_t step = 0; step < kSteps; ++step) {
+  for (std::int64_t step = 0; step < steps; ++step) {
     const auto& batch = batches[std::size_t(step)];
-    REQUIRE(batch.size() == 8);
     adam.zero_grad();
     torch::Tensor loss = torch::zeros({});
+    double weights = 0;
     for (auto r : ranks) {
+      const auto [begin, end] = shard_bounds(std::int64_t(batch.size()), r, kWorld, "palette_reference");
+      if (begin == end) continue;
       std::vector<SampleLayout> samples;
-      for (std::size_t k = std::size_t(r) * 4; k < std::size_t(r + 1) * 4; ++k) {
-        samples.push_back(make_sample(s.catalog, batch[k].first, batch[k].second, tokens));
+      for (auto k = begin; k < end; ++k) {
+        samples.push_back(make_sample(s.catalog, batch[std::size_t(k)].first, batch[std::size_t(k)].second, tokens));
       }
-      loss = loss + s.encoder->forward(collate_samples(samples, tokens, need_full)).loss / double(ranks.size());
+      const auto out = s.encoder->forward(collate_samples(samples, tokens, need_full));
+      const double weight = token_weighted ? double(out.label_tokens) : 1.0;
+      loss = loss + out.loss * weight;
+      weights += weight;
     }
-    loss.backward();
+    (loss / weights).backward();
     torch::nn::utils::clip_grad_norm_(params, options.loop().grad_clip_norm());
     adam.step();
   }
@@ -287,11 +326,15 @@ TEST_CASE("gloo worker", "[.][gloo-worker]") {
     group->broadcast({b, c});
     auto s = torch::full({4}, std::int64_t(rank + 1), torch::kInt64);
     group->all_reduce_sum({s});
-    result = {t[0], t[1].contiguous(), t[2], t[3], b, c, s};
-  } else if (std::string(kind) == "palette") {
-    result = train_palette(std::uint64_t(rank), group);  // each rank its own initial weights
+    // gather: rank 0 gets both ranks' tensors in rank order, rank 1 nothing (its count saved).
+    const auto g = group->gather(torch::arange(3, torch::kInt64) + 10 * (rank + 1));
+    result = {t[0], t[1].contiguous(), t[2], t[3], b, c, s,
+              g.empty() ? torch::zeros({1}, torch::kInt64) : torch::cat(g)};
+  } else if (std::string(kind) == "palette" || std::string(kind) == "palette-ragged") {
+    // each rank its own initial weights
+    result = train_palette(std::uint64_t(rank), group, std::string(kind) == "palette-ragged");
   } else {
-    result = train_recommender_model(std::uint64_t(rank), group);
+    result = train_recommender_model(std::uint64_t(rank), group, std::string(kind) == "recommender-ragged");
   }
   torch::save(result, out);
 }
@@ -308,9 +351,11 @@ TEST_CASE("two Gloo processes reduce in buckets and broadcast rank 0's tensors",
     CHECK(torch::equal(t[5], torch::zeros({40}, torch::kFloat64)));
     CHECK(torch::equal(t[6], torch::full({4}, std::int64_t(3))));
   }
+  CHECK(torch::equal(ranks[0][7], torch::tensor({10, 11, 12, 20, 21, 22}, torch::kInt64)));
+  CHECK(torch::equal(ranks[1][7], torch::zeros({1}, torch::kInt64)));
 }
 
-TEST_CASE("the palette trainer on two Gloo processes equals one process on the mean of the shards' losses",
+TEST_CASE("the palette trainer on two Gloo processes equals one process on the token-weighted shards' losses",
           "[distributed][palette]") {
   testing::TempDir dir;
   const auto ranks = run_two_ranks("palette", dir.path);
@@ -346,10 +391,50 @@ TEST_CASE("the recommender on two Gloo processes equals one process on the whole
   CHECK(max_abs_difference(alone, reference) > 1e-3);
 }
 
+// Unequal shards and batches smaller than the group (an empty shard on one rank): the group's step is
+// one process's step on the whole batch, for the recommender and the palette encoder's generation loss.
+TEST_CASE("two Gloo processes on unequal and empty shards equal one process on the whole batches",
+          "[distributed][ragged]") {
+  testing::TempDir dir;
+  {
+    const auto ranks = run_two_ranks("recommender-ragged", dir.path);
+    torch::set_num_threads(1);
+    const auto reference = train_recommender_model(0, nullptr, true);
+    const auto init = parameters_of(
+        *make_recommender(CodeVocabulary::for_table(recommender_data().table), recommender_model_options(), 0));
+    CHECK(max_abs_difference(ranks[0], ranks[1]) == 0.0);
+    const double close = closeness(ranks[0], reference, kRtol, 5 * kAtol);  // 27 Adam steps
+    INFO("recommender: max |a - b| / (atol + rtol |b|) against one process: "
+         << close << "; max |a - b|: " << max_abs_difference(ranks[0], reference)
+         << "; moved: " << max_abs_difference(reference, init));
+    CHECK(close <= 1.0);
+    CHECK(max_abs_difference(reference, init) > 1e-3);  // it trained
+  }
+  {
+    const auto ranks = run_two_ranks("palette-ragged", dir.path);
+    torch::set_num_threads(1);
+    const auto single_process = train_palette(0, nullptr, true);
+    const auto weighted = palette_reference({0, 1}, true);
+    const auto equal_weights = palette_reference({0, 1}, true, /*token_weighted=*/false);
+    const auto init = parameters_of(*palette_setup(0, generation_only()).encoder);
+    CHECK(max_abs_difference(ranks[0], ranks[1]) == 0.0);
+    const auto got = max_abs_difference(ranks[0], single_process), off = max_abs_difference(equal_weights, weighted);
+    INFO("palette: max |a - b| against one process " << got << ", the written-out reference on the shards "
+         << max_abs_difference(ranks[0], weighted) << " (itself " << max_abs_difference(weighted, single_process)
+         << " from one process); equal weights end " << off << " away; moved " << max_abs_difference(single_process, init));
+    // 20 Adam steps: rounding differences grow where a gradient is near zero (kAtol per 4 steps).
+    CHECK(closeness(ranks[0], single_process, kRtol, 5 * kAtol) <= 1.0);
+    CHECK(closeness(weighted, single_process, kRtol, 5 * kAtol) <= 1.0);
+    CHECK(off > 10 * got);  // weighing the shards equally is measurably another step
+  }
+}
+
 TEST_CASE("shard bounds and the torchrun environment are checked", "[distributed]") {
   CHECK(shard_bounds(10, 0, 3, "t") == std::pair<std::int64_t, std::int64_t>{0, 3});
   CHECK(shard_bounds(10, 2, 3, "t") == std::pair<std::int64_t, std::int64_t>{6, 10});
-  CHECK_THROWS_AS(shard_bounds(1, 0, 2, "t"), ValueError);
+  // A batch smaller than the group: some shards are empty.
+  CHECK(shard_bounds(1, 0, 2, "t") == std::pair<std::int64_t, std::int64_t>{0, 0});
+  CHECK(shard_bounds(1, 1, 2, "t") == std::pair<std::int64_t, std::int64_t>{0, 1});
   CHECK_THROWS_AS(shard_bounds(4, 2, 2, "t"), ValueError);
   CHECK_THROWS_AS(ProcessGroupOptions().world_size(2).rank(2).check(), ValueError);
   ::setenv("MASTER_ADDR", "127.0.0.1", 1);
