@@ -82,7 +82,7 @@ PipelineConfig resolve_config(const ConfigArgs& args, const std::string& run_dir
 std::optional<PipelineResult> run_command_pipeline(const PipelineConfig& config, const std::string& run_dir,
                                                    const PipelineRunOptions& options) {
   // Every wait of a rank is bounded by this: the ranks other than 0 wait while rank 0 runs the stages
-  // that do not train over the group (dataset, tokenizer, export, quantize, SASRec, evaluate), which
+  // that do not split over the group (dataset, tokenizer, quantize, SASRec), which
   // can take hours on a large catalog. A rank that dies closes its connections and fails the others
   // at once; the timeout only bounds a rank that hangs alive.
   constexpr double kRankWaitSeconds = 24 * 3600;

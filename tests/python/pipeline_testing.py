@@ -45,3 +45,15 @@ def without_times(j):
     if isinstance(j, list):
         return [without_times(v) for v in j]
     return j
+
+
+def assert_metrics_close(a, b, where="metrics"):
+    """Two metrics.json values equal up to the summation order of their sums (1e-12 relative)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            assert_metrics_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15), where
+    else:
+        assert a == b, where

@@ -1,7 +1,8 @@
 """The stage commands under torchrun (docs/distributed.md, "The stage commands under torchrun"): two
 `lamia train-palette` / `lamia train-rec` processes launched by torchrun on this machine (gloo over
 127.0.0.1) against one process, and against an independent reference written out here with PyTorch
-(Adam steps on the mean of the two shards' losses, as the ctest `distributed` does in C++); the
+(Adam steps on the two shards' losses weighed by their label tokens, as the ctest `distributed` does
+in C++); `lamia export-palettes` and `lamia evaluate` split over two ranks against one process; the
 refusals with two processes started with torchrun's variables set by hand (faster). Also
 pylamia.run_pipeline's shard=(i, n) / merge=True against the CLI's --shard / --merge."""
 import json
@@ -16,7 +17,7 @@ import torch
 
 import pylamia
 from pylamia.distributed import shard
-from pipeline_testing import lamia_cli, tiny_config, without_times
+from pipeline_testing import assert_metrics_close, lamia_cli, tiny_config, without_times
 from test_pipeline_commands import lamia, one_line_error
 
 # torch 1.13's torchrun parses its default --redirects/--tee "0" to None under Python 3.11
@@ -109,8 +110,9 @@ class PaletteReference:
         return decoder_parameters(enc.decoder)
 
     def steps(self, world, ranks):
-        """STEPS Adam steps whose loss is the mean of the given shards' losses (shard r of world: the
-        r-th contiguous part of each global batch), the gradient clipped as the trainer clips it."""
+        """STEPS Adam steps whose loss is the given shards' losses weighed by their label tokens (shard r
+        of world: the r-th contiguous part of each global batch), the gradient clipped as the trainer
+        clips it."""
         t = self.config["palette"]["trainer"]
         torch.manual_seed(t["seed"])
         enc = self.encoder()
@@ -122,7 +124,8 @@ class PaletteReference:
             batch = batches[step]
             assert len(batch) == GLOBAL_BATCH
             adam.zero_grad()
-            loss = sum(enc.forward(shard(batch, r, world))["loss"] for r in ranks) / len(ranks)
+            outs = [enc.forward(shard(batch, r, world)) for r in ranks]
+            loss = sum(o["loss"] * o["label_tokens"] for o in outs) / sum(o["label_tokens"] for o in outs)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, t["grad_clip_norm"])
             adam.step()
@@ -140,23 +143,23 @@ def palette_runs(tmp_path_factory):
     return {"one": one, "two": two, "log": proc.stdout + proc.stderr}
 
 
-def test_train_palette_on_two_ranks_equals_one_process_on_the_mean_of_the_shards(palette_runs):
+def test_train_palette_on_two_ranks_equals_one_process_on_the_token_weighted_shards(palette_runs):
     one, two = palette_runs["one"], palette_runs["two"]
     two_ranks = PaletteReference(two).trained()
     single_process = PaletteReference(one).trained()
     ref = PaletteReference(two)
-    mean_of_shards, whole_batch, rank0_alone = ref.steps(2, [0, 1]), ref.steps(1, [0]), ref.steps(2, [0])
+    weighted_shards, whole_batch, rank0_alone = ref.steps(2, [0, 1]), ref.steps(1, [0]), ref.steps(2, [0])
     init = decoder_parameters(ref.encoder().decoder)
     moved = max_abs_diff(two_ranks, init)
     # The reference is faithful: it reproduces the single-process command on the whole batches.
     assert max_abs_diff(single_process, whole_batch) < 1e-4
-    # The two ranks took the steps of one process on the mean of their shards' losses.
-    got = max_abs_diff(two_ranks, mean_of_shards)
+    # The two ranks took the steps of one process on their shards' losses weighed by label tokens.
+    got = max_abs_diff(two_ranks, weighted_shards)
     assert got < 1e-4, got
     # Rank 0's shard alone ends measurably elsewhere: rank 1's gradients were averaged in.
-    alone = max_abs_diff(rank0_alone, mean_of_shards)
+    alone = max_abs_diff(rank0_alone, weighted_shards)
     assert alone > 1e-3 and moved > 1e-3, (alone, moved)
-    print(f"two ranks vs the mean of the shards: {got:.2e}; vs one process on the whole batches: "
+    print(f"two ranks vs the token-weighted shards: {got:.2e}; vs one process on the whole batches: "
           f"{max_abs_diff(two_ranks, single_process):.2e}; rank 0's shard alone: {alone:.2e}; moved {moved:.2e}")
 
 
@@ -254,6 +257,90 @@ def base_init(tmp_path, config):
     shutil.copytree(tmp_path / "base", zero)
     single("train-rec", zero, "--config", config, "--set", "recommend.epochs=0", "--quiet")
     return zero
+
+
+# ---- export and evaluate split over the ranks ----
+
+def split_config():
+    c = tiny_config()
+    # 600 items: the ranks' parts [0, 300) and [300, 600) meet inside the export's batch [256, 512), and
+    # each part travels to rank 0 in two rounds of 256 rows. 11 test users: parts of 5 and 6; exact
+    # scoring on the first 3 (rank 0's).
+    c["dataset"]["synthetic"].update(num_items=600, num_users=60)
+    c["recommend"]["baselines"] = ["popularity", "transition"]
+    c["evaluate"].update(max_users=11, top_k=10, beam_width=10, exact=True, exact_users=3)
+    return c
+
+
+def timed(run, *args, **kwargs):
+    import time
+    t0 = time.monotonic()
+    out = run(*args, **kwargs)
+    return out, time.monotonic() - t0
+
+
+def both_ok(ranks):
+    for p in ranks:
+        assert p.returncode == 0, ranks[0].stderr[-4000:] + ranks[1].stderr[-4000:]
+    return ranks
+
+
+@pytest.fixture(scope="module")
+def split_runs(tmp_path_factory):
+    """one: the export and the evaluation in one process; two: the same folder with both split over
+    two ranks (torchrun's variables set by hand)."""
+    tmp = tmp_path_factory.mktemp("dp-split")
+    config = tmp / "split.json"
+    config.write_text(json.dumps(split_config()))
+    one, two = tmp / "one", tmp / "two"
+    single("train-palette", one, "--config", config, "--quiet")
+    shutil.copytree(one, two)
+    _, export_one = timed(single, "export-palettes", one, "--quiet")
+    _, export_two = timed(lambda: both_ok(by_hand("export-palettes", two, "--quiet")))
+    exported = {name: (two / name).read_bytes() for name in ("palettes.bin", "embeddings.bin")}
+    files_after_export = (files_of(one), files_of(two))
+    for command in ("quantize", "train-rec"):
+        single(command, one, "--quiet")
+    shutil.rmtree(two)
+    shutil.copytree(one, two)
+    _, evaluate_one = timed(single, "evaluate", one, "--quiet")
+    _, evaluate_two = timed(lambda: both_ok(by_hand("evaluate", two, "--quiet")))
+    print(f"wall seconds: export one process {export_one:.1f}, two ranks {export_two:.1f}; "
+          f"evaluate one process {evaluate_one:.1f}, two ranks {evaluate_two:.1f}")
+    return {"tmp": tmp, "config": config, "one": one, "two": two, "exported": exported,
+            "files_after_export": files_after_export}
+
+
+def test_export_over_two_ranks_writes_the_bytes_of_one_process(split_runs):
+    one = split_runs["one"]
+    for name, data in split_runs["exported"].items():
+        assert data == (one / name).read_bytes(), name
+    # Rank 0 wrote the files one process writes (no shards/, no temporaries), recorded as usual.
+    files_one, files_two = split_runs["files_after_export"]
+    assert files_two == files_one and "palettes.bin" in files_two
+
+
+def test_evaluate_over_two_ranks_equals_one_process(split_runs):
+    one, two = split_runs["one"], split_runs["two"]
+    assert files_of(two) == files_of(one)
+    expected, got = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert got["test_users"] == 11 and got["methods"]["lamia"]["exact"]["users"] == 3
+    assert got["methods"]["lamia"]["beam"]["users"] == 11
+    assert_metrics_close(without_times(got), without_times(expected))
+    manifest = json.loads((two / "manifest.json").read_text())
+    assert manifest["stages"]["evaluate"]["completed"]
+
+
+def test_evaluate_with_fewer_test_users_than_ranks(split_runs, tmp_path):
+    """One test user: rank 0's part is empty, and it still takes part in every collective."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    shutil.copytree(split_runs["one"], one)
+    shutil.copytree(split_runs["one"], two)
+    single("evaluate", one, "--set", "evaluate.max_users=1", "--quiet")
+    both_ok(by_hand("evaluate", two, "--set", "evaluate.max_users=1", "--quiet"))
+    expected, got = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert got["test_users"] == 1
+    assert_metrics_close(without_times(got), without_times(expected))
 
 
 # ---- pylamia.run_pipeline(shard=..., merge=...) against the CLI ----

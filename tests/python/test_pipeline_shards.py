@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from pipeline_testing import tiny_config, without_times
+from pipeline_testing import assert_metrics_close, tiny_config, without_times
 from test_pipeline_commands import lamia, one_line_error
 
 SHARDS = 3
@@ -188,16 +188,7 @@ def test_sharded_evaluation_merges_to_the_unsplit_metrics(folders, tmp_path):
     assert lamia_method["exact"]["mrr"] > 0 and merged["methods"]["popularity"]["exact"]["mrr"] > 0
     assert set(merged["methods"]) == {"lamia", "popularity", "transition"}
 
-    def approx_equal(a, b, where):
-        if isinstance(a, dict):
-            assert set(a) == set(b), where
-            for k in a:
-                approx_equal(a[k], b[k], f"{where}.{k}")
-        elif isinstance(a, float):
-            assert a == pytest.approx(b, rel=1e-12, abs=1e-15), where
-        else:
-            assert a == b, where
-    approx_equal(without_times(merged), without_times(expected), "metrics")
+    assert_metrics_close(without_times(merged), without_times(expected))
     manifest = json.loads((work / "manifest.json").read_text())
     assert manifest["stages"]["evaluate"]["completed"]
     # Parts made with other settings: the folder's config.json now says top_k 4 (the shard run wrote

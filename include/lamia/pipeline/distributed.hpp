@@ -1,8 +1,9 @@
 #pragma once
 // `lamia run` and the stage commands on several processes (torchrun): rank 0 runs the pipeline as
 // one process would and alone writes the run folder and its manifest; the stages that train
-// (palette, recommend) train data-parallel over the group, the other ranks joining each training
-// as rank 0 starts it and writing nothing (docs/distributed.md, "The stage commands under torchrun").
+// (palette, recommend) train data-parallel over the group, the export and the evaluation split their
+// items and test users over it, the other ranks joining each such stage as rank 0 starts it and writing
+// nothing (docs/distributed.md, "The stage commands under torchrun").
 #include <lamia/nn/gradient_sync.hpp>
 #include <lamia/pipeline/pipeline.hpp>
 
@@ -17,10 +18,13 @@ namespace lamia {
 /// - rank 0 runs the stages, skips those that are up to date and writes every file and the manifest;
 ///   the palette encoder and the generative recommenders train over the group (each rank computes
 ///   its contiguous shard of every global batch of the configured batch size, the gradients are
-///   averaged; TrainingLoopOptions::gradient_sync). SASRec, which does not shard, and the other stages
-///   run on rank 0 alone while the others wait;
+///   averaged, each weighed by its share of the batch; TrainingLoopOptions::gradient_sync). The export
+///   and the evaluation split over the ranks: rank r computes part r of the items (the test users),
+///   the --shard split, and sends it to rank 0, which writes palettes.bin, embeddings.bin and
+///   metrics.json as one process does. SASRec, which does not shard, and the other stages run on
+///   rank 0 alone while the others wait;
 /// - the other ranks read the folder's artifacts as rank 0 left them (the same folder: one machine or
-///   a shared file system), join each training when rank 0 starts it, and return an empty result
+///   a shared file system, or a copy), join each of those stages when rank 0 starts it, and return an empty result
 ///   once rank 0 has written everything (a barrier ends the call on every rank).
 /// ValueError on every rank when the ranks were called with different configurations or options, and
 /// for options.shard or options.merge_shards with more than one rank (each shard is its own process).

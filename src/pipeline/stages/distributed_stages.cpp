@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ostream>
 
 namespace lamia {
@@ -145,6 +146,25 @@ void begin_distributed_stage(const std::string& stage) {
   stage_group::send(*group, std::int64_t(it - stages.begin()));
 }
 
+std::vector<std::string> gather_bytes_on_rank0(GradientSync& group, const std::string& bytes) {
+  const auto sizes = group.gather(torch::full({1}, std::int64_t(bytes.size()), torch::kInt64));
+  auto longest = torch::zeros({1}, torch::kInt64);  // every rank runs the rounds of the longest
+  for (const auto& size : sizes) longest = torch::maximum(longest, size);
+  group.broadcast({longest});
+  std::vector<std::string> out(sizes.size());
+  const auto size = std::int64_t(bytes.size()), end = longest.item<std::int64_t>();
+  for (std::int64_t at = 0; at < end; at += kGatherChunkBytes) {
+    auto chunk = torch::zeros({kGatherChunkBytes}, torch::kUInt8);
+    if (at < size) std::memcpy(chunk.data_ptr(), bytes.data() + at, std::size_t(std::min(kGatherChunkBytes, size - at)));
+    const auto got = group.gather(chunk);
+    for (std::size_t r = 0; r < got.size(); ++r) {
+      const auto n = std::clamp<std::int64_t>(sizes[r].item<std::int64_t>() - at, 0, kGatherChunkBytes);
+      out[r].append(static_cast<const char*>(got[r].data_ptr()), std::size_t(n));
+    }
+  }
+  return out;
+}
+
 }  // namespace detail
 
 PipelineResult run_pipeline_on_group(const PipelineConfig& config, const std::filesystem::path& out_dir,
@@ -167,7 +187,8 @@ PipelineResult run_pipeline_on_group(const PipelineConfig& config, const std::fi
     }
     if (config.progress) {
       log << fmt::format("[lamia run] data-parallel over {} processes: this is rank 0, which writes {}; the palette "
-                         "encoder and the recommenders train over all of them",
+                         "encoder and the recommenders train over all of them, the export and the evaluation split "
+                         "over them",
                          world_size, out_dir.string())
           << std::endl;
     }

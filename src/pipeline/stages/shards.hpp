@@ -13,6 +13,7 @@
 
 namespace lamia {
 
+class GradientSync;
 class PipelineContext;
 
 /// The batch the export stage encodes items in (export_palettes, mean_pooled_embeddings): a shard
@@ -57,6 +58,12 @@ std::string order_hash(const std::vector<std::string>& ids);
 // palette file (version 2) whose metadata is its record.
 void export_palette_shard(PipelineContext& ctx, const ShardSpec& shard, const StageInputs& inputs);
 std::vector<ArtifactSpec> merge_palette_shards(PipelineContext& ctx, const StageInputs& inputs);
+/// The export under torchrun (every rank of `group` calls it): rank r computes part r of the item
+/// order (the --shard split), and rank 0 writes palettes.bin and embeddings.bin from the parts, the
+/// same bytes as the unsplit export. The rows travel to rank 0 in rounds of one export batch per
+/// rank (one gather each); rank 0 keeps the other parts' rows in temporary files beside the file until
+/// their turn in item order. Returns what rank 0 wrote (nothing on the other ranks).
+std::vector<ArtifactSpec> export_palettes_on_group(PipelineContext& ctx, GradientSync& group);
 
 // The evaluate stage's shards (evaluation_shards.cpp): DIR/eval_shards/evaluate-i-of-n.json, the
 // metric sums and counts of a part of the test users with its record.

@@ -5,10 +5,12 @@
 // With recommend.model.item_text_tokens > 0 (LM backbone) the test histories carry each item's text
 // prompt, as in training; a recommender trained with other prompts is refused, naming both values.
 // Writes metrics.json. Split over processes with `--shard i/n` (a part of the test users each) and
-// `--merge`: each part holds the per-user metric sums and counts (evaluation_shards.cpp).
+// `--merge`: each part holds the per-user metric sums and counts (evaluation_shards.cpp); under torchrun
+// every rank evaluates its part and rank 0 merges them.
 #include "../context.hpp"
-#include "shards.hpp"
 #include "../lm_text.hpp"
+#include "distributed_stages.hpp"
+#include "shards.hpp"
 
 #include <lamia/evaluate/baselines.hpp>
 #include <lamia/evaluate/metrics.hpp>
@@ -55,7 +57,21 @@ class EvaluateStage : public Stage {
   }
 
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
-    ctx.write_json("metrics.json", merge_evaluation_parts({evaluate_users(ctx, ShardSpec{})}));
+    const auto& group = detail::stage_training_group();
+    if (!group) {
+      ctx.write_json("metrics.json", merge_evaluation_parts({evaluate_users(ctx, ShardSpec{})}));
+      return {{"metrics", "metrics.json", 1}};
+    }
+    // torchrun: each rank evaluates its part of the test users (the --shard split; a part may be
+    // empty), and rank 0 merges the parts as --merge does.
+    detail::begin_distributed_stage(name());
+    const auto part = evaluate_users(ctx, ShardSpec{group->rank(), group->world_size()}, /*empty_part=*/true);
+    const auto texts = detail::gather_bytes_on_rank0(*group, part.dump());
+    if (!detail::writes_run_folder()) return {};
+    std::vector<nlohmann::json> parts;
+    for (const auto& text : texts)
+      if (auto p = nlohmann::json::parse(text); !p.is_null()) parts.push_back(std::move(p));
+    ctx.write_json("metrics.json", merge_evaluation_parts(parts));
     return {{"metrics", "metrics.json", 1}};
   }
   bool shardable() const override { return true; }
@@ -69,8 +85,9 @@ class EvaluateStage : public Stage {
 
  private:
   // The evaluation of shard's part of the test users (ShardSpec{}: all of them): per method, the metric
-  // sums and counts, times and counters that merge_evaluation_parts turns into metrics.json.
-  nlohmann::json evaluate_users(PipelineContext& ctx, const ShardSpec& shard) {
+  // sums and counts, times and counters that merge_evaluation_parts turns into metrics.json. An empty
+  // part is a ValueError, or null with empty_part.
+  nlohmann::json evaluate_users(PipelineContext& ctx, const ShardSpec& shard, bool empty_part = false) {
     const auto& ec = ctx.config.evaluate;
     const auto& split = ctx.split();
     const auto num_items = std::int64_t(ctx.sequences().catalog.size());
@@ -85,6 +102,7 @@ class EvaluateStage : public Stage {
     // This shard's users; the first exact_users of all the test users get exact scoring.
     const auto all_users = std::int64_t(test.size());
     const auto [first_user, end_user] = shard_range(all_users, shard);
+    if (first_user == end_user && empty_part) return nullptr;
     if (first_user == end_user)
       throw ValueError(fmt::format("evaluate --shard {}/{}: the shard has no test users (there are {})", shard.index,
                                    shard.count, all_users));

@@ -1,7 +1,8 @@
 // Stage "export": the palettes of every item (n x L x D, streamed to palettes.bin) and one
 // mean-pooled embedding per item from the same model for the baselines (embeddings.bin). Split over
-// processes with `--shard i/n` and `--merge` (palette_shards.cpp).
+// processes with `--shard i/n` and `--merge`, and over the ranks under torchrun (palette_shards.cpp).
 #include "../context.hpp"
+#include "distributed_stages.hpp"
 #include "shards.hpp"
 
 #include <lamia/palette/evaluation.hpp>
@@ -24,6 +25,10 @@ class ExportStage : public Stage {
   }
   nlohmann::json config_section(const PipelineConfig&) const override { return nlohmann::json::object(); }
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
+    if (const auto& group = detail::stage_training_group()) {  // torchrun: each rank its part of the items
+      detail::begin_distributed_stage(name());
+      return export_palettes_on_group(ctx, *group);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     ctx.load_trained_palette_encoder();
     auto& setup = ctx.palette_setup();
