@@ -153,12 +153,13 @@ std::vector<std::string> gather_bytes_on_rank0(GradientSync& group, const std::s
   group.broadcast({longest});
   std::vector<std::string> out(sizes.size());
   const auto size = std::int64_t(bytes.size()), end = longest.item<std::int64_t>();
-  for (std::int64_t at = 0; at < end; at += kGatherChunkBytes) {
-    auto chunk = torch::zeros({kGatherChunkBytes}, torch::kUInt8);
-    if (at < size) std::memcpy(chunk.data_ptr(), bytes.data() + at, std::size_t(std::min(kGatherChunkBytes, size - at)));
+  const auto chunk_bytes = std::min(kGatherChunkBytes, end);  // a small part travels at its own size
+  for (std::int64_t at = 0; at < end; at += chunk_bytes) {
+    auto chunk = torch::zeros({chunk_bytes}, torch::kUInt8);
+    if (at < size) std::memcpy(chunk.data_ptr(), bytes.data() + at, std::size_t(std::min(chunk_bytes, size - at)));
     const auto got = group.gather(chunk);
     for (std::size_t r = 0; r < got.size(); ++r) {
-      const auto n = std::clamp<std::int64_t>(sizes[r].item<std::int64_t>() - at, 0, kGatherChunkBytes);
+      const auto n = std::clamp<std::int64_t>(sizes[r].item<std::int64_t>() - at, 0, chunk_bytes);
       out[r].append(static_cast<const char*>(got[r].data_ptr()), std::size_t(n));
     }
   }

@@ -303,7 +303,7 @@ void export_palette_shard(PipelineContext& ctx, const ShardSpec& shard, const St
   const std::vector<std::string> ids(catalog.item_ids.begin() + begin, catalog.item_ids.begin() + end);
   const auto dir = ctx.path(kPaletteShardsDir);
   fs::create_directories(dir);
-  const auto first = begin;
+  const auto first = begin;  // a structured binding cannot be captured in C++17
   auto write_shard = [&](const std::string& kind, AlignedExportRows rows) {
     write_palette_file(
         dir / shard_file_name(kind, shard, ".bin"), ids, rows.palette_size(), rows.dim(),
