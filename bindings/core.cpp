@@ -2,6 +2,7 @@
 #include "registry.hpp"
 
 #include <lamia/core/allocator.hpp>
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/threads.hpp>
 
 #include <ATen/Parallel.h>
@@ -34,6 +35,21 @@ LAMIA_REGISTER_BINDINGS(kOrderCore, core) {
       },
       py::arg("threads") = py::none(),
       "One line for logs: the thread count (default: torch's current one) and where the default came from.");
+  m.def("blas_thread_count", &lamia::blas_thread_count,
+        "OpenBLAS's thread count now (OPENBLAS_NUM_THREADS; pylamia sets 1 at import unless torch came first or you "
+        "set it); 0 when torch's BLAS is not OpenBLAS.");
+  m.def("set_palette_blas_threads", &lamia::set_palette_blas_threads, py::arg("n"),
+        "OpenBLAS threads while the palette encoder trains, evaluates and exports (PaletteTrainer.train, "
+        "evaluate, export_palettes, encode_items): 0 (the default) = torch's thread count, unless you set "
+        "OPENBLAS_NUM_THREADS; n >= 1 = n; -1 = leave OpenBLAS alone. Results do not change, only speed.");
+  m.def("palette_blas_threads", &lamia::palette_blas_threads, "The setting of set_palette_blas_threads.");
+  m.def(
+      "blas_thread_summary",
+      [](const py::object& threads) {
+        return lamia::blas_thread_summary(threads.is_none() ? at::get_num_threads() : threads.cast<int>());
+      },
+      py::arg("threads") = py::none(),
+      "One line: OpenBLAS's thread count now and what the palette encoder's work sets it to.");
   m.def(
       "keep_freed_memory",
       [] {

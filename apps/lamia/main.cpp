@@ -3,6 +3,7 @@
 
 #include <lamia/core/errors.hpp>
 #include <lamia/core/allocator.hpp>
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/threads.hpp>
 
 #include <algorithm>
@@ -48,9 +49,11 @@ int main(int argc, char** argv) {
   // (a variable the user set is kept):
   // - OMP_WAIT_POLICY=PASSIVE: spinning OpenMP workers take the CPU from the working thread as soon
   //   as the machine has other load (a small model ran 40x slower at 2 threads on 2 busy cores);
-  // - OPENBLAS_NUM_THREADS=1: torch already parallelizes around its GEMM calls; OpenBLAS's own
-  //   threads on top oversubscribe the cores (the amazon-office recommender trained at 2.5k tokens/s
-  //   with them, 14.3k without; docs/results.md).
+  // - OPENBLAS_NUM_THREADS=1: OpenBLAS's own threads on top of torch's oversubscribe the cores for
+  //   small GEMMs (the amazon-office recommender trained at 2.5k tokens/s with them, 14.3k without;
+  //   docs/results.md); the palette encoder's stages raise it for their large GEMMs (config key
+  //   `blas_threads`, include/lamia/core/blas_threads.hpp). LAMIA_OPENBLAS_THREADS_DEFAULTED tells
+  //   that default from a value the user set, which is kept everywhere.
   bool reexec = false;
   if (!std::getenv("OMP_WAIT_POLICY")) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
   }
   if (!std::getenv("OPENBLAS_NUM_THREADS")) {
     ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    ::setenv(lamia::kOpenBlasDefaultedVar, "1", 1);
     reexec = true;
   }
   if (reexec) {

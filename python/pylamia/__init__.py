@@ -18,16 +18,21 @@ it is set) before importing it: spinning OpenMP workers take the CPU from the wo
 as the machine has other load (a small model ran 40x slower at 2 threads on 2 busy cores). libgomp
 reads the variable once, when torch loads it, so after `import torch` it is too late; `lamia` (the CLI)
 does the same by re-executing itself. Likewise OPENBLAS_NUM_THREADS=1 (OpenBLAS's threads on top of
-torch's oversubscribe the cores).
+torch's oversubscribe the cores for small GEMMs); the palette encoder's training, evaluation and
+export raise OpenBLAS to torch's thread count for their large GEMMs while they run, unless you set
+OPENBLAS_NUM_THREADS yourself (pylamia.set_palette_blas_threads; pylamia.blas_thread_summary()).
 """
 import os as _os
 import sys as _sys
 
 if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # torch parallelizes around its GEMM calls; OpenBLAS's own threads on top oversubscribe the
-    # cores (a recommender trained 5.7x slower with them on 2 cores; docs/results.md).
-    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # OpenBLAS's own threads on top of torch's oversubscribe the cores for small GEMMs (a recommender
+    # trained 5.7x slower with them on 2 busy cores; docs/results.md); the palette encoder's large
+    # GEMMs get them back while it runs (include/lamia/core/blas_threads.hpp).
+    if "OPENBLAS_NUM_THREADS" not in _os.environ:
+        _os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        _os.environ["LAMIA_OPENBLAS_THREADS_DEFAULTED"] = "1"  # not the user's: the palette code may raise it
 
 import torch  # noqa: F401,E402  (must precede the compiled module)
 

@@ -18,6 +18,19 @@ def thread_summary(threads: _COptional[int] = None) -> str:
     """One line for logs, e.g. "threads 2 (default, from physical cores: physical cores 2, cgroup limit
     none, OMP_NUM_THREADS unset)"; threads defaults to torch.get_num_threads()."""
     ...
+def blas_thread_count() -> int:
+    """OpenBLAS's thread count now; 0 when torch's BLAS is not OpenBLAS."""
+    ...
+def set_palette_blas_threads(n: int) -> None:
+    """OpenBLAS threads while the palette encoder trains, evaluates and exports: 0 (the default) =
+    torch's thread count, unless you set OPENBLAS_NUM_THREADS; n >= 1 = n; -1 = leave OpenBLAS alone."""
+    ...
+def palette_blas_threads() -> int:
+    """The setting of set_palette_blas_threads."""
+    ...
+def blas_thread_summary(threads: _COptional[int] = None) -> str:
+    """One line: OpenBLAS's thread count now and what the palette encoder's work sets it to."""
+    ...
 def keep_freed_memory() -> "tuple[bool, str]":
     """Keeps the memory training steps free in the process (glibc: no mmap'd blocks, no trimming)
     instead of faulting it in again every step; the lamia tool does this at start. Returns

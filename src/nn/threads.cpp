@@ -1,3 +1,4 @@
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/threads.hpp>
 #include <lamia/nn/threads.hpp>
 
@@ -10,5 +11,7 @@ int set_torch_threads(int n) {
   at::set_num_threads(threads);
   return threads;
 }
+
+int palette_gemm_threads() { return resolve_palette_blas_threads(at::get_num_threads()); }
 
 }  // namespace lamia

@@ -1,5 +1,7 @@
 #include "eval_scope.hpp"
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/errors.hpp>
+#include <lamia/nn/threads.hpp>
 #include <lamia/palette/attention_mask.hpp>
 #include <lamia/palette/evaluation.hpp>
 #include <lamia/palette/palette_file.hpp>
@@ -78,6 +80,7 @@ torch::Tensor encode_items(PaletteEncoderImpl& encoder, const TokenizedCatalog& 
                            const std::vector<ItemIndex>& items, std::int64_t batch_size) {
   check_batch_size(batch_size, "encode_items");
   EvalScope scope(encoder);
+  const ScopedBlasThreads gemm(palette_gemm_threads());  // large GEMMs: OpenBLAS gets the cores
   torch::NoGradGuard no_grad;
   const auto device = encoder.decoder->device();
   std::vector<torch::Tensor> parts;
@@ -113,6 +116,7 @@ torch::Tensor mean_pooled_embeddings(PaletteEncoderImpl& encoder, const Tokenize
                                      std::int64_t batch_size) {
   if (batch_size < 1) throw ValueError(fmt::format("mean_pooled_embeddings: batch_size must be >= 1, got {}", batch_size));
   torch::NoGradGuard no_grad;
+  const ScopedBlasThreads gemm(palette_gemm_threads());
   const bool was_training = encoder.is_training();
   encoder.eval();
   const auto n = std::int64_t(catalog.size());

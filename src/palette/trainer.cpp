@@ -1,6 +1,8 @@
 #include "eval_scope.hpp"
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/nn/threads.hpp>
 #include <lamia/nn/training_loop.hpp>
 #include <lamia/palette/trainer.hpp>
 
@@ -285,6 +287,7 @@ std::vector<std::vector<std::pair<ItemIndex, std::int64_t>>> PaletteTrainer::epo
 }
 
 PaletteLossRecord PaletteTrainer::evaluate(const std::vector<ItemIndex>& items) {
+  const ScopedBlasThreads gemm(palette_gemm_threads());
   auto rec = task_->evaluate(items);
   rec.step = loop_->step();
   return rec;
@@ -295,6 +298,9 @@ void PaletteTrainer::save_checkpoint(const std::filesystem::path& path) const { 
 void PaletteTrainer::load_checkpoint(const std::filesystem::path& path) { loop_->load_checkpoint(path); }
 
 PaletteTrainResult PaletteTrainer::train() {
+  // The step is mostly large GEMMs, which torch hands to BLAS whole: OpenBLAS gets the cores while it
+  // runs (include/lamia/core/blas_threads.hpp; 1.47x on 2 cores, docs/palette.md "Threads").
+  const ScopedBlasThreads gemm(palette_gemm_threads());
   const auto r = loop_->run();
   encoder_->train();  // the loop ends in eval mode; this trainer always left the encoder in training mode
   PaletteTrainResult result;

@@ -3,6 +3,7 @@
 #include "context.hpp"
 
 #include <lamia/core/errors.hpp>
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/core/threads.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/pipeline/manifest.hpp>
@@ -175,6 +176,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
   }
 
   const int threads = set_torch_threads(config.threads);  // 0: the machine's cores
+  set_palette_blas_threads(config.blas_threads);
   Manifest manifest = Manifest::load(out_dir);
   // A folder whose files were changed behind the manifest's back is refused before anything runs.
   for (const auto& [name, entry] : manifest.artifacts()) verify_artifact(out_dir, entry);
@@ -221,7 +223,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const fs::path& out_di
 
   fs::create_directories(out_dir);
   PipelineContext ctx(config, out_dir, log);
-  ctx.say(thread_summary(threads));
+  ctx.say(thread_summary(threads) + "; " + blas_thread_summary(threads));
   if (const auto removed = remove_abandoned_temporaries(out_dir, manifest); !removed.empty()) {
     ctx.say(fmt::format("removed {} file(s) an interrupted run was writing: {}", removed.size(),
                         fmt::join(removed, ", ")));

@@ -1,7 +1,7 @@
 #include <lamia/core/errors.hpp>
 #include <lamia/quantize/detail/kmeans_kernels.hpp>
 #include <lamia/quantize/detail/kmeans_tiled.hpp>
-#include <lamia/quantize/detail/one_blas_thread.hpp>
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/kmeans.hpp>
 
@@ -203,7 +203,7 @@ std::vector<double> lloyd_blocked(const float* x, std::int64_t n, std::int64_t d
     if (blas && packed) {
       detail::tiled_nearest(*packed, x_norms.data(), c.data(), c_norms.data(), k, assign.data(), dis.data());
     } else if (blas) {
-      const detail::OneBlasThread one_thread;
+      const ScopedBlasThreads one_blas_thread(1);
 #pragma omp parallel
       {
         std::vector<float> ip(bs * std::min<std::int64_t>(k, std::max(1, faiss::distance_compute_blas_database_bs)));
@@ -247,7 +247,7 @@ void blocked_candidate_distances(const float* x, std::int64_t n, std::int64_t d,
   const float* cp = C.data_ptr<float>();
   const float* cs = c_sq.data_ptr<float>();
   const std::int64_t blocks = (n + kSeedingRows - 1) / kSeedingRows;
-  const detail::OneBlasThread one_thread;
+  const ScopedBlasThreads one_blas_thread(1);
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
     const std::int64_t i0 = b * kSeedingRows, i1 = std::min(n, i0 + kSeedingRows);
@@ -448,8 +448,8 @@ KMeansResult detail::kmeans_with(const float* x, std::int64_t n, std::int64_t d,
   // The tiled kernels call no BLAS product; the rest (k-means++'s potentials) is small. OpenBLAS's
   // own threads would spin in sched_yield after each call, taking turns with OpenMP's (9 % of the
   // samples of a 1M fit's K-Means in perf).
-  std::optional<OneBlasThread> one_blas_thread;
-  if (kernel == KMeansKernel::kTiled) one_blas_thread.emplace();
+  std::optional<ScopedBlasThreads> one_blas_thread;
+  if (kernel == KMeansKernel::kTiled) one_blas_thread.emplace(1);
   for (int r = 0; r < options.restarts; ++r) {
     auto t0 = Clock::now();
     std::mt19937_64 rng(options.seed + static_cast<std::uint64_t>(r));

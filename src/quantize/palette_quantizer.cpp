@@ -1,7 +1,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/core/binary_io.hpp>
-#include <lamia/quantize/detail/one_blas_thread.hpp>
+#include <lamia/core/blas_threads.hpp>
 #include <lamia/quantize/detail/tensor_views.hpp>
 #include <lamia/quantize/palette_quantizer.hpp>
 
@@ -54,7 +54,7 @@ void for_each_position(std::int64_t count, const F& f) {
     if (count == 1) f(0);
     return;
   }
-  const detail::OneBlasThread one_thread;
+  const ScopedBlasThreads one_blas_thread(1);
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t p = 0; p < count; ++p) {

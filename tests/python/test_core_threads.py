@@ -81,3 +81,36 @@ def test_keep_freed_memory_reports_what_it_did(monkeypatch):
         assert applied and "M_MMAP_MAX 0" in note
     monkeypatch.setenv("LAMIA_KEEP_FREED_MEMORY", "0")
     assert pylamia.keep_freed_memory() == (False, "off (LAMIA_KEEP_FREED_MEMORY=0)")
+
+
+BLAS_PROBE = ("import json, torch, pylamia; print(json.dumps({'blas': pylamia.blas_thread_count(), "
+              "'torch': torch.get_num_threads(), 'summary': pylamia.blas_thread_summary()}))")
+
+
+def blas_probe(env_changes, code=BLAS_PROBE):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "LAMIA_OPENBLAS_THREADS_DEFAULTED", "LAMIA_NO_THREAD_DEFAULT",
+                        "OMP_NUM_THREADS")}
+    env.update(env_changes)
+    code = code.replace("import json, torch, pylamia", "import json, pylamia, torch")  # pylamia first
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_openblas_starts_on_one_thread_and_the_palette_encoder_gets_torchs_count():
+    if pylamia.blas_thread_count() == 0:
+        pytest.skip("torch's BLAS is not OpenBLAS here")
+    r = blas_probe({})
+    assert r["blas"] == 1, r
+    assert r["summary"] == f"OpenBLAS 1 thread; palette encoder {r['torch']}", r
+
+
+def test_a_users_openblas_setting_is_kept_for_the_palette_encoder():
+    if pylamia.blas_thread_count() == 0:
+        pytest.skip("torch's BLAS is not OpenBLAS here")
+    r = blas_probe({"OPENBLAS_NUM_THREADS": "1"})
+    assert r["summary"] == "OpenBLAS 1 thread (OPENBLAS_NUM_THREADS); palette encoder 1 (left as is)", r
+    r = blas_probe({"OPENBLAS_NUM_THREADS": "1"},
+                   BLAS_PROBE.replace("import json, torch, pylamia;",
+                                      "import json, torch, pylamia; pylamia.set_palette_blas_threads(2);"))
+    assert r["summary"] == "OpenBLAS 1 thread (OPENBLAS_NUM_THREADS); palette encoder 2", r

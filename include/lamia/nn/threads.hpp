@@ -10,4 +10,9 @@ namespace lamia {
 /// OpenMP backend this also sets OpenMP's count (lamia's K-Means and faiss follow it).
 int set_torch_threads(int n = 0);
 
+/// The OpenBLAS thread count for the palette encoder's GEMM-heavy work at torch's current intra-op
+/// count: resolve_palette_blas_threads(at::get_num_threads()) (include/lamia/core/blas_threads.hpp);
+/// 0 leaves OpenBLAS as it is. Used as `ScopedBlasThreads gemm(palette_gemm_threads());`.
+int palette_gemm_threads();
+
 }  // namespace lamia

@@ -286,6 +286,11 @@ struct PipelineConfig {
   /// Torch intra-op threads. 0: the machine's cores, lamia::default_thread_count() (physical cores
   /// within the cgroup CPU limit, or OMP_NUM_THREADS, or the CLI's --threads); not torch's own default.
   int threads = 0;
+  /// OpenBLAS threads for the palette encoder's training, evaluation and export (its large GEMMs; the
+  /// other stages keep OpenBLAS on one thread): 0 = as many as `threads`, unless OPENBLAS_NUM_THREADS
+  /// is set in the environment by the user; n >= 1: n; -1: leave OpenBLAS alone
+  /// (include/lamia/core/blas_threads.hpp). Changes no bit of a result (docs/pipeline.md).
+  int blas_threads = 0;
   /// Print progress lines to stderr.
   bool progress = true;
 
@@ -318,6 +323,9 @@ void visit_fields(PipelineConfig& o, V&& v) {
   v.field("recommend", o.recommend, "the generative recommenders and the ID-based baselines");
   v.field("evaluate", o.evaluate, "decoding and scoring");
   v.field("threads", o.threads, "torch intra-op threads (0: the machine's cores)", options::at_least(0));
+  v.field("blas_threads", o.blas_threads,
+          "OpenBLAS threads for the palette encoder's training and export (0: as many as threads; -1: leave OpenBLAS alone)",
+          options::at_least(-1));
   v.field("progress", o.progress, "print progress lines to stderr");
 }
 
