@@ -4,6 +4,9 @@
 #
 #   scripts/research/id_length_study.sh [OUT] [L ...]        # default: /tmp/fig6, L = 1 2 3 4 6 8
 #   LAMIA=build-x/lamia NICE=0 scripts/research/id_length_study.sh /tmp/fig6 2 4
+#   SET="recommend.epochs=40" scripts/research/id_length_study.sh /tmp/fig6-converged 1 2 3 4
+#       (SET: space-separated KEY=VALUE overrides passed as --set to every run, e.g. recommenders trained
+#       until early stopping, patience 3, instead of at most 10 epochs)
 #
 # Each L runs configs/research/fig6-l<L>.json (the pipeline's default method, task routing on the aspect
 # layout, with palette_size L; RQ-VAE and residual K-Means follow L through quantize.match_palette_size;
@@ -20,6 +23,8 @@ lengths=("$@")
 [ ${#lengths[@]} -gt 0 ] || lengths=(1 2 3 4 6 8)
 lamia="${LAMIA:-$root/build/lamia}"
 nice_level="${NICE:-10}"
+overrides=()
+for kv in ${SET:-}; do overrides+=(--set "$kv"); done
 
 [ -x "$lamia" ] || { echo "id_length_study.sh: no lamia executable at $lamia (set LAMIA=...)" >&2; exit 1; }
 mkdir -p "$out"
@@ -28,7 +33,7 @@ for L in "${lengths[@]}"; do
   config="$root/configs/research/fig6-l$L.json"
   [ -f "$config" ] || { echo "id_length_study.sh: no config $config" >&2; exit 1; }
   start=$(date +%s)
-  nice -n "$nice_level" "$lamia" run --config "$config" --out "$out/l$L" --quiet
+  nice -n "$nice_level" "$lamia" run --config "$config" --out "$out/l$L" --quiet ${overrides[@]+"${overrides[@]}"}
   echo "L = $L: $(( $(date +%s) - start )) s -> $out/l$L" >&2
   runs+=("$out/l$L")
 done
