@@ -198,6 +198,16 @@ std::vector<torch::Tensor> GlooProcessGroup::gather(const torch::Tensor& tensor)
   return outputs.empty() ? std::vector<torch::Tensor>{} : outputs.front();
 }
 
+std::vector<torch::Tensor> GlooProcessGroup::all_gather(const torch::Tensor& tensor) {
+  if (!tensor.defined()) throw ValueError("GlooProcessGroup::all_gather: the tensor is undefined");
+  std::vector<at::Tensor> input{tensor.to(torch::kCPU).contiguous()};
+  if (options_.world_size() == 1) return {input.front().clone()};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (std::int64_t r = 0; r < options_.world_size(); ++r) outputs.front().push_back(torch::empty_like(input.front()));
+  impl_->group->allgather(outputs, input, c10d::AllgatherOptions{})->wait();
+  return outputs.front();
+}
+
 void GlooProcessGroup::barrier() {
   if (options_.world_size() == 1) return;
   impl_->group->barrier()->wait();

@@ -14,6 +14,17 @@ void broadcast_parameters(torch::nn::Module& module, GradientSync& sync) {
   sync.broadcast(tensors);
 }
 
+std::vector<torch::Tensor> GradientSync::all_gather(const torch::Tensor& tensor) {
+  TORCH_CHECK_VALUE(tensor.defined(), "GradientSync::all_gather: the tensor is undefined");
+  auto mine = tensor.to(torch::kCPU).contiguous();
+  auto parts = gather(mine);
+  std::vector<std::int64_t> shape{world_size()};
+  shape.insert(shape.end(), mine.sizes().begin(), mine.sizes().end());
+  auto all = rank() == 0 ? torch::stack(parts) : torch::empty(shape, mine.options());
+  broadcast({all});
+  return all.unbind(0);
+}
+
 void average_gradients(const std::vector<torch::Tensor>& parameters, GradientSync& sync) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;

@@ -63,6 +63,7 @@ class GlooProcessGroup : public GradientSync {
   void broadcast(const std::vector<torch::Tensor>& tensors) override;
   void all_reduce_mean(const std::vector<torch::Tensor>& tensors) override;
   std::vector<torch::Tensor> gather(const torch::Tensor& tensor) override;
+  std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) override;
   /// Sums every tensor over the ranks (in place).
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
   /// Waits until every rank has reached it.

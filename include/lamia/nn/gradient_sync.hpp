@@ -35,6 +35,10 @@ class GradientSync {
   /// world_size tensors in rank order (its own a copy), on the other ranks nothing. For results that
   /// rank 0 alone writes (the export and the evaluation under torchrun).
   virtual std::vector<torch::Tensor> gather(const torch::Tensor& tensor) = 0;
+  /// Every rank's tensor on every rank (the same shape and dtype on every rank): the world_size
+  /// tensors in rank order, on the CPU. The default is gather() then broadcast(); GlooProcessGroup
+  /// does it in one collective. For the palette encoder's losses over the global batch.
+  virtual std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
 };
 
 /// Rank 0's parameters and buffers (all of them, trainable or not) into every rank's module.
