@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 namespace lamia {
 
 const char* reduction_name(Reduction reduction) {
@@ -169,6 +171,21 @@ PaletteLossParts PaletteLossImpl::combine(const torch::Tensor& generation, const
   parts.inter = functional::inter_palette_loss(palettes, options.alpha_inter(), options.reduction());
   parts.decorrelation = functional::decorrelation_loss(palettes, options.reduction());
   parts.total = weighted_total(options, generation, parts.intra, parts.inter, parts.decorrelation);
+  return parts;
+}
+
+PaletteLossParts PaletteLossImpl::combine_scaled(const torch::Tensor& generation, const torch::Tensor& palettes,
+                                                 double grad_scale) const {
+  TORCH_CHECK_VALUE(std::isfinite(grad_scale) && grad_scale >= 0,
+                    "PaletteLoss::combine_scaled: grad_scale must be finite and >= 0, got ", grad_scale);
+  auto parts = combine(generation.detach(), palettes);
+  // The weighted terms alone (generation 0), then value + (scale - 1) x (term - term.detach()): the
+  // value is the term's bit for bit (x - x = 0), the gradient grad_scale times its gradient.
+  auto zero = torch::zeros_like(generation);
+  auto terms = weighted_total(options, zero, parts.intra, parts.inter, parts.decorrelation);
+  if (grad_scale != 1.0) terms = terms + (grad_scale - 1.0) * (terms - terms.detach());
+  parts.generation = generation;
+  parts.total = generation + terms;
   return parts;
 }
 

@@ -106,8 +106,11 @@ class PaletteTrainingTask : public TrainingTask {
     const auto& tokens = encoder_->tokens();
     const auto& spec = batches(epoch)[batch];
     const auto [begin, end] = shard_bounds(std::int64_t(spec.size()), rank_, world_size_, "PaletteTrainer");
+    GradientSync* sync = world_size_ > 1 && !options_.shard_local_losses() ? options_.loop().gradient_sync().get()
+                                                                            : nullptr;
     if (begin == end) {  // a batch smaller than the group: this rank's shard is empty, and weighs nothing
       last_items_.clear();
+      if (sync) global_palettes(*sync, spec, torch::Tensor(), 0.0);  // every rank joins the gather
       return {torch::zeros({}), 0, 0, 0, {0.0, 0.0, 0.0, 0.0}, 0.0};
     }
     std::vector<SampleLayout> samples;
@@ -121,15 +124,81 @@ class PaletteTrainingTask : public TrainingTask {
     auto out = encoder_->forward(b);
     StepOutput step;
     step.loss = out.loss;
+    // The generation loss is a mean over label tokens: the shards weigh their tokens.
+    step.weight = double(out.label_tokens);
+    if (sync) {
+      // The intra/inter/decorrelation losses of the global batch: every rank computes them on the
+      // palettes of all the batch's items, its own in the graph. Their gradient is scaled by the
+      // inverse of this rank's weight share, which the loop's weighting (weight / sum of weights)
+      // undoes, so that the ranks' gradients add up to the global batch's.
+      const auto [palettes, total_weight] = global_palettes(*sync, spec, out.palettes, step.weight);
+      // A non-empty shard has label tokens (every answer ends with eos); 0 would leave no gradient.
+      const double scale = step.weight > 0 ? total_weight / step.weight : 0.0;
+      auto parts = PaletteLossImpl(encoder_->options().losses()).combine_scaled(out.generation_loss, palettes, scale);
+      step.loss = parts.total;
+      out.intra_loss = parts.intra;
+      out.inter_loss = parts.inter;
+      out.decorrelation_loss = parts.decorrelation;
+    }
     step.tokens = b.num_tokens;
     step.labels = out.label_tokens;
     step.correct = out.correct_tokens;
     step.parts = {out.generation_loss.item<double>(), out.intra_loss.item<double>(), out.inter_loss.item<double>(),
                   out.decorrelation_loss.item<double>()};
-    // The generation loss is a mean over label tokens: the shards weigh their tokens (exact for the
-    // generation loss; the intra/inter/decorrelation losses compare the palettes within a shard).
-    step.weight = double(out.label_tokens);
     return step;
+  }
+
+  /// Data-parallel: the palettes [G, L, D] of the global batch's distinct items, in the order one
+  /// process's batch has them (first appearance), and the sum of the ranks' weights. An item whose
+  /// samples fall into several shards counts once, owned by the first rank that holds it: that rank's
+  /// row of `mine` ([N, L, D], this shard's items in collate order; undefined for an empty shard)
+  /// stays in the graph, every other row is the gathered (detached) copy of its owner's.
+  std::pair<torch::Tensor, double> global_palettes(GradientSync& sync, const std::vector<std::pair<ItemIndex, std::int64_t>>& spec,
+                                                   const torch::Tensor& mine, double weight) {
+    const auto R = world_size_;
+    const auto L = encoder_->options().palette_size();
+    const auto D = encoder_->palette_dim();
+    // Every rank reads the same global batch, so each knows every shard's items without asking.
+    std::vector<std::vector<ItemIndex>> items(static_cast<std::size_t>(R));
+    std::int64_t most = 0;
+    for (std::int64_t r = 0; r < R; ++r) {
+      const auto [b, e] = shard_bounds(std::int64_t(spec.size()), r, R, "PaletteTrainer");
+      auto& list = items[std::size_t(r)];
+      for (auto k = b; k < e; ++k) {
+        const auto item = spec[std::size_t(k)].first;
+        if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
+      }
+      most = std::max(most, std::int64_t(list.size()));
+    }
+    const auto own = std::int64_t(items[std::size_t(rank_)].size());
+    TORCH_INTERNAL_ASSERT(!mine.defined() || (mine.dim() == 3 && mine.size(0) == own && mine.size(1) == L &&
+                                              mine.size(2) == D),
+                          "PaletteTrainer: the shard's palettes do not match its items");
+    // One collective: this rank's palettes padded to the largest shard's item count, then its weight;
+    // float64 holds any palette dtype and the weight exactly.
+    auto send = torch::zeros({most * L * D + 1}, torch::kFloat64);
+    if (own > 0) send.narrow(0, 0, own * L * D).copy_(mine.detach().reshape({-1}).to(torch::kCPU, torch::kFloat64));
+    send[most * L * D] = weight;
+    const auto got = sync.all_gather(send);
+    TORCH_INTERNAL_ASSERT(std::int64_t(got.size()) == R, "PaletteTrainer: all_gather returned ", got.size(), " tensors");
+    double total_weight = 0;
+    for (const auto& g : got) total_weight += g[most * L * D].item<double>();
+    const auto options = mine.defined() ? mine.options() : encoder_->decoder->parameters().front().options();
+    auto others = torch::stack(got).narrow(1, 0, most * L * D).reshape({R * most, L, D}).to(options);
+    auto pool = own > 0 ? torch::cat({mine, others}) : others;
+    const auto offset = own;
+    std::vector<std::int64_t> index;
+    std::vector<ItemIndex> seen;
+    for (std::int64_t r = 0; r < R; ++r) {
+      const auto& list = items[std::size_t(r)];
+      for (std::int64_t i = 0; i < std::int64_t(list.size()); ++i) {
+        if (std::find(seen.begin(), seen.end(), list[std::size_t(i)]) != seen.end()) continue;
+        seen.push_back(list[std::size_t(i)]);
+        index.push_back(r == rank_ ? i : offset + r * most + i);
+      }
+    }
+    auto rows = torch::tensor(index, torch::kInt64).to(pool.device());
+    return {pool.index_select(0, rows), total_weight};
   }
 
   std::optional<ValidationRecord> validate() override {

@@ -172,6 +172,12 @@ class PaletteLossImpl : public torch::nn::Cloneable<PaletteLossImpl> {
                            const torch::Tensor& palettes);
   /// Combines precomputed parts into the total (used when the generation loss is computed apart).
   PaletteLossParts combine(const torch::Tensor& generation, const torch::Tensor& palettes) const;
+  /// Data-parallel training (docs/distributed.md): combine() on the palettes [G, L, D] of the global
+  /// batch's distinct items (this rank's own rows in the graph, the other ranks' detached), the
+  /// gradient (not the value) of the weighted intra/inter/decorrelation terms multiplied by
+  /// grad_scale (the inverse of this rank's share of the loss weight, 0 for a rank that owns no rows).
+  PaletteLossParts combine_scaled(const torch::Tensor& generation, const torch::Tensor& palettes,
+                                  double grad_scale) const;
   PaletteLossOptions options;
 };
 TORCH_MODULE(PaletteLoss);

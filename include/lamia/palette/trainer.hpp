@@ -48,8 +48,13 @@ struct PaletteTrainerOptions {
   TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
   /// The training loop's options (nn/training_loop.hpp). Data-parallel training
   /// (`loop().gradient_sync(...)`): each rank trains on its contiguous shard of every batch of
-  /// batch_size samples.
+  /// batch_size samples; the palettes of the whole batch are gathered from every rank at each step
+  /// for the intra/inter/decorrelation losses (docs/distributed.md).
   TORCH_ARG(TrainingLoopOptions, loop) = default_loop();
+  /// Data-parallel training only (C++, not in JSON): each rank computes the intra/inter/decorrelation
+  /// losses on its own shard's palettes, as a smaller batch would (before issue 13), instead of on the
+  /// global batch's palettes gathered from every rank (the default, exact: one process's step).
+  TORCH_ARG(bool, shard_local_losses) = false;
 
  public:
   /// The loop's palette defaults: lr 1e-4 (the paper's), 1 epoch, validation every 500 steps,
