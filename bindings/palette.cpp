@@ -70,13 +70,19 @@ PalettePath parse_path(const std::string& path) {
   throw lamia::ValueError("path must be 'fast' or 'reference', got '" + path + "'");
 }
 
-py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
+// loss, generation_loss, intra_loss, inter_loss, decorrelation_loss (forward() and combine_losses()).
+py::dict loss_dict(const PaletteLossParts& p) {
   py::dict d;
-  d["loss"] = o.loss;
-  d["generation_loss"] = o.generation_loss;
-  d["intra_loss"] = o.intra_loss;
-  d["inter_loss"] = o.inter_loss;
-  d["decorrelation_loss"] = o.decorrelation_loss;
+  d["loss"] = p.total;
+  d["generation_loss"] = p.generation;
+  d["intra_loss"] = p.intra;
+  d["inter_loss"] = p.inter;
+  d["decorrelation_loss"] = p.decorrelation;
+  return d;
+}
+
+py::dict output_dict(const PaletteEncoderOutput& o, const PaletteBatch& b) {
+  auto d = loss_dict({o.loss, o.generation_loss, o.intra_loss, o.inter_loss, o.decorrelation_loss});
   d["palettes"] = o.palettes;
   d["items"] = b.items;
   d["correct_tokens"] = o.correct_tokens;
@@ -274,6 +280,18 @@ parameters() the module's real tensors, so a notebook can run its own optimizer 
           R"doc(Dual forward on (item, task) samples. Returns a dict: loss, generation_loss, intra_loss,
 inter_loss, decorrelation_loss (0-d tensors with autograd), palettes ([U, L, E], one row per distinct item, in the
 order of "items"), items, correct_tokens, label_tokens, num_tokens. path: "fast" or "reference".)doc")
+      .def(
+          "combine_losses",
+          [](PyPaletteEncoder& self, const torch::Tensor& generation, const torch::Tensor& palettes, double grad_scale) {
+            return loss_dict(PaletteLossImpl(self.setup.encoder->options().losses())
+                                 .combine_scaled(generation, palettes, grad_scale));
+          },
+          py::arg("generation_loss"), py::arg("palettes"), py::arg("grad_scale") = 1.0,
+          R"doc(The total loss of forward() from a generation loss and palettes [N, L, E] (one row per distinct
+item) under this encoder's loss options: generation + gamma (intra + inter) (+ the decorrelation term).
+grad_scale multiplies the gradient, not the value, of the intra/inter/decorrelation terms: for
+data-parallel training on the palettes of the whole batch (pylamia.distributed). Returns a dict: loss,
+generation_loss, intra_loss, inter_loss, decorrelation_loss.)doc")
       .def(
           "collate",
           [](PyPaletteEncoder& self, const std::vector<std::pair<ItemIndex, std::int64_t>>& samples, bool with_full) {

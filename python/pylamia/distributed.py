@@ -21,8 +21,9 @@ broadcasts rank 0's values at construction and all-reduces (averages) the gradie
 launched with `torchrun --nproc_per_node 2 train.py` (gloo on CPU; "nccl" with CUDA devices).
 What it computes: each process's loss is the mean over its shard, and DDP averages the gradients,
 so a step equals one single-process step on the mean of the shards' losses (equal to the loss of
-the whole batch when every shard has the same number of label tokens; the palette encoder's
-intra/inter losses compare the palettes within a shard). docs/distributed.md.
+the whole batch when every shard has the same number of label tokens). The palette encoder's
+intra/inter/decorrelation losses are those of the whole batch: palette_encoder_module all-gathers the
+palettes of every step. docs/distributed.md.
 """
 from __future__ import annotations
 
@@ -66,9 +67,53 @@ class LamiaModule(torch.nn.Module):
         return self
 
 
-def palette_encoder_module(encoder: Any) -> LamiaModule:
-    """forward(samples) = encoder.forward(samples)["loss"]: samples are (item, task) pairs."""
-    return LamiaModule(encoder, lambda enc, samples: enc.forward(samples)["loss"])
+def _global_palettes(palettes: torch.Tensor, items: Sequence[int]) -> torch.Tensor:
+    """The palettes of the whole batch's distinct items, gathered from every rank of the default group,
+    in the order one process's batch has them (ranks in order, each item once: the first rank holding it
+    owns it). This rank's own rows stay in the autograd graph; the others are detached copies."""
+    import torch.distributed as dist
+
+    world, rank = dist.get_world_size(), dist.get_rank()
+    every_items: list[Any] = [None] * world
+    dist.all_gather_object(every_items, list(items))
+    most = max(len(i) for i in every_items)
+    # float64 carries any palette dtype exactly; padded to the largest shard's item count.
+    send = torch.zeros((most, *palettes.shape[1:]), dtype=torch.float64, device=palettes.device)
+    send[: palettes.shape[0]] = palettes.detach().to(torch.float64)
+    got = [torch.empty_like(send) for _ in range(world)]
+    dist.all_gather(got, send)
+    rows, seen = [], set()
+    for r, rank_items in enumerate(every_items):
+        for i, item in enumerate(rank_items):
+            if item in seen:
+                continue
+            seen.add(item)
+            rows.append(palettes[i] if r == rank else got[r][i].to(palettes.dtype))
+    return torch.stack(rows)
+
+
+def _palette_loss(enc: Any, samples: Sequence[Any], global_losses: bool) -> torch.Tensor:
+    out = enc.forward(samples)
+    import torch.distributed as dist
+
+    if not global_losses or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return out["loss"]
+    # DDP averages the ranks' gradients: the terms of the whole batch, computed on every rank, carry
+    # world_size times the gradient through this rank's own palettes, so that the average is theirs.
+    palettes = _global_palettes(out["palettes"], out["items"])
+    return enc.combine_losses(out["generation_loss"], palettes, grad_scale=float(dist.get_world_size()))["loss"]
+
+
+def palette_encoder_module(encoder: Any, global_losses: bool = True) -> LamiaModule:
+    """forward(samples) = the encoder's loss on samples ((item, task) pairs, this rank's shard).
+
+    Under an initialised torch.distributed group of more than one process (global_losses, the default),
+    the intra/inter/decorrelation losses are those of the whole batch: every rank all-gathers the
+    palettes of the step (the items counted once, the others' palettes detached) and scales their
+    gradient so that DDP's average is the whole batch's. The generation loss stays this shard's mean
+    (DDP weighs the shards equally). global_losses=False (or no group): encoder.forward(samples)["loss"],
+    the losses within the shard. Every rank needs a non-empty shard."""
+    return LamiaModule(encoder, lambda enc, samples: _palette_loss(enc, samples, global_losses))
 
 
 def recommender_module(decoder: Any) -> LamiaModule:

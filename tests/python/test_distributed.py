@@ -20,9 +20,12 @@ STEPS = 4
 TORCHRUN_STD_FLAGS = ["--redirects", "1", "--tee", "1"]
 
 
-def single_process(kind, steps, world=2, ranks=None):
+def single_process(kind, steps, world=2, ranks=None, within_shards=False):
     """One process, the same SGD steps: the loss of a step is the mean of the shards' losses (what DDP's
-    gradient average computes). ranks: only these shards (to show that the others matter)."""
+    gradient average computes); for the palette encoder the mean of the shards' generation losses plus
+    the intra/inter/decorrelation terms of the whole batch's palettes (what palette_encoder_module's
+    gathered palettes compute). ranks: only these shards (to show that the others matter);
+    within_shards: the mean of the shards' whole losses, each term within its shard (before issue 13)."""
     torch.set_num_threads(1)
     case = cases.make(kind, seed=0)
     module = palette_encoder_module(case.model) if kind == "palette" else recommender_module(case.model)
@@ -30,7 +33,13 @@ def single_process(kind, steps, world=2, ranks=None):
     ranks = range(world) if ranks is None else ranks
     for step in range(steps):
         batch = case.global_batch(step)
-        loss = sum(module(case.inputs(shard(batch, r, world))) for r in ranks) / len(ranks)
+        if kind == "palette" and not within_shards:
+            enc = case.model
+            generation = sum(enc.forward(shard(batch, r, world))["generation_loss"] for r in ranks) / len(ranks)
+            samples = [s for r in ranks for s in shard(batch, r, world)]
+            loss = enc.combine_losses(generation, enc.forward(samples)["palettes"])["loss"]
+        else:
+            loss = sum(module(case.inputs(shard(batch, r, world))) for r in ranks) / len(ranks)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -62,6 +71,14 @@ def test_two_gloo_processes_equal_one_process_on_the_global_batch(kind, tmp_path
     # Rank 0's shard alone gives other parameters: the second process's gradients were averaged in.
     alone = single_process(kind, STEPS, ranks=[0])
     assert any(not torch.allclose(alone[k], ref[k], rtol=1e-4, atol=1e-6) for k in ref)
+    if kind == "palette":
+        # The intra/inter/decorrelation terms within each shard (an item of the batch is in both
+        # shards) are another step: the gathered palettes made the difference.
+        within = single_process(kind, STEPS, within_shards=True)
+        far = max((within[k] - ddp[k]).abs().max().item() for k in ref)
+        near = max((ref[k] - ddp[k]).abs().max().item() for k in ref)
+        assert far > 10 * near, (far, near)
+        print(f"palette: DDP vs one process on the whole batches {near:.2e}, vs within the shards {far:.2e}")
 
 
 def test_lamia_module_registers_the_live_tensors():
