@@ -1,8 +1,8 @@
 """The stage commands under torchrun (docs/distributed.md, "The stage commands under torchrun"): two
 `lamia train-palette` / `lamia train-rec` processes launched by torchrun on this machine (gloo over
 127.0.0.1) against one process, and against an independent reference written out here with PyTorch
-(Adam steps on the two shards' losses weighed by their label tokens, as the ctest `distributed` does
-in C++); `lamia export-palettes` and `lamia evaluate` split over two ranks against one process; the
+(Adam steps on the whole batches; the shards' losses each within its shard, the computation before
+the palettes were gathered, end elsewhere); `lamia export-palettes` and `lamia evaluate` split over two ranks against one process; the
 refusals with two processes started with torchrun's variables set by hand (faster). Also
 pylamia.run_pipeline's shard=(i, n) / merge=True against the CLI's --shard / --merge."""
 import json
@@ -111,8 +111,8 @@ class PaletteReference:
 
     def steps(self, world, ranks):
         """STEPS Adam steps whose loss is the given shards' losses weighed by their label tokens (shard r
-        of world: the r-th contiguous part of each global batch), the gradient clipped as the trainer
-        clips it."""
+        of world: the r-th contiguous part of each global batch; every term within its shard), the
+        gradient clipped as the trainer clips it. world 1: the whole batches."""
         t = self.config["palette"]["trainer"]
         torch.manual_seed(t["seed"])
         enc = self.encoder()
@@ -143,24 +143,29 @@ def palette_runs(tmp_path_factory):
     return {"one": one, "two": two, "log": proc.stdout + proc.stderr}
 
 
-def test_train_palette_on_two_ranks_equals_one_process_on_the_token_weighted_shards(palette_runs):
+def test_train_palette_on_two_ranks_equals_one_process_on_the_whole_batches(palette_runs):
     one, two = palette_runs["one"], palette_runs["two"]
     two_ranks = PaletteReference(two).trained()
     single_process = PaletteReference(one).trained()
     ref = PaletteReference(two)
-    weighted_shards, whole_batch, rank0_alone = ref.steps(2, [0, 1]), ref.steps(1, [0]), ref.steps(2, [0])
+    whole_batch, within_shards, rank0_alone = ref.steps(1, [0]), ref.steps(2, [0, 1]), ref.steps(2, [0])
     init = decoder_parameters(ref.encoder().decoder)
     moved = max_abs_diff(two_ranks, init)
     # The reference is faithful: it reproduces the single-process command on the whole batches.
     assert max_abs_diff(single_process, whole_batch) < 1e-4
-    # The two ranks took the steps of one process on their shards' losses weighed by label tokens.
-    got = max_abs_diff(two_ranks, weighted_shards)
+    # The two ranks took the steps of one process on the whole batches: the generation loss weighed by
+    # label tokens, the intra/inter losses on the palettes gathered from both ranks.
+    got = max_abs_diff(two_ranks, whole_batch)
     assert got < 1e-4, got
+    # The shards' losses each within its shard (before the palettes were gathered) is another step.
+    within = max_abs_diff(within_shards, whole_batch)
+    assert within > 10 * got, (within, got)
     # Rank 0's shard alone ends measurably elsewhere: rank 1's gradients were averaged in.
-    alone = max_abs_diff(rank0_alone, weighted_shards)
+    alone = max_abs_diff(rank0_alone, whole_batch)
     assert alone > 1e-3 and moved > 1e-3, (alone, moved)
-    print(f"two ranks vs the token-weighted shards: {got:.2e}; vs one process on the whole batches: "
-          f"{max_abs_diff(two_ranks, single_process):.2e}; rank 0's shard alone: {alone:.2e}; moved {moved:.2e}")
+    print(f"two ranks vs one process on the whole batches: {got:.2e} (the command: "
+          f"{max_abs_diff(two_ranks, single_process):.2e}); within the shards: {within:.2e}; rank 0's shard "
+          f"alone: {alone:.2e}; moved {moved:.2e}")
 
 
 def test_only_rank0_writes_and_the_folder_is_complete(palette_runs):
