@@ -240,3 +240,36 @@ TEST_CASE("the total adds decorrelation_weight times the decorrelation penalty",
                2.5 * ours.decorrelation.item<double>()));
   CHECK(palette_total_loss(loss->options, 1.0, 0.5, 0.25, 2.0) == Approx(1.0 + 0.1 * 0.75 + 2.5 * 2.0));
 }
+
+// Data-parallel training (docs/distributed.md): the terms' value as combine() computes it, their
+// gradient (through the palettes) times grad_scale, the generation loss's gradient unscaled.
+TEST_CASE("combine_scaled keeps the value and scales the terms' gradient", "[palette][losses]") {
+  torch::manual_seed(23);
+  auto palettes = torch::randn({5, 3, 4}, torch::kFloat64).requires_grad_(true);
+  auto generation_input = torch::tensor(1.5, torch::kFloat64).requires_grad_(true);
+  PaletteLoss loss(PaletteLossOptions().gamma(0.5).decorrelation_weight(0.3).intra_centring(IntraCentring::kBatch));
+  auto gradients = [&](double scale) {
+    auto generation = generation_input * 2;
+    auto parts = scale < 0 ? loss->combine(generation, palettes) : loss->combine_scaled(generation, palettes, scale);
+    palettes.mutable_grad() = torch::Tensor();
+    generation_input.mutable_grad() = torch::Tensor();
+    parts.total.backward();
+    return std::tuple{parts, palettes.grad().clone(), generation_input.grad().clone()};
+  };
+  const auto [plain, plain_grad, plain_gen_grad] = gradients(-1);
+  const auto [same, same_grad, same_gen_grad] = gradients(1.0);
+  const auto [scaled, scaled_grad, scaled_gen_grad] = gradients(3.0);
+  const auto [zero, zero_grad, zero_gen_grad] = gradients(0.0);
+  CHECK(plain_grad.abs().max().item<double>() > 0);
+  for (const auto* p : {&same, &scaled, &zero}) {
+    CHECK(p->total.item<double>() == Approx(plain.total.item<double>()).epsilon(1e-15));
+    CHECK(p->intra.item<double>() == plain.intra.item<double>());
+    CHECK(p->inter.item<double>() == plain.inter.item<double>());
+    CHECK(p->decorrelation.item<double>() == plain.decorrelation.item<double>());
+  }
+  CHECK(torch::allclose(same_grad, plain_grad, 1e-12, 1e-14));
+  CHECK(torch::allclose(scaled_grad, 3.0 * plain_grad, 1e-12, 1e-14));
+  CHECK(zero_grad.abs().max().item<double>() == 0.0);
+  for (const auto& g : {same_gen_grad, scaled_gen_grad, zero_gen_grad}) CHECK(g.item<double>() == plain_gen_grad.item<double>());
+  CHECK_THROWS_AS(loss->combine_scaled(generation_input, palettes, -1.0), c10::ValueError);
+}
