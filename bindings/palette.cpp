@@ -282,7 +282,8 @@ inter_loss, decorrelation_loss (0-d tensors with autograd), palettes ([U, L, E],
 order of "items"), items, correct_tokens, label_tokens, num_tokens. path: "fast" or "reference".)doc")
       .def(
           "combine_losses",
-          [](PyPaletteEncoder& self, const torch::Tensor& generation, const torch::Tensor& palettes, double grad_scale) {
+          [](PyPaletteEncoder& self, const torch::Tensor& generation, const torch::Tensor& palettes,
+             double grad_scale) {
             return loss_dict(PaletteLossImpl(self.setup.encoder->options().losses())
                                  .combine_scaled(generation, palettes, grad_scale));
           },

@@ -153,7 +153,7 @@ class PaletteTrainingTask : public TrainingTask {
   /// samples fall into several shards counts once, owned by the first rank that holds it: that rank's
   /// row of `mine` ([N, L, D], this shard's items in collate order; undefined for an empty shard)
   /// stays in the graph, every other row is the gathered (detached) copy of its owner's.
-  std::pair<torch::Tensor, double> global_palettes(GradientSync& sync, const std::vector<std::pair<ItemIndex, std::int64_t>>& spec,
+  std::pair<torch::Tensor, double> global_palettes(GradientSync& sync, const Batches::value_type& spec,
                                                    const torch::Tensor& mine, double weight) {
     const auto R = world_size_;
     const auto L = encoder_->options().palette_size();
@@ -180,13 +180,13 @@ class PaletteTrainingTask : public TrainingTask {
     if (own > 0) send.narrow(0, 0, own * L * D).copy_(mine.detach().reshape({-1}).to(torch::kCPU, torch::kFloat64));
     send[most * L * D] = weight;
     const auto got = sync.all_gather(send);
-    TORCH_INTERNAL_ASSERT(std::int64_t(got.size()) == R, "PaletteTrainer: all_gather returned ", got.size(), " tensors");
+    TORCH_INTERNAL_ASSERT(std::int64_t(got.size()) == R, "PaletteTrainer: all_gather returned ", got.size(),
+                          " tensors");
     double total_weight = 0;
     for (const auto& g : got) total_weight += g[most * L * D].item<double>();
     const auto options = mine.defined() ? mine.options() : encoder_->decoder->parameters().front().options();
     auto others = torch::stack(got).narrow(1, 0, most * L * D).reshape({R * most, L, D}).to(options);
-    auto pool = own > 0 ? torch::cat({mine, others}) : others;
-    const auto offset = own;
+    auto pool = own > 0 ? torch::cat({mine, others}) : others;  // own rows first, then rank r's at own + r * most
     std::vector<std::int64_t> index;
     std::vector<ItemIndex> seen;
     for (std::int64_t r = 0; r < R; ++r) {
@@ -194,7 +194,7 @@ class PaletteTrainingTask : public TrainingTask {
       for (std::int64_t i = 0; i < std::int64_t(list.size()); ++i) {
         if (std::find(seen.begin(), seen.end(), list[std::size_t(i)]) != seen.end()) continue;
         seen.push_back(list[std::size_t(i)]);
-        index.push_back(r == rank_ ? i : offset + r * most + i);
+        index.push_back(r == rank_ ? i : own + r * most + i);
       }
     }
     auto rows = torch::tensor(index, torch::kInt64).to(pool.device());

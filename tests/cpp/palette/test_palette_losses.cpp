@@ -270,6 +270,7 @@ TEST_CASE("combine_scaled keeps the value and scales the terms' gradient", "[pal
   CHECK(torch::allclose(same_grad, plain_grad, 1e-12, 1e-14));
   CHECK(torch::allclose(scaled_grad, 3.0 * plain_grad, 1e-12, 1e-14));
   CHECK(zero_grad.abs().max().item<double>() == 0.0);
-  for (const auto& g : {same_gen_grad, scaled_gen_grad, zero_gen_grad}) CHECK(g.item<double>() == plain_gen_grad.item<double>());
+  for (const auto& g : {same_gen_grad, scaled_gen_grad, zero_gen_grad})
+    CHECK(g.item<double>() == plain_gen_grad.item<double>());
   CHECK_THROWS_AS(loss->combine_scaled(generation_input, palettes, -1.0), c10::ValueError);
 }
