@@ -56,7 +56,8 @@ LoadedDataset& PipelineContext::dataset() {
 const ProcessedSequences& PipelineContext::sequences() {
   if (!sequences_) {
     auto options = config.sequences.filter;
-    // The semantic IDs cover every catalog item: sequences must index the same catalog.
+    // The semantic IDs cover every catalog item: sequences must index the same catalog (a config that
+    // asks otherwise is refused by validate(), pipeline_config.cpp).
     options.drop_items_without_text = false;
     sequences_ = build_sequences(dataset().dataset, options);
   }

@@ -57,3 +57,12 @@ def test_paper_configs_are_the_paper_settings():
         assert c["quantize"]["lamia"]["kmeans"]["num_codes"] == 256
         assert c["recommend"]["model"]["max_history_items"] == 20
         assert (c["recommend"]["learning_rate"], c["recommend"]["batch_size"], c["recommend"]["patience"]) == (5e-4, 64, 5)
+
+
+def test_dropping_text_less_items_is_refused_by_the_pipeline_before_anything_runs(tmp_path):
+    # The semantic IDs cover every catalog item, so the pipeline's sequences keep them all: the key was
+    # silently set back to false until session 13 (a MIND run with it ran unfiltered for an hour).
+    config = {"sequences": {"filter": {"drop_items_without_text": True}}, "progress": False}
+    with pytest.raises(ValueError, match=r"sequences\.filter\.drop_items_without_text.*not supported by the pipeline"):
+        pylamia.run_pipeline(config, str(tmp_path / "run"), until="dataset")
+    assert not (tmp_path / "run" / "manifest.json").exists()
