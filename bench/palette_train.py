@@ -20,6 +20,7 @@ after the timed steps, the top N operators of one more step of each side by self
 """
 import argparse
 import math
+import os
 import resource
 import time
 
@@ -147,6 +148,10 @@ def main():
     print(f"palette bench (python): {len(catalog)} items, batch {args.batch}, {torch.get_num_threads()} torch threads; "
           f"same weights, first-batch loss pylamia {ours:.6f} / pytorch {theirs:.6f}")
     print(pylamia.thread_summary())
+    # Both sides share the process's thread pools, which decide the absolute speed (docs/palette.md, "Session 13").
+    print(f"{pylamia.blas_thread_summary()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} (this bench calls forward/backward "
+          f"directly: OpenBLAS keeps its count)")
     assert math.isclose(ours, theirs, rel_tol=1e-4), "the PyTorch reference does not compute the same loss"
 
     enc.train()
