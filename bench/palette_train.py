@@ -2,7 +2,7 @@
 step (same model, same weights, same batches), in the same run.
 
     PYTHONPATH=<dir with pylamia> python3 bench/palette_train.py [--items N] [--steps N] [--batch N] [--threads N]
-        [--profile N] [--keep-freed-memory]
+        [--profile N [--by-shape]] [--keep-freed-memory]
 
 --threads 0 (the default) uses pylamia.default_thread_count(), as bench_palette_train does, so that
 the C++ and Python runs compare at the same thread count.
@@ -16,7 +16,8 @@ implementations are checked to give the same loss on the same weights.
 The two steps alternate (pylamia step i, PyTorch step i, and the other order on odd steps), so that a
 change of machine load, or the growth of the process's heap, hits both alike; besides wall time each side's process CPU time and minor page faults are summed. --profile N:
 after the timed steps, the top N operators of one more step of each side by self CPU time
-(torch.autograd.profiler, which sees the ATen operators pylamia's C++ code calls as well).
+(torch.autograd.profiler, which sees the ATen operators pylamia's C++ code calls as well); --by-shape
+groups them by input shapes too.
 """
 import argparse
 import math
@@ -123,6 +124,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: pylamia.default_thread_count())")
     ap.add_argument("--profile", type=int, default=0, help="print the top N operators of one step of each side")
+    ap.add_argument("--by-shape", action="store_true", help="--profile: group the operators by input shapes too")
     ap.add_argument("--keep-freed-memory", action="store_true",
                     help="pylamia.keep_freed_memory() first, as the lamia tool does (both sides share the process)")
     args = ap.parse_args()
@@ -200,10 +202,11 @@ def main():
     if args.profile > 0:
         b = batches[1] if len(batches) > 1 else batches[0]
         for name, step in sides.items():
-            with torch.autograd.profiler.profile() as prof:
+            with torch.autograd.profiler.profile(record_shapes=args.by_shape) as prof:
                 step(1, b)
             print(f"profile of one {name} step (top {args.profile} by self CPU time):")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
+            print(prof.key_averages(group_by_input_shape=args.by_shape).table(sort_by="self_cpu_time_total",
+                                                                              row_limit=args.profile))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ LAMIA_REGISTER_BINDINGS(kOrderCore, core) {
   m.def("set_palette_blas_threads", &lamia::set_palette_blas_threads, py::arg("n"),
         "OpenBLAS threads while the palette encoder trains, evaluates and exports (PaletteTrainer.train, "
         "evaluate, export_palettes, encode_items): 0 (the default) = torch's thread count, unless you set "
-        "OPENBLAS_NUM_THREADS; n >= 1 = n; -1 = leave OpenBLAS alone. Results do not change, only speed.");
+        "OPENBLAS_NUM_THREADS; n >= 1 = n; -1 = leave OpenBLAS alone. Another count rounds some products differently "
+        "(a fixed setting is deterministic).");
   m.def("palette_blas_threads", &lamia::palette_blas_threads, "The setting of set_palette_blas_threads.");
   m.def(
       "blas_thread_summary",

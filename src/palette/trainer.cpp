@@ -368,7 +368,7 @@ void PaletteTrainer::load_checkpoint(const std::filesystem::path& path) { loop_-
 
 PaletteTrainResult PaletteTrainer::train() {
   // The step is mostly large GEMMs, which torch hands to BLAS whole: OpenBLAS gets the cores while it
-  // runs (include/lamia/core/blas_threads.hpp; 1.47x on 2 cores, docs/palette.md "Threads").
+  // runs (include/lamia/core/blas_threads.hpp; 1.47x on 2 cores, docs/palette.md "Session 13").
   const ScopedBlasThreads gemm(palette_gemm_threads());
   const auto r = loop_->run();
   encoder_->train();  // the loop ends in eval mode; this trainer always left the encoder in training mode

@@ -3,13 +3,16 @@
 //
 // Debian's torch calls the system BLAS (OpenBLAS, pthread build), which runs every matrix product on
 // a thread pool of its own, next to torch's OpenMP pool. Which of the two should parallelize depends
-// on the work, measured on 2 cores (docs/palette.md, "Threads"):
-// - the palette encoder (d = 256 and up): the step is mostly large GEMMs, which torch 1.13 hands to
-//   BLAS whole, so with OpenBLAS on one thread they run on one core whatever `threads` says; on as
-//   many OpenBLAS threads as `threads` the step ran 1.47x faster on a quiet machine;
+// on the work, measured on 2 cores (docs/palette.md, "Session 13"; bench/blas_pools.py):
+// - the palette encoder (the default's d = 128, the bench's 256): the step is mostly large GEMMs,
+//   which torch 1.13 hands to BLAS whole, so with OpenBLAS on one thread they run on one core whatever
+//   `threads` says; on as many OpenBLAS threads as `threads` the step ran 1.47x faster on a quiet
+//   machine (and the results change in the last bits: OpenBLAS on 2 threads rounds some products
+//   differently than on one; each setting is deterministic);
 // - the recommender's small GEMMs (hidden 64) gained nothing from OpenBLAS's threads, and lost 5.7x
 //   on a busy machine, where spinning OpenBLAS workers take turns with torch's;
-// - the quantizer's blocked kernels call BLAS from OpenMP's workers, one block each: one thread.
+// - the quantizer's blocked kernels call BLAS from OpenMP's workers, one block each: one thread, which
+//   also keeps their results independent of the thread count.
 // So lamia starts OpenBLAS on one thread (the CLI and pylamia set OPENBLAS_NUM_THREADS=1 unless you
 // did) and raises it for the palette encoder's training, evaluation and export only.
 // Another BLAS (MKL, reference BLAS, Accelerate) is left alone: the scopes do nothing.

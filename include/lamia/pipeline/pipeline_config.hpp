@@ -289,7 +289,9 @@ struct PipelineConfig {
   /// OpenBLAS threads for the palette encoder's training, evaluation and export (its large GEMMs; the
   /// other stages keep OpenBLAS on one thread): 0 = as many as `threads`, unless OPENBLAS_NUM_THREADS
   /// is set in the environment by the user; n >= 1: n; -1: leave OpenBLAS alone
-  /// (include/lamia/core/blas_threads.hpp). Changes no bit of a result (docs/pipeline.md).
+  /// (include/lamia/core/blas_threads.hpp). Another count rounds some products differently, so the
+  /// palette encoder's weights change in the last bits and training amplifies it (docs/pipeline.md,
+  /// "Determinism"); a fixed setting is deterministic.
   int blas_threads = 0;
   /// Print progress lines to stderr.
   bool progress = true;
