@@ -87,6 +87,23 @@ int (a count of users) or a float (a fraction of them: 0.1, 1.0 = all).)doc");
       .def("num_interactions", &ProcessedSequences::num_interactions)
       .def("__len__", [](const ProcessedSequences& s) { return s.users.size(); });
 
+  py::class_<DatasetWithText>(m, "DatasetWithText", "A dataset without its text-less items, from drop_items_without_text.")
+      .def_readonly("dataset", &DatasetWithText::dataset, "The kept items (re-indexed, in order) and every user.")
+      .def_readonly("source_items", &DatasetWithText::source_items,
+                    "For each item of dataset.catalog, its index in the input catalog.")
+      .def_readonly("items_dropped", &DatasetWithText::items_dropped)
+      .def_readonly("interactions_dropped", &DatasetWithText::interactions_dropped);
+
+  m.def(
+      "drop_items_without_text",
+      [](const Dataset& dataset) {
+        py::gil_scoped_release release;
+        return drop_items_without_text(dataset);
+      },
+      py::arg("dataset"),
+      "The dataset without the items whose attributes are all empty and without their interactions (users "
+      "keep their order, possibly with empty sequences). The pipeline's dataset.drop_items_without_text.");
+
   m.def(
       "build_sequences",
       [](const Dataset& dataset, const py::object& options, const py::kwargs& kwargs) {

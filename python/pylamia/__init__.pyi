@@ -335,6 +335,13 @@ class ProcessedSequences:
     def num_interactions(self) -> int: ...
     def __len__(self) -> int: ...
 
+class DatasetWithText:
+    dataset: Dataset
+    source_items: list[int]
+    items_dropped: int
+    interactions_dropped: int
+
+def drop_items_without_text(dataset: "Dataset") -> DatasetWithText: ...
 def build_sequences(dataset: "Dataset", options: _SOptional[_OUnion[SequenceOptions, _ODict[str, _OAny]]] = None,
                     **fields: _OAny) -> ProcessedSequences: ...
 def build_sequences_from_table(users: _SSequence[str], items: _SSequence[int], *, num_items: int,

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <sstream>
@@ -31,35 +32,72 @@ std::size_t ProcessedSequences::num_interactions() const {
   return n;
 }
 
+namespace {
+
+IndexError item_out_of_range(const Interactions& interactions, UserIndex user, ItemIndex item, std::size_t n,
+                             const char* where) {
+  return IndexError(fmt::format("{}: user '{}' has an interaction with item index {}, expected an index in [0, {}) "
+                                "(the catalog's size)",
+                                where, interactions.user_id(user), item, n));
+}
+
+}  // namespace
+
+DatasetWithText drop_items_without_text(const Dataset& dataset) {
+  const Catalog& catalog = dataset.catalog;
+  DatasetWithText out;
+  // new_index[i]: the item's index in the output catalog, or -1 when it is dropped.
+  std::vector<ItemIndex> new_index(catalog.size(), -1);
+  for (std::size_t i = 0; i < catalog.size(); ++i) {
+    if (!catalog.has_text(ItemIndex(i))) continue;
+    new_index[i] = ItemIndex(out.source_items.size());
+    out.source_items.push_back(ItemIndex(i));
+  }
+  out.items_dropped = catalog.size() - out.source_items.size();
+  out.dataset.name = dataset.name;
+  out.dataset.catalog = out.items_dropped ? catalog.select_items(out.source_items) : catalog;
+  const Interactions& in = dataset.interactions;
+  for (std::size_t u = 0; u < in.num_users(); ++u) {
+    const auto user = out.dataset.interactions.user(in.user_id(UserIndex(u)));
+    std::vector<Interaction> kept;
+    for (auto e : in.sequence(UserIndex(u))) {
+      if (e.item < 0 || std::size_t(e.item) >= catalog.size())
+        throw item_out_of_range(in, UserIndex(u), e.item, catalog.size(), "drop_items_without_text");
+      if (new_index[std::size_t(e.item)] < 0) {
+        ++out.interactions_dropped;
+        continue;
+      }
+      e.item = new_index[std::size_t(e.item)];
+      kept.push_back(e);
+    }
+    out.dataset.interactions.set_sequence(user, std::move(kept));
+  }
+  return out;
+}
+
 ProcessedSequences build_sequences(const Dataset& dataset, const SequenceOptions& options) {
   if (options.min_rating && std::isnan(*options.min_rating))
     throw ValueError("build_sequences: min_rating is NaN; expected a number, or no threshold");
-  const Catalog& catalog = dataset.catalog;
-  const Interactions& interactions = dataset.interactions;
   ProcessedSequences out;
   SequenceStats& stats = out.stats;
-  stats.users_in = interactions.num_users();
-  stats.interactions_in = interactions.size();
-  stats.items_in = catalog.size();
+  stats.users_in = dataset.interactions.num_users();
+  stats.interactions_in = dataset.interactions.size();
+  stats.items_in = dataset.catalog.size();
 
-  // new_index[i]: the item's index in the output catalog, or -1 when it was dropped.
-  std::vector<ItemIndex> new_index(catalog.size());
+  // With drop_items_without_text the rest runs on the filtered dataset, whose users are the input's.
+  std::optional<DatasetWithText> with_text;
   if (options.drop_items_without_text) {
-    for (std::size_t i = 0; i < catalog.size(); ++i) {
-      if (catalog.has_text(ItemIndex(i))) {
-        new_index[i] = ItemIndex(out.source_items.size());
-        out.source_items.push_back(ItemIndex(i));
-      } else {
-        new_index[i] = -1;
-      }
-    }
-    stats.items_without_text = catalog.size() - out.source_items.size();
-    out.catalog = stats.items_without_text ? catalog.select_items(out.source_items) : catalog;
+    with_text = drop_items_without_text(dataset);
+    stats.items_without_text = with_text->items_dropped;
+    stats.interactions_without_text = with_text->interactions_dropped;
+    out.source_items = with_text->source_items;
   } else {
-    std::iota(new_index.begin(), new_index.end(), ItemIndex(0));
-    out.source_items = new_index;
-    out.catalog = catalog;
+    out.source_items.resize(dataset.catalog.size());
+    std::iota(out.source_items.begin(), out.source_items.end(), ItemIndex(0));
   }
+  const Catalog& catalog = with_text ? with_text->dataset.catalog : dataset.catalog;
+  const Interactions& interactions = with_text ? with_text->dataset.interactions : dataset.interactions;
+  out.catalog = catalog;
   stats.items_out = out.catalog.size();
 
   std::vector<Interaction> kept;
@@ -70,13 +108,7 @@ ProcessedSequences build_sequences(const Dataset& dataset, const SequenceOptions
     std::size_t with_time = 0;
     for (const auto& e : events) {
       if (e.item < 0 || std::size_t(e.item) >= catalog.size())
-        throw IndexError(fmt::format("build_sequences: user '{}' has an interaction with item index {}, "
-                                     "expected an index in [0, {}) (the catalog's size)",
-                                     interactions.user_id(UserIndex(u)), e.item, catalog.size()));
-      if (new_index[std::size_t(e.item)] < 0) {
-        ++stats.interactions_without_text;
-        continue;
-      }
+        throw item_out_of_range(interactions, UserIndex(u), e.item, catalog.size(), "build_sequences");
       if (options.min_rating && e.has_rating() && e.rating < *options.min_rating) {
         ++stats.interactions_below_rating;
         continue;
@@ -114,7 +146,7 @@ ProcessedSequences build_sequences(const Dataset& dataset, const SequenceOptions
     seq.items.reserve(length);
     seq.timestamps.reserve(length);
     for (std::size_t i = begin; i < kept.size(); ++i) {
-      seq.items.push_back(new_index[std::size_t(kept[i].item)]);
+      seq.items.push_back(kept[i].item);
       seq.timestamps.push_back(kept[i].timestamp);
     }
     stats.interactions_out += length;

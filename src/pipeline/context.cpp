@@ -3,6 +3,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/data/loaders.hpp>
+#include <lamia/data/sequences.hpp>
 #include <lamia/data/synthetic.hpp>
 #include <lamia/nn/checkpoint.hpp>
 #include <lamia/text/tokenizer.hpp>
@@ -45,9 +46,20 @@ LoadedDataset& PipelineContext::dataset() {
   } else {
     LoadOptions options;
     options.lenient = dc.lenient;
+    options.unknown_items = dc.unknown_items;
     out.dataset = load_dataset(dc.format, dc.path, options);
   }
   if (!dc.attributes.empty()) out.dataset.catalog = out.dataset.catalog.select_attributes(dc.attributes);
+  if (dc.drop_items_without_text) {
+    auto kept = drop_items_without_text(out.dataset);
+    if (out.labels.defined() && kept.items_dropped) {
+      const auto rows = torch::tensor(std::vector<std::int64_t>(kept.source_items.begin(), kept.source_items.end()));
+      out.labels = out.labels.index_select(0, rows);
+    }
+    out.dataset = std::move(kept.dataset);
+    out.items_without_text = kept.items_dropped;
+    out.interactions_without_text = kept.interactions_dropped;
+  }
   if (out.dataset.catalog.empty()) throw ValueError(fmt::format("pipeline: the dataset '{}' has no items", dc.format));
   dataset_ = std::move(out);
   return *dataset_;

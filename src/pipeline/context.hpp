@@ -26,6 +26,9 @@ struct LoadedDataset {
   Dataset dataset;
   torch::Tensor labels;  // n x A int64, or undefined
   std::vector<std::string> label_names;
+  /// What dataset.drop_items_without_text removed.
+  std::size_t items_without_text = 0;
+  std::size_t interactions_without_text = 0;
 };
 
 /// Whether a recommend.baselines entry is a trained model (SASRec), saved under baselines/<name>;

@@ -60,12 +60,13 @@ void validate(const PipelineConfig& c) {
     kRoot.key("quantize.rq_vae_train.checkpoint_path")
         .fail_message("must stay empty: the quantize stage checkpoints to checkpoints/quantize/rq_vae.ckpt");
   // The semantic IDs cover every catalog item, so the sequences must index the whole catalog: the
-  // pipeline cannot drop text-less items there (build_sequences can, for library users). It was
-  // silently set back to false until session 13; now it is refused before anything runs.
+  // pipeline drops text-less items from the dataset (dataset.drop_items_without_text), never in the
+  // sequences alone. The sequences' key was silently set back to false until session 13.
   if (c.sequences.filter.drop_items_without_text)
     kRoot.key("sequences.filter.drop_items_without_text")
         .fail_message("is not supported by the pipeline (the semantic IDs cover every catalog item, so the "
-                      "sequences keep them all); remove the text-less items from the dataset files instead");
+                      "sequences keep them all); set dataset.drop_items_without_text instead, which removes "
+                      "them before any stage");
   check_one_of("sequences.protocol", c.sequences.protocol, {"leave_one_out", "user_holdout"});
   check_one_of("sequences.train_examples", c.sequences.train_examples, {"all_prefixes", "last_item"});
   for (const auto& t : c.recommend.tokenizers)

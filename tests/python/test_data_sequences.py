@@ -6,6 +6,7 @@ here in plain Python, independently of the C++ code, and compared on random data
 """
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,3 +404,33 @@ def test_synthetic_table_gives_the_same_sequences_as_the_dataset():
     direct = pylamia.build_sequences(s.dataset)
     assert direct.stats.as_dict() == seqs.stats.as_dict()
     assert [list(u.items) for u in direct.users] == [list(u.items) for u in seqs.users]
+
+
+def test_drop_items_without_text_matches_a_python_reference():
+    # MIND's default adds the clicked news missing from news.tsv (N9 here) as text-less items.
+    ds = pylamia.load_mind(Path(__file__).resolve().parents[2] / "tests" / "data" / "mind" / "ok")
+    cat, inter = ds.catalog, ds.interactions
+    ids = [cat.id(i) for i in range(len(cat))]
+    kept = [i for i in range(len(cat)) if cat.has_text(i)]
+    assert len(kept) < len(cat)  # the case exercises a drop
+    new_index = {old: new for new, old in enumerate(kept)}
+    want_users, want_dropped = [], 0
+    for u in range(inter.num_users):
+        events = inter.sequence(u)
+        want_dropped += sum(e.item not in new_index for e in events)
+        want_users.append((inter.user_id(u), [(ids[e.item], e.timestamp) for e in events if e.item in new_index]))
+
+    got = pylamia.drop_items_without_text(ds)
+    assert list(got.source_items) == kept
+    assert got.items_dropped == len(cat) - len(kept) and got.interactions_dropped == want_dropped > 0
+    gcat, ginter = got.dataset.catalog, got.dataset.interactions
+    assert [gcat.id(i) for i in range(len(gcat))] == [ids[i] for i in kept]
+    assert all(gcat.has_text(i) for i in range(len(gcat)))
+    assert [(ginter.user_id(u), [(gcat.id(e.item), e.timestamp) for e in ginter.sequence(u)])
+            for u in range(ginter.num_users)] == want_users
+    # build_sequences' own option is the same filter.
+    a = pylamia.build_sequences(ds, min_length=1, drop_items_without_text=True)
+    b = pylamia.build_sequences(got.dataset, min_length=1)
+    assert [(u.id, list(u.items), list(u.timestamps)) for u in a.users] == \
+        [(u.id, list(u.items), list(u.timestamps)) for u in b.users]
+    assert a.stats.interactions_without_text == want_dropped

@@ -63,6 +63,31 @@ def test_dropping_text_less_items_is_refused_by_the_pipeline_before_anything_run
     # The semantic IDs cover every catalog item, so the pipeline's sequences keep them all: the key was
     # silently set back to false until session 13 (a MIND run with it ran unfiltered for an hour).
     config = {"sequences": {"filter": {"drop_items_without_text": True}}, "progress": False}
-    with pytest.raises(ValueError, match=r"sequences\.filter\.drop_items_without_text.*not supported by the pipeline"):
+    with pytest.raises(ValueError, match=r"sequences\.filter\.drop_items_without_text.*not supported by the pipeline.*dataset\.drop_items_without_text"):
         pylamia.run_pipeline(config, str(tmp_path / "run"), until="dataset")
     assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_the_dataset_section_drops_text_less_items_before_every_stage(tmp_path):
+    # The MIND corpus's behaviours click N9, which news.tsv lacks: the loader's default adds it without
+    # text, dataset.unknown_items=skip leaves its clicks out, dataset.drop_items_without_text removes it.
+    corpus = str(Path(__file__).resolve().parents[2] / "tests" / "data" / "mind" / "ok")
+    base = {"dataset": {"format": "mind", "path": corpus}, "progress": False}
+
+    def stats(name, **dataset):
+        config = json.loads(json.dumps(base))
+        config["dataset"].update(dataset)
+        pylamia.run_pipeline(config, str(tmp_path / name), until="dataset")
+        return json.loads((tmp_path / name / "dataset.json").read_text())
+
+    added, dropped, skipped = stats("added"), stats("dropped", drop_items_without_text=True), \
+        stats("skipped", unknown_items="skip")
+    direct = pylamia.drop_items_without_text(pylamia.load_mind(corpus))
+    assert added["items"] == 4 and added["items_with_text"] == 3 and "dropped_without_text" not in added
+    assert dropped["items"] == dropped["items_with_text"] == 3
+    assert dropped["dropped_without_text"] == {"items": 1, "interactions": direct.interactions_dropped}
+    assert dropped["interactions"] == added["interactions"] - direct.interactions_dropped
+    assert skipped["items"] == 3 and skipped["interactions"] == dropped["interactions"]
+    with pytest.raises(ValueError, match=r"dataset\.unknown_items"):
+        pylamia.run_pipeline({**base, "dataset": {**base["dataset"], "unknown_items": "nope"}}, str(tmp_path / "bad"),
+                             until="dataset")

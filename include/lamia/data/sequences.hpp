@@ -49,6 +49,24 @@ void visit_fields(SequenceOptions& o, V&& v) {
           "remove items whose attributes are all empty, and their interactions");
 }
 
+/// A dataset without its text-less items (every attribute empty) and without the interactions with
+/// them, as drop_items_without_text returns it.
+struct DatasetWithText {
+  /// The kept items in their original order, re-indexed; every user of the input, in order (a user
+  /// whose interactions were all with text-less items keeps an empty sequence).
+  Dataset dataset;
+  /// For each item of dataset.catalog, its index in the input catalog.
+  std::vector<ItemIndex> source_items;
+  std::size_t items_dropped = 0;
+  std::size_t interactions_dropped = 0;
+};
+
+/// Removes the items whose attributes are all empty, and every interaction with them. The pipeline
+/// applies it to the whole dataset (`dataset.drop_items_without_text`), so that every stage sees the
+/// same catalog; build_sequences applies it when SequenceOptions::drop_items_without_text is set.
+/// Throws IndexError when an interaction refers to an item outside the catalog.
+DatasetWithText drop_items_without_text(const Dataset& dataset);
+
 /// What build_sequences kept and removed; every count is exact.
 struct SequenceStats {
   std::size_t users_in = 0;

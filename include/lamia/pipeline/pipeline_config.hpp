@@ -12,6 +12,7 @@
 //   {"dataset": {"format": "synthetic", "synthetic": {"num_items": 5000}},
 //    "palette": {"encoder": {"palette_size": 4}}, "quantize": {"lamia": {"kmeans": {"num_codes": 64}}}}
 #include <lamia/core/options.hpp>
+#include <lamia/data/loaders/load_options.hpp>
 #include <lamia/data/sequences.hpp>
 #include <lamia/data/synthetic.hpp>
 #include <lamia/evaluate/metrics.hpp>
@@ -37,6 +38,13 @@ struct PipelineDatasetConfig {
   std::filesystem::path path;
   /// Skip malformed rows with counted warnings instead of failing.
   bool lenient = false;
+  /// Interactions with an item id missing from the item file: the format's default (add for mind, else
+  /// error), error, skip or add (LoadOptions::unknown_items).
+  UnknownItems unknown_items = UnknownItems::kDefault;
+  /// Remove the items whose used attributes are all empty, and their interactions, before any stage
+  /// (the palette, the IDs and the sequences then share one catalog). MIND's default adds every clicked
+  /// news missing from news.tsv as such an item.
+  bool drop_items_without_text = false;
   /// Attributes to use, in order (empty: all of the catalog's). The first
   /// palette.encoder.num_content_attributes of them form the palette encoder's content block.
   std::vector<std::string> attributes;
@@ -58,6 +66,11 @@ void visit_fields(PipelineDatasetConfig& o, V&& v) {
           "a format of load_dataset (mind, amazon-lcrec, amazon, hm, movielens, jsonl, csv) or 'synthetic'");
   v.field("path", o.path, "the dataset folder (unused for synthetic)");
   v.field("lenient", o.lenient, "skip malformed rows with counted warnings instead of failing");
+  v.field("unknown_items", o.unknown_items,
+          "interactions with an item missing from the item file: default (add for mind, else error), error, "
+          "skip, add");
+  v.field("drop_items_without_text", o.drop_items_without_text,
+          "remove the items whose used attributes are all empty, and their interactions, before any stage");
   v.field("attributes", o.attributes,
           "attributes to use, in order (empty: all); the first num_content_attributes form the content block");
   v.field("synthetic", o.synthetic, "the synthetic catalog (format 'synthetic')");

@@ -50,10 +50,18 @@ class DatasetStage : public Stage {
   std::vector<ArtifactSpec> run(PipelineContext& ctx) override {
     const auto t0 = std::chrono::steady_clock::now();
     auto& data = ctx.dataset();
-    ctx.write_json("dataset.json", compute_statistics(data.dataset).to_json());
-    ctx.say(fmt::format("dataset '{}': {} items, {} users, {} interactions ({:.1f}s)", ctx.config.dataset.format,
+    auto stats = compute_statistics(data.dataset).to_json();
+    std::string dropped;
+    if (ctx.config.dataset.drop_items_without_text) {
+      stats["dropped_without_text"] = {{"items", data.items_without_text},
+                                       {"interactions", data.interactions_without_text}};
+      dropped = fmt::format(" after dropping {} items without text and their {} interactions", data.items_without_text,
+                            data.interactions_without_text);
+    }
+    ctx.write_json("dataset.json", stats);
+    ctx.say(fmt::format("dataset '{}': {} items, {} users, {} interactions{} ({:.1f}s)", ctx.config.dataset.format,
                         data.dataset.catalog.size(), data.dataset.interactions.num_users(),
-                        data.dataset.interactions.size(),
+                        data.dataset.interactions.size(), dropped,
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
     return {{"dataset", "dataset.json", 1}};
   }
