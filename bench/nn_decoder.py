@@ -135,10 +135,10 @@ def main():
     print(pylamia.thread_summary())
     print("matmul GFLOP/s by n: " + ", ".join(f"{n}: {r:.1f}" for n, r in rates.items()))
     shapes = [
-        ("tiny (V=1000 D=64 L=2)", (1000, 64, 2, 4, 256, 64, True), 8, 64, 5 if args.quick else 20),
-        ("small (V=8192 D=256 L=4)", (8192, 256, 4, 4, 1024, 256, True), 8, 128, 2 if args.quick else 5),
+        ("tiny (V=1000 D=64 L=2)", (1000, 64, 2, 4, 256, 64, True), 8, 64, 20 if args.quick else 60),
+        ("small (V=8192 D=256 L=4)", (8192, 256, 4, 4, 1024, 256, True), 8, 128, 8 if args.quick else 20),
         ("OPT-350M shape (post-LN, E=512)", (50272, 1024, 24, 16, 4096, 512, False), 8 if args.cuda else 1, 128,
-         1 if args.quick else 2),
+         2 if args.quick else 4),
     ]
     print(f"{'shape (B x T)':<40} {'impl':<8} {'fwd tok/s':>10} {'of peak':>8} {'fwd+bwd tok/s':>14} {'of peak':>8}")
     for name, (V, D, L, H, F_, E, pre), B, T, iters in shapes:
@@ -153,16 +153,23 @@ def main():
         with torch.no_grad():
             torch.testing.assert_close(ours(ids).logits, ref(ids), rtol=1e-3, atol=1e-3)
         fl = flops(V, D, L, F_, E, B, T)
-        res = {}
-        for impl, fwd in (("pylamia", lambda: ours(ids).logits), ("pytorch", lambda: ref(ids))):
-            with torch.no_grad():
-                tf = time_it(iters, fwd, dev)
+        fwds = {"pylamia": lambda: ours(ids).logits, "pytorch": lambda: ref(ids)}
 
-            def step():
-                fwd().mean().backward()
+        def timed(impl, grad):
+            if not grad:
+                with torch.no_grad():
+                    return time_it(1, fwds[impl], dev)
+            return time_it(1, lambda: fwds[impl]().mean().backward(), dev)
 
-            tb = time_it(iters, step, dev)
-            res[impl] = (tf, tb)
+        # The two sides alternate, the first one changing every round, so that a change of the machine's
+        # load hits both alike (a first version timed one side after the other: two --quick runs of the
+        # small shape's forward gave x0.80 and x0.92 where the interleaved rounds give x1.25).
+        res = {impl: [0.0, 0.0] for impl in fwds}
+        for r in range(iters):
+            for impl in (("pylamia", "pytorch") if r % 2 == 0 else ("pytorch", "pylamia")):
+                for j, grad in enumerate((False, True)):
+                    res[impl][j] += timed(impl, grad) / iters
+        for impl, (tf, tb) in res.items():
             print(f"{name + f' ({B}x{T})':<40} {impl:<8} {B * T / tf:>10.0f} {100 * fl / tf / 1e9 / peak:>7.0f}% "
                   f"{B * T / tb:>14.0f} {100 * 3 * fl / tb / 1e9 / peak:>7.0f}%")
         print(f"{'':<40} ratio    fwd x{res['pytorch'][0] / res['pylamia'][0]:.2f}  fwd+bwd x{res['pytorch'][1] / res['pylamia'][1]:.2f}  (pylamia speed / PyTorch speed)")

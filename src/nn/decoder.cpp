@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 
@@ -262,19 +263,33 @@ void AttentionImpl::reset() {
 }
 
 namespace {
-// q/k/v as one [.., D] x [D, 3D] GEMM needs the three weights concatenated on every call (a 3D x D
-// copy, and its split in the backward), which pays only on many rows: on few rows (a decoding step, a
-// small batch) it cost more than it saved (docs/nn.md). The scaling is applied to q after the GEMM in
-// every path, so fused and separate projections give the same bits and the threshold moves speed only.
-constexpr int64_t kFuseQkvMinRows = 4096;
+// q/k/v as one [.., D] x [D, 3D] GEMM needs the three weights concatenated on every call (a 3D x D copy)
+// and, under autograd, the split of its gradient. bench/qkv_fusion.py (docs/nn.md, session 14): with
+// gradients the fused path lost at every shape tried (x0.53-0.81 from 256 to 4,096 rows, D = 64-1024,
+// OpenBLAS on 1 or 2 threads); without them it won for D <= 256 from 256 rows (x1.07-1.51) and not
+// reliably at D = 1024. The scaling is applied to q after the GEMM in every path, so fused and separate
+// projections give the same bits and the rule moves speed only.
+constexpr int64_t kFuseQkvMinRows = 256;
+constexpr int64_t kFuseQkvMaxHidden = 256;
+
+bool fuse_qkv(const torch::Tensor& x, int64_t hidden, std::initializer_list<const torch::Tensor*> params) {
+  if (hidden > kFuseQkvMaxHidden || x.numel() < kFuseQkvMinRows * hidden) return false;
+  for (const auto* p : params)
+    if (!p->defined()) return false;  // a projection without bias
+  if (!torch::GradMode::is_enabled()) return true;
+  if (x.requires_grad()) return false;
+  for (const auto* p : params)
+    if (p->requires_grad()) return false;
+  return true;
+}
 }  // namespace
 
 std::array<torch::Tensor, 2> AttentionImpl::project_qkv(const torch::Tensor& x, const torch::Tensor& q_rows) {
   const double scaling = 1.0 / std::sqrt(double(head_dim));
   const auto xq = q_rows.defined() ? x.index_select(0, q_rows) : x;
   const auto D = hidden_size;
-  const bool fuse = x.numel() >= kFuseQkvMinRows * D && q_proj->bias.defined() && k_proj->bias.defined() &&
-                    v_proj->bias.defined();
+  const bool fuse = fuse_qkv(x, D, {&q_proj->weight, &k_proj->weight, &v_proj->weight, &q_proj->bias, &k_proj->bias,
+                                   &v_proj->bias});
   torch::Tensor q, kv;
   if (fuse && !q_rows.defined()) {
     auto qkv = torch::linear(x, torch::cat({q_proj->weight, k_proj->weight, v_proj->weight}, 0),

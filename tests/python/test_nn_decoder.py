@@ -251,10 +251,11 @@ def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, 
 
 @pytest.mark.parametrize("packed", [False, True])
 def test_many_rows_fused_qkv_gemm_matches_reference(tmp_path, packed):
-    """From 4,096 rows the q/k/v projections run as one GEMM on the concatenated weights (k and v
-    alone when the last layer computes only some rows' q): outputs and every gradient as the
-    reference's separate projections, and in float32 what the same rows in a small batch (which runs
-    them separately) give, to float32 rounding."""
+    """Without gradients, from 256 rows and up to D = 256, the q/k/v projections run as one GEMM on the
+    concatenated weights (k and v alone when the last layer computes only some rows' q); with gradients
+    they run separately (bench/qkv_fusion.py). Both: outputs as the reference's separate projections,
+    every gradient too, and in float32 what the same rows in a small batch (which runs them separately)
+    give, to float32 rounding. The profile shows which path ran."""
     cfg = hf_config(True, None)
     w = random_weights(cfg, seed=3)
     d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
@@ -269,8 +270,22 @@ def test_many_rows_fused_qkv_gemm_matches_reference(tmp_path, packed):
     mask = torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T) & real[:, None, :]
     ref_p = {k: v.double().requires_grad_(True) for k, v in w.items()}
     ref_logits, _ = ref_forward(ref_p, cfg, ids, mask=mask)
-    out = d.forward(ids, attention_mask=mask, token_mask=real if packed else None,
-                    output_mask=wanted if packed else None)
+    D = cfg["hidden_size"]
+
+    def forward_and_fused_weights():
+        with torch.autograd.profiler.profile(record_shapes=True) as prof:
+            out = d.forward(ids, attention_mask=mask, token_mask=real if packed else None,
+                            output_mask=wanted if packed else None)
+        rows = {e.input_shapes[1][0] for e in prof.function_events
+                if e.name == "aten::linear" and len(e.input_shapes) > 1 and e.input_shapes[1][1:] == [D]}
+        return out, rows & {2 * D, 3 * D}
+
+    with torch.no_grad():
+        inference, fused = forward_and_fused_weights()
+    assert fused == ({2 * D, 3 * D} if packed else {3 * D})
+    torch.testing.assert_close(inference.logits[wanted], ref_logits[wanted], rtol=1e-9, atol=1e-9)
+    out, fused = forward_and_fused_weights()
+    assert fused == set()
     torch.testing.assert_close(out.logits[wanted], ref_logits[wanted], rtol=1e-9, atol=1e-9)
     wl = torch.randn(out.logits.shape, generator=g, dtype=torch.float64) * wanted[..., None]
     (out.logits * wl).sum().backward()
