@@ -20,17 +20,8 @@ namespace py = pybind11;
 namespace {
 using namespace lamia;
 
-torch::Dtype to_dtype(const py::object& obj) {
-  if (py::isinstance<py::str>(obj)) {
-    auto torch_mod = py::module_::import("torch");
-    auto name = obj.cast<std::string>();
-    if (!py::hasattr(torch_mod, name.c_str())) throw lamia::ValueError("unknown dtype \"" + name + "\"");
-    return torch::python::detail::py_object_to_dtype(torch_mod.attr(name.c_str()));
-  }
-  return torch::python::detail::py_object_to_dtype(obj);
-}
-
 using lamia::python::to_device;
+using lamia::python::to_dtype;
 
 torch::Tensor opt(const std::optional<torch::Tensor>& t) { return t ? *t : torch::Tensor(); }
 
@@ -182,12 +173,7 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
       .def(
           "to",
           [](DecoderImpl& d, py::object device, py::object dtype) {
-            if (!device.is_none() && !dtype.is_none())
-              d.to(to_device(device), to_dtype(dtype));
-            else if (!device.is_none())
-              d.to(to_device(device));
-            else if (!dtype.is_none())
-              d.to(to_dtype(dtype));
+            lamia::python::move_module(d, device, dtype);
             return &d;
           },
           py::arg("device") = py::none(), py::arg("dtype") = py::none(), py::return_value_policy::reference,

@@ -1,6 +1,7 @@
 // pylamia: the palette encoder's losses, attention mask and palette files.
 #include "options.hpp"
 #include "registry.hpp"
+#include "torch_args.hpp"
 
 #include <lamia/core/errors.hpp>
 #include <lamia/data/catalog.hpp>
@@ -386,8 +387,12 @@ input_ids, position_ids (positions in the full layout), block_types, labels ([B,
       .def("eval", [](PyPaletteEncoder& self) { self.setup.encoder->eval(); })
       .def("zero_grad", [](PyPaletteEncoder& self) { self.setup.encoder->zero_grad(); })
       .def(
-          "to", [](PyPaletteEncoder& self, const std::string& device) { self.setup.encoder->to(torch::Device(device)); },
-          py::arg("device"))
+          "to",
+          [](PyPaletteEncoder& self, const py::object& device, const py::object& dtype) {
+            python::move_module(*self.setup.encoder, device, dtype);
+          },
+          py::arg("device") = py::none(), py::arg("dtype") = py::none(),
+          "Moves / casts the parameters in place (device: torch.device or a string; dtype: torch.float64 or \"float64\").")
       .def("save", [](PyPaletteEncoder& self, const std::string& path) { torch::save(self.setup.encoder, path); },
            py::arg("path"), "Writes the module's parameters and buffers (torch::save archive).")
       .def("load",
@@ -398,6 +403,8 @@ input_ids, position_ids (positions in the full layout), block_types, labels ([B,
            py::arg("path"), "Reads parameters written by save() into this model (same architecture), on its device.")
       .def_property_readonly("tokenizer", [](PyPaletteEncoder& self) { return self.setup.tokenizer; })
       .def_property_readonly("decoder", [](PyPaletteEncoder& self) { return self.setup.encoder->decoder.ptr(); })
+      .def_property_readonly("options", [](PyPaletteEncoder& self) { return self.setup.encoder->options(); },
+                             "A copy of the encoder's PaletteEncoderOptions (its losses: options.losses).")
       .def_property_readonly("palette_size", [](PyPaletteEncoder& self) { return self.setup.encoder->options().palette_size(); })
       .def_property_readonly("palette_dim", [](PyPaletteEncoder& self) { return self.setup.encoder->palette_dim(); })
       .def_property_readonly("num_items", [](PyPaletteEncoder& self) { return self.setup.catalog.size(); })
