@@ -24,6 +24,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lamia::bench {
@@ -31,6 +32,26 @@ namespace lamia::bench {
 /// Seconds on the monotonic clock.
 inline double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Reads "--name N" pairs into the integers `flags` names; on an unknown name or a name without a
+/// value prints `usage` to stderr and returns false.
+inline bool parse_int_flags(int argc, char** argv, const std::vector<std::pair<std::string, std::int64_t*>>& flags,
+                            const char* usage) {
+  for (int i = 1; i < argc; i += 2) {
+    bool known = false;
+    for (const auto& [name, value] : flags) {
+      if (i + 1 < argc && name == argv[i]) {
+        *value = std::atoll(argv[i + 1]);
+        known = true;
+      }
+    }
+    if (!known) {
+      std::fprintf(stderr, "usage: %s\n", usage);
+      return false;
+    }
+  }
+  return true;
 }
 
 /// Process CPU seconds (all threads): on a shared machine wall time alone measures the neighbours.

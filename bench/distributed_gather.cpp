@@ -7,6 +7,8 @@
 // for the slower rank's forward), the gather alone (the same tensor after the ranks met) and the ratios. Run by
 // bench/distributed_gather.py, which starts the processes:
 //   bench_distributed_gather [--items N] [--steps N] [--batch N] [--hidden N] [--layers N]
+#include "bench_util.hpp"
+
 #include <lamia/data/synthetic.hpp>
 #include <lamia/distributed/process_group.hpp>
 #include <lamia/palette.hpp>
@@ -16,8 +18,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,19 +82,11 @@ Run mean(const std::vector<Run>& runs) {
 
 int main(int argc, char** argv) {
   std::int64_t items = 400, steps = 10, batch = 64, hidden = 256, layers = 4;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    const auto v = std::atoll(argv[i + 1]);
-    if (a == "--items") items = v;
-    else if (a == "--steps") steps = v;
-    else if (a == "--batch") batch = v;
-    else if (a == "--hidden") hidden = v;
-    else if (a == "--layers") layers = v;
-    else {
-      std::cerr << "usage: bench_distributed_gather [--items N] [--steps N] [--batch N] [--hidden N] [--layers N]\n";
-      return 1;
-    }
-  }
+  if (!bench::parse_int_flags(argc, argv,
+                              {{"--items", &items}, {"--steps", &steps}, {"--batch", &batch}, {"--hidden", &hidden},
+                               {"--layers", &layers}},
+                              "bench_distributed_gather [--items N] [--steps N] [--batch N] [--hidden N] [--layers N]"))
+    return 1;
   torch::set_num_threads(1);
   auto group = std::make_shared<GlooProcessGroup>(ProcessGroupOptions::from_environment());
   SyntheticOptions so;
