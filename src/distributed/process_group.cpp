@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
@@ -70,6 +71,14 @@ ProcessGroupOptions ProcessGroupOptions::from_environment() {
   o.master_port(env_integer("MASTER_PORT"));
   o.rank(env_integer("RANK"));
   o.world_size(env_integer("WORLD_SIZE"));
+  // torchrun's static rendezvous: its agent on node 0 already listens at MASTER_ADDR:MASTER_PORT (a
+  // rank 0 that listened there too would fail with "Address already in use"); torch.distributed's
+  // env:// rendezvous then connects every rank to that store under this prefix.
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  if (agent && std::string(agent) == "True") {
+    const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+    o.agent_store_prefix(fmt::format("/worker/attempt_{}", restart && *restart ? restart : "0"));
+  }
   o.check();
   return o;
 }
@@ -88,7 +97,7 @@ void ProcessGroupOptions::check() const {
 }
 
 struct GlooProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
 
   // One collective per bucket: flattened into one tensor (a lone contiguous tensor as it is),
@@ -121,12 +130,15 @@ GlooProcessGroup::GlooProcessGroup(const ProcessGroupOptions& options) : options
   const auto timeout = std::chrono::milliseconds(std::int64_t(options_.timeout_seconds() * 1000.0));
   c10d::TCPStoreOptions so;
   so.port = std::uint16_t(options_.master_port());
-  so.isServer = options_.rank() == 0;
+  so.isServer = options_.rank() == 0 && options_.agent_store_prefix().empty();
   so.numWorkers = std::size_t(options_.world_size());
   so.waitWorkers = true;
   so.timeout = timeout;
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(options_.master_addr(), so);
+    if (!options_.agent_store_prefix().empty()) {
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(options_.agent_store_prefix(), impl_->store);
+    }
     auto go = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
     if (!options_.bind_addr().empty()) {

@@ -5,6 +5,9 @@ scripts/device-check.sh on a GPU machine) makes a missing CUDA a failure, and
 LAMIA_CUDA_TESTS_ON_CPU=1 runs them with the CPU standing in for the GPU (a dry run of the test code).
 """
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -81,3 +84,48 @@ def assert_notebook_loop_learns(enc):
         opt.step()
         losses.append(out["generation_loss"].item())
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+# torch 1.13's torchrun parses its default --redirects/--tee "0" to None under Python 3.11 (a zero
+# Flag member is no longer iterated) and fails in to_map(); 1 (stdout) parses on every version.
+TORCHRUN_STD_FLAGS = ["--redirects", "1", "--tee", "1"]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def this_machine_address():
+    """This machine's first non-loopback IPv4 address (`hostname -I`), else 127.0.0.1."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    return next((a for a in out if ":" not in a and not a.startswith("127.")), "127.0.0.1")
+
+
+def torchrun_two_nodes(program, env):
+    """docs/distributed.md's multi-machine launch with both "machines" here: two torchrun invocations
+    with --nnodes 2 --node_rank 0/1 --nproc_per_node 1 and torchrun's static rendezvous at this machine's
+    address (a free port), running `program` (torchrun's arguments after its own: a script and its
+    arguments, or --no_python and a command). Skips where a node cannot use the address; fails with a
+    node's log where one fails. Returns "address:port"."""
+    addr, port = this_machine_address(), free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+         "--nproc_per_node", "1", "--master_addr", addr, "--master_port", str(port), *TORCHRUN_STD_FLAGS,
+         *map(str, program)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in range(2)]
+    try:
+        logs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for node, (p, log) in enumerate(zip(procs, logs)):
+        if p.returncode != 0 and ("Cannot assign requested address" in log or "Network is unreachable" in log):
+            pytest.skip(f"node {node} cannot use {addr}: {log[-500:]}")
+        assert p.returncode == 0, f"node {node} ({addr}:{port}):\n{log[-3000:]}"
+    return f"{addr}:{port}"

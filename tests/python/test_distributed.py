@@ -1,7 +1,6 @@
 """pylamia.distributed: DistributedDataParallel over the C++ models, two processes launched with torchrun
 (gloo on CPU), against a single process taking the same steps on the same global batches."""
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,10 @@ import pylamia
 from pylamia.distributed import LamiaModule, palette_encoder_module, recommender_module, shard
 
 import distributed_cases as cases
+from lamia_testing import TORCHRUN_STD_FLAGS, torchrun_two_nodes
 
 HERE = Path(__file__).resolve().parent
 STEPS = 4
-# torch 1.13's torchrun parses its default --redirects/--tee "0" to None under Python 3.11 (a zero
-# Flag member is no longer iterated) and fails in to_map(); 1 (stdout) parses on every version.
-TORCHRUN_STD_FLAGS = ["--redirects", "1", "--tee", "1"]
 
 
 def single_process(kind, steps, schedule="even", how="whole", world=2):
@@ -59,12 +56,6 @@ def single_process(kind, steps, schedule="even", how="whole", world=2):
         opt.step()
         losses.append(loss.item())
     return {k: v.detach().clone() for k, v in cases.named(case.model).items()}, losses
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def worker_env():
@@ -137,38 +128,13 @@ def test_unequal_and_empty_shards_equal_one_process_on_the_global_batch(kind, sc
     check_training(kind, schedule, ddp, losses, **TOLERANCE[kind])
 
 
-def this_machine_address():
-    """This machine's first non-loopback address (`hostname -I`), else 127.0.0.1."""
-    try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        out = []
-    return next((a for a in out if ":" not in a and not a.startswith("127.")), "127.0.0.1")
-
-
 def test_two_torchrun_nodes_on_this_machine_equal_one_process(tmp_path):
     """docs/distributed.md's multi-machine launch, both "machines" here: two torchrun invocations with
     --nnodes 2 --node_rank 0/1 --nproc_per_node 1 and a static rendezvous at this machine's address."""
     out = tmp_path / "palette-nodes.pt"
-    addr, port = this_machine_address(), free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
-         "--nproc_per_node", "1", "--master_addr", addr, "--master_port", str(port), *TORCHRUN_STD_FLAGS,
-         str(HERE / "distributed_worker.py"), "palette", str(STEPS), str(out), "ragged"],
-        env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in range(2)]
-    try:
-        logs = [p.communicate(timeout=600)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for node, (p, log) in enumerate(zip(procs, logs)):
-        if p.returncode != 0 and ("Cannot assign requested address" in log or "Network is unreachable" in log):
-            pytest.skip(f"node {node} cannot use {addr}: {log[-500:]}")
-        assert p.returncode == 0, f"node {node} ({addr}:{port}):\n{log[-3000:]}"
-    print(f"two torchrun nodes at {addr}:{port}:")
-    check_training("palette", "ragged", torch.load(out), torch.load(str(out) + ".losses"),
-                   **TOLERANCE["palette"])
+    where = torchrun_two_nodes([HERE / "distributed_worker.py", "palette", STEPS, out, "ragged"], worker_env())
+    print(f"two torchrun nodes at {where}:")
+    check_training("palette", "ragged", torch.load(out), torch.load(str(out) + ".losses"), **TOLERANCE["palette"])
 
 
 def test_lamia_module_registers_the_live_tensors():

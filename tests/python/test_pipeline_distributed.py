@@ -17,6 +17,7 @@ import torch
 
 import pylamia
 from pylamia.distributed import shard
+from lamia_testing import free_port, torchrun_two_nodes
 from pipeline_testing import assert_metrics_close, lamia_cli, tiny_config, without_times
 from test_pipeline_commands import lamia, one_line_error
 
@@ -49,13 +50,6 @@ def by_hand(*args, per_rank=None):
         stdout, stderr = p.communicate(timeout=300)
         out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
     return out
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def single(*args):
@@ -166,6 +160,21 @@ def test_train_palette_on_two_ranks_equals_one_process_on_the_whole_batches(pale
     print(f"two ranks vs one process on the whole batches: {got:.2e} (the command: "
           f"{max_abs_diff(two_ranks, single_process):.2e}); within the shards: {within:.2e}; rank 0's shard "
           f"alone: {alone:.2e}; moved {moved:.2e}")
+
+
+def test_train_palette_under_two_torchrun_nodes_on_this_machine(palette_runs, tmp_path):
+    """docs/distributed.md's multi-machine command, both nodes here (torchrun's static rendezvous: its
+    agent serves the store at --master_addr:--master_port, and lamia's ranks connect to it): the same
+    weights as torchrun --standalone's two ranks, the same files as one process."""
+    config = tmp_path / "palette.json"
+    config.write_text(json.dumps(palette_config()))
+    nodes = tmp_path / "nodes"
+    where = torchrun_two_nodes(["--no_python", lamia_cli(), "train-palette", nodes, "--config", config, "--quiet"],
+                               dict(os.environ, OMP_NUM_THREADS="1"))
+    got = max_abs_diff(PaletteReference(nodes).trained(), PaletteReference(palette_runs["two"]).trained())
+    assert got < 1e-6, got
+    assert files_of(nodes) == files_of(palette_runs["one"])
+    print(f"two torchrun nodes at {where}: {got:.2e} from torchrun --standalone's two ranks")
 
 
 def test_only_rank0_writes_and_the_folder_is_complete(palette_runs):

@@ -29,6 +29,10 @@ struct ProcessGroupOptions {
   /// The address of rank 0's rendezvous store (rank 0 listens there).
   TORCH_ARG(std::string, master_addr) = "127.0.0.1";
   TORCH_ARG(std::int64_t, master_port) = 29500;
+  /// Not empty: the store at master_addr:master_port is already served by someone else (torchrun's
+  /// agent under its static rendezvous, `--master_addr`/`--master_port` without `--rdzv_backend`),
+  /// every rank, rank 0 too, connects to it as a client and uses its keys under this prefix.
+  TORCH_ARG(std::string, agent_store_prefix) = "";
   /// The address this rank's Gloo device binds to for the pairwise connections (empty: the
   /// GLOO_SOCKET_IFNAME interface when that variable is set, else 127.0.0.1 when master_addr is a
   /// loopback address, else the address this machine's hostname resolves to).
@@ -43,7 +47,9 @@ struct ProcessGroupOptions {
 
  public:
   /// MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE (torchrun's variables; ValueError naming one that
-  /// is missing or not a number), over these defaults for the other fields.
+  /// is missing or not a number), over these defaults for the other fields. Where torchrun says that
+  /// its agent serves the store (TORCHELASTIC_USE_AGENT_STORE=True, its static rendezvous), the
+  /// agent_store_prefix torch.distributed uses there: "/worker/attempt_<TORCHELASTIC_RESTART_COUNT>".
   static ProcessGroupOptions from_environment();
   /// ValueError naming the first option out of range.
   void check() const;
