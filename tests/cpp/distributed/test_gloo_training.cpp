@@ -553,7 +553,16 @@ TEST_CASE("shard bounds and the torchrun environment are checked", "[distributed
   CHECK(o.rank() == 1);
   CHECK(o.world_size() == 2);
   CHECK(o.master_port() == 29500);
-  for (const char* v : {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"}) ::unsetenv(v);
+  CHECK(o.agent_store_prefix().empty());
+  // torchrun's static rendezvous: its agent serves the store; the ranks use it under torch's prefix.
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
+  CHECK(ProcessGroupOptions::from_environment().agent_store_prefix() == "/worker/attempt_2");
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "False", 1);
+  CHECK(ProcessGroupOptions::from_environment().agent_store_prefix().empty());
+  for (const char* v : {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "TORCHELASTIC_USE_AGENT_STORE",
+                        "TORCHELASTIC_RESTART_COUNT"})
+    ::unsetenv(v);
   // A task without shards refuses a group of two.
   struct NoShards : TrainingTask {
     torch::nn::Linear lin{2, 1};
