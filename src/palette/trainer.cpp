@@ -108,10 +108,31 @@ class PaletteTrainingTask : public TrainingTask {
     const auto [begin, end] = shard_bounds(std::int64_t(spec.size()), rank_, world_size_, "PaletteTrainer");
     GradientSync* sync = world_size_ > 1 && !options_.shard_local_losses() ? options_.loop().gradient_sync().get()
                                                                             : nullptr;
-    if (begin == end) {  // a batch smaller than the group: this rank's shard is empty, and weighs nothing
+    // With the losses' reduction "sum" the global batch's loss is the sum of the shards' sums, which
+    // the loop's weighted mean (weights: label tokens) cannot rebuild. Every rank, an empty one too,
+    // then weighs 1, so that the loop's mean is the plain mean over the ranks, and multiplies its sums
+    // by the world size: the mean of the ranks' losses, and the average of their gradients, are the
+    // whole batch's.
+    const bool sums = world_size_ > 1 && encoder_->options().losses().reduction() == Reduction::kSum;
+    const auto ranks = double(world_size_);
+    if (begin == end) {  // a batch smaller than the group: this rank's shard is empty
       last_items_.clear();
-      if (sync) global_palettes(*sync, spec, torch::Tensor(), 0.0);  // every rank joins the gather
-      return {torch::zeros({}), 0, 0, 0, {0.0, 0.0, 0.0, 0.0}, 0.0};
+      if (!sums) {  // it weighs nothing
+        if (sync) global_palettes(*sync, spec, torch::Tensor(), 0.0);  // every rank joins the gather
+        return {torch::zeros({}), 0, 0, 0, {0.0, 0.0, 0.0, 0.0}, 0.0};
+      }
+      // Weight 1: no generation loss, the whole batch's terms (every rank holds their value), and a
+      // loss the loop's backward() reaches no parameter from (their gradients average in as zeros).
+      auto loss = torch::zeros({}, torch::requires_grad());
+      std::vector<double> parts = {0.0, 0.0, 0.0, 0.0};
+      if (sync) {
+        const auto palettes = global_palettes(*sync, spec, torch::Tensor(), 1.0).first;
+        const auto terms = PaletteLossImpl(encoder_->options().losses())
+                               .combine_scaled(torch::zeros({}, palettes.options()), palettes, 0.0);
+        loss = loss + terms.total.detach().to(torch::kCPU, torch::kFloat32);
+        parts = {0.0, terms.intra.item<double>(), terms.inter.item<double>(), terms.decorrelation.item<double>()};
+      }
+      return {loss, 0, 0, 0, parts, 1.0};
     }
     std::vector<SampleLayout> samples;
     samples.reserve(std::size_t(end - begin));
@@ -124,8 +145,9 @@ class PaletteTrainingTask : public TrainingTask {
     auto out = encoder_->forward(b);
     StepOutput step;
     step.loss = out.loss;
-    // The generation loss is a mean over label tokens: the shards weigh their tokens.
-    step.weight = double(out.label_tokens);
+    // The generation loss is a mean over label tokens: the shards weigh their tokens (sums: 1 each).
+    step.weight = sums ? 1.0 : double(out.label_tokens);
+    if (sums) out.generation_loss = out.generation_loss * ranks;
     if (sync) {
       // The intra/inter/decorrelation losses of the global batch: every rank computes them on the
       // palettes of all the batch's items, its own in the graph. Their gradient is scaled by the
@@ -139,6 +161,11 @@ class PaletteTrainingTask : public TrainingTask {
       out.intra_loss = parts.intra;
       out.inter_loss = parts.inter;
       out.decorrelation_loss = parts.decorrelation;
+    } else if (sums) {  // the terms within the shard, each a sum over it: the shards' sums add up
+      step.loss = out.loss * ranks;
+      out.intra_loss = out.intra_loss * ranks;
+      out.inter_loss = out.inter_loss * ranks;
+      out.decorrelation_loss = out.decorrelation_loss * ranks;
     }
     step.tokens = b.num_tokens;
     step.labels = out.label_tokens;

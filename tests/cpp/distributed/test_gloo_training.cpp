@@ -87,7 +87,8 @@ PaletteLossOptions every_loss(IntraCentring centring) {
 
 // The palette runs of the tests: "palette" (4 steps, batches of 8, the paper's losses), and on the
 // ragged batches "palette-ragged" (the generation loss alone), "palette-ragged-none" and
-// "palette-ragged-batch" (every loss on, intra on the palettes as they are or batch-centred); the
+// "palette-ragged-batch" (every loss on, intra on the palettes as they are or batch-centred),
+// "palette-ragged-sum" (batch-centred, every loss with the reduction "sum"); the
 // suffix "-local": the ranks compute those terms within their shard (shard_local_losses, before issue 13).
 // The every-loss runs train in float64: in float32, Adam's division by a gradient's own magnitude
 // and the hinges' kinks grow the last-bit differences of the shards' forwards to 1.5e-3 in 20 steps
@@ -110,7 +111,8 @@ PaletteRun palette_run(std::string kind) {
   if (kind == "palette-ragged") run.losses = generation_only();
   if (kind == "palette-ragged-none") run.losses = every_loss(IntraCentring::kNone);
   if (kind == "palette-ragged-batch") run.losses = every_loss(IntraCentring::kBatch);
-  run.float64 = kind == "palette-ragged-none" || kind == "palette-ragged-batch";
+  if (kind == "palette-ragged-sum") run.losses = every_loss(IntraCentring::kBatch).reduction(Reduction::kSum);
+  run.float64 = kind == "palette-ragged-none" || kind == "palette-ragged-batch" || kind == "palette-ragged-sum";
   return run;
 }
 
@@ -510,8 +512,8 @@ TEST_CASE("two Gloo processes train the palette encoder's every loss as one proc
   }
   testing::TempDir dir;
   double exact = 0;
-  for (const std::string centring : {"none", "batch"}) {
-    const auto kind = "palette-ragged-" + centring;
+  for (const std::string variant : {"none", "batch", "sum"}) {
+    const auto kind = "palette-ragged-" + variant;
     const auto ranks = run_two_ranks(kind, dir.path);
     torch::set_num_threads(1);
     const auto single_process = train_palette(0, nullptr, palette_run(kind));
