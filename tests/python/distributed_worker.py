@@ -1,6 +1,7 @@
 """One process of tests/python/test_distributed.py, launched by torchrun (gloo): trains the tiny palette
 encoder or the tiny recommender on its shard of each global batch under DistributedDataParallel and
-rank 0 saves the parameters. Usage: distributed_worker.py {palette|recommender} STEPS OUT.pt [even|ragged]"""
+rank 0 saves the parameters. Usage: distributed_worker.py {palette|recommender} STEPS OUT.pt [SCHEDULE [local]]
+(SCHEDULE: distributed_cases.make's; local: palette_encoder_module(global_losses=False))."""
 import sys
 
 import torch
@@ -12,12 +13,15 @@ from pylamia.distributed import palette_encoder_module, recommender_module, shar
 import distributed_cases as cases
 
 
-def main(kind, steps, out, schedule="even"):
+def main(kind, steps, out, schedule="even", losses="global"):
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     case = cases.make(kind, seed=rank, schedule=schedule)  # other initial values per rank: DDP must broadcast rank 0's
-    module = palette_encoder_module(case.model) if kind == "palette" else recommender_module(case.model)
+    if kind == "palette":
+        module = palette_encoder_module(case.model, global_losses=losses != "local")
+    else:
+        module = recommender_module(case.model)
     ddp = torch.nn.parallel.DistributedDataParallel(module)
     opt = torch.optim.SGD(ddp.parameters(), lr=case.lr)
     losses = []

@@ -63,10 +63,10 @@ def worker_env():
                 PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
 
 
-def torchrun(kind, steps, tmp_path, schedule="even"):
-    out = tmp_path / f"{kind}-{schedule}.pt"
+def torchrun(kind, steps, tmp_path, schedule="even", losses="global"):
+    out = tmp_path / f"{kind}-{schedule}-{losses}.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           *TORCHRUN_STD_FLAGS, str(HERE / "distributed_worker.py"), kind, str(steps), str(out), schedule]
+           *TORCHRUN_STD_FLAGS, str(HERE / "distributed_worker.py"), kind, str(steps), str(out), schedule, losses]
     r = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return torch.load(out), torch.load(str(out) + ".losses")
@@ -128,11 +128,28 @@ def test_unequal_and_empty_shards_equal_one_process_on_the_global_batch(kind, sc
     check_training(kind, schedule, ddp, losses, **TOLERANCE[kind])
 
 
+@pytest.mark.parametrize("schedule", ["ragged", "ragged_sum"])
+def test_global_losses_false_weighs_each_shards_whole_loss(schedule, tmp_path):
+    """palette_encoder_module(global_losses=False): each shard's terms within the shard, its whole loss
+    weighed by label tokens (or the shards' sums added up): one process on those shards' losses."""
+    ddp, losses = torchrun("palette", STEPS, tmp_path, schedule, "local")
+    within, within_losses = single_process("palette", STEPS, schedule, how="within")
+    whole, _ = single_process("palette", STEPS, schedule)
+    for name, value in within.items():
+        torch.testing.assert_close(ddp[name], value, **TOLERANCE["palette"], msg=lambda m, name=name: f"{name}: {m}")
+    torch.testing.assert_close(torch.tensor(losses), torch.tensor(within_losses), **TOLERANCE["palette"])
+    near, far = max_difference(within, ddp), max_difference(whole, ddp)
+    print(f"palette {schedule}, global_losses=False: DDP vs one process on the shards within {near:.2e}, "
+          f"vs the whole batches {far:.2e}")
+    assert far > 10 * max(near, 1e-9), (far, near)
+
+
 def test_two_torchrun_nodes_on_this_machine_equal_one_process(tmp_path):
     """docs/distributed.md's multi-machine launch, both "machines" here: two torchrun invocations with
     --nnodes 2 --node_rank 0/1 --nproc_per_node 1 and a static rendezvous at this machine's address."""
     out = tmp_path / "palette-nodes.pt"
-    where = torchrun_two_nodes([HERE / "distributed_worker.py", "palette", STEPS, out, "ragged"], worker_env())
+    where = torchrun_two_nodes([HERE / "distributed_worker.py", "palette", STEPS, out, "ragged", "global"],
+                               worker_env())
     print(f"two torchrun nodes at {where}:")
     check_training("palette", "ragged", torch.load(out), torch.load(str(out) + ".losses"), **TOLERANCE["palette"])
 
