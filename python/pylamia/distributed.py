@@ -173,7 +173,7 @@ def _palette_loss(enc: Any, samples: Sequence[Any], global_losses: bool) -> torc
     count = out["label_tokens"] if out is not None else 0
     if not global_losses:
         # Each shard's whole loss (its intra/inter/decorrelation terms within the shard), weighed by its
-        # label tokens as the C++ loop's shard_local_losses does.
+        # label tokens (with "sum", added up) as the C++ trainer's shard_local_losses does.
         loss = out["loss"] if out is not None else None
         totals = _sum_over_ranks(_weighted(count, loss.item() if loss is not None else 0.0, mean),
                                  _parameter(enc).device)
@@ -209,7 +209,8 @@ def palette_encoder_module(encoder: Any, global_losses: bool = True) -> LamiaMod
     (global_losses, the default) the intra/inter/decorrelation losses are those of the whole batch's
     palettes, all-gathered from every rank (the items counted once, the others' palettes detached), their
     gradient multiplied by the world size. global_losses=False: each shard's whole loss, its
-    intra/inter/decorrelation terms within the shard, weighed by its label tokens (one all-reduce). An
+    intra/inter/decorrelation terms within the shard, weighed by its label tokens (with "sum", the shards'
+    sums added up; one all-reduce). An
     empty shard computes nothing, joins every collective and returns the whole batch's loss with zero
     gradients for every parameter (DDP's reducer needs one for each)."""
     return LamiaModule(encoder, lambda enc, samples: _palette_loss(enc, samples, global_losses))
