@@ -284,6 +284,24 @@ void PaletteFileReader::release(std::int64_t begin, std::int64_t end) const noex
   if (last > first) ::madvise(const_cast<char*>(map_) + first, last - first, MADV_DONTNEED);
 }
 
+void PaletteFileReader::prefetch(std::int64_t begin, std::int64_t end) const noexcept {
+  begin = std::max<std::int64_t>(begin, 0);
+  end = std::min(end, n_);
+  if (fd_ < 0 || end <= begin) return;
+  // One WILLNEED call over a whole chunk (64 MB) read 8 MB of it here (read_ahead_kb = 8192 on
+  // the development VM; Linux caps each call at max(read_ahead_kb, max_sectors_kb)): 128 KiB
+  // pieces stay under the cap with the usual settings, and cost ~7 ms per 512 MB already cached.
+  constexpr std::uint64_t kPiece = 128u << 10;
+  const std::uint64_t row = static_cast<std::uint64_t>(L_ * D_) * sizeof(float);
+  const std::uint64_t last = data_offset_ + static_cast<std::uint64_t>(end) * row;
+  for (std::uint64_t at = data_offset_ + static_cast<std::uint64_t>(begin) * row; at < last; at += kPiece) {
+    if (::posix_fadvise(fd_, static_cast<off_t>(at), static_cast<off_t>(std::min(kPiece, last - at)),
+                        POSIX_FADV_WILLNEED) != 0) {
+      return;  // advisory
+    }
+  }
+}
+
 torch::Tensor PaletteFileReader::read(std::int64_t begin, std::int64_t end) const {
   check_range(begin, end);
   auto t = torch::empty({end - begin, L_, D_}, torch::kFloat32);

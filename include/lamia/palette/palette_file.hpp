@@ -120,6 +120,13 @@ class PaletteFileReader {
   /// it is a segmentation fault). Safe to call from several threads. Throws IndexError for a bad
   /// range, IOError when the file has shrunk since it was opened.
   const float* view(std::int64_t begin, std::int64_t end) const;
+  /// Asks the kernel to read the palettes of items [begin, end) into the page cache and returns
+  /// without waiting for the disk (posix_fadvise POSIX_FADV_WILLNEED, in pieces of 128 KiB: Linux
+  /// reads at most the device's read-ahead size, read_ahead_kb, per call, and drops the rest of a
+  /// larger range). Advisory: the range is clipped to the file's items and errors are ignored
+  /// (the read itself reports them). Safe to call from several threads, and while another thread
+  /// reads. PaletteSource::from_reader calls it for the next chunks on a thread of its own.
+  void prefetch(std::int64_t begin, std::int64_t end) const noexcept;
   /// Drops the mapped pages of items [begin, end) from this process's resident set (madvise
   /// MADV_DONTNEED: the page cache keeps them, and a later view faults them back in), so that a
   /// pass over a file larger than memory does not count the whole file in the peak RSS. Views

@@ -6,11 +6,17 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
+#include <vector>
+#include <fcntl.h>     // open, posix_fadvise
+#include <sys/mman.h>  // mincore
 #include <sys/resource.h>  // setrlimit: the map made to fail in a child process
 #include <sys/stat.h>      // mkfifo
 #include <sys/wait.h>
@@ -150,6 +156,69 @@ TEST_CASE("PaletteFileReader reads ranges and checks the checksum by streaming",
   PaletteFileReader unchecked(dir / "bad.bin", /*verify_checksum=*/false);
   CHECK_THROWS_AS(unchecked.verify_checksum(), ParseError);
   CHECK_THROWS_AS(PaletteFileReader(dir / "missing.bin"), IOError);
+  fs::remove_all(dir);
+}
+
+namespace {
+// How many of the pages of bytes [first, last) of path are in the page cache (mincore of a map).
+std::int64_t cached_pages(const fs::path& path, std::uint64_t first, std::uint64_t last) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const auto size = static_cast<std::uint64_t>(fs::file_size(path));
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(map != MAP_FAILED);
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((size + page - 1) / page);
+  REQUIRE(::mincore(map, size, in.data()) == 0);
+  ::munmap(map, size);
+  ::close(fd);
+  std::int64_t n = 0;
+  for (auto p = first / page; p < (last + page - 1) / page; ++p) n += in[p] & 1;
+  return n;
+}
+
+// Drops path's pages from the page cache (written back first); false where they stay (tmpfs).
+bool evict(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  return cached_pages(path, 0, fs::file_size(path)) == 0;
+}
+}  // namespace
+
+TEST_CASE("PaletteFileReader::prefetch brings the items' pages into the page cache, clipped, without errors",
+          "[palette][file][read_ahead]") {
+  auto dir = palette_file_dir("prefetch");
+  // 512 items of 4 x 256 floats (4 KiB each): ids of 8 bytes, so that the floats start at 40 + 512 * 12.
+  auto x = torch::randn({512, 4, 256});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 512; ++i) ids.push_back(fmt::format("item{:04d}", i));
+  const auto path = dir / "p.bin";
+  save_palettes(path, ids, x);
+  const std::uint64_t data = 40 + 512 * 12, row = 4 * 256 * 4;
+  const auto access = GENERATE(PaletteFileAccess::kPread, PaletteFileAccess::kMapped);
+  PaletteFileReader r(path, /*verify_checksum=*/false, access);
+  // Bad ranges are clipped or ignored: advisory, never an error.
+  r.prefetch(-5, -1);
+  r.prefetch(300, 200);
+  r.prefetch(600, 700);
+  if (!evict(path)) {
+    WARN("the page cache keeps this file (tmpfs?): residency not checked");
+  } else {
+    // Items 400 to 511 (the end is clipped): every page of them arrives; none before item 300.
+    r.prefetch(400, 100000);
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const auto pages = static_cast<std::int64_t>((data + 512 * row + page - 1) / page - (data + 400 * row) / page);
+    std::int64_t got = 0;
+    for (int i = 0; i < 200 && (got = cached_pages(path, data + 400 * row, data + 512 * row)) < pages; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(got == pages);
+    CHECK(cached_pages(path, data, data + 300 * row) == 0);
+  }
+  CHECK(torch::equal(r.read(0, 512), x));
   fs::remove_all(dir);
 }
 

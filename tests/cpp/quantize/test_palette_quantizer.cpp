@@ -8,11 +8,18 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "quantize/quantize_test_util.hpp"
 
@@ -321,6 +328,146 @@ TEST_CASE("a mapped palette file fits as the pread one, with or without a copy",
   }
   std::filesystem::remove(aligned);
   std::filesystem::remove(odd);
+}
+
+namespace {
+// A reader with prefetch(): records the ranges asked for (from the read-ahead thread), optionally
+// sleeping in each, and counts the prefetches running at once. Reads through `inner` (a tensor
+// copy, or a PaletteFileReader).
+template <class Inner>
+struct PrefetchRecorder {
+  const Inner& inner;
+  std::chrono::milliseconds delay{0};
+  mutable std::mutex mutex;
+  mutable std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  mutable std::atomic<int> running{0}, most_running{0}, finished{0};
+  std::int64_t num_items() const { return inner.num_items(); }
+  std::int64_t palette_size() const { return inner.palette_size(); }
+  std::int64_t dim() const { return inner.dim(); }
+  void read_into(std::int64_t begin, std::int64_t end, float* out) const { inner.read_into(begin, end, out); }
+  void prefetch(std::int64_t begin, std::int64_t end) const {
+    const int now = ++running;
+    for (int m = most_running; now > m && !most_running.compare_exchange_weak(m, now);) {
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ranges.emplace_back(begin, end);
+    }
+    std::this_thread::sleep_for(delay);
+    if constexpr (std::is_same_v<Inner, lamia::PaletteFileReader>) inner.prefetch(begin, end);
+    --running;
+    ++finished;
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> recorded() const {
+    std::lock_guard<std::mutex> lock(mutex);
+    return ranges;
+  }
+};
+using Range = std::pair<std::int64_t, std::int64_t>;
+}  // namespace
+
+TEST_CASE("reading ahead: the next chunks, clipped to the items, one prefetch at a time",
+          "[palette_quantizer][source][read_ahead]") {
+  auto data = lamia::test::clustered_palettes(10, 2, 3, 4, 44);
+  CopyingReader copies{data.x};
+  PrefetchRecorder<CopyingReader> reader{copies};
+  SECTION("two chunks ahead of each sequential read, never past the last item") {
+    auto source = lamia::PaletteSource::from_reader(reader, 4, 2);
+    for (int pass = 0; pass < 2; ++pass) {
+      for (std::int64_t b = 0; b < 10; b += 4) CHECK(torch::equal(source.read(b, std::min<std::int64_t>(10, b + 4)),
+                                                                  data.x.narrow(0, b, std::min<std::int64_t>(10, b + 4) - b)));
+    }
+    source = {};  // joins
+    CHECK(reader.recorded() == std::vector<Range>{{4, 10}, {4, 10}});
+  }
+  SECTION("one chunk ahead") {
+    auto source = lamia::PaletteSource::from_reader(reader, 4, 1);
+    for (std::int64_t b = 0; b < 10; b += 4) source.read(b, std::min<std::int64_t>(10, b + 4));
+    source = {};
+    CHECK(reader.recorded() == std::vector<Range>{{4, 8}, {8, 10}});
+  }
+  SECTION("reads that jump (a sparse sample) are not read ahead; a run that continues is") {
+    auto source = lamia::PaletteSource::from_reader(reader, 4, 2);
+    source.read(3, 4);   // jumps
+    source.read(6, 7);   // jumps
+    source.read(7, 8);   // continues: [8, 10), clipped
+    source.read(9, 10);  // jumps
+    source = {};
+    CHECK(reader.recorded() == std::vector<Range>{{8, 10}});
+  }
+  SECTION("read_ahead_chunks = 0: none") {
+    auto source = lamia::PaletteSource::from_reader(reader, 4, 0);
+    for (std::int64_t b = 0; b < 10; b += 4) source.read(b, std::min<std::int64_t>(10, b + 4));
+    source = {};
+    CHECK(reader.recorded().empty());
+  }
+  SECTION("a fit: every prefetch inside the items, and each pass prefetches each later chunk once") {
+    auto big = lamia::test::clustered_palettes(300, 2, 12, 16, 45);
+    CopyingReader big_copies{big.x};
+    PrefetchRecorder<CopyingReader> r{big_copies};
+    PaletteQuantizer q(small_options());
+    q.fit(lamia::PaletteSource::from_reader(r, 7, 3));
+    const auto ranges = r.recorded();
+    std::int64_t items = 0;
+    for (const auto& [b, e] : ranges) {
+      CHECK(0 <= b);
+      CHECK(b < e);
+      CHECK(e <= 300);
+      items += e - b;
+    }
+    CHECK(items == 2 * (300 - 7));  // two passes (means with covariances, projections), all but the first chunk
+    CHECK(r.most_running.load() == 1);
+  }
+}
+
+TEST_CASE("reading ahead: the prefetch thread is joined before the next and when the source is destroyed",
+          "[palette_quantizer][source][read_ahead]") {
+  auto data = lamia::test::clustered_palettes(12, 2, 3, 4, 46);
+  CopyingReader copies{data.x};
+  PrefetchRecorder<CopyingReader> reader{copies, std::chrono::milliseconds(150)};
+  {
+    auto source = lamia::PaletteSource::from_reader(reader, 4, 1);
+    source.read(0, 4);  // prefetch [4, 8) starts
+    source.read(4, 8);  // waits for it, then prefetch [8, 12)
+    CHECK(reader.finished.load() == 1);
+    const auto copy = source;  // copies share the thread: destroying one does not join
+  }  // destroyed in the middle of the pass: joins the prefetch of [8, 12)
+  CHECK(reader.finished.load() == 2);
+  CHECK(reader.running.load() == 0);
+  CHECK(reader.most_running.load() == 1);
+  CHECK(reader.recorded() == std::vector<Range>{{4, 8}, {8, 12}});
+}
+
+TEST_CASE("reading ahead changes no bit of a fit or an encoding from a palette file",
+          "[palette_quantizer][source][read_ahead]") {
+  auto data = lamia::test::clustered_palettes(600, 3, 12, 16, 47);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 600; ++i) ids.push_back(fmt::format("{:04d}", i));
+  const auto path = lamia::test::temp_path("read_ahead.bin");
+  lamia::save_palettes(path, ids, data.x);
+  const auto access = GENERATE(lamia::PaletteFileAccess::kPread, lamia::PaletteFileAccess::kMapped);
+  INFO((access == lamia::PaletteFileAccess::kPread ? "pread" : "mapped"));
+  lamia::PaletteFileReader file(path, true, access);
+  PaletteQuantizer without(small_options());
+  without.fit(lamia::PaletteSource::from_reader(file, 50, 0));
+  const auto codes = without.encode(lamia::PaletteSource::from_reader(file, 50, 0));
+  for (const std::int64_t ahead : {1, 2, 100}) {
+    INFO("read ahead " << ahead);
+    PrefetchRecorder<lamia::PaletteFileReader> reader{file};
+    PaletteQuantizer with(small_options());
+    {
+      const auto source = lamia::PaletteSource::from_reader(reader, 50, ahead);
+      with.fit(source);
+      CHECK(torch::equal(with.training_codes(), without.training_codes()));
+      for (std::int64_t j = 0; j < 3; ++j) CHECK(torch::equal(with.centroids(j), without.centroids(j)));
+      CHECK(torch::equal(with.encode(source), codes));
+    }  // the last prefetch joined
+    CHECK(reader.recorded().size() >= 3);  // fit (2 passes) and encode were read ahead
+    // PaletteFileReader itself, with PaletteFileReader::prefetch.
+    PaletteQuantizer direct(small_options());
+    direct.fit(lamia::PaletteSource::from_reader(file, 50, ahead));
+    CHECK(torch::equal(direct.training_codes(), without.training_codes()));
+  }
 }
 
 TEST_CASE("a chunked source reports bad input with the item's index in the whole catalog",
