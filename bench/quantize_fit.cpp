@@ -15,16 +15,19 @@
 //                      [--workdir /tmp/lamia_bench_quantize] [--python /usr/bin/python3] [--threads N]
 //                      [--pca-solver exact|randomized] [--pca-max-items M] [--max-points-per-centroid P]
 //                      [--modes streamed,fast] [--keep-files] [--fast-pca-max-items 100000]
-//                      [--fast-max-points-per-centroid 256]
+//                      [--fast-max-points-per-centroid 256] [--read-ahead 2]
 // The child fits print their time by phase (PaletteFitReport::phase_seconds). --modes picks the
 // fits: streamed (the options above), memory (the file loaded whole), fast (streamed with
 // pca.max_items --fast-pca-max-items 100000 and kmeans.max_points_per_centroid
 // --fast-max-points-per-centroid 256), and inertia and time are compared with streamed.
 // --keep-files keeps (and reuses) the palette files in the workdir.
+// --read-ahead N: the streamed fits read the N chunks after each one ahead (PaletteSource::from_reader's
+// read_ahead_chunks; 0: none). The child prints a crc32 of the codes it encodes, to compare runs.
 // --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp). The child
 // fits and the sklearn reference (through threadpoolctl) run with the same count.
 #include "bench_util.hpp"
 
+#include <lamia/core/binary_io.hpp>
 #include <lamia/core/threads.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/palette/palette_file.hpp>
@@ -90,6 +93,7 @@ struct Settings {
   int threads = 0;  // torch / OpenMP threads; 0: lamia's default
   std::string pca_solver = "exact";
   std::int64_t pca_max_items = 0, max_points_per_centroid = 0;
+  std::int64_t read_ahead = 2;  // chunks read ahead by the streamed source
   lamia::PaletteQuantizerOptions quantizer() const {
     lamia::PaletteQuantizerOptions o;
     o.pca_dim = d;
@@ -112,8 +116,9 @@ struct Settings {
   }
   std::string args() const {
     return fmt::format("--dim {} --pca-dim {} --codes {} --positions {} --iterations {} --restarts {} --threads {} "
-                       "--pca-solver {} --pca-max-items {} --max-points-per-centroid {}",
-                       D, d, k, L, iterations, restarts, threads, pca_solver, pca_max_items, max_points_per_centroid);
+                       "--pca-solver {} --pca-max-items {} --max-points-per-centroid {} --read-ahead {}",
+                       D, d, k, L, iterations, restarts, threads, pca_solver, pca_max_items, max_points_per_centroid,
+                       read_ahead);
   }
 };
 
@@ -126,7 +131,7 @@ int run_child(const std::string& mode, const std::filesystem::path& file, const 
   lamia::PaletteSource source;
   if (mode == "streamed") {
     reader = std::make_unique<lamia::PaletteFileReader>(file, /*verify_checksum=*/false);
-    source = lamia::PaletteSource::from_reader(*reader);
+    source = lamia::PaletteSource::from_reader(*reader, 4096, st.read_ahead);
   } else {
     loaded = lamia::load_palettes(file).palettes;
     source = lamia::PaletteSource::from_tensor(loaded);
@@ -136,8 +141,9 @@ int run_child(const std::string& mode, const std::filesystem::path& file, const 
   const lamia::PaletteFitReport report = q.fit(source);
   const double fit_s = now() - t0;
   t0 = now();
-  q.encode(source);
+  const auto codes = q.encode(source).contiguous();
   const double enc_s = now() - t0;
+  const auto codes_crc = lamia::detail::Crc32().update(codes.data_ptr(), static_cast<std::size_t>(codes.numel()) * codes.element_size()).value();
   std::vector<double> inertia;
   for (auto& p : report.positions) inertia.push_back(p.inertia);
   nlohmann::json j{{"fit_seconds", fit_s},
@@ -147,6 +153,7 @@ int run_child(const std::string& mode, const std::filesystem::path& file, const 
                    {"encode_items_per_s", n / enc_s},
                    {"inertia", inertia},
                    {"colliding_items", report.num_colliding_items},
+                   {"codes_crc32", fmt::format("{:08x}", codes_crc)},
                    {"peak_rss_mb", lamia::bench::peak_rss_mib()}};
   std::cout << j.dump() << std::endl;
   return 0;
@@ -218,6 +225,8 @@ int main(int argc, char** argv) {
       modes.clear();
       std::stringstream s(next());
       for (std::string t; std::getline(s, t, ',');) modes.push_back(t);
+    } else if (a == "--read-ahead") {
+      st.read_ahead = std::stoll(next());
     } else if (a == "--keep-files") {
       keep_files = true;
     } else if (a == "--threads") {
