@@ -39,6 +39,7 @@ void BinaryReader::truncated(const char* field, std::size_t need) const {
 
 void BinaryReader::take(void* out, std::size_t n, const char* field) {
   if (n > remaining()) truncated(field, n);
+  if (n == 0) return;  // out may be null (an empty vector's data()), which memcpy forbids even for 0 bytes
   std::memcpy(out, bytes_.data() + pos_, n);
   pos_ += n;
 }
