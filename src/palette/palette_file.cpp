@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <ostream>
 
 namespace lamia {
@@ -169,10 +170,15 @@ PaletteFileReader::PaletteFileReader(const std::filesystem::path& path, bool ver
       metadata_.resize(len);
       read(metadata_.data(), len, "metadata");
     }
-    // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating.
+    // Every item needs at least 4 bytes of id length plus L*D floats: bound n before allocating,
+    // with every product checked (L = 2^32, D = 2^32 + 1 wrapped L * D to 2^32, and a 16 GiB file
+    // then passed with a shape it does not hold). An empty file may have any L and D whose rows
+    // fit in int64 (save_palettes writes such a file for 0 items; L, D > 44 were refused before).
     const auto header = consumed;
-    if (n > file_size || L > file_size || D > file_size ||
-        (n > 0 && (L * D > file_size / 4 || n * (4 + L * D * 4) > file_size - header))) {
+    std::uint64_t row = 0, per_item = 0, items = 0;
+    if (__builtin_mul_overflow(L, D, &row) || __builtin_mul_overflow(row, std::uint64_t(sizeof(float)), &row) ||
+        row > std::uint64_t(std::numeric_limits<std::int64_t>::max()) || __builtin_add_overflow(row, 4u, &per_item) ||
+        __builtin_mul_overflow(n, per_item, &items) || items > file_size - header) {
       fail("shape", fmt::format("shape [{}, {}, {}] does not fit in a file of {} bytes", n, L, D, file_size));
     }
     item_ids_.resize(n);
