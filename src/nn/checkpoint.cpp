@@ -87,6 +87,16 @@ void load_hf_state_dict(DecoderImpl& decoder, const std::map<std::string, torch:
   for (auto& [name, param] : expected) param.copy_(*found.at(name));
 }
 
+namespace {
+bool has_weights(const fs::path& dir) {
+  std::error_code ec;
+  return fs::exists(dir / "model.safetensors", ec) || fs::exists(dir / "model.safetensors.index.json", ec);
+}
+[[noreturn]] void throw_no_weights(const fs::path& dir) {
+  throw IOError(fmt::format("{}: neither model.safetensors nor model.safetensors.index.json found", dir.string()));
+}
+}  // namespace
+
 void load_pretrained_weights(DecoderImpl& decoder, const fs::path& dir) {
   const auto single = dir / "model.safetensors";
   const auto index = dir / "model.safetensors.index.json";
@@ -95,8 +105,7 @@ void load_pretrained_weights(DecoderImpl& decoder, const fs::path& dir) {
     load_hf_state_dict(decoder, load_safetensors(single), single.string());
     return;
   }
-  if (!fs::exists(index, ec))
-    throw IOError(fmt::format("{}: neither model.safetensors nor model.safetensors.index.json found", dir.string()));
+  if (!fs::exists(index, ec)) throw_no_weights(dir);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(index));
@@ -132,10 +141,39 @@ void load_pretrained_weights(DecoderImpl& decoder, const fs::path& dir) {
   load_hf_state_dict(decoder, all, index.string());
 }
 
+namespace {
+// Refuses, before the decoder is allocated, a config.json whose model the folder's weights cannot
+// hold: the decoder needs at least vocab_size x E + (max_positions + 2) x D + layers x (4 D^2 + 2 D F)
+// values, each at least 2 bytes on disk (float16), and every weight file is a *.safetensors file of
+// the folder. So a config claiming 10^8 tokens or layers never allocates more than the files hold.
+void check_weights_can_hold(const DecoderOptions& o, const fs::path& dir) {
+  const uint64_t V = o.vocab_size(), D = o.hidden_size(), E = o.resolved_embed_dim(), F = o.resolved_ffn_dim(),
+                 P = o.max_position_embeddings() + 2, L = o.num_layers();  // each < 2^31 (validate)
+  uint64_t per_layer = 0, layers = 0, values = 0;
+  const bool overflow = __builtin_add_overflow(4 * D * D, 2 * D * F, &per_layer) ||
+                        __builtin_mul_overflow(L, per_layer, &layers) ||
+                        __builtin_add_overflow(layers, V * E + P * D, &values) || values > (uint64_t(1) << 62);
+  if (!has_weights(dir)) throw_no_weights(dir);
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::error_code size_ec;
+    if (e.path().extension() == ".safetensors" && e.is_regular_file(size_ec)) bytes += e.file_size(size_ec);
+  }
+  if (overflow || values * 2 > bytes) {
+    throw ValueError(fmt::format(
+        "{}: config.json describes a model of at least {} parameters (vocab_size {}, hidden_size {}, num_hidden_layers "
+        "{}, ffn_dim {}), more than the folder's {} bytes of safetensors weights hold",
+        dir.string(), overflow ? std::string("2^62") : std::to_string(values), V, D, L, F, bytes));
+  }
+}
+}  // namespace
+
 Decoder load_pretrained(const fs::path& dir, torch::Dtype dtype, const torch::Device& device) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IOError(dir.string() + ": not a directory (expected a Hugging Face model folder)");
   auto options = DecoderOptions::from_hf_config(dir / "config.json");
+  check_weights_can_hold(options, dir);
   Decoder d(options);
   d->to(device, dtype);
   load_pretrained_weights(*d, dir);

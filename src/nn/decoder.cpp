@@ -35,6 +35,15 @@ void DecoderOptions::validate() const {
   positive("num_layers", num_layers_);
   positive("num_heads", num_heads_);
   positive("max_position_embeddings", max_position_embeddings_);
+  // Sizes a config.json may claim: each below 2^31, so that no tensor's element count (a product of
+  // two) nor the position table's max_position_embeddings + 2 overflows int64.
+  constexpr int64_t kMaxSize = (int64_t(1) << 31) - 1;
+  for (const auto& [name, v] : {std::pair<const char*, int64_t>{"vocab_size", vocab_size_}, {"hidden_size", hidden_size_},
+                                {"num_layers", num_layers_}, {"num_heads", num_heads_}, {"ffn_dim", ffn_dim_},
+                                {"max_position_embeddings", max_position_embeddings_},
+                                {"word_embed_proj_dim", word_embed_proj_dim_}}) {
+    if (v > kMaxSize) throw ValueError(fmt::format("DecoderOptions: {} must be < 2^31, got {}", name, v));
+  }
   if (hidden_size_ % num_heads_ != 0)
     throw ValueError(fmt::format("DecoderOptions: hidden_size ({}) must be divisible by num_heads ({})", hidden_size_,
                                  num_heads_));
