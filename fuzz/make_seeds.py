@@ -141,6 +141,12 @@ def manifest_seeds(corpus: Corpus):
     corpus.add("fuzz_manifest", [json.dumps(no_config).encode()])
 
 
+def config_seeds(corpus: Corpus):
+    """The pipeline configs of configs/ (fuzz_config also writes the built-in default itself)."""
+    for path in sorted((ROOT / "configs").rglob("*.json")):
+        corpus.add("fuzz_config", [path.read_bytes()])
+
+
 def lines(path: pathlib.Path, n: int, skip_header=False):
     with open(path, "rb") as f:
         out = []
@@ -195,6 +201,7 @@ def main():
     from_test_data(corpus)
     tokenizer_seeds(corpus)
     manifest_seeds(corpus)
+    config_seeds(corpus)
     if args.shared is not None and args.shared.is_dir():
         from_shared(corpus, args.shared)
     # A gzipped variant of each raw Amazon seed's review part (zlib reads both the same way).

@@ -25,10 +25,10 @@ JOBS=${LAMIA_BUILD_JOBS:-$(nproc)}
 SHARED=${LAMIA_SHARED_DATA:-$ROOT/../shared/data}
 ALL_TARGETS=(fuzz_mind fuzz_amazon fuzz_amazon_lcrec fuzz_hm fuzz_movielens fuzz_jsonl fuzz_csv
              fuzz_tokenizer_files fuzz_tokenizer_json fuzz_manifest
-             fuzz_palette_file fuzz_semantic_id_table fuzz_safetensors fuzz_checkpoint fuzz_hf_folder)
+             fuzz_palette_file fuzz_semantic_id_table fuzz_safetensors fuzz_checkpoint fuzz_hf_folder fuzz_config)
 # The targets of the torch components' readers write their own seeds with lamia's writers
 # (fuzz/fuzz_torch.hpp: LAMIA_FUZZ_WRITE_SEEDS).
-SELF_SEEDED=" fuzz_palette_file fuzz_semantic_id_table fuzz_safetensors fuzz_checkpoint fuzz_hf_folder "
+SELF_SEEDED=" fuzz_palette_file fuzz_semantic_id_table fuzz_safetensors fuzz_checkpoint fuzz_hf_folder fuzz_config "
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
@@ -90,7 +90,7 @@ failed=()
 summary=()
 for t in "${TARGETS[@]}"; do
   max_len=4096
-  case $t in fuzz_tokenizer_* | fuzz_checkpoint | fuzz_hf_folder) max_len=8192 ;; esac
+  case $t in fuzz_tokenizer_* | fuzz_checkpoint | fuzz_hf_folder | fuzz_config) max_len=8192 ;; esac
   dict=(-dict=fuzz/json.dict)
   case $t in fuzz_mind | fuzz_hm | fuzz_movielens | fuzz_csv) dict=(-dict=fuzz/csv.dict) ;; esac
   case $t in fuzz_palette_file | fuzz_semantic_id_table) dict=() ;; esac  # binary formats

@@ -334,6 +334,76 @@ bool hex4(std::string_view t, std::size_t at, std::uint32_t& v) {
 
 }  // namespace
 
+namespace {
+
+// Walks valid JSON (parse_json has checked the syntax and the depth, so the recursion is bounded)
+// and remembers each object's keys.
+class UniqueKeyChecker {
+ public:
+  UniqueKeyChecker(std::string_view text, const std::string& file, std::size_t first_line)
+      : text_(text), file_(file), first_line_(first_line) {}
+
+  void value(const std::string& path) {
+    space();
+    if (at('{')) {
+      ++pos_;
+      std::vector<std::string> keys;
+      for (space(); pos_ < text_.size() && !at('}'); space()) {
+        if (at(',')) {
+          ++pos_;
+          space();
+        }
+        const std::size_t key_at = pos_;
+        std::string key;
+        if (!unescape_json_string(text_, pos_, key)) return;  // cannot happen after parse_json
+        const std::string key_path = path.empty() ? key : path + "." + key;
+        if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+          const auto line = first_line_ + std::size_t(std::count(text_.begin(), text_.begin() + std::ptrdiff_t(key_at), '\n'));
+          throw ParseError({file_, line, key_path},
+                           "the key appears twice in one object (the second value would silently replace the first)");
+        }
+        keys.push_back(std::move(key));
+        space();
+        ++pos_;  // ':'
+        value(key_path);
+      }
+      ++pos_;
+    } else if (at('[')) {
+      ++pos_;
+      for (std::size_t index = 0;; ++index) {
+        space();
+        if (pos_ >= text_.size() || at(']')) break;
+        if (at(',')) ++pos_;
+        value(fmt::format("{}[{}]", path, index));
+      }
+      ++pos_;
+    } else if (at('"')) {
+      std::string ignored;
+      unescape_json_string(text_, pos_, ignored);
+    } else {  // a number, true, false or null
+      while (pos_ < text_.size() && !std::strchr(",]} \t\r\n", text_[pos_])) ++pos_;
+    }
+  }
+
+ private:
+  bool at(char c) const { return pos_ < text_.size() && text_[pos_] == c; }
+  void space() {
+    while (pos_ < text_.size() && std::strchr(" \t\r\n", text_[pos_]) && text_[pos_] != '\0') ++pos_;
+  }
+
+  std::string_view text_;
+  const std::string& file_;
+  std::size_t first_line_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+void check_unique_keys(std::string_view text, const std::string& file, std::size_t first_line) {
+  if (text.size() >= 3 && std::memcmp(text.data(), "\xEF\xBB\xBF", 3) == 0) text.remove_prefix(3);
+  UniqueKeyChecker(text, file, first_line).value("");
+}
+
 bool unescape_json_string(std::string_view t, std::size_t& i, std::string& out) {
   out.clear();
   ++i;

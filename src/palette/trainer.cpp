@@ -17,18 +17,6 @@
 
 namespace lamia {
 
-void PaletteTrainerOptions::check() const {
-  auto bad = [](const char* name, const std::string& want, const std::string& got) {
-    throw ValueError(fmt::format("PaletteTrainerOptions: {} must be {}, got {}", name, want, got));
-  };
-  if (batch_size_ < 1) bad("batch_size", ">= 1", std::to_string(batch_size_));
-  if (!(validation_fraction_ >= 0 && validation_fraction_ < 1)) {
-    bad("validation_fraction", "in [0, 1)", fmt::format("{}", validation_fraction_));
-  }
-  if (group_batches_ < 1) bad("group_batches", ">= 1", std::to_string(group_batches_));
-  loop_.check();
-}
-
 void apply_palette_lora(PaletteEncoderImpl& encoder, const LoraOptions& options, bool train_embeddings) {
   apply_lora(*encoder.decoder, options);
   if (train_embeddings) {

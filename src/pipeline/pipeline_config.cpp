@@ -30,6 +30,13 @@ void check_one_of(const std::string& key, const std::string& value, const std::v
     kRoot.key(key).fail_message(fmt::format("'{}' is not one of {}", value, fmt::join(allowed, ", ")));
 }
 
+// Each name runs once (a repeated tokenizer or baseline would be trained and reported under one name).
+void check_no_repeats(const std::string& key, const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (std::find(names.begin(), names.begin() + std::ptrdiff_t(i), names[i]) != names.begin() + std::ptrdiff_t(i))
+      kRoot.key(key).fail_message(fmt::format("'{}' is listed twice", preview(names[i], 40)));
+}
+
 // A library struct's own check(), its message prefixed with the section's key path.
 void checked(const std::string& key, const std::function<void()>& check) {
   try {
@@ -68,6 +75,8 @@ void validate(const PipelineConfig& c) {
                       "sequences keep them all); set dataset.drop_items_without_text instead, which removes "
                       "them before any stage");
   check_one_of("sequences.protocol", c.sequences.protocol, {"leave_one_out", "user_holdout"});
+  check_no_repeats("recommend.tokenizers", c.recommend.tokenizers);
+  check_no_repeats("recommend.baselines", c.recommend.baselines);
   check_one_of("sequences.train_examples", c.sequences.train_examples, {"all_prefixes", "last_item"});
   for (const auto& t : c.recommend.tokenizers)
     check_one_of("recommend.tokenizers", t, {"lamia", "rq-vae", "residual-kmeans", "oracle", "random"});
@@ -98,6 +107,7 @@ PipelineConfig load_pipeline_config(const std::filesystem::path& path) {
   // The loaders' reader: nesting deeper than limits::kMaxJsonDepth is a ParseError naming the line
   // (printing such a value in an error message would overflow the stack), and so is any syntax error.
   const json j = detail::parse_json(text, path.string(), 1);
+  detail::check_unique_keys(text, path.string(), 1);  // a key set twice: the parser would keep the last
   try {
     PipelineConfig c;
     from_json(j, c);

@@ -80,24 +80,6 @@ torch::Tensor item_logits(DecoderImpl& model, const torch::Tensor& hidden) {
 
 }  // namespace
 
-void SasRecOptions::check() const {
-  check_size("sasrec");
-  auto fail = [](const char* field, const std::string& rule, const std::string& got) {
-    throw ValueError(fmt::format("sasrec: {} {} (got {})", field, rule, got));
-  };
-  if (max_length < 1 || max_length > 100000) fail("max_length", "must be 1 to 100000", std::to_string(max_length));
-  if (negatives < 1 || negatives > 100000) fail("negatives", "must be 1 to 100000", std::to_string(negatives));
-}
-
-void to_json(nlohmann::json& j, const SasRecOptions& o) { j = options::to_json(o); }
-
-void from_json(const nlohmann::json& j, SasRecOptions& o) {
-  SasRecOptions r = o;
-  options::from_json(j, r);
-  r.check();
-  o = r;
-}
-
 SasRec::SasRec(std::int64_t num_items, SasRecOptions options, std::uint64_t seed)
     : model(nullptr), num_items_(num_items), options_(options) {
   options_.check();

@@ -28,6 +28,7 @@
 // ones), values of the wrong type, integers that do not fit, non-finite numbers and values outside
 // a field's check; the object is changed only when the whole read succeeded.
 #include <lamia/core/errors.hpp>
+#include <lamia/core/preview.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -102,8 +103,9 @@ struct Where {
     return fmt::format("{}: key '{}': ", root, path);
   }
   [[noreturn]] void fail(std::string_view expected, const json& got) const {
-    std::string shown = got.is_string() ? "'" + got.get<std::string>() + "'" : got.dump();
-    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+    // Cut at a UTF-8 boundary (a message must stay valid text for Python and the terminal).
+    const std::string shown = got.is_string() ? "'" + preview(got.get_ref<const std::string&>(), 77) + "'"
+                                              : preview(got.dump(), 77);
     if (got.is_string() || got.is_null() || got.is_boolean())
       throw ValueError(fmt::format("{}expected {}, got {}", prefix(), expected, shown));
     throw ValueError(fmt::format("{}expected {}, got {} {}", prefix(), expected, got.type_name(), shown));
@@ -261,7 +263,10 @@ struct Codec<std::filesystem::path> {
   static json write(const std::filesystem::path& v) { return v.string(); }
   static void read(const json& j, std::filesystem::path& out, const Where& w) {
     if (!j.is_string()) w.fail(expected(), j);
-    out = j.get<std::string>();
+    const auto& s = j.get_ref<const std::string&>();
+    // The system calls would read such a path only up to the NUL: another file, silently.
+    if (s.find('\0') != std::string::npos) w.fail_message("expected a path without a NUL character (\\u0000)");
+    out = s;
   }
   static std::string expected() { return "a path (string)"; }
 };

@@ -63,6 +63,12 @@ nlohmann::json parse_json(std::string_view text, const std::string& file, std::s
 /// The same, keeping the order of object keys (the generic loader takes attribute order from it).
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line);
 
+/// Throws ParseError at file:line (counted from first_line) and the key's path (e.g.
+/// "palette.trainer.batch_size", "attributes[2].name") when a key appears twice in one object of
+/// text, which must be valid JSON (parse_json first): nlohmann's parser keeps the last value and
+/// drops the first without a word, which a config must not do.
+void check_unique_keys(std::string_view text, const std::string& file, std::size_t first_line);
+
 /// Unescapes the JSON string that starts at t[i] == '"' into out; on success i is past the
 /// closing quote. False for a string that is not closed or has a bad escape.
 bool unescape_json_string(std::string_view t, std::size_t& i, std::string& out);
