@@ -65,8 +65,7 @@ PipelineConfig resolve_config(const ConfigArgs& args, const std::string& run_dir
   if (file.empty() && folder_config && fs::exists(fs::path(run_dir) / "config.json")) file = fs::path(run_dir) / "config.json";
   if (!file.empty()) {
     source = file.string();
-    j = detail::parse_json(read_file(file), source, 1);
-    if (!j.is_object()) throw ValueError(fmt::format("{}: a configuration is a JSON object", source));
+    j = load_pipeline_config_json(file);
   }
   for (const auto& s : args.sets) apply_set(j, s);
   PipelineConfig config;

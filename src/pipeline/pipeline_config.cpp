@@ -102,12 +102,18 @@ void from_json(const json& j, PipelineConfig& out) {
   out = std::move(c);
 }
 
-PipelineConfig load_pipeline_config(const std::filesystem::path& path) {
+json load_pipeline_config_json(const std::filesystem::path& path) {
   const std::string text = read_file(path);  // a regular file: a FIFO or folder is an IOError, not a hang
   // The loaders' reader: nesting deeper than limits::kMaxJsonDepth is a ParseError naming the line
   // (printing such a value in an error message would overflow the stack), and so is any syntax error.
-  const json j = detail::parse_json(text, path.string(), 1);
+  json j = detail::parse_json(text, path.string(), 1);
   detail::check_unique_keys(text, path.string(), 1);  // a key set twice: the parser would keep the last
+  if (!j.is_object()) throw ValueError(fmt::format("{}: a configuration is a JSON object", path.string()));
+  return j;
+}
+
+PipelineConfig load_pipeline_config(const std::filesystem::path& path) {
+  const json j = load_pipeline_config_json(path);
   try {
     PipelineConfig c;
     from_json(j, c);

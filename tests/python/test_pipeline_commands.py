@@ -178,3 +178,13 @@ def test_set_makes_a_section_the_config_leaves_out(tmp_path):
     line = one_line_error(lamia("run", "--out", tmp_path / "other", "--until", "dataset", "--set",
                                 "recommend.epochs=1", "--set", "recommend.epochs.x=2", check=False))
     assert "'recommend.epochs' is not a section" in line
+
+
+def test_a_config_file_that_sets_a_key_twice_is_refused_at_the_second(tmp_path):
+    # JSON parsers keep the last of two equal keys; the first value would be lost without a word.
+    config = tmp_path / "twice.json"
+    config.write_text('{"recommend": {"epochs": 1,\n  "epochs": 2}}')
+    line = one_line_error(lamia("run", "--config", config, "--out", tmp_path / "run", "--until", "dataset",
+                                check=False))
+    assert "twice.json:2" in line and "recommend.epochs" in line and "twice" in line
+    assert not (tmp_path / "run" / "config.json").exists()

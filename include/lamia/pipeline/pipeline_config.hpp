@@ -350,5 +350,9 @@ void to_json(nlohmann::json& j, const PipelineConfig& config);
 void from_json(const nlohmann::json& j, PipelineConfig& config);
 /// Reads a JSON config file; errors name the file (and the key).
 PipelineConfig load_pipeline_config(const std::filesystem::path& path);
+/// The JSON of a config file before it is read into a PipelineConfig (the CLI applies --set to it):
+/// an object, nested at most limits::kMaxJsonDepth deep, with no key set twice in one object;
+/// otherwise a ParseError or ValueError naming the file (and the line and key where there is one).
+nlohmann::json load_pipeline_config_json(const std::filesystem::path& path);
 
 }  // namespace lamia
