@@ -156,6 +156,25 @@ bool ChunkBuffer::fill() {
   return true;
 }
 
+void ChunkBuffer::skip_byte_order_mark() {
+  while (available() < 4 && fill()) {
+  }
+  const auto* b = reinterpret_cast<const unsigned char*>(data());
+  const std::size_t n = available();
+  if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) {
+    consume(3);
+    return;
+  }
+  const bool utf32 = n >= 4 && ((b[0] == 0xFF && b[1] == 0xFE && b[2] == 0 && b[3] == 0) ||
+                                (b[0] == 0 && b[1] == 0 && b[2] == 0xFE && b[3] == 0xFF));
+  if (utf32 || (n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF)))) {
+    const char* encoding = utf32 ? "UTF-32" : "UTF-16";
+    throw ParseError({path().filename().string(), 1, ""},
+                     fmt::format("the file is {} (it starts with a {} byte order mark); lamia reads UTF-8: convert "
+                                 "it first, e.g. iconv -f {} -t UTF-8", encoding, encoding, encoding));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 LineReader::LineReader(const std::filesystem::path& path) : in_(path) {}
@@ -163,9 +182,7 @@ LineReader::LineReader(const std::filesystem::path& path) : in_(path) {}
 bool LineReader::next(std::string_view& line) {
   if (!started_) {
     started_ = true;
-    while (in_.available() < 3 && in_.fill()) {
-    }
-    if (in_.available() >= 3 && std::memcmp(in_.data(), "\xEF\xBB\xBF", 3) == 0) in_.consume(3);
+    in_.skip_byte_order_mark();
   }
   std::size_t searched = 0;
   for (;;) {
@@ -290,9 +307,7 @@ bool CsvReader::parse(std::size_t& consumed, std::size_t& newlines) {
 bool CsvReader::next() {
   if (!started_) {
     started_ = true;
-    while (in_.available() < 3 && in_.fill()) {
-    }
-    if (in_.available() >= 3 && std::memcmp(in_.data(), "\xEF\xBB\xBF", 3) == 0) in_.consume(3);
+    in_.skip_byte_order_mark();
   }
   for (;;) {
     if (in_.available() == 0 && !in_.fill()) return false;

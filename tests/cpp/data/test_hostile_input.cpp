@@ -395,6 +395,24 @@ TEST_CASE("hostile: a 50 MB line is a ParseError naming the file and the line") 
   CHECK_THAT(what, Catch::Contains("longer than 16 MiB"));
 }
 
+// --- encodings ---------------------------------------------------------------------------------
+TEST_CASE("hostile: a UTF-16 or UTF-32 file is named as such at line 1; a UTF-8 byte order mark is skipped") {
+  // UTF-16LE of {"user_id": "u", "item_id": "a"} after its byte order mark.
+  std::string utf16 = "\xFF\xFE";
+  for (char c : std::string("{\"user_id\": \"u\", \"item_id\": \"a\"}\n")) utf16 += std::string{c, '\0'};
+  auto d = jsonl_dataset(utf16);
+  CHECK_THAT(expect_parse_error("jsonl", d.path, "interactions.jsonl", 1, ""),
+             Catch::Contains("UTF-16") && Catch::Contains("iconv"));
+  d.write("interactions.jsonl", std::string("\0\0\xFE\xFF", 4) + std::string("\0\0\0{", 4));
+  CHECK_THAT(expect_parse_error("jsonl", d.path, "interactions.jsonl", 1, ""), Catch::Contains("UTF-32"));
+  d.write("interactions.jsonl", "\xEF\xBB\xBF{\"user_id\": \"u\", \"item_id\": \"a\"}\n");
+  CHECK(load_dataset("jsonl", d.path, jsonl_options()).interactions.size() == 1);
+  TempDir m;  // the CSV reader (MovieLens, H&M, MIND, generic CSV) the same way
+  m.write("movies.csv", "\xFE\xFF" + kMovies);
+  m.write("ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n");
+  CHECK_THAT(expect_parse_error("movielens", m.path, "movies.csv", 1, ""), Catch::Contains("UTF-16"));
+}
+
 // --- files -------------------------------------------------------------------------------------
 TEST_CASE("hostile: a directory, a FIFO, a device or a missing file each get their own message") {
   TempDir d;

@@ -56,6 +56,9 @@ class ChunkBuffer {
   bool fill();
   bool eof() const noexcept { return eof_; }
   const std::filesystem::path& path() const noexcept { return reader_.path(); }
+  /// At the start of the file: consumes a UTF-8 byte order mark; throws ParseError (line 1) for a
+  /// UTF-16 or UTF-32 one, which would otherwise be reported as invalid UTF-8 at column 1.
+  void skip_byte_order_mark();
 
  private:
   ByteReader reader_;
