@@ -188,3 +188,17 @@ def test_a_config_file_that_sets_a_key_twice_is_refused_at_the_second(tmp_path):
                                 check=False))
     assert "twice.json:2" in line and "recommend.epochs" in line and "twice" in line
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_list_longer_than_the_catalog_is_refused_not_cut(run_dir):
+    # top_k or a cut-off above the catalog size was cut to the catalog in silence.
+    items = json.loads((run_dir / "dataset.json").read_text())["items"]
+    line = one_line_error(lamia("evaluate", run_dir, "--set", f"evaluate.top_k={items + 1}",
+                                "--set", f"evaluate.beam_width={items + 1}", check=False))
+    assert "evaluate.top_k" in line and f"catalog ({items} items)" in line
+    # The folder's config.json keeps what a stage command was given (the refused top_k too), so the
+    # next commands set the fixture's values back.
+    back = ["--set", "evaluate.top_k=5", "--set", "evaluate.beam_width=5"]
+    line = one_line_error(lamia("evaluate", run_dir, *back, "--set", f"evaluate.ks=[1, {items + 5}]", check=False))
+    assert "evaluate.ks" in line and f"{items + 5} is larger" in line
+    lamia("evaluate", run_dir, *back, "--set", "evaluate.ks=[1, 5, 10, 20]", "--quiet")

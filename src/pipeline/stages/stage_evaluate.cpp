@@ -91,6 +91,16 @@ class EvaluateStage : public Stage {
     const auto& ec = ctx.config.evaluate;
     const auto& split = ctx.split();
     const auto num_items = std::int64_t(ctx.sequences().catalog.size());
+    // A list cannot hold more items than the catalog has: such a k was cut to the catalog in silence
+    // (and Recall@k = 1 by construction); it is a config error naming the key.
+    auto refuse_beyond_catalog = [&](const char* key, std::int64_t k) {
+      if (k > num_items)
+        throw ValueError(fmt::format("config: key 'evaluate.{}': {} is larger than the catalog ({} items); a list "
+                                     "cannot hold more items than there are, set it to at most {}",
+                                     key, k, num_items, num_items));
+    };
+    refuse_beyond_catalog("top_k", ec.top_k);
+    for (const auto k : ec.ks) refuse_beyond_catalog("ks", k);
     std::vector<SequenceExample> test = split.test;
     if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
     // Targets that repeat a history item: the same rule for every method (evaluate/metrics.hpp).
@@ -117,7 +127,7 @@ class EvaluateStage : public Stage {
     seen.insert(seen.end(), split.valid.begin(), split.valid.end());
     const auto train_sequences = sequences_of(seen);
     const auto groups = popularity_groups(count_items(train_sequences, num_items));
-    const auto K = std::min<std::int64_t>(ec.top_k, num_items);
+    const auto K = ec.top_k;
     const auto all_exact_users = ec.exact_users > 0 ? std::min<std::int64_t>(ec.exact_users, all_users) : all_users;
     const auto exact_users = std::clamp<std::int64_t>(all_exact_users - first_user, 0, std::int64_t(test.size()));
 
