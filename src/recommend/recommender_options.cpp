@@ -1,7 +1,9 @@
-// The generative recommender's model options (presets, check, JSON), apart from the model (the
-// config reader's fuzz target compiles the option sources alone: fuzz/fuzz_config.cpp).
+// The options of the recommend stage's models, the generative recommender's (presets, check, JSON)
+// and SASRec's (check, JSON), apart from the models (the config reader's fuzz target compiles the
+// option sources alone: fuzz/fuzz_config.cpp).
 #include <lamia/core/errors.hpp>
 #include <lamia/recommend/generative_recommender.hpp>
+#include <lamia/recommend/sasrec.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,18 @@
 #include <string>
 
 namespace lamia {
+namespace {
+
+// Missing keys keep o's values; o changes only when the whole object parsed and passed its check.
+template <class Options>
+void read_checked(const nlohmann::json& j, Options& o) {
+  Options r = o;
+  options::from_json(j, r);
+  r.check();
+  o = r;
+}
+
+}  // namespace
 
 RecommenderModelOptions RecommenderModelOptions::preset(const std::string& name) {
   RecommenderModelOptions o;
@@ -40,11 +54,19 @@ void RecommenderModelOptions::check() const {
 
 void to_json(nlohmann::json& j, const RecommenderModelOptions& o) { j = options::to_json(o); }
 
-void from_json(const nlohmann::json& j, RecommenderModelOptions& o) {
-  RecommenderModelOptions r = o;
-  options::from_json(j, r);
-  r.check();
-  o = r;
+void from_json(const nlohmann::json& j, RecommenderModelOptions& o) { read_checked(j, o); }
+
+void SasRecOptions::check() const {
+  check_size("sasrec");
+  auto fail = [](const char* field, const std::string& rule, const std::string& got) {
+    throw ValueError(fmt::format("sasrec: {} {} (got {})", field, rule, got));
+  };
+  if (max_length < 1 || max_length > 100000) fail("max_length", "must be 1 to 100000", std::to_string(max_length));
+  if (negatives < 1 || negatives > 100000) fail("negatives", "must be 1 to 100000", std::to_string(negatives));
 }
+
+void to_json(nlohmann::json& j, const SasRecOptions& o) { j = options::to_json(o); }
+
+void from_json(const nlohmann::json& j, SasRecOptions& o) { read_checked(j, o); }
 
 }  // namespace lamia
