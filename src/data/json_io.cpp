@@ -1,3 +1,4 @@
+#include <lamia/core/preview.hpp>
 #include <lamia/data/detail/json_io.hpp>
 #include <lamia/data/detail/text_io.hpp>
 #include <lamia/data/loaders/limits.hpp>
@@ -10,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
+#include <vector>
 
 namespace lamia::detail {
 
@@ -155,10 +158,37 @@ std::string json_key_before(std::string_view text, std::size_t offset) {
 
 namespace {
 
+// The keys of one JSON object: a short list while it is small (a record has a few keys), a hash
+// set from kKeySetListMax keys on (a tokenizer's vocabulary has 50k).
+class KeySet {
+ public:
+  void clear() {
+    list_.clear();
+    set_.clear();
+  }
+  /// False when key is in the set already.
+  bool insert(const std::string& key) {
+    if (!set_.empty()) return set_.insert(key).second;
+    if (std::find(list_.begin(), list_.end(), key) != list_.end()) return false;
+    list_.push_back(key);
+    if (list_.size() >= kKeySetListMax) {
+      set_.insert(list_.begin(), list_.end());
+      list_.clear();
+    }
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kKeySetListMax = 32;
+  std::vector<std::string> list_;
+  std::unordered_set<std::string> set_;
+};
+
 // Builds the value as nlohmann's own parser does, but stops at limits::kMaxJsonDepth: the
 // parser itself is iterative, while copying, printing and walking a value recurse, so a
 // 100k-deep value would overflow the stack later. Errors are kept, not thrown, so that the
-// caller can name the file, line and field.
+// caller can name the file, line and field. A key that appears twice in one object stops the parse
+// too (duplicate_key): nlohmann keeps the last value and drops the first in silence.
 template <class Json>
 class DepthLimitedBuilder {
  public:
@@ -172,8 +202,19 @@ class DepthLimitedBuilder {
   }
   bool string(typename Json::string_t& v) { return dom_.string(v); }
   bool binary(typename Json::binary_t& v) { return dom_.binary(v); }
-  bool start_object(std::size_t n) { return deeper() && dom_.start_object(n); }
-  bool key(typename Json::string_t& k) { return dom_.key(k); }
+  bool start_object(std::size_t n) {
+    if (!deeper()) return false;
+    if (keys_.size() < depth_) keys_.resize(depth_);
+    keys_[depth_ - 1].clear();
+    return dom_.start_object(n);
+  }
+  bool key(typename Json::string_t& k) {
+    if (!keys_[depth_ - 1].insert(k)) {  // the parser would keep the last value and drop the first
+      duplicate_key = true;
+      return false;
+    }
+    return dom_.key(k);
+  }
   bool end_object() {
     --depth_;
     return dom_.end_object();
@@ -191,6 +232,7 @@ class DepthLimitedBuilder {
   }
 
   bool too_deep = false;
+  bool duplicate_key = false;
   std::size_t error_byte = 0;
   int error_id = 0;
   std::string error_what;
@@ -203,6 +245,7 @@ class DepthLimitedBuilder {
   }
   nlohmann::detail::json_sax_dom_parser<Json> dom_;
   std::size_t depth_ = 0;
+  std::vector<KeySet> keys_;  // the keys of the open object at each depth (arrays leave theirs unused)
 };
 
 // Offset of the bracket that opens level limits::kMaxJsonDepth + 1 (outside strings).
@@ -274,6 +317,10 @@ Json parse_json_as(std::string_view text, const std::string& file, std::size_t f
     throw ParseError({file, line_of(at), json_key_before(text, at)},
                      fmt::format("JSON nested deeper than {} levels (the limit of lamia's readers)",
                                  limits::kMaxJsonDepth));
+  }
+  if (builder.duplicate_key) {
+    check_unique_keys(text, file, first_line);  // throws at the second key's line, with its path
+    throw ParseError({file, first_line, ""}, "a key appears twice in one object");  // not reached
   }
   if (builder.error_id == 406) {  // a number out of the range of a double
     const std::string quoted = quote_numbers_out_of_double_range(text);
@@ -475,6 +522,8 @@ bool parse_flat_string_object(std::string_view t, std::vector<std::pair<std::str
     ++i;
     space();
     if (i >= t.size() || t[i] != '"' || !unescape_json_string(t, i, value)) return false;
+    for (const auto& kv : out)  // a key twice: parse_json names it (records have a few keys)
+      if (kv.first == key) return false;
     out.emplace_back(key, value);
     space();
     if (i < t.size() && t[i] == ',') {
@@ -614,7 +663,10 @@ class PyLiteral {
         space();
         if (i_ >= t_.size() || t_[i_] != ':') fail("expected ':'");
         ++i_;
-        out[k.get<std::string>()] = value();
+        const auto& key = k.get_ref<const std::string&>();
+        if (out.contains(key)) fail(fmt::format("the key '{}' appears twice in one dictionary (the second value would "
+                                                "silently replace the first)", preview(key, 60)));
+        out[key] = value();
         space();
         if (i_ < t_.size() && t_[i_] == ',') {
           ++i_;

@@ -105,9 +105,9 @@ void from_json(const json& j, PipelineConfig& out) {
 json load_pipeline_config_json(const std::filesystem::path& path) {
   const std::string text = read_file(path);  // a regular file: a FIFO or folder is an IOError, not a hang
   // The loaders' reader: nesting deeper than limits::kMaxJsonDepth is a ParseError naming the line
-  // (printing such a value in an error message would overflow the stack), and so is any syntax error.
+  // (printing such a value in an error message would overflow the stack), and so are any syntax
+  // error and a key set twice in one object (a parser would keep the last value).
   json j = detail::parse_json(text, path.string(), 1);
-  detail::check_unique_keys(text, path.string(), 1);  // a key set twice: the parser would keep the last
   if (!j.is_object()) throw ValueError(fmt::format("{}: a configuration is a JSON object", path.string()));
   return j;
 }

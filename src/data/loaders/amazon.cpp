@@ -147,7 +147,9 @@ Dataset load_amazon_lcrec(const fs::path& dir, const LoadOptions& options, LoadR
       try {
         record = detail::parse_json(m.value, file, m.value_line);
       } catch (const ParseError& e) {
-        problems.row("malformed_row", {file, e.where().line, m.key}, e.reason());
+        // The field as the docs name it: <item id>.<attribute> (the reader's key within the item).
+        const auto& inner = e.where().field;
+        problems.row("malformed_row", {file, e.where().line, inner.empty() ? m.key : m.key + "." + inner}, e.reason());
         continue;
       }
       if (!record.is_object()) {

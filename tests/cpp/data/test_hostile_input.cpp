@@ -127,7 +127,7 @@ TEST_CASE("hostile: deep nesting in an LC-Rec item and in a 2014 Python-literal 
   TempDir d;
   d.write("x.item.json", "{\n\"1\": {\"title\": \"t\"},\n\"2\": {\"title\": " + nested(100000, '[', ']') + "}\n}\n");
   d.write("x.inter.json", "{\"u\": [1]}\n");
-  auto what = expect_parse_error("amazon-lcrec", d.path, "x.item.json", 3, "2");
+  auto what = expect_parse_error("amazon-lcrec", d.path, "x.item.json", 3, "2.title");
   CHECK_THAT(what, Catch::Contains("nested deeper than 256"));
 
   TempDir a;
@@ -393,6 +393,38 @@ TEST_CASE("hostile: a 50 MB line is a ParseError naming the file and the line") 
   m.write("ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,\"" + std::string(50 << 20, '2') + "\n");
   what = expect_parse_error("movielens", m.path, "ratings.csv", 3, "movieId");
   CHECK_THAT(what, Catch::Contains("longer than 16 MiB"));
+}
+
+// --- keys set twice ----------------------------------------------------------------------------
+TEST_CASE("hostile: a key that appears twice in one JSON object is an error at its line, never the last value kept") {
+  // JSON lines: the record's line and the key (lenient: a malformed row, counted and skipped).
+  TempDir d;
+  d.write("items.jsonl", "{\"item_id\": \"a\", \"title\": \"A\"}\n{\"item_id\": \"b\", \"title\": \"B\", \"title\": \"C\"}\n");
+  d.write("interactions.jsonl", "{\"user_id\": \"u\", \"item_id\": \"a\"}\n");
+  CHECK_THAT(expect_parse_error("jsonl", d.path, "items.jsonl", 2, "title", jsonl_options()), Catch::Contains("twice"));
+  auto lenient = jsonl_options();
+  lenient.lenient = true;
+  LoadReport report;
+  const auto ds = load_dataset("jsonl", d.path, lenient, report);
+  CHECK(ds.catalog.size() == 1);
+  CHECK(report.warnings["malformed_row"] == 1);
+  // Nested keys are named by their path; the same key in two objects is fine.
+  d.write("items.jsonl", "{\"item_id\": \"a\", \"title\": \"A\", \"x\": {\"k\": 1, \"y\": {\"k\": 2, \"k\": 3}}}\n");
+  CHECK_THAT(expect_parse_error("jsonl", d.path, "items.jsonl", 1, "x.y.k", jsonl_options()), Catch::Contains("twice"));
+  d.write("items.jsonl", "{\"item_id\": \"a\", \"title\": \"A\", \"x\": {\"title\": 1}, \"y\": [{\"k\": 1}, {\"k\": 2}]}\n");
+  CHECK(load_dataset("jsonl", d.path, jsonl_options()).catalog.size() == 1);
+
+  // LC-Rec: an item's attribute twice (the all-string fast path hands it to the JSON reader).
+  TempDir l;
+  l.write("x.item.json", "{\n\"1\": {\"title\": \"t\"},\n\"2\": {\"title\": \"t\",\n  \"title\": \"u\"}\n}\n");
+  l.write("x.inter.json", "{\"u\": [1]}\n");
+  CHECK_THAT(expect_parse_error("amazon-lcrec", l.path, "x.item.json", 4, "2.title"), Catch::Contains("twice"));
+
+  // The 2014 metadata's Python literals.
+  TempDir a;
+  a.write("meta_x.json", "{'asin': 'A1', 'title': 'ok'}\n{'asin': 'A2', 'title': 'x', 'title': 'y'}\n");
+  a.write("reviews.json", "{\"reviewerID\": \"u\", \"asin\": \"A1\", \"overall\": 5, \"unixReviewTime\": 1}\n");
+  CHECK_THAT(expect_parse_error("amazon", a.path, "meta_x.json", 2, ""), Catch::Contains("'title' appears twice"));
 }
 
 // --- encodings ---------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ std::string json_key_before(std::string_view text, std::size_t offset);
 /// first_line for the byte the parser stopped at), field json_key_before() that byte, with
 /// the parser's reason. Values nested deeper than limits::kMaxJsonDepth are such an error (never
 /// a stack overflow); numbers that a double cannot hold (1e400) are read as strings of their
-/// text, so that an unused field is accepted and a used one fails its own check.
+/// text, so that an unused field is accepted and a used one fails its own check. A key that appears
+/// twice in one object is a ParseError at the second one's line (check_unique_keys).
 nlohmann::json parse_json(std::string_view text, const std::string& file, std::size_t first_line);
 /// The same, keeping the order of object keys (the generic loader takes attribute order from it).
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& file, std::size_t first_line);
