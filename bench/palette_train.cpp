@@ -2,6 +2,9 @@
 // the same batches, palette export items/s, and the peak memory of a batch-128 step, for the
 // 4-layer d = 256 model trained from scratch on the synthetic catalog.
 //   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] [--profile N]
+//                       [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1]
+// --layers/--hidden/--heads: another model shape (24, 1024, 16 is OPT-350M's); --pack and
+// --fused-attention: the decoder's KernelPolicy (include/lamia/nn/kernel_policy.hpp) for both paths.
 // (on CUDA the peak RSS is the host's; step times include a device synchronisation).
 // The two paths run interleaved (fast step i, reference step i, each on its own copy of the same
 // initial weights with its own Adam), so that a change of machine load hits both alike. Besides wall
@@ -12,6 +15,8 @@
 // --threads 0 (the default): lamia's default thread count (include/lamia/core/threads.hpp).
 #include <lamia/core/threads.hpp>
 #include <lamia/data/synthetic.hpp>
+#include <lamia/nn/kernel_policy.hpp>
+#include <lamia/nn/optimizer.hpp>
 #include <lamia/nn/threads.hpp>
 #include <lamia/palette.hpp>
 
@@ -81,7 +86,7 @@ Usage usage() {
 struct Runner {
   PaletteEncoderImpl& enc;
   PalettePath path;
-  torch::optim::Adam opt;
+  MultiTensorAdam opt;  // the trainer's optimizer
   Timing t;
   Runner(PaletteEncoderImpl& e, PalettePath p)
       : enc(e), path(p), opt(e.parameters(), torch::optim::AdamOptions(1e-4)) {}
@@ -96,7 +101,7 @@ struct Runner {
     opt.zero_grad();
     auto out = enc.forward(batch, path);
     out.loss.backward();
-    torch::nn::utils::clip_grad_norm_(enc.parameters(), 1.0);
+    clip_grad_norm(enc.parameters(), 1.0);
     opt.step();
     sync();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -165,6 +170,8 @@ void print_profile(Runner& r, const TokenizedCatalog& tc, const std::vector<std:
 
 int main(int argc, char** argv) {
   std::int64_t items = 2000, steps = 6, batch_size = 128, threads = 0, profile = 0;
+  ScratchModelOptions mo;  // 4 layers, d = 256, 4 heads, BPE vocab 2048
+  KernelPolicy policy = kernel_policy();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const auto v = std::atoll(argv[i + 1]);
@@ -174,25 +181,32 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch_size = v;
     else if (a == "--threads") threads = v;
     else if (a == "--profile") profile = v;
+    else if (a == "--layers") mo.num_layers = v;
+    else if (a == "--hidden") mo.hidden_size = v;
+    else if (a == "--heads") mo.num_heads = v;
+    else if (a == "--pack") policy.pack_padding = v != 0;
+    else if (a == "--fused-attention") policy.fused_attention = v != 0;
     else {
-      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] [--profile N]\n";
+      std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] "
+                   "[--profile N] [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1]\n";
       return 1;
     }
   }
   const int threads_set = lamia::set_torch_threads(static_cast<int>(threads));
+  set_kernel_policy(policy);
   SyntheticOptions so;
   so.num_items = items;
   so.num_users = 0;
   const auto catalog = generate_synthetic(so).dataset.catalog;
-  ScratchModelOptions mo;  // 4 layers, d = 256, 4 heads, BPE vocab 2048
   mo.dropout = 0.0;        // the two paths must compute the same function
   auto setup = make_palette_setup_from_scratch(catalog, PaletteEncoderOptions(4, 2), mo);
   auto& enc = *setup.encoder;
   std::int64_t params = 0;
   for (const auto& p : enc.parameters()) params += p.numel();
-  fmt::print("palette bench: {} items, m = 4, r = 2, L = 4, model 4 layers d = 256 ({:.2f} M parameters), batch {}, "
-             "{} torch threads, device {}\n{}\n",
-             catalog.size(), params / 1e6, batch_size, torch::get_num_threads(), g_device.str(),
+  fmt::print("palette bench: {} items, m = 4, r = 2, L = 4, model {} layers d = {} {} heads ({:.2f} M parameters), "
+             "batch {}, {} torch threads, device {}, kernel policy: pack_padding {}, fused_attention {}\n{}\n",
+             catalog.size(), mo.num_layers, mo.hidden_size, mo.num_heads, params / 1e6, batch_size,
+             torch::get_num_threads(), g_device.str(), policy.pack_padding, policy.fused_attention,
              lamia::thread_summary(threads_set));
 
   PaletteTrainer trainer(setup.encoder, setup.catalog,

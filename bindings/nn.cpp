@@ -267,6 +267,38 @@ LAMIA_REGISTER_BINDINGS(kOrderNn, nn) {
       py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(), py::arg("dropout_p") = 0.0, py::arg("training") = false,
         "softmax(q k^T) v with a bool mask [B,T,S]; fully masked rows give 0.");
   m.def(
+      "fused_masked_attention",
+      [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::optional<torch::Tensor> mask) {
+        return functional::fused_masked_attention(q, k, v, opt(mask));
+      },
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(),
+      "masked_attention through torch's scaled_dot_product_attention (LibTorch >= 2.1, no dropout); fully masked "
+      "rows give 0 here too.");
+  m.def("fused_attention_available", &fused_attention_available,
+        "Whether this build's LibTorch has scaled_dot_product_attention (>= 2.1), which fused_attention needs.");
+  auto policy_dict = [](const KernelPolicy& p) {
+    py::dict d;
+    d["pack_padding"] = p.pack_padding;
+    d["fused_attention"] = p.fused_attention;
+    return d;
+  };
+  m.def("kernel_policy", [policy_dict] { return policy_dict(kernel_policy()); },
+        "The decoder's kernel policy now in force: {'pack_padding': bool, 'fused_attention': bool}.");
+  m.def(
+      "set_kernel_policy",
+      [policy_dict](std::optional<bool> pack_padding, std::optional<bool> fused_attention) {
+        const auto before = kernel_policy();
+        auto p = before;
+        if (pack_padding) p.pack_padding = *pack_padding;
+        if (fused_attention) p.fused_attention = *fused_attention;
+        set_kernel_policy(p);
+        return policy_dict(before);
+      },
+      py::arg("pack_padding") = py::none(), py::arg("fused_attention") = py::none(),
+      "Sets how every decoder computes (never what): pack_padding runs the per-token work on the real tokens "
+      "only (token_mask), fused_attention uses scaled_dot_product_attention for masked attention. Arguments "
+      "left None keep their value. Returns the policy before the call. Process-wide, as torch.backends' flags.");
+  m.def(
       "save_safetensors",
       [](const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
          std::optional<std::map<std::string, std::string>> metadata) {

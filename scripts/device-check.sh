@@ -256,9 +256,26 @@ if [ -x "$BUILD/bench/bench_nn_decoder" ]; then
   run_step "bench_nn_decoder --quick (CPU)" 90 "$BENCH_LOG" "$BUILD/bench/bench_nn_decoder" --quick
   [ "$CUDA_OK" = 1 ] && run_step "bench_nn_decoder --quick --device cuda" 90 "$BENCH_LOG" "$BUILD/bench/bench_nn_decoder" --quick --device cuda
 fi
+# Palette training, fast path against reference path: on the CPU; on CUDA under each kernel policy
+# (--pack: the padding packed out; --fused-attention: scaled_dot_product_attention), with one
+# operator profile; then at OPT-350M's shape (24 layers, d = 1024, 16 heads), where the GPU is busy.
 if [ -x "$BUILD/bench/bench_palette_train" ] && ! out_of_time 60; then
-  run_step "bench_palette_train (CPU)" 90 "$BENCH_LOG" "$BUILD/bench/bench_palette_train" --items 400 --steps 4 --batch 64
-  [ "$CUDA_OK" = 1 ] && run_step "bench_palette_train --device cuda" 90 "$BENCH_LOG" "$BUILD/bench/bench_palette_train" --items 400 --steps 4 --batch 64 --device cuda
+  PT=("$BUILD/bench/bench_palette_train" --items 400 --steps 4 --batch 64)
+  run_step "bench_palette_train (CPU)" 90 "$BENCH_LOG" "${PT[@]}"
+  if [ "$CUDA_OK" = 1 ]; then
+    for policy in "1 0" "0 0" "1 1" "0 1"; do
+      set -- $policy
+      out_of_time 40 && break
+      run_step "bench_palette_train cuda pack $1 fused $2" 45 "$BENCH_LOG" "${PT[@]}" --steps 8 --device cuda --pack "$1" --fused-attention "$2"
+    done
+    out_of_time 40 || run_step "bench_palette_train cuda profile (pack 1 fused 0)" 45 "$BENCH_LOG" "${PT[@]}" --device cuda --profile 18
+    for policy in "1 0" "0 1"; do
+      set -- $policy
+      out_of_time 40 && break
+      run_step "bench_palette_train cuda OPT-350M shape pack $1 fused $2" 60 "$BENCH_LOG" "${PT[@]}" --device cuda \
+        --layers 24 --hidden 1024 --heads 16 --pack "$1" --fused-attention "$2"
+    done
+  fi
 fi
 
 # ------------------------------------------------------------------ everything else
@@ -312,7 +329,7 @@ fi
   grep -E '^(All tests passed|test cases:)' "$CTEST_LOG" 2>/dev/null | sed 's/^/catch2: /'
   grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$CTEST_LOG" 2>/dev/null | sed 's/^/ctest: /'
   grep -E '^(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$PYTEST_LOG" 2>/dev/null | grep -v '^=* *$' | cut -c1-250 | sed 's/^/pytest: /' | head -60
-  grep -E '^(device|tiny|small|OPT|KV-cache|train|fast /|export|palette bench|n=|rq-vae n=)' "$BENCH_LOG" 2>/dev/null | sed 's/^/bench: /'
+  grep -E '^(device|tiny|small|OPT|KV-cache|train|fast /|export|palette bench|n=|rq-vae n=)' "$BENCH_LOG" 2>/dev/null | cut -c1-260 | sed 's/^/bench: /'
   echo "total $(elapsed)s of ${BUDGET}s budget"
 } >>"$SUMMARY"
 # Keep every returned file under 16 MiB.

@@ -1,6 +1,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/nn/kernel_policy.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -197,11 +198,26 @@ void KVCache::reorder(const torch::Tensor& indices) {
 
 // ---------------------------------------------------------------- packed tokens
 
-PackedTokens::PackedTokens(const torch::Tensor& token_mask)
-    : index(token_mask.reshape({-1}).nonzero().squeeze(1)),
-      padding(token_mask.reshape({-1}).logical_not().nonzero().squeeze(1)),
-      batch(token_mask.size(0)),
-      length(token_mask.size(1)) {}
+torch::Tensor flat_positions(const torch::Tensor& mask, int64_t count) {
+  auto flat = mask.reshape({-1});
+  if (count < 0 || !flat.is_cuda()) return flat.nonzero().squeeze(1);
+  // Known count: a stable sort puts the true positions first, in order, without nonzero's
+  // device synchronisation (it must learn its output's size).
+  return torch::argsort(flat.logical_not().to(torch::kUInt8), /*stable=*/true, 0, false).narrow(0, 0, count);
+}
+
+PackedTokens::PackedTokens(const torch::Tensor& token_mask, int64_t num_real)
+    : batch(token_mask.size(0)), length(token_mask.size(1)) {
+  auto flat = token_mask.reshape({-1});
+  if (num_real < 0 || !flat.is_cuda()) {
+    index = flat.nonzero().squeeze(1);
+    padding = flat.logical_not().nonzero().squeeze(1);
+  } else {
+    auto order = torch::argsort(flat.logical_not().to(torch::kUInt8), /*stable=*/true, 0, false);
+    index = order.narrow(0, 0, num_real);
+    padding = order.narrow(0, num_real, flat.size(0) - num_real);
+  }
+}
 
 torch::Tensor PackedTokens::pack(const torch::Tensor& padded) const {
   return padded.reshape({batch * length, padded.size(-1)}).index_select(0, index);
@@ -251,6 +267,25 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, c
   if (half) probs = probs.to(q.scalar_type());
   if (dropout_p > 0 && training) probs = torch::dropout(probs, dropout_p, true);
   return torch::matmul(probs, v);
+}
+
+torch::Tensor fused_masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& mask) {
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+  if (!mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, /*scale=*/1.0);
+  auto allowed = mask.unsqueeze(1);  // [B,1,T,S]
+  // A row with no allowed key would be NaN in the fused kernels, and its NaN would reach every key's
+  // gradient in the backward even where the row's output is dropped (a packed forward's padding). It
+  // reads every key instead (no device sync to find out whether there is such a row), and its output
+  // is set to 0 afterwards, which also zeroes what flows back into it.
+  auto keyless = allowed.logical_not().all(-1, /*keepdim=*/true);  // [B,1,T,1]
+  auto out = at::scaled_dot_product_attention(q, k, v, allowed | keyless, 0.0, false, 1.0);
+  return out.masked_fill(keyless, 0.0);
+#else
+  (void)q, (void)k, (void)v, (void)mask;
+  throw ValueError("fused_masked_attention needs LibTorch >= 2.1 (scaled_dot_product_attention with a scale); this "
+                   "build has LibTorch " TORCH_VERSION);
+#endif
 }
 }  // namespace functional
 
@@ -350,7 +385,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   (void)causal_hint;
   if (!out.defined()) {
     // Packed: padding queries are dropped below, so only real rows need a key to be well defined.
-    out = functional::masked_attention(q, k, v, mask, p, is_training(), !packed || !packed->real_rows_have_keys);
+    const bool rows_may_be_empty = !packed || !packed->real_rows_have_keys;
+    const bool draws_dropout = p > 0 && is_training();  // dropout keeps lamia's own RNG stream
+    if (!draws_dropout && kernel_policy().fused_attention) {
+      out = functional::fused_masked_attention(q, k, v, mask);
+    } else {
+      out = functional::masked_attention(q, k, v, mask, p, is_training(), rows_may_be_empty);
+    }
   }
   out = out.transpose(1, 2).reshape({B * T, hidden_size});
   if (packed) out = out.index_select(0, some_rows ? packed->out_index : packed->index);
@@ -526,9 +567,10 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
   }
   const auto S = past + T;
   auto ids = in.input_ids.to(dev);
-
-  // Token embeddings, replaced by inputs_embeds where embeds_mask is set.
-  auto x = torch::embedding(embed_tokens_->weight, ids, options_.pad_token_id());
+  auto check_mask = [&](const torch::Tensor& m, const char* name) {
+    TORCH_CHECK_VALUE(m.sizes() == in.input_ids.sizes() && m.scalar_type() == torch::kBool, "Decoder::forward: ", name,
+                      " must be bool [", B, ", ", T, "], got ", m.scalar_type(), " ", shape_str(m));
+  };
   if (in.inputs_embeds.defined() || in.embeds_mask.defined()) {
     TORCH_CHECK_VALUE(in.inputs_embeds.defined() && in.embeds_mask.defined(),
                       "Decoder::forward: inputs_embeds and embeds_mask must be given together");
@@ -536,11 +578,7 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
                           in.inputs_embeds.size(2) == E,
                       "Decoder::forward: inputs_embeds must be [", B, ", ", T, ", ", E, "], got ",
                       shape_str(in.inputs_embeds));
-    TORCH_CHECK_VALUE(in.embeds_mask.sizes() == in.input_ids.sizes() && in.embeds_mask.scalar_type() == torch::kBool,
-                      "Decoder::forward: embeds_mask must be bool [", B, ", ", T, "], got ", in.embeds_mask.scalar_type(),
-                      " ", shape_str(in.embeds_mask));
-    auto em = in.embeds_mask.to(dev).unsqueeze(-1);
-    x = torch::where(em, in.inputs_embeds.to(dev, x.scalar_type()), x);
+    check_mask(in.embeds_mask, "embeds_mask");
   }
 
   // Positions (0-based; the table is offset by 2 as OPT's).
@@ -550,45 +588,11 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
                       "Decoder::forward: position_ids must be int64 [", B, ", ", T, "], got ",
                       in.position_ids.scalar_type(), " ", shape_str(in.position_ids));
     pos = in.position_ids.to(dev);
-    if (pos.numel() > 0) {
-      auto lo = pos.min().item<int64_t>(), hi = pos.max().item<int64_t>();
-      TORCH_CHECK_INDEX(lo >= 0 && hi < options_.max_position_embeddings(), "Decoder::forward: position_ids must be in [0, ",
-                        options_.max_position_embeddings(), "), got values in [", lo, ", ", hi, "]");
-    }
   } else {
     TORCH_CHECK_INDEX(S <= options_.max_position_embeddings(), "Decoder::forward: sequence length ", S,
                       " exceeds max_position_embeddings ", options_.max_position_embeddings());
     pos = (torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(dev)) + past).unsqueeze(0).expand({B, T});
   }
-  auto pos_embeds = torch::embedding(embed_positions->weight, pos + 2);
-
-  // Padding left out: every per-token operation below runs on the [N, D] rows of the real tokens.
-  std::optional<PackedTokens> packed, last_layer;
-  torch::Tensor real;  // [B, T] bool on dev
-  if (in.token_mask.defined() || in.output_mask.defined()) {
-    TORCH_CHECK_VALUE(!cache, "Decoder::forward: token_mask and output_mask cannot be combined with a KV cache");
-    auto check_mask = [&](const torch::Tensor& m, const char* name) {
-      TORCH_CHECK_VALUE(m.sizes() == in.input_ids.sizes() && m.scalar_type() == torch::kBool, "Decoder::forward: ", name,
-                        " must be bool [", B, ", ", T, "], got ", m.scalar_type(), " ", shape_str(m));
-    };
-    if (in.token_mask.defined()) check_mask(in.token_mask, "token_mask");
-    real = in.token_mask.defined() ? in.token_mask.to(dev) : torch::ones({B, T}, ids.options().dtype(torch::kBool));
-    packed.emplace(real);
-    x = packed->pack(x);
-    pos_embeds = packed->pack(pos_embeds);
-    if (in.output_mask.defined()) {
-      check_mask(in.output_mask, "output_mask");
-      auto wanted = in.output_mask.to(dev);
-      TORCH_CHECK_VALUE(!(wanted & real.logical_not()).any().item<bool>(),
-                        "Decoder::forward: output_mask asks for a position outside token_mask");
-      last_layer = packed;
-      last_layer->out_index = wanted.reshape({-1}).nonzero().squeeze(1);
-      auto row_of = real.reshape({-1}).to(torch::kLong).cumsum(0) - 1;  // flat position -> packed row
-      last_layer->out_rows = row_of.index_select(0, last_layer->out_index);
-    }
-  }
-  if (project_in) x = project_in->forward(x);
-  auto h = x + pos_embeds;
 
   // Mask: [B,T,S] bool.
   torch::Tensor mask;
@@ -605,21 +609,96 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
     mask = functional::causal_mask(T, past, dev).unsqueeze(0).expand({B, T, S});
     causal_hint = true;
   }
-  if (packed) {
-    // A padding key's k and v are not computed (zeros): no real query may see one.
-    auto leaks = (mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1)).any();
-    auto keyless = (mask.any(-1).logical_not() & real).any();
-    auto found = torch::stack({leaks, keyless}).cpu();  // one device sync for both
-    TORCH_CHECK_VALUE(!found[0].item<bool>(), "Decoder::forward: the attention_mask lets a token of token_mask "
-                      "attend a padding position (false in token_mask); pass no token_mask, or mask those keys");
-    packed->real_rows_have_keys = !found[1].item<bool>();
-    if (last_layer) last_layer->real_rows_have_keys = packed->real_rows_have_keys;
+
+  // The real tokens and the outputs asked for.
+  const bool masked = in.token_mask.defined() || in.output_mask.defined();
+  torch::Tensor real, wanted;  // [B, T] bool on dev
+  if (masked) {
+    TORCH_CHECK_VALUE(!cache, "Decoder::forward: token_mask and output_mask cannot be combined with a KV cache");
+    if (in.token_mask.defined()) check_mask(in.token_mask, "token_mask");
+    if (in.output_mask.defined()) check_mask(in.output_mask, "output_mask");
+    real = in.token_mask.defined() ? in.token_mask.to(dev) : torch::ones({B, T}, ids.options().dtype(torch::kBool));
+    if (in.output_mask.defined()) wanted = in.output_mask.to(dev);
   }
+
+  // Every check of the inputs' values, and the counts the packing needs, in one device
+  // synchronisation (on a GPU each one drains the queue of kernels).
+  std::vector<torch::Tensor> facts;
+  enum Fact { kPosLo, kPosHi, kOutside, kLeaks, kKeyless, kReal, kWanted };
+  std::array<int, 7> at{};
+  at.fill(-1);
+  auto note = [&](Fact f, const torch::Tensor& t) {
+    at[f] = static_cast<int>(facts.size());
+    facts.push_back(t.to(torch::kLong).reshape({}));
+  };
+  if (in.position_ids.defined() && pos.numel() > 0) {
+    note(kPosLo, pos.min());
+    note(kPosHi, pos.max());
+  }
+  if (masked) {
+    // A padding key's k and v are not computed when packed (zeros): no real query may see one.
+    note(kLeaks, (mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1)).any());
+    note(kKeyless, (mask.any(-1).logical_not() & real).any());
+    note(kReal, real.sum());
+    if (wanted.defined()) {
+      note(kOutside, (wanted & real.logical_not()).any());
+      note(kWanted, wanted.sum());
+    }
+  }
+  std::array<int64_t, 7> value{};
+  if (!facts.empty()) {
+    auto host = torch::stack(facts).cpu();
+    const auto* v = host.data_ptr<int64_t>();
+    for (int f = 0; f < 7; ++f)
+      if (at[f] >= 0) value[f] = v[at[f]];
+  }
+  if (at[kPosLo] >= 0) {
+    TORCH_CHECK_INDEX(value[kPosLo] >= 0 && value[kPosHi] < options_.max_position_embeddings(),
+                      "Decoder::forward: position_ids must be in [0, ", options_.max_position_embeddings(),
+                      "), got values in [", value[kPosLo], ", ", value[kPosHi], "]");
+  }
+  if (at[kOutside] >= 0) {
+    TORCH_CHECK_VALUE(!value[kOutside], "Decoder::forward: output_mask asks for a position outside token_mask");
+  }
+  if (at[kLeaks] >= 0) {
+    TORCH_CHECK_VALUE(!value[kLeaks], "Decoder::forward: the attention_mask lets a token of token_mask "
+                      "attend a padding position (false in token_mask); pass no token_mask, or mask those keys");
+  }
+
+  // Token embeddings, replaced by inputs_embeds where embeds_mask is set.
+  auto x = torch::embedding(embed_tokens_->weight, ids, options_.pad_token_id());
+  if (in.inputs_embeds.defined()) {
+    auto em = in.embeds_mask.to(dev).unsqueeze(-1);
+    x = torch::where(em, in.inputs_embeds.to(dev, x.scalar_type()), x);
+  }
+  auto pos_embeds = torch::embedding(embed_positions->weight, pos + 2);
+
+  // Padding left out (KernelPolicy::pack_padding): every per-token operation below runs on the
+  // [N, D] rows of the real tokens.
+  std::optional<PackedTokens> packed, last_layer;
+  if (masked && kernel_policy().pack_padding) {
+    packed.emplace(real, value[kReal]);
+    packed->real_rows_have_keys = !value[kKeyless];
+    x = packed->pack(x);
+    pos_embeds = packed->pack(pos_embeds);
+    if (wanted.defined()) {
+      last_layer = packed;
+      last_layer->out_index = flat_positions(wanted, value[kWanted]);
+      auto row_of = real.reshape({-1}).to(torch::kLong).cumsum(0) - 1;  // flat position -> packed row
+      last_layer->out_rows = row_of.index_select(0, last_layer->out_index);
+    }
+  }
+  if (project_in) x = project_in->forward(x);
+  auto h = x + pos_embeds;
 
   DecoderOutput out;
   if (in.output_hidden_states) out.hidden_states.reserve(layer_modules.size() + 1);
   std::vector<torch::Tensor> new_keys(layer_modules.size()), new_values(layer_modules.size());
-  auto padded = [&](const torch::Tensor& t) { return packed ? packed->unpack(t) : t; };
+  // Outside the masks the outputs are 0, packed or not.
+  auto padded = [&](const torch::Tensor& t) {
+    if (packed) return packed->unpack(t);
+    return masked ? t.masked_fill(real.logical_not().unsqueeze(-1), 0) : t;
+  };
   for (size_t i = 0; i < layer_modules.size(); ++i) {
     if (in.output_hidden_states) out.hidden_states.push_back(padded(h));
     torch::Tensor pk, pv;
@@ -635,6 +714,7 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
   if (final_layer_norm) h = final_layer_norm->forward(h);
   if (project_out) h = project_out->forward(h);
   if (packed) h = packed->unpack(h, last_layer ? last_layer->out_index : torch::Tensor());
+  else if (masked) h = h.masked_fill((wanted.defined() ? wanted : real).logical_not().unsqueeze(-1), 0);
   if (in.output_hidden_states) out.hidden_states.push_back(h);
   out.last_hidden_state = h;
   if (in.compute_logits) out.logits = lm_logits(h);

@@ -1,6 +1,7 @@
 #include <lamia/core/atomic_file.hpp>
 #include <lamia/core/errors.hpp>
 #include <lamia/core/progress.hpp>
+#include <lamia/nn/optimizer.hpp>
 #include <lamia/nn/training_loop.hpp>
 
 #include <fmt/format.h>
@@ -90,7 +91,8 @@ TrainingLoop::TrainingLoop(TrainingTask& task, TrainingLoopOptions options) : ta
     }
     task_.set_shard(sync->rank(), sync->world_size());
   }
-  optimizer_ = std::make_unique<torch::optim::Adam>(
+  // torch's Adam in multi-tensor form: the same state and archives, a few kernels per step on a GPU.
+  optimizer_ = std::make_unique<MultiTensorAdam>(
       params_, torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
 }
 
@@ -381,7 +383,7 @@ TrainingResult TrainingLoop::run() {
       }
       if (!sync) out.loss.backward();
       if (options_.grad_clip_norm() > 0) {
-        const double norm = torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm());
+        const double norm = clip_grad_norm(params_, options_.grad_clip_norm());
         if (!std::isfinite(norm)) fail(fmt::format("non-finite gradient norm {}", norm));
       }
       optimizer_->step();

@@ -197,16 +197,78 @@ def test_logits_hidden_states_and_gradients_match_reference(tmp_path, pre_ln, pr
     assert grads[P + "embed_tokens.weight"][cfg["pad_token_id"]].abs().sum() > 0 or not cfg["tie_word_embeddings"]
 
 
+POLICIES = {  # KernelPolicy settings: how the decoder computes, never what
+    "packed": dict(pack_padding=True, fused_attention=False),
+    "padded": dict(pack_padding=False, fused_attention=False),
+    "packed-fused": dict(pack_padding=True, fused_attention=True),
+    "padded-fused": dict(pack_padding=False, fused_attention=True),
+}
+
+
+@pytest.fixture(params=list(POLICIES))
+def kernel_policy(request):
+    """Each setting of the process-wide kernel policy in turn, restored afterwards. The fused attention
+    needs LibTorch >= 2.1 (the GPU machine's); Debian's 1.13 skips those cases."""
+    wanted = POLICIES[request.param]
+    if wanted["fused_attention"] and not pylamia.fused_attention_available():
+        pytest.skip("scaled_dot_product_attention needs LibTorch >= 2.1")
+    before = pylamia.set_kernel_policy(**wanted)
+    assert pylamia.kernel_policy() == wanted
+    yield request.param
+    pylamia.set_kernel_policy(**before)
+
+
+def test_kernel_policy_defaults_and_fused_attention_where_torch_lacks_it():
+    assert pylamia.kernel_policy() == {"pack_padding": True, "fused_attention": False}
+    if pylamia.fused_attention_available():
+        q = torch.randn(1, 1, 3, 4)
+        with pytest.raises(ValueError, match="shape|size|dimension|mask"):
+            pylamia.fused_masked_attention(q, q, q, torch.ones(2, 5, 5, dtype=torch.bool))
+        return
+    with pytest.raises(ValueError, match="LibTorch >= 2.1"):
+        pylamia.set_kernel_policy(fused_attention=True)
+    assert pylamia.kernel_policy()["fused_attention"] is False  # a refused call changes nothing
+    q = torch.randn(1, 1, 3, 4)
+    with pytest.raises(ValueError, match="LibTorch >= 2.1"):
+        pylamia.fused_masked_attention(q, q, q)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_masked_attention_matches_masked_attention(dtype):
+    """scaled_dot_product_attention with lamia's rule for rows without a key (zeros, finite
+    gradients): values and the gradients of q, k and v as masked_attention's."""
+    if not pylamia.fused_attention_available():
+        pytest.skip("scaled_dot_product_attention needs LibTorch >= 2.1")
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g, dtype=dtype) for _ in range(3))
+    mask = torch.rand(2, 5, 5, generator=g) < 0.5
+    mask[0, 1] = False  # a row with no key
+    mask[1, :, 0] = True
+    outs = []
+    for f in (pylamia.masked_attention, pylamia.fused_masked_attention):
+        a, b, c = (t.clone().requires_grad_(True) for t in (q, k, v))
+        out = f(a, b, c, mask)
+        (out * torch.arange(out.numel(), dtype=dtype).reshape(out.shape).sin()).sum().backward()
+        outs.append((out.detach(), a.grad, b.grad, c.grad))
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for ours, fused in zip(*outs):
+        assert torch.isfinite(fused).all()
+        torch.testing.assert_close(fused, ours, **tol)
+    assert (outs[1][0][0, :, 1] == 0).all()
+
+
 @pytest.mark.parametrize("pre_ln,proj", CONFIGS)
 @pytest.mark.parametrize("some_outputs", [False, True])
 @pytest.mark.parametrize("keyless_real_row", [True, False])
-def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, some_outputs, keyless_real_row):
+def test_token_mask_skips_padding_and_matches_reference(tmp_path, pre_ln, proj, some_outputs, keyless_real_row,
+                                                        kernel_policy):
     """The packed forward (token_mask): the real tokens' outputs and every gradient as the reference
     computes them on the padded batch; zeros at the padding. With output_mask, the same at the
     positions asked for and zeros at the others (the earlier layers' hidden states unchanged).
     keyless_real_row: a real token may attend no key at all (its attention must give zeros); without
     one, the attention leaves the padding rows' probabilities as softmax makes them (they are dropped);
-    a padding row here has no key."""
+    a padding row here has no key. Under every kernel policy: packed or padded, lamia's or the fused
+    attention, the results are the same."""
     cfg = hf_config(pre_ln, proj)
     w = random_weights(cfg, seed=2)
     d = pylamia.load_pretrained(str(model_dir(tmp_path, cfg, w)), dtype=torch.float64)
@@ -302,7 +364,7 @@ def test_many_rows_fused_qkv_gemm_matches_reference(tmp_path, packed):
     torch.testing.assert_close(many[:3], few, rtol=1e-5, atol=1e-5 * few.abs().max().item())
 
 
-def test_token_mask_refuses_attention_to_padding_and_a_cache():
+def test_token_mask_refuses_attention_to_padding_and_a_cache(kernel_policy):
     d = pylamia.Decoder(30, 16, 1, 2, dropout=0.0, max_position_embeddings=16)
     ids = torch.randint(30, (2, 5))
     real = torch.ones(2, 5, dtype=torch.bool)

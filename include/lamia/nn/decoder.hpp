@@ -173,11 +173,17 @@ struct KVCache {
   void reorder(const torch::Tensor& indices);
 };
 
+/// The flat positions of the true entries of mask, in order; count (their number, -1 if not known)
+/// spares a CUDA mask nonzero's device synchronisation.
+torch::Tensor flat_positions(const torch::Tensor& mask, int64_t count = -1);
+
 /// The real tokens of a [B, T] batch, for the packed forward (DecoderInput::token_mask): the rows of
 /// the [N, C] packed tensors are the positions b * T + t where the mask is true, in order.
 /// A layer may be asked for the outputs of a subset of the rows only (out_rows, DecoderInput::output_mask).
 struct PackedTokens {
-  explicit PackedTokens(const torch::Tensor& token_mask);  ///< [B, T] bool
+  /// token_mask [B, T] bool; num_real, its number of true entries where known (-1: not known), lets
+  /// a CUDA mask be packed without a device synchronisation.
+  explicit PackedTokens(const torch::Tensor& token_mask, int64_t num_real = -1);
   torch::Tensor index;                            ///< [N] int64 flat positions
   torch::Tensor padding;                          ///< [B * T - N] int64 flat positions of the padding
   int64_t batch = 0, length = 0;
@@ -201,6 +207,11 @@ namespace functional {
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, double dropout_p = 0.0, bool training = false,
                                bool rows_may_be_empty = true);
+/// The same function through at::scaled_dot_product_attention (LibTorch >= 2.1; ValueError before),
+/// without dropout: rows with no allowed key give zeros here too. KernelPolicy::fused_attention
+/// makes the decoder use it.
+torch::Tensor fused_masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& mask);
 /// [T, past + T] bool: query i may attend key j iff j <= past + i.
 torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device);
 }  // namespace functional

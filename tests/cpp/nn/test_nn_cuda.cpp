@@ -5,12 +5,15 @@
 
 #include <lamia/nn/checkpoint.hpp>
 #include <lamia/nn/decoder.hpp>
+#include <lamia/nn/kernel_policy.hpp>
 #include <lamia/nn/lora.hpp>
+#include <lamia/nn/optimizer.hpp>
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -348,4 +351,98 @@ TEST_CASE("cuda: LoRA adapters train and merge on a CUDA decoder as on the CPU",
   auto before = gpu->forward(in).logits;
   merge_lora(*gpu);
   CHECK(relative_error(gpu->forward(in).logits, before) < 1e-4);
+}
+
+TEST_CASE("cuda: packing with a known count (stable sort, no nonzero) finds the positions nonzero finds",
+          "[nn][cuda]") {
+  LAMIA_REQUIRE_CUDA();
+  torch::manual_seed(11);
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{3, 7}, {1, 1}, {64, 129}, {5, 4}}) {
+    auto mask = torch::rand(shape) < 0.6;
+    if (shape[0] == 5) mask.fill_(false);  // nothing real
+    const auto n = mask.sum().item<int64_t>();
+    PackedTokens cpu(mask), dev(mask.to(kCuda), n);
+    CHECK(torch::equal(dev.index.cpu(), cpu.index));
+    CHECK(torch::equal(dev.padding.cpu(), cpu.padding));
+    CHECK(torch::equal(flat_positions(mask.to(kCuda), n).cpu(), flat_positions(mask)));
+  }
+}
+
+TEST_CASE("cuda: every kernel policy computes on CUDA what the default computes on the CPU", "[nn][cuda]") {
+  LAMIA_REQUIRE_CUDA();
+  struct Restore {
+    KernelPolicy before = kernel_policy();
+    ~Restore() { set_kernel_policy(before); }
+  } restore;
+  const bool pack = GENERATE(true, false);
+  const bool fused = GENERATE(false, true);
+  if (fused && !fused_attention_available()) return;
+  INFO("pack_padding " << pack << ", fused_attention " << fused);
+  auto o = cuda_options(true, 0);
+  auto cpu = make_decoder(o, 21);
+  auto [mask, pos] = left_padding(9, {0, 3, 1});
+  // Right-aligned real tokens; padding rows attend nothing; the last layer asked for some rows only.
+  auto real = mask.any(-1);
+  auto wanted = real & (torch::arange(9).unsqueeze(0).remainder(2) == 0);
+  DecoderInput in;
+  in.input_ids = torch::randint(97, {3, 9});
+  in.position_ids = pos;
+  in.attention_mask = mask;
+  in.token_mask = real;
+  in.output_mask = wanted;
+  in.output_hidden_states = true;
+  auto expected = cpu->forward(in);
+  expected.logits.sum().backward();
+  std::map<std::string, torch::Tensor> g_cpu;
+  for (const auto& p : cpu->named_parameters()) g_cpu[p.key()] = p.value().grad().clone();
+
+  set_kernel_policy({pack, fused});
+  auto dev = std::dynamic_pointer_cast<DecoderImpl>(cpu->clone(kCuda));
+  dev->zero_grad();
+  auto din = to_device(in, kCuda);
+  din.token_mask = real.to(kCuda);
+  din.output_mask = wanted.to(kCuda);
+  auto got = dev->forward(din);
+  CHECK(relative_error(got.logits, expected.logits) < 1e-4);
+  REQUIRE(got.hidden_states.size() == expected.hidden_states.size());
+  for (std::size_t i = 0; i < got.hidden_states.size(); ++i) {
+    CHECK(relative_error(got.hidden_states[i], expected.hidden_states[i]) < 1e-4);
+  }
+  got.logits.sum().backward();
+  for (const auto& p : dev->named_parameters()) {
+    INFO(p.key());
+    if (lamia::testing::is_key_bias(p.key())) continue;
+    CHECK(relative_error(p.value().grad(), g_cpu.at(p.key())) < 1e-3);
+  }
+}
+
+TEST_CASE("cuda: MultiTensorAdam and clip_grad_norm on CUDA follow torch's Adam and clipping on the CPU",
+          "[nn][cuda][optimizer]") {
+  LAMIA_REQUIRE_CUDA();
+  torch::manual_seed(13);
+  std::vector<torch::Tensor> cpu, dev;
+  for (auto shape : std::vector<std::vector<int64_t>>{{33, 17}, {129}, {4, 4, 4}}) {
+    auto p = torch::randn(shape);
+    cpu.push_back(p.clone().requires_grad_(true));
+    dev.push_back(p.to(kCuda).requires_grad_(true));
+  }
+  const auto opts = torch::optim::AdamOptions(1e-2).weight_decay(0.01);
+  torch::optim::Adam reference(cpu, opts);
+  MultiTensorAdam mine(dev, opts);
+  for (int step = 0; step < 5; ++step) {
+    for (std::size_t i = 0; i < cpu.size(); ++i) {
+      auto g = torch::randn(cpu[i].sizes()) * (step + 1);
+      cpu[i].mutable_grad() = g.clone();
+      dev[i].mutable_grad() = g.to(kCuda);
+    }
+    const double want = torch::nn::utils::clip_grad_norm_(cpu, 3.0);
+    const double got = clip_grad_norm(dev, 3.0);
+    CHECK(got == Approx(want).epsilon(1e-5));
+    reference.step();
+    mine.step();
+  }
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    CHECK(on_test_device(dev[i]));
+    CHECK(relative_error(dev[i], cpu[i]) < 1e-5);
+  }
 }

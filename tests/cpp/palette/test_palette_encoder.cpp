@@ -1,6 +1,7 @@
 #include "palette/palette_fixture.hpp"
 
 #include <lamia/core/errors.hpp>
+#include <lamia/nn/kernel_policy.hpp>
 #include <lamia/palette.hpp>
 
 #include <catch2/catch.hpp>
@@ -79,6 +80,45 @@ TEST_CASE("fast and reference paths agree: loss, palettes and every gradient", "
     if (gr.abs().sum().item<double>() > 0) ++nonzero;
   }
   CHECK(nonzero > static_cast<std::int64_t>(g_fast.size()) / 2);
+}
+
+TEST_CASE("every kernel policy gives both paths the default's loss, palettes and gradients", "[palette][encoder]") {
+  // Packed or padded, lamia's attention or the fused one (LibTorch >= 2.1): how, never what.
+  struct Restore {
+    KernelPolicy before = kernel_policy();
+    ~Restore() { set_kernel_policy(before); }
+  } restore;
+  const auto path = GENERATE(PalettePath::kFast, PalettePath::kReference);
+  auto s = make_palette_setup_from_scratch(testing::tiny_catalog(6), PaletteEncoderOptions(4, 2).palette_size(3),
+                                           testing::tiny_model(32, /*dropout=*/0.0));
+  s.encoder->to(torch::kFloat64);
+  auto batch = collate_samples(mixed_samples(s), s.encoder->tokens());
+  auto run = [&](const KernelPolicy& policy) {
+    set_kernel_policy(policy);
+    s.encoder->zero_grad();
+    auto out = s.encoder->forward(batch, path);
+    out.loss.backward();
+    return std::pair{out, gradients(*s.encoder)};
+  };
+  const auto [base, g_base] = run(KernelPolicy{});
+  std::vector<KernelPolicy> others;
+  for (bool pack : {true, false})
+    for (bool fused : {false, true})
+      if ((!pack || fused) && (!fused || fused_attention_available())) others.push_back({pack, fused});
+  REQUIRE(others.size() == (fused_attention_available() ? 3u : 1u));
+  for (const auto& policy : others) {
+    INFO("pack_padding " << policy.pack_padding << ", fused_attention " << policy.fused_attention);
+    const auto [out, g] = run(policy);
+    CHECK(out.loss.item<double>() == Approx(base.loss.item<double>()).epsilon(1e-10));
+    CHECK(torch::allclose(out.palettes, base.palettes, 1e-10, 1e-10));
+    CHECK(out.correct_tokens == base.correct_tokens);
+    for (const auto& [name, gb] : g_base) {
+      const double diff = (g.at(name) - gb).abs().max().item<double>();
+      if (diff > 1e-10 * std::max(1.0, gb.abs().max().item<double>())) {
+        FAIL_CHECK("gradient of " << name << " differs by " << diff);
+      }
+    }
+  }
 }
 
 TEST_CASE("the task loss reaches pass 1 only through the palette", "[palette][encoder]") {
