@@ -226,9 +226,22 @@ CTEST_LOG=$OUT/ctest.log
 PYTEST_LOG=$OUT/pytest.log
 BENCH_LOG=$OUT/bench.log
 T=$BUILD/tests
+# One process per case: a crash (the std::filesystem one of docs/DEVELOPING.md) then ends that case
+# only, not every case declared after it. Catch2 reads ',' and '[' in a name as syntax: escaped.
 for suite in nn palette; do
   if [ -x "$T/lamia_tests_$suite" ]; then
-    (cd "$T" && run_step "C++ [cuda] cases of $suite" 150 "$CTEST_LOG" ./lamia_tests_$suite "[cuda]" --durations yes)
+    ok=0 bad=0
+    while IFS= read -r name; do
+      [ -n "$name" ] || continue
+      out_of_time 30 && break
+      esc=$(printf '%s' "$name" | sed 's/\\/\\\\/g; s/,/\\,/g; s/\[/\\[/g')
+      if (cd "$T" && run_step "[cuda] $suite: ${name:0:60}" 60 "$CTEST_LOG" ./lamia_tests_$suite "$esc" --durations yes); then
+        ok=$((ok + 1))
+      else
+        bad=$((bad + 1))
+      fi
+    done < <(cd "$T" && ./lamia_tests_$suite "[cuda]" --list-test-names-only 2>/dev/null | sed 's/^ *//')
+    say "C++ [cuda] cases of $suite: $ok passed, $bad failed or crashed"
   else
     say "C++ [cuda] cases of $suite: NOT BUILT"
   fi
@@ -291,7 +304,8 @@ if [ "$PYTHON_BUILT" = 1 ] && ls "$PYPKG"/_C*.so >/dev/null 2>&1 && ! out_of_tim
   for f in "$ROOT"/tests/python/test_*.py; do
     case "$(basename "$f")" in test_nn_cuda.py | test_palette_cuda.py | test_nn_transformers_golden.py) ;; *) rest+=("$f") ;; esac
   done
-  pytest_run "pytest (the other tests/python)" 200 -q -rfEs "${rest[@]}"
+  # -v: a crash ends pytest before its summary, so each test's name and result are printed as it ends.
+  pytest_run "pytest (the other tests/python)" 200 -v -rfEs "${rest[@]}"
 fi
 
 # ------------------------------------------------------------------ backtraces of crashed suites
@@ -305,6 +319,20 @@ if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
     echo "===== where fmt comes from"
     ls -d "$TORCH_PREFIX"/../../include/fmt 2>/dev/null && echo "torch ships fmt headers"
     ldd "$T/lamia_tests_data" 2>/dev/null | grep -E 'fmt|stdc|gcc_s|faiss|blas'
+    # Session 16: LAMIA_LIBSTDCXX_FIRST=ON did not stop the std::filesystem crash. What the next
+    # run needs: the NEEDED order the linker wrote, the load order, the link command, and which
+    # objects define std::filesystem::remove_all.
+    echo "===== NEEDED of lamia_tests_data, in order"
+    readelf -d "$T/lamia_tests_data" 2>/dev/null | grep NEEDED
+    echo "===== load order (ldd)"
+    ldd "$T/lamia_tests_data" 2>/dev/null | head -12
+    echo "===== link command of lamia_tests_data"
+    ninja -C "$BUILD" -t commands lamia_tests_data 2>/dev/null | tail -1 | cut -c1-3000
+    echo "===== remove_all: defined where, and bound how in the program"
+    for lib in "$T/lamia_tests_data" /lib/x86_64-linux-gnu/libstdc++.so.6 "$TORCH_PREFIX/../../lib/libtorch.so"; do
+      echo "-- $lib"; nm -D --defined-only "$lib" 2>/dev/null | grep -c 'filesystem' ; nm -D "$lib" 2>/dev/null | grep 'remove_all' | head -4
+    done
+    readelf -V "$T/lamia_tests_data" 2>/dev/null | grep -A3 'libstdc' | head -12
   } >>"$CTEST_LOG" 2>&1
   for suite in $crashed; do
     out_of_time 30 && break
