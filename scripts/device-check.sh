@@ -204,7 +204,7 @@ if ! run_step "configure (all, Python ON)" 150 "$CONFIGURE_LOG" cmake "${common_
   PYTHON_BUILT=0
   run_step "configure again with Python OFF" 120 "$CONFIGURE_LOG" cmake "${common_args[@]}" -DLAMIA_BUILD_PYTHON=OFF
 fi
-grep -E "^-- (Found|Caffe2|Torch|CUDA|Using|pybind11)|CMake (Error|Warning)" "$CONFIGURE_LOG" | head -40 >>"$SUMMARY"
+grep -E "^-- (Found|Caffe2|Torch|CUDA|Using|pybind11|LAMIA_LIBSTDCXX_FIRST)|CMake (Error|Warning)" "$CONFIGURE_LOG" | head -40 >>"$SUMMARY"
 grep -E "^(Torch_DIR|fmt_DIR|faiss_DIR|Catch2_DIR|pybind11_DIR|Python3_EXECUTABLE|CMAKE_CXX_COMPILER:|TORCH_LIBRARY|CUDAToolkit_ROOT|CMAKE_CUDA_COMPILER:)" \
   "$BUILD/CMakeCache.txt" >>"$CONFIGURE_LOG" 2>/dev/null
 
