@@ -202,3 +202,7 @@ def test_a_list_longer_than_the_catalog_is_refused_not_cut(run_dir):
     line = one_line_error(lamia("evaluate", run_dir, *back, "--set", f"evaluate.ks=[1, {items + 5}]", check=False))
     assert "evaluate.ks" in line and f"{items + 5} is larger" in line
     lamia("evaluate", run_dir, *back, "--set", "evaluate.ks=[1, 5, 10, 20]", "--quiet")
+    # Cut-offs above top_k are allowed (the exact rankings cover the catalog) and recorded: the beam
+    # metrics at 10 and 20 are those of 5-item lists.
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["top_k"] == 5 and metrics["beam_cutoffs_above_top_k"] == [10, 20]

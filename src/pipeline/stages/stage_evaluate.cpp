@@ -25,6 +25,7 @@
 #include <lamia/ids/trie.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -101,6 +102,16 @@ class EvaluateStage : public Stage {
     };
     refuse_beyond_catalog("top_k", ec.top_k);
     for (const auto k : ec.ks) refuse_beyond_catalog("ks", k);
+    // A beam list holds top_k items: its metrics at a larger cut-off equal those at top_k. Allowed (the
+    // exact and baseline rankings cover the catalog), but said, and recorded in metrics.json.
+    std::vector<std::int64_t> above_top_k;
+    for (const auto k : ec.ks)
+      if (k > ec.top_k) above_top_k.push_back(k);
+    if (!above_top_k.empty()) {
+      ctx.say(fmt::format("evaluate: cut-offs {} are above top_k = {}: the beam metrics there are computed on "
+                          "{}-item lists and equal those at {}; the exact and baseline rankings cover the catalog",
+                          fmt::join(above_top_k, ", "), ec.top_k, ec.top_k, ec.top_k));
+    }
     std::vector<SequenceExample> test = split.test;
     if (ec.max_users > 0 && std::int64_t(test.size()) > ec.max_users) test.resize(std::size_t(ec.max_users));
     // Targets that repeat a history item: the same rule for every method (evaluate/metrics.hpp).
@@ -239,6 +250,7 @@ class EvaluateStage : public Stage {
                               {"num_items", num_items},
                               {"ks", ec.ks},
                               {"top_k", K},
+                              {"beam_cutoffs_above_top_k", above_top_k},
                               {"beam_width", std::max(ec.beam_width, K)},
                               {"exclude_history", ec.exclude_history},
                               {"repeated_targets", options::enum_to_string(ec.repeated_targets)},
