@@ -1,7 +1,8 @@
 # ctest libstdcxx_first: builds tests/libstdcxx_first and checks where each program's
 # std::filesystem::remove_all is bound (glibc's LD_DEBUG=bindings). `plain` must bind it in the
-# exporting library (the hazard is reproduced, else the check below proves nothing); `first`, linked
-# under lamia_libstdcxx_first(), must bind it in libstdc++.
+# exporting library (the hazard is reproduced); `first`, linked under lamia_libstdcxx_first(), must
+# bind it in libstdc++. Where the hazard does not show (another toolchain, or no LD_DEBUG), ctest
+# reports a skip: the check of `first` would prove nothing there.
 file(REMOVE_RECURSE "${WORK_DIR}")
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${LAMIA_SOURCE_DIR}/tests/libstdcxx_first" -B "${WORK_DIR}"
                         "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DLAMIA_SOURCE_DIR=${LAMIA_SOURCE_DIR}"
@@ -25,14 +26,18 @@ foreach(program plain first)
   endif()
   string(REGEX MATCH "binding file [^\n]*${program} \\[0\\] to ([^ ]+) \\[0\\]: normal symbol `${symbol}'" line "${debug}")
   if(NOT line)
-    message(FATAL_ERROR "${program}: LD_DEBUG=bindings shows no binding of ${symbol}")
+    message(STATUS "SKIPPED: the hazard is not reproduced here: LD_DEBUG=bindings shows no binding of ${symbol} "
+                   "in ${program}")
+    return()
   endif()
   set(bound_${program} "${CMAKE_MATCH_1}")
   message(STATUS "${program}: remove_all bound in ${CMAKE_MATCH_1}")
 endforeach()
 if(NOT bound_plain MATCHES "libexporter")
-  message(FATAL_ERROR "the hazard is not reproduced here: plain binds remove_all in ${bound_plain}, not in "
-                      "libexporter.so, so the check of `first` would prove nothing")
+  # Not lamia's failure (another toolchain may not export the static copy): ctest reports a skip.
+  message(STATUS "SKIPPED: the hazard is not reproduced here: plain binds remove_all in ${bound_plain}, not in "
+                 "libexporter.so, so the check of `first` would prove nothing")
+  return()
 endif()
 if(NOT bound_first MATCHES "libstdc\\+\\+")
   message(FATAL_ERROR "lamia_libstdcxx_first() did not work: first binds remove_all in ${bound_first}")
