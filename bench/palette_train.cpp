@@ -2,7 +2,7 @@
 // the same batches, palette export items/s, and the peak memory of a batch-128 step, for the
 // 4-layer d = 256 model trained from scratch on the synthetic catalog.
 //   bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] [--profile N]
-//                       [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1]
+//                       [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1] [--torch-adam 0|1]
 // --layers/--hidden/--heads: another model shape (24, 1024, 16 is OPT-350M's); --pack and
 // --fused-attention: the decoder's KernelPolicy (include/lamia/nn/kernel_policy.hpp) for both paths.
 // (on CUDA the peak RSS is the host's; step times include a device synchronisation).
@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -83,13 +84,19 @@ Usage usage() {
 }
 
 // One path's encoder, optimizer and running totals.
+// --torch-adam 1: torch's own Adam and clip_grad_norm_ instead of the trainer's multi-tensor ones.
+bool g_torch_adam = false;
+
 struct Runner {
   PaletteEncoderImpl& enc;
   PalettePath path;
-  MultiTensorAdam opt;  // the trainer's optimizer
+  std::unique_ptr<torch::optim::Adam> opt;  // the trainer's MultiTensorAdam, or torch's (--torch-adam 1)
   Timing t;
-  Runner(PaletteEncoderImpl& e, PalettePath p)
-      : enc(e), path(p), opt(e.parameters(), torch::optim::AdamOptions(1e-4)) {}
+  Runner(PaletteEncoderImpl& e, PalettePath p) : enc(e), path(p) {
+    const auto options = torch::optim::AdamOptions(1e-4);
+    if (g_torch_adam) opt = std::make_unique<torch::optim::Adam>(e.parameters(), options);
+    else opt = std::make_unique<MultiTensorAdam>(e.parameters(), options);
+  }
 
   // Collate, forward, backward, clipping and Adam of one batch, as the trainer's step does.
   double step(const TokenizedCatalog& tc, const std::vector<std::pair<ItemIndex, std::int64_t>>& spec, bool timed) {
@@ -98,11 +105,12 @@ struct Runner {
     const auto u0 = usage();
     const auto start = std::chrono::steady_clock::now();
     auto batch = collate_samples(samples, enc.tokens(), path == PalettePath::kReference).to(g_device);
-    opt.zero_grad();
+    opt->zero_grad();
     auto out = enc.forward(batch, path);
     out.loss.backward();
-    clip_grad_norm(enc.parameters(), 1.0);
-    opt.step();
+    if (g_torch_adam) torch::nn::utils::clip_grad_norm_(enc.parameters(), 1.0);
+    else clip_grad_norm(enc.parameters(), 1.0);
+    opt->step();
     sync();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto u1 = usage();
@@ -186,9 +194,10 @@ int main(int argc, char** argv) {
     else if (a == "--heads") mo.num_heads = v;
     else if (a == "--pack") policy.pack_padding = v != 0;
     else if (a == "--fused-attention") policy.fused_attention = v != 0;
+    else if (a == "--torch-adam") g_torch_adam = v != 0;
     else {
       std::cerr << "usage: bench_palette_train [--items N] [--steps N] [--batch N] [--threads N] [--device cpu|cuda] "
-                   "[--profile N] [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1]\n";
+                   "[--profile N] [--layers N --hidden D --heads H] [--pack 0|1] [--fused-attention 0|1] [--torch-adam 0|1]\n";
       return 1;
     }
   }
@@ -204,9 +213,10 @@ int main(int argc, char** argv) {
   std::int64_t params = 0;
   for (const auto& p : enc.parameters()) params += p.numel();
   fmt::print("palette bench: {} items, m = 4, r = 2, L = 4, model {} layers d = {} {} heads ({:.2f} M parameters), "
-             "batch {}, {} torch threads, device {}, kernel policy: pack_padding {}, fused_attention {}\n{}\n",
+             "batch {}, {} torch threads, device {}, kernel policy: pack_padding {}, fused_attention {}, optimizer {}\n{}\n",
              catalog.size(), mo.num_layers, mo.hidden_size, mo.num_heads, params / 1e6, batch_size,
              torch::get_num_threads(), g_device.str(), policy.pack_padding, policy.fused_attention,
+             g_torch_adam ? "torch::optim::Adam" : "MultiTensorAdam",
              lamia::thread_summary(threads_set));
 
   PaletteTrainer trainer(setup.encoder, setup.catalog,

@@ -281,6 +281,11 @@ if [ -x "$BUILD/bench/bench_palette_train" ] && ! out_of_time 60; then
       out_of_time 40 && break
       run_step "bench_palette_train cuda pack $1 fused $2" 45 "$BENCH_LOG" "${PT[@]}" --steps 8 --device cuda --pack "$1" --fused-attention "$2"
     done
+    # The trainer's MultiTensorAdam against torch's per-tensor Adam (session 16 had no such A/B).
+    for adam in 1 0; do
+      out_of_time 40 && break
+      run_step "bench_palette_train cuda torch-adam $adam" 45 "$BENCH_LOG" "${PT[@]}" --steps 8 --device cuda --torch-adam "$adam"
+    done
     out_of_time 40 || run_step "bench_palette_train cuda profile (pack 1 fused 0)" 45 "$BENCH_LOG" "${PT[@]}" --device cuda --profile 18
     for policy in "1 0" "0 1"; do
       set -- $policy
