@@ -28,3 +28,21 @@ function(lamia_libstdcxx_first)
   message(STATUS "LAMIA_LIBSTDCXX_FIRST: linking ${_lib} first")
   add_link_options("LINKER:--push-state,--no-as-needed" "${_lib}" "LINKER:--pop-state")
 endfunction()
+
+# lamia_link_libstdcxx_statically(<target>): the target (a shared module) links libstdc++ statically
+# and exports none of its symbols, so that its std:: calls bind inside it even where another library
+# in the process's global scope exports the same functions. Undoes lamia_libstdcxx_first() for the
+# target (a shared libstdc++ first on the line would leave the archive unused).
+function(lamia_link_libstdcxx_statically target)
+  get_target_property(_opts ${target} LINK_OPTIONS)
+  if(_opts)
+    list(FIND _opts "LINKER:--push-state,--no-as-needed" _at)
+    if(_at GREATER_EQUAL 0)
+      list(REMOVE_AT _opts ${_at})
+      list(REMOVE_AT _opts ${_at})  # the library's path
+      list(REMOVE_AT _opts ${_at})  # LINKER:--pop-state
+      set_target_properties(${target} PROPERTIES LINK_OPTIONS "${_opts}")
+    endif()
+  endif()
+  target_link_options(${target} PRIVATE -static-libstdc++ "LINKER:--exclude-libs,ALL")
+endfunction()

@@ -13,7 +13,9 @@
 # build-device/ in the repository: a second run on the same machine builds incrementally).
 # For a dry run elsewhere: LAMIA_PYTHON (interpreter, default python3), LAMIA_TORCH_CMAKE_PREFIX
 # (default torch.utils.cmake_prefix_path), LAMIA_ONLY (components, default all),
-# LAMIA_CHECK_CAP_SCALE (multiplies every step's time cap, default 1).
+# LAMIA_CHECK_CAP_SCALE (multiplies every step's time cap, default 1). LAMIA_LIBSTDCXX_FIRST and
+# LAMIA_PYTHON_STATIC_LIBSTDCXX (both ON by default here): the std::filesystem remedies for programs
+# and for the Python module (docs/DEVELOPING.md, "Second GPU check"); set one OFF to compare.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -185,6 +187,7 @@ common_args=(
   -S "$ROOT" -B "$BUILD" -G "$GENERATOR" -DCMAKE_BUILD_TYPE=Release
   -DLAMIA_BUILD_TESTS=ON -DLAMIA_BUILD_BENCH=ON -DLAMIA_BUILD_EXAMPLES=ON -DLAMIA_BUILD_CLI=ON
   "-DLAMIA_LIBSTDCXX_FIRST=${LAMIA_LIBSTDCXX_FIRST:-ON}"
+  "-DLAMIA_PYTHON_STATIC_LIBSTDCXX=${LAMIA_PYTHON_STATIC_LIBSTDCXX:-ON}"
   "-DPython3_EXECUTABLE=$PY" "-DLAMIA_PYTHON_OUTPUT_DIR=$BUILD/pypkg/pylamia"
   "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$PYBIND11_DIR;$DEPS/usr"
   "-DTorch_DIR=$TORCH_PREFIX/Torch" "-Dpybind11_DIR=$PYBIND11_DIR"

@@ -42,3 +42,30 @@ endif()
 if(NOT bound_first MATCHES "libstdc\\+\\+")
   message(FATAL_ERROR "lamia_libstdcxx_first() did not work: first binds remove_all in ${bound_first}")
 endif()
+
+# Modules, loaded after the exporter went into the global scope: lamia_libstdcxx_first() cannot help
+# there (a module's lookups search the global scope first), a module with libstdc++ linked in and
+# hidden binds inside itself. Both facts are checked, so that a change in either shows.
+foreach(module first static)
+  set(path "${WORK_DIR}/first/libmodule_${module}.so")
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env LD_DEBUG=bindings "${WORK_DIR}/host" "${WORK_DIR}/libexporter.so"
+                          "${path}" "${WORK_DIR}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE debug)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "host with module_${module} failed (${rc}): ${out}")
+  endif()
+  string(REGEX MATCH "binding file [^\n]*libmodule_${module}\\.so \\[0\\] to ([^ ]+) \\[0\\]: normal symbol `${symbol}'"
+         line "${debug}")
+  set(bound "${CMAKE_MATCH_1}")
+  if(NOT line)
+    set(bound "itself (no dynamic binding)")
+  endif()
+  message(STATUS "module_${module}: remove_all bound in ${bound}")
+  if(module STREQUAL "first" AND NOT bound MATCHES "libexporter")
+    message(FATAL_ERROR "module_first binds remove_all in ${bound}: lamia_libstdcxx_first() now covers modules "
+                        "too; update LAMIA_PYTHON_STATIC_LIBSTDCXX's comment and this test")
+  endif()
+  if(module STREQUAL "static" AND line)
+    message(FATAL_ERROR "module_static binds remove_all in ${bound}, not inside itself")
+  endif()
+endforeach()
