@@ -83,10 +83,10 @@ Usage usage() {
   return {secs(r.ru_utime) + secs(r.ru_stime), r.ru_minflt};
 }
 
-// One path's encoder, optimizer and running totals.
 // --torch-adam 1: torch's own Adam and clip_grad_norm_ instead of the trainer's multi-tensor ones.
 bool g_torch_adam = false;
 
+// One path's encoder, optimizer and running totals.
 struct Runner {
   PaletteEncoderImpl& enc;
   PalettePath path;

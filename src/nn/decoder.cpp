@@ -198,22 +198,29 @@ void KVCache::reorder(const torch::Tensor& indices) {
 
 // ---------------------------------------------------------------- packed tokens
 
+namespace {
+// The flat positions of a mask, true ones first, each part in order. With their count known, a CUDA
+// mask is cut from this stable sort: nonzero must synchronise with the device to learn its output's size.
+bool sort_instead_of_nonzero(const torch::Tensor& flat, int64_t count) { return count >= 0 && flat.is_cuda(); }
+torch::Tensor true_positions_first(const torch::Tensor& flat) {
+  return torch::argsort(flat.logical_not().to(torch::kUInt8), /*stable=*/true, 0, false);
+}
+}  // namespace
+
 torch::Tensor flat_positions(const torch::Tensor& mask, int64_t count) {
   auto flat = mask.reshape({-1});
-  if (count < 0 || !flat.is_cuda()) return flat.nonzero().squeeze(1);
-  // Known count: a stable sort puts the true positions first, in order, without nonzero's
-  // device synchronisation (it must learn its output's size).
-  return torch::argsort(flat.logical_not().to(torch::kUInt8), /*stable=*/true, 0, false).narrow(0, 0, count);
+  if (!sort_instead_of_nonzero(flat, count)) return flat.nonzero().squeeze(1);
+  return true_positions_first(flat).narrow(0, 0, count);
 }
 
 PackedTokens::PackedTokens(const torch::Tensor& token_mask, int64_t num_real)
     : batch(token_mask.size(0)), length(token_mask.size(1)) {
   auto flat = token_mask.reshape({-1});
-  if (num_real < 0 || !flat.is_cuda()) {
+  if (!sort_instead_of_nonzero(flat, num_real)) {
     index = flat.nonzero().squeeze(1);
     padding = flat.logical_not().nonzero().squeeze(1);
   } else {
-    auto order = torch::argsort(flat.logical_not().to(torch::kUInt8), /*stable=*/true, 0, false);
+    auto order = true_positions_first(flat);
     index = order.narrow(0, 0, num_real);
     padding = order.narrow(0, num_real, flat.size(0) - num_real);
   }
@@ -610,8 +617,9 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
     causal_hint = true;
   }
 
-  // The real tokens and the outputs asked for.
+  // The real tokens and the outputs asked for; packed per KernelPolicy::pack_padding.
   const bool masked = in.token_mask.defined() || in.output_mask.defined();
+  const bool pack = masked && kernel_policy().pack_padding;
   torch::Tensor real, wanted;  // [B, T] bool on dev
   if (masked) {
     TORCH_CHECK_VALUE(!cache, "Decoder::forward: token_mask and output_mask cannot be combined with a KV cache");
@@ -638,14 +646,17 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
   if (masked) {
     // A padding key's k and v are not computed when packed (zeros): no real query may see one.
     note(kLeaks, (mask & real.unsqueeze(2) & real.logical_not().unsqueeze(1)).any());
+    if (wanted.defined()) note(kOutside, (wanted & real.logical_not()).any());
+  }
+  if (pack) {
     note(kKeyless, (mask.any(-1).logical_not() & real).any());
-    note(kReal, real.sum());
-    if (wanted.defined()) {
-      note(kOutside, (wanted & real.logical_not()).any());
-      note(kWanted, wanted.sum());
+    if (dev.is_cuda()) {  // the counts that spare the packing nonzero's synchronisations
+      note(kReal, real.sum());
+      if (wanted.defined()) note(kWanted, wanted.sum());
     }
   }
   std::array<int64_t, 7> value{};
+  value.fill(-1);  // not asked for (a count of -1 is "not known")
   if (!facts.empty()) {
     auto host = torch::stack(facts).cpu();
     const auto* v = host.data_ptr<int64_t>();
@@ -676,9 +687,9 @@ DecoderOutput DecoderImpl::forward(const DecoderInput& in, KVCache* cache) {
   // Padding left out (KernelPolicy::pack_padding): every per-token operation below runs on the
   // [N, D] rows of the real tokens.
   std::optional<PackedTokens> packed, last_layer;
-  if (masked && kernel_policy().pack_padding) {
+  if (pack) {
     packed.emplace(real, value[kReal]);
-    packed->real_rows_have_keys = !value[kKeyless];
+    packed->real_rows_have_keys = value[kKeyless] == 0;
     x = packed->pack(x);
     pos_embeds = packed->pack(pos_embeds);
     if (wanted.defined()) {
